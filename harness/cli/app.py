@@ -1,0 +1,83 @@
+"""Root typer application, version flag and the error boundary every command shares."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from harness import __version__
+from harness.errors import Aborted, ConfigError, HarnessError
+
+app = typer.Typer(
+    name="harness",
+    help="Camera-module qualification harness: stations, devices, capture, analysis, evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+#: Exit codes: 1 = a check found a problem, 2 = bad input, 3 = device/station fault,
+#: 130 = aborted.
+EXIT_PROBLEM = 1
+EXIT_BAD_INPUT = 2
+EXIT_DEVICE = 3
+EXIT_ABORTED = 130
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print one red line on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Turn harness errors into one-line messages and exit codes instead of tracebacks."""
+    try:
+        yield
+    except ConfigError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except HarnessError as exc:
+        fail(str(exc), EXIT_DEVICE)
+    except (Aborted, KeyboardInterrupt):
+        fail("aborted", EXIT_ABORTED)
+
+
+def guarded(func: Callable[[], T]) -> T:
+    with error_boundary():
+        return func()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"harness {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Camera-module qualification harness."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        err_console.print("[bold red]error:[/] aborted")
+        sys.exit(EXIT_ABORTED)

@@ -1,0 +1,92 @@
+"""Error taxonomy.
+
+The class of an exception decides the outcome a test gets (OpenHTF's outcome model):
+
+* :class:`ConfigError` and its children: bad input (station file, limit spec, capture set,
+  CLI argument). Always a one-line message naming the file, field and allowed values.
+* :class:`DeviceError` and its children: a station or instrument fault. Reported as ERROR
+  (Allure "broken"), never as a DUT failure.
+* :class:`Aborted`: an operator or a signal stopped the run (ABORTED).
+
+A DUT out of spec is an ``AssertionError`` raised by the limit judge, nothing here.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+
+class ConfigError(HarnessError):
+    """Bad input: the message is one line naming the source, the field and what is allowed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.field = field
+        self.detail = message
+        prefix = ""
+        if source:
+            prefix = f"{source}:{line}: " if line else f"{source}: "
+        if field:
+            prefix += f"{field}: "
+        super().__init__((prefix + message).replace("\n", " "))
+
+
+class CalibrationExpired(ConfigError):
+    """An instrument's calibration certificate is past its due date."""
+
+
+class StationLocked(HarnessError):
+    """Another live process holds the station's exclusive lock."""
+
+
+class DeviceError(HarnessError):
+    """A station or instrument fault (an ERROR outcome, never a FAIL)."""
+
+    def __init__(self, message: str, *, device: str | None = None) -> None:
+        self.device = device
+        super().__init__(f"{device}: {message}" if device else message)
+
+
+class InstrumentError(DeviceError):
+    """An instrument answered wrongly, not at all, or reports an error state."""
+
+
+class CameraError(DeviceError):
+    """The camera failed (open, feature access, acquisition)."""
+
+
+class CameraTimeout(CameraError):
+    """No frame arrived within the timeout (after the configured retries)."""
+
+
+class CameraDisconnected(CameraError):
+    """The camera vanished from its transport."""
+
+
+class FeatureError(CameraError):
+    """A camera feature is unknown, out of range or not writable now."""
+
+
+class EvidenceError(HarnessError):
+    """Writing evidence (journal, frames, records) failed: the run cannot be PASS."""
+
+
+class Aborted(BaseException):
+    """The run was stopped by an operator or a signal (SIGINT, SIGTERM).
+
+    A ``BaseException`` so that ``except Exception`` in device code does not swallow it.
+    """
+
+    def __init__(self, reason: str = "aborted") -> None:
+        self.reason = reason
+        super().__init__(reason)
