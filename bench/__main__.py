@@ -1,0 +1,49 @@
+"""Run every benchmark module (or those named on the command line) and save the figures."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+import bench
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv)
+    names = sorted(
+        m.name.removeprefix("bench_")
+        for m in pkgutil.iter_modules(bench.__path__)
+        if m.name.startswith("bench_")
+    )
+    unknown = wanted - set(names)
+    if unknown:
+        print(f"error: unknown benchmark(s) {sorted(unknown)}; available: {names}", file=sys.stderr)
+        return 2
+    out_dir = Path("out/bench")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for name in names:
+        if wanted and name not in wanted:
+            continue
+        module = importlib.import_module(f"bench.bench_{name}")
+        print(f"== {name}", flush=True)
+        start = time.perf_counter()
+        try:
+            figures = module.run()
+        except Exception as exc:  # report and go on with the others
+            failed += 1
+            print(f"   FAILED: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        figures["wall_s"] = round(time.perf_counter() - start, 2)
+        (out_dir / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        for key, value in figures.items():
+            print(f"   {key}: {value}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
