@@ -81,10 +81,11 @@ class EvidenceError(HarnessError):
     """Writing evidence (journal, frames, records) failed: the run cannot be PASS."""
 
 
-class Aborted(BaseException):
+class Aborted(KeyboardInterrupt):
     """The run was stopped by an operator or a signal (SIGINT, SIGTERM).
 
-    A ``BaseException`` so that ``except Exception`` in device code does not swallow it.
+    A ``KeyboardInterrupt`` so that ``except Exception`` in device code does not swallow it and
+    pytest ends the session the way it does on Ctrl-C: teardown (and so the safe state) runs.
     """
 
     def __init__(self, reason: str = "aborted") -> None:

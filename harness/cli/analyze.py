@@ -10,8 +10,10 @@ import typer
 
 from harness.cli.app import app
 
-analyze_app = typer.Typer(help="Analyse captured data (EMVA 1288, defects, uniformity, SFR, focus, colour).",
-                          no_args_is_help=True)
+analyze_app = typer.Typer(
+    help="Analyse captured data (EMVA 1288, defects, uniformity, SFR, focus, colour).",
+    no_args_is_help=True,
+)
 app.add_typer(analyze_app, name="analyze")
 
 from harness.cli import analyze_optics as _optics  # noqa: E402,F401

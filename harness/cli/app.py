@@ -35,7 +35,8 @@ EXIT_ABORTED = 130
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print one red line on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -68,7 +69,8 @@ def _version_callback(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+        typer.Option("--version", callback=_version_callback, is_eager=True,
+                     help="Print the version."),
     ] = False,
 ) -> None:
     """Camera-module qualification harness."""

@@ -1,0 +1,1 @@
+"""Capture sequences and the capture-set format (frames as evidence)."""

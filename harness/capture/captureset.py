@@ -1,0 +1,240 @@
+"""The capture-set format: 16-bit TIFF frames stored by content hash plus a JSON manifest.
+
+Layout of a capture set directory::
+
+    manifest.json            format, version, station, DUT, camera snapshot, instruments, frames
+    frames/<sha256>.tiff     one frame each (uint16, or uint8 for 8-bit data), content-addressed
+
+Frames are written before the manifest mentions them; every file is written to a temporary
+name and renamed into place, so a crash never leaves a half-written frame or manifest. The
+manifest is rewritten after each frame (cheap: metadata only) so a killed capture still
+leaves a readable set of the frames taken so far.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import tifffile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import ConfigError, EvidenceError
+
+FORMAT_NAME = "harness-capture-set"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+CFA = Literal["RGGB", "GRBG", "GBRG", "BGGR"]
+
+
+class FrameRecord(BaseModel):
+    """One frame of a capture set: file, checksum and what the station did for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: str = Field(min_length=1)
+    group: str = ""
+    step: int = Field(0, ge=0)
+    index: int = Field(0, ge=0)
+    exposure_us_set: float | None = None
+    exposure_us: float | None = None
+    gain_db_set: float | None = None
+    gain_db: float | None = None
+    photons: float | None = Field(None, ge=0.0)
+    light_level_pct: float | None = None
+    light_cct_k: float | None = None
+    illuminant: str | None = None
+    meter_lux: float | None = None
+    focus_position: float | None = None
+    chart: str | None = None
+    temperature_c: float | None = None
+    frame_id: int | None = None
+    timestamp_s: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    """The manifest of a capture set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["harness-capture-set"] = "harness-capture-set"
+    version: int = FORMAT_VERSION
+    created: str = ""
+    sequence: str = ""
+    station: dict[str, Any] = Field(default_factory=dict)
+    dut: dict[str, Any] = Field(default_factory=dict)
+    camera: dict[str, Any] = Field(default_factory=dict)
+    node_map: dict[str, Any] = Field(default_factory=dict)
+    instruments: dict[str, Any] = Field(default_factory=dict)
+    cfa: CFA | None = None
+    bits: int = Field(12, ge=1, le=16)
+    width: int | None = None
+    height: int | None = None
+    pixel_area_um2: float | None = None
+    frames: list[FrameRecord] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def frame_to_tiff(frame: np.ndarray) -> bytes:
+    """Encode one frame as an uncompressed TIFF (16-bit unless the data are 8-bit)."""
+    import io
+
+    if frame.dtype not in (np.uint8, np.uint16):
+        if frame.size and (frame.min() < 0 or frame.max() > 65535):
+            raise ValueError("frame values outside 0..65535 cannot be stored as 16-bit TIFF")
+        frame = frame.astype(np.uint16)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.ascontiguousarray(frame), photometric="minisblack"
+                     if frame.ndim == 2 else "rgb")
+    return buf.getvalue()
+
+
+class CaptureSet:
+    """A capture set opened for reading."""
+
+    def __init__(self, root: Path, manifest: Manifest) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, path: str | Path) -> CaptureSet:
+        root = Path(path)
+        mpath = root / MANIFEST if root.is_dir() else root
+        if root.is_dir() is False and root.name == MANIFEST:
+            root = root.parent
+        if not mpath.exists():
+            raise ConfigError(f"not a capture set: {MANIFEST} not found", source=str(path))
+        try:
+            raw = json.loads(mpath.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"manifest is not valid JSON: {exc}".splitlines()[0],
+                              source=str(mpath)) from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+            raise ConfigError(f"not a capture-set manifest (format must be {FORMAT_NAME!r})",
+                              source=str(mpath), field="format")
+        if raw.get("version") != FORMAT_VERSION:
+            raise ConfigError(f"unsupported version {raw.get('version')!r}; this harness reads "
+                              f"version {FORMAT_VERSION}", source=str(mpath), field="version")
+        try:
+            manifest = Manifest.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"{err['msg']}, found {err.get('input')!r}"[:300],
+                              source=str(mpath), field=loc) from None
+        return cls(root, manifest)
+
+    def records(self, role: str | None = None, group: str | None = None) -> list[FrameRecord]:
+        """Frame records in capture order, filtered by role and/or group."""
+        return [r for r in self.manifest.frames
+                if (role is None or r.role == role) and (group is None or r.group == group)]
+
+    def path_of(self, record: FrameRecord) -> Path:
+        return self.root / record.file
+
+    def load(self, record: FrameRecord, *, verify: bool = True) -> np.ndarray:
+        """The frame's pixels; checks the sha256 so a corrupt file is never analysed."""
+        path = self.path_of(record)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError("frame file missing", source=str(path)) from None
+        if verify and hashlib.sha256(data).hexdigest() != record.sha256:
+            raise ConfigError(f"checksum mismatch (manifest says {record.sha256[:12]}…)",
+                              source=str(path))
+        try:
+            return tifffile.imread(path)
+        except Exception as exc:
+            raise ConfigError(f"unreadable TIFF: {exc}".splitlines()[0], source=str(path)) from None
+
+    def iter_frames(self, role: str | None = None,
+                    group: str | None = None) -> Iterator[tuple[FrameRecord, np.ndarray]]:
+        for rec in self.records(role, group):
+            yield rec, self.load(rec)
+
+
+class CaptureSetWriter:
+    """Write a capture set frame by frame (atomic files, manifest refreshed after each frame)."""
+
+    def __init__(self, path: str | Path, *, sequence: str = "", cfa: str | None = None,
+                 bits: int = 12, **header: Any) -> None:
+        self.root = Path(path)
+        try:
+            (self.root / "frames").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EvidenceError(f"{self.root}: cannot create capture set: {exc.strerror}") from None
+        if (self.root / MANIFEST).exists():
+            raise ConfigError("a capture set already exists here; choose a new --out",
+                              source=str(self.root))
+        self.manifest = Manifest(sequence=sequence, cfa=cfa, bits=bits,
+                                 created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                 **header)
+        self._index: dict[tuple[str, str, int], int] = {}
+
+    def add(self, frame: np.ndarray, *, role: str, group: str = "", step: int = 0,
+            **fields: Any) -> FrameRecord:
+        """Store ``frame`` and append its record; returns the record."""
+        try:
+            data = frame_to_tiff(frame)
+            digest = hashlib.sha256(data).hexdigest()
+            rel = f"frames/{digest}.tiff"
+            target = self.root / rel
+            if not target.exists():
+                atomic_write_bytes(target, data)
+        except OSError as exc:
+            raise EvidenceError(f"{self.root}: cannot write frame: {exc.strerror}") from None
+        key = (role, group, step)
+        index = self._index.get(key, 0)
+        self._index[key] = index + 1
+        record = FrameRecord(file=rel, sha256=digest, role=role, group=group, step=step,
+                             index=index, **fields)
+        if self.manifest.width is None:
+            self.manifest.height, self.manifest.width = int(frame.shape[0]), int(frame.shape[1])
+        self.manifest.frames.append(record)
+        self.flush()
+        return record
+
+    def flush(self) -> None:
+        try:
+            atomic_write_bytes(self.root / MANIFEST,
+                               self.manifest.model_dump_json(indent=1).encode("utf-8"))
+        except OSError as exc:
+            raise EvidenceError(f"{self.root}: cannot write manifest: {exc.strerror}") from None
+
+    def close(self) -> CaptureSet:
+        self.flush()
+        return CaptureSet(self.root, self.manifest)
+
+    def __enter__(self) -> CaptureSetWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.flush()

@@ -1,0 +1,1 @@
+"""Camera drivers: GenICam over harvesters (:mod:`.genicam`), replay of capture sets."""

@@ -1,0 +1,176 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Station files, limit specs and module files are read with ``yaml.SafeLoader`` only (no Python
+tags), with ``${VAR}`` / ``${VAR:-default}`` environment substitution in string values, and a
+map from each field path to its line so an error can name file, line and field in one line.
+Duplicate keys, which PyYAML silently resolves to the last one, are an error here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from harness.errors import ConfigError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedYaml:
+    """A parsed YAML document plus the line of every field path."""
+
+    data: Any
+    source: str
+    lines: dict[FieldPath, int]
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """Line of ``path``, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+    def error(self, path: Sequence[str | int], message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, line=self.line_of(path),
+                           field=format_path(path) or None)
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _walk(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], source: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"duplicate key {key!r} (first at line {seen[key]})",
+                    source=source, line=line, field=format_path((*path, key)),
+                )
+            seen[key] = line
+            lines[(*path, key)] = line
+            _walk(value_node, (*path, key), lines, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lines, source)
+
+
+def _substitute(value: Any, path: FieldPath, doc: LoadedYaml, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise doc.error(path, f"environment variable {name} is not set "
+                                  f"(write ${{{name}:-default}} to give a default)")
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, (*path, k), doc, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, (*path, i), doc, env) for i, v in enumerate(value)]
+    return value
+
+
+def load_yaml(path: str | Path, *, what: str = "file",
+              env: Mapping[str, str] | None = None) -> LoadedYaml:
+    """Read ``path`` safely; every problem is a one-line :class:`ConfigError`."""
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found", source=source) from None
+    except IsADirectoryError:
+        raise ConfigError(f"is a directory, expected a YAML {what}", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=source) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=source) from None
+    return parse_yaml(text, source=source, what=what, env=env)
+
+
+def parse_yaml(text: str, *, source: str, what: str = "file",
+               env: Mapping[str, str] | None = None) -> LoadedYaml:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        raise ConfigError(f"invalid YAML: {problem}", source=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}".splitlines()[0], source=source) from None
+    lines: dict[FieldPath, int] = {}
+    if node is not None:
+        _walk(node, (), lines, source)
+    doc = LoadedYaml(data, source, lines)
+    if data is None:
+        raise ConfigError(f"empty {what}", source=source, line=1)
+    if not isinstance(data, dict):
+        raise ConfigError(f"top level must be a mapping of keys, found {type(data).__name__}",
+                          source=source, line=1)
+    data = _substitute(data, (), doc, os.environ if env is None else env)
+    return LoadedYaml(data, source, lines)
+
+
+def close_matches(word: str, allowed: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' or '' — for unknown-key and unknown-name errors."""
+    matches = difflib.get_close_matches(word, list(allowed), n=2, cutoff=0.6)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+def validation_error(doc: LoadedYaml, exc: ValidationError, *, prefix: FieldPath = (),
+                     model_fields: Mapping[FieldPath, Iterable[str]] | None = None) -> ConfigError:
+    """Turn the first pydantic error into one line naming file, line, field, found and allowed.
+
+    ``model_fields`` maps a field path to the keys allowed there, for unknown-key messages.
+    """
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc: FieldPath = (*prefix, *(p for p in first["loc"] if isinstance(p, (str, int))))
+    kind = first["type"]
+    found = first.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = sorted((model_fields or {}).get(loc[:-1], []))
+        msg = f"unknown key {key!r}{close_matches(key, allowed)}"
+        if allowed:
+            msg += f"; allowed: {', '.join(allowed)}"
+    elif kind == "missing":
+        msg = "required key is missing"
+    else:
+        msg = first["msg"]
+        if not isinstance(found, (dict, list)):
+            msg += f", found {found!r}"
+    more = len(errors) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return doc.error(loc, msg)
