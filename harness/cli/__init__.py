@@ -6,6 +6,10 @@ Each command group lives in its own module and registers itself on :data:`app`.
 from __future__ import annotations
 
 from harness.cli import analyze as _analyze  # noqa: F401  (registers commands)
+from harness.cli import capture as _capture  # noqa: F401
+from harness.cli import devices as _devices  # noqa: F401
+from harness.cli import sim as _sim  # noqa: F401
+from harness.cli import station as _station  # noqa: F401
 from harness.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,3 @@
+"""``harness capture`` commands."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""``harness devices`` commands."""
+
+from __future__ import annotations

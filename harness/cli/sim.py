@@ -1,0 +1,3 @@
+"""``harness sim`` commands."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""``harness station`` commands."""
+
+from __future__ import annotations
