@@ -23,6 +23,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 DEVICE_KINDS: tuple[str, ...] = ("power", "light", "meter", "focus", "chart", "camera")
@@ -56,6 +58,20 @@ class DriverContext:
     station_dir: Path
     bench: Any = None
     services: dict[str, Any] = field(default_factory=dict)
+
+    def resolve_address(self, value: str) -> str:
+        """An instrument address; ``sim:<name>`` asks the station's simulator hub for one.
+
+        ``stations/sim.yaml`` starts protocol simulators (``simulators:`` section) on ptys and
+        loopback ports chosen at run time; drivers name them as ``sim:light`` and so on.
+        """
+        if not value.startswith("sim:"):
+            return value
+        hub = self.services.get("simulators")
+        if hub is None:
+            raise ConfigError(f"address {value!r} names a simulator, but the station file has "
+                              f"no 'simulators:' section", source=str(self.station_dir))
+        return str(hub.address(value.removeprefix("sim:")))
 
     def resolve_path(self, value: str | Path) -> Path:
         """A path from the station file, relative to the station file's folder."""

@@ -62,6 +62,7 @@ class StationHeader(BaseModel):
     focus: dict[str, Any] | None = None
     chart: dict[str, Any] | None = None
     bench: dict[str, Any] | None = None
+    simulators: dict[str, dict[str, Any]] | None = None
     calibration: dict[str, Calibration] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
 
@@ -91,6 +92,7 @@ class StationConfig:
     calibration: dict[str, Calibration]
     lock_dir: Path | None
     settings: dict[str, Any] = field(default_factory=dict)
+    simulators: dict[str, dict[str, Any]] | None = None
 
     def roles(self) -> list[str]:
         return [d.role for d in self.devices]
@@ -203,6 +205,7 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
         calibration=dict(header.calibration),
         lock_dir=lock_dir,
         settings=dict(header.settings),
+        simulators=header.simulators,
     )
 
 

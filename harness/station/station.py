@@ -56,6 +56,7 @@ class Station:
         self.lock = StationLock(config.id, lock_dir or config.lock_dir)
         self.devices: dict[str, Any] = {}
         self.bench: Any = None
+        self.simulators: Any = None
         self._opened: list[str] = []
         self._is_open = False
         self._safe_lock = threading.RLock()
@@ -90,20 +91,28 @@ class Station:
                 return self.devices[role]
         raise KeyError(f"station {self.id} has no camera")
 
-    def _build_bench(self) -> None:
-        if self.config.bench is None:
-            return
-        from harness.sim.bench import build_bench  # lazy: only simulated stations need it
+    def _build_bench(self) -> dict[str, Any]:
+        """Build the simulated bench and start protocol simulators, if the station has them."""
+        services: dict[str, Any] = {}
+        if self.config.bench is not None:
+            from harness.sim.bench import build_bench  # lazy: only simulated stations need it
 
-        self.bench = build_bench(self.config.bench, self.config)
+            self.bench = build_bench(self.config.bench, self.config)
+        if self.config.simulators:
+            from harness.sim.instruments.hub import start_simulators
+
+            self.simulators = start_simulators(self.config.simulators, self.bench, self.config)
+            services["simulators"] = self.simulators
+        return services
 
     def open(self) -> Station:
         """Check calibration, take the lock, open every device; undo all on failure."""
         self.config.check_calibration(allow_expired=self.allow_expired_calibration)
         self.lock.acquire()
         try:
-            self._build_bench()
-            context = DriverContext(self.config.id, self.config.source.parent, self.bench)
+            services = self._build_bench()
+            context = DriverContext(self.config.id, self.config.source.parent, self.bench,
+                                    services)
             for spec in self.config.devices:
                 driver = spec.cls(spec.role, spec.settings, context)
                 self.devices[spec.role] = driver
@@ -148,6 +157,12 @@ class Station:
                     log.error("closing %s failed: %s", role, exc)
             self._opened.clear()
             self.devices.clear()
+            if self.simulators is not None:
+                try:
+                    self.simulators.close()
+                except Exception as exc:
+                    log.error("stopping the simulators failed: %s", exc)
+                self.simulators = None
             if self.bench is not None and hasattr(self.bench, "close"):
                 try:
                     self.bench.close()
