@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+STATION ?= stations/fake.yaml
 
 .PHONY: venv test unit hil qualify lint bench clean
 
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	$(PY) -m pytest tests_unit tests_hil -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests_unit tests_hil --station $(STATION) -q $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests_unit -q $(PYTEST_ARGS)

@@ -116,8 +116,8 @@ class Station:
             for spec in self.config.devices:
                 driver = spec.cls(spec.role, spec.settings, context)
                 self.devices[spec.role] = driver
+                self._opened.append(spec.role)  # a half-opened device is made safe too
                 driver.open()
-                self._opened.append(spec.role)
             self._is_open = True
             atexit.register(self._atexit)
         except BaseException:

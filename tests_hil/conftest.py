@@ -1,0 +1,1 @@
+"""The qualification suites run with the harness plugin (``--station``)."""

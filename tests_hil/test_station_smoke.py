@@ -1,0 +1,29 @@
+"""Smoke test of the station lifecycle through the plugin's fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.station.station import Station
+
+
+def test_station_opens_and_identifies_every_device(hil_station: Station) -> None:
+    identities = hil_station.identities()
+    assert identities, "the station has no devices"
+    for role, ident in identities.items():
+        assert ident.serial, f"{role} reports no serial"
+
+
+def test_camera_grabs_a_stack_with_metadata(hil_camera) -> None:  # type: ignore[no-untyped-def]
+    stack = hil_camera.grab(3, timeout_s=5.0)
+    assert len(stack) == 3
+    assert stack.frames.ndim in (3, 4)
+    assert not stack.frame_id_gaps()
+
+
+@pytest.mark.hil_requires("light")
+def test_light_switches(hil_light) -> None:  # type: ignore[no-untyped-def]
+    hil_light.on()
+    assert hil_light.is_on()
+    hil_light.off()
+    assert not hil_light.is_on()
