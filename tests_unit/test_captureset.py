@@ -1,0 +1,91 @@
+"""Capture-set format: round trip, atomic files, checksum and manifest errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.capture.captureset import CaptureSet, CaptureSetWriter
+from harness.errors import ConfigError
+
+
+def make_set(path: Path) -> CaptureSet:
+    rng = np.random.default_rng(1)
+    with CaptureSetWriter(path, sequence="exposure_sweep", cfa="RGGB", bits=12,
+                          dut={"serial": "SN1"}) as w:
+        for step in range(2):
+            for role in ("bright", "dark"):
+                for _ in range(2):
+                    w.add(rng.integers(0, 4096, (6, 8), dtype=np.uint16), role=role,
+                          group="temporal", step=step, exposure_us=100.0 * (step + 1),
+                          photons=50.0 if role == "bright" else None)
+    return CaptureSet.open(path)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    cs = make_set(tmp_path / "cs")
+    assert cs.manifest.cfa == "RGGB" and cs.manifest.bits == 12
+    assert (cs.manifest.width, cs.manifest.height) == (8, 6)
+    bright = cs.records(role="bright")
+    assert [(r.step, r.index) for r in bright] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    frame = cs.load(bright[0])
+    assert frame.dtype == np.uint16 and frame.shape == (6, 8)
+    assert len(list(cs.iter_frames(role="dark", group="temporal"))) == 4
+    assert not list((tmp_path / "cs").rglob("*.tmp")), "temporary files left behind"
+
+
+def test_identical_frames_stored_once(tmp_path: Path) -> None:
+    with CaptureSetWriter(tmp_path / "cs") as w:
+        a = w.add(np.zeros((4, 4), np.uint16), role="dark")
+        b = w.add(np.zeros((4, 4), np.uint16), role="dark")
+    assert a.sha256 == b.sha256 and a.index == 0 and b.index == 1
+    assert len(list((tmp_path / "cs" / "frames").iterdir())) == 1
+
+
+def test_corrupt_frame_detected(tmp_path: Path) -> None:
+    cs = make_set(tmp_path / "cs")
+    rec = cs.records()[0]
+    path = cs.path_of(rec)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="checksum mismatch"):
+        cs.load(rec)
+
+
+def test_refuses_to_overwrite(tmp_path: Path) -> None:
+    make_set(tmp_path / "cs")
+    with pytest.raises(ConfigError, match="already exists"):
+        CaptureSetWriter(tmp_path / "cs")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda m: m.update(format="other"), "format: not a capture-set manifest"),
+        (lambda m: m.update(version=99), "version: unsupported version 99"),
+        (lambda m: m["frames"][0].update(sha256="xyz"), "frames.0.sha256"),
+        (lambda m: m.update(cfa="RGBG"), "cfa: Input should be"),
+        (lambda m: m["frames"][0].pop("role"), "frames.0.role: Field required"),
+    ],
+)
+def test_bad_manifest_one_line(tmp_path: Path, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+    make_set(tmp_path / "cs")
+    mpath = tmp_path / "cs" / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    mutate(manifest)
+    mpath.write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError) as info:
+        CaptureSet.open(tmp_path / "cs")
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_not_json_and_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"manifest\.json not found"):
+        CaptureSet.open(tmp_path)
+    (tmp_path / "manifest.json").write_text("{trunc")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        CaptureSet.open(tmp_path)
