@@ -1,0 +1,1 @@
+"""Evidence: measurement model, crash-safe journal, records database, Allure, plots, report."""
