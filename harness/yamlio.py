@@ -154,6 +154,8 @@ def validation_error(doc: LoadedYaml, exc: ValidationError, *, prefix: FieldPath
     ``model_fields`` maps a field path to the keys allowed there, for unknown-key messages.
     """
     errors = exc.errors(include_url=False)
+    # a misspelt key also shows up as a missing one: name the misspelling first
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc: FieldPath = (*prefix, *(p for p in first["loc"] if isinstance(p, (str, int))))
     kind = first["type"]
