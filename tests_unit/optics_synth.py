@@ -238,3 +238,50 @@ def render_colour_checker(
         uu, vv = (c - 2.5) * p, (r - 1.5) * p
         centres.append((cx + uu * np.cos(t) - vv * np.sin(t), cy + uu * np.sin(t) + vv * np.cos(t)))
     return img, np.array(centres)
+
+
+# --------------------------------------------------------------------------- focus sweeps
+
+
+def texture(shape: tuple[int, int], rng: np.random.Generator, *, corr_px: float = 1.2) -> FloatArray:
+    """Band-limited random texture in 0.2..0.8 (white noise low-passed by a Gaussian)."""
+    import cv2
+
+    t = cv2.GaussianBlur(rng.normal(size=shape).astype(np.float32), (0, 0), corr_px)
+    t = (t - t.mean()) / (4 * t.std())
+    return np.clip(0.5 + 0.3 * t / 0.5, 0.2, 0.8).astype(np.float64)
+
+
+def defocus_sweep(
+    base: FloatArray,
+    positions: NDArray[np.float64] | list[float],
+    best: FloatArray | float,
+    *,
+    blur_per_unit: float = 1.0,
+    noise_sigma: float = 0.0,
+    rng: np.random.Generator | None = None,
+    regions: dict[str, tuple[slice, slice]] | None = None,
+) -> list[FloatArray]:
+    """Frames of ``base`` blurred by a Gaussian of sigma = blur_per_unit * |z - best| px.
+
+    With ``regions`` (name -> slices) and ``best`` a dict-like array of per-region best positions
+    (same order), each region gets its own defocus: a tilted focal plane.
+    """
+    import cv2
+
+    gen = rng if rng is not None else np.random.default_rng(0)
+    frames = []
+    bests = np.atleast_1d(np.asarray(best, dtype=np.float64))
+    for z in positions:
+        if regions is None:
+            s = blur_per_unit * abs(z - bests[0])
+            fr = cv2.GaussianBlur(base, (0, 0), s) if s > 0.05 else base.copy()
+        else:
+            fr = np.empty_like(base)
+            for (sy, sx), zb in zip(regions.values(), bests, strict=True):
+                s = blur_per_unit * abs(z - zb)
+                fr[sy, sx] = (cv2.GaussianBlur(base, (0, 0), s) if s > 0.05 else base)[sy, sx]
+        if noise_sigma > 0:
+            fr = fr + gen.normal(0.0, noise_sigma, fr.shape)
+        frames.append(fr)
+    return frames
