@@ -1,0 +1,361 @@
+"""Scripted capture sequences: exposure sweep, dark and flat stacks, focus sweep, charts.
+
+Each sequence drives devices only through their protocols (so it runs unchanged on a real
+or a simulated station), waits for the light to settle after every change, records what the
+station did for every frame (commanded and read-back exposure and gain, light level, meter
+reading, chart, focus position, temperature) and writes the frames into a capture set before
+anything analyses them. Every step is journaled through :attr:`CaptureContext.journal`.
+
+The exposure sweep follows the EMVA 1288 Release 4.0 procedure as the reference
+implementation runs it (REFERENCE §1.2): exposure-time variation with, at every step, one
+bright and one dark temporal pair; bright and dark spatial stacks of L frames at the step
+nearest 50 % of the saturation signal (measured, not assumed, so a full well below the ADC
+range does not put the spatial point on the plateau).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from harness.capture.captureset import CaptureSet, CaptureSetWriter
+from harness.devices.camera.frames import FrameStack
+from harness.errors import CameraError, ConfigError
+
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int, what: str) -> None: ...
+
+
+@dataclass
+class CaptureContext:
+    """The devices a sequence drives and where its evidence goes.
+
+    ``photons_per_pixel`` maps an exposure (µs) to the mean photon count per pixel at the
+    current light setting, when the station knows its irradiance (a radiometric calibration,
+    or the simulator's truth); EMVA responsivity and QE need it, everything else does not.
+    """
+
+    camera: Any
+    out_dir: Path
+    light: Any = None
+    chart: Any = None
+    focus: Any = None
+    meter: Any = None
+    header: dict[str, Any] = field(default_factory=dict)
+    journal: Callable[[str, dict[str, Any]], None] | None = None
+    progress: Progress | None = None
+    settle: Callable[[], dict[str, Any] | None] | None = None
+    photons_per_pixel: Callable[[float], float | None] | None = None
+    grab_timeout_s: float = 10.0
+    light_level_pct: float = 50.0
+    _counter: int = 0
+
+    def new_set(self, sequence: str) -> CaptureSetWriter:
+        self._counter += 1
+        path = self.out_dir / f"{self._counter:02d}-{sequence}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = self.out_dir / f"{self._counter:02d}-{sequence}-{n}"
+        stack_cfa = self.header.get("cfa")
+        bits = int(self.header.get("bits", 12))
+        header = {k: v for k, v in self.header.items() if k not in ("cfa", "bits")}
+        return CaptureSetWriter(path, sequence=sequence, cfa=stack_cfa, bits=bits, **header)
+
+    def log(self, event: str, **payload: Any) -> None:
+        if self.journal is not None:
+            self.journal(event, payload)
+
+    def tick(self, done: int, total: int, what: str) -> None:
+        if self.progress is not None:
+            self.progress(done, total, what)
+
+    # --- device helpers -------------------------------------------------------------
+    def wait_settled(self) -> dict[str, Any] | None:
+        return self.settle() if self.settle is not None else None
+
+    def scene(self, name: str) -> None:
+        """Select a chart (``dark``, ``flat``, ``edge``, ``colour``, ``focus``)."""
+        if self.chart is not None:
+            self.chart.select(name)
+        elif name != "dark" and name != "flat":
+            raise ConfigError(f"sequence needs a '{name}' chart but the station has no chart "
+                              f"changer", field="chart")
+
+    def light_on(self, level_pct: float | None = None) -> None:
+        if self.light is None:
+            return
+        self.light.set_level(self.light_level_pct if level_pct is None else level_pct)
+        self.light.on()
+        self.wait_settled()
+
+    def dark(self) -> None:
+        """Dark frames: the cap (dark chart) where there is one, else the light off."""
+        if self.chart is not None and "dark" in self.chart.charts():
+            self.chart.select("dark")
+        if self.light is not None:
+            self.light.off()
+        self.wait_settled()
+
+    def set_exposure(self, exposure_us: float) -> float:
+        info = self.camera.feature_info("ExposureTime")
+        lo = info.minimum if info.minimum is not None else exposure_us
+        hi = info.maximum if info.maximum is not None else exposure_us
+        value = float(min(max(exposure_us, lo), hi))
+        self.camera.set("ExposureTime", value)
+        return value
+
+    def grab(self, n: int) -> FrameStack:
+        return self.camera.grab(n, timeout_s=self.grab_timeout_s)
+
+    def conditions(self) -> dict[str, Any]:
+        """What the station is doing now, for the frame records."""
+        out: dict[str, Any] = {}
+        if self.light is not None:
+            out["light_level_pct"] = float(self.light.level()) if self.light.is_on() else 0.0
+        if self.chart is not None:
+            out["chart"] = self.chart.current()
+        if self.focus is not None:
+            out["focus_position"] = float(self.focus.position())
+        if self.meter is not None:
+            try:
+                out["meter_lux"] = float(self.meter.read().value)
+            except Exception:  # a meter reading is context; the frame still counts
+                out["meter_lux"] = None
+        return out
+
+
+def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, role: str,
+           group: str = "", step: int = 0, exposure_set: float | None = None,
+           photons: float | None = None, **extra: Any) -> None:
+    gaps = stack.frame_id_gaps()
+    if gaps:
+        raise CameraError(f"dropped frames: frame ids jump {gaps}")
+    incomplete = [m.frame_id for m in stack.meta if m.incomplete]
+    if incomplete:
+        raise CameraError(f"incomplete buffers for frame ids {incomplete}")
+    cond = {**ctx.conditions(), **extra}
+    for frame, meta in stack:
+        writer.add(frame, role=role, group=group, step=step, exposure_us_set=exposure_set,
+                   exposure_us=meta.exposure_us, gain_db=meta.gain_db, photons=photons,
+                   temperature_c=meta.temperature_c, frame_id=meta.frame_id,
+                   timestamp_s=meta.timestamp_s, **cond)
+    ctx.log("capture", sequence=writer.manifest.sequence, role=role, group=group, step=step,
+            frames=len(stack), exposure_us=exposure_set)
+
+
+def _mean_fraction(stack: FrameStack, bits: int) -> float:
+    return float(np.mean(stack.frames[0], dtype=np.float64)) / float(2**bits - 1)
+
+
+def find_saturation_exposure(ctx: CaptureContext, *, bits: int, start_us: float,
+                             max_us: float, clip_fraction: float = 0.9) -> float:
+    """Shortest exposure (doubling from ``start_us``) whose mean reaches ``clip_fraction``
+    of full scale, or where the mean stops rising (a full well below the ADC range)."""
+    exposure, previous = start_us, -1.0
+    while exposure < max_us:
+        ctx.set_exposure(exposure)
+        frac = _mean_fraction(ctx.grab(1), bits)
+        if frac >= clip_fraction or (previous > 0 and frac < previous * 1.05):
+            return exposure
+        previous, exposure = frac, exposure * 2
+    return max_us
+
+
+def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int = 16,
+                   exposure_min_us: float | None = None, exposure_max_us: float | None = None,
+                   overshoot: float = 1.25) -> CaptureSet:
+    """EMVA 1288 exposure-time sweep: bright and dark pairs per step, spatial stacks at ~50 %.
+
+    Without ``exposure_max_us`` the saturation exposure is found first and the sweep runs to
+    ``overshoot`` times it, so the saturation point (maximum temporal variance) lies inside.
+    """
+    if steps < 4:
+        raise ConfigError(f"exposure sweep needs at least 4 steps, got {steps}", field="steps")
+    if spatial_frames < 2:
+        raise ConfigError("spatial stacks need at least 2 frames", field="spatial_frames")
+    bits = int(ctx.header.get("bits", 12))
+    info = ctx.camera.feature_info("ExposureTime")
+    lo = exposure_min_us or max(float(info.minimum or 10.0), 10.0)
+    ctx.scene("flat")
+    ctx.light_on()
+    if exposure_max_us is None:
+        exposure_max_us = overshoot * find_saturation_exposure(
+            ctx, bits=bits, start_us=max(lo, 100.0), max_us=float(info.maximum or 1e6))
+    exposures = np.linspace(lo, exposure_max_us, steps)
+    total = 4 * steps + 2 * spatial_frames
+    done = 0
+    means: list[float] = []
+    with ctx.new_set("exposure_sweep") as writer:
+        for step, exposure in enumerate(exposures):
+            actual = ctx.set_exposure(float(exposure))
+            stack = ctx.grab(2)
+            photons = ctx.photons_per_pixel(actual) if ctx.photons_per_pixel else None
+            _store(ctx, writer, stack, role="bright", group="temporal", step=step,
+                   exposure_set=actual, photons=photons)
+            means.append(float(stack.frames.mean(dtype=np.float64)))
+            done += 2
+            ctx.tick(done, total, f"bright step {step + 1}/{steps}")
+        ctx.dark()
+        for step, exposure in enumerate(exposures):
+            actual = ctx.set_exposure(float(exposure))
+            _store(ctx, writer, ctx.grab(2), role="dark", group="temporal", step=step,
+                   exposure_set=actual)
+            done += 2
+            ctx.tick(done, total, f"dark step {step + 1}/{steps}")
+        spatial_step = _half_saturation_step(means)
+        exposure = ctx.set_exposure(float(exposures[spatial_step]))
+        _store(ctx, writer, ctx.grab(spatial_frames), role="dark", group="spatial",
+               step=spatial_step, exposure_set=exposure)
+        done += spatial_frames
+        ctx.tick(done, total, "dark spatial stack")
+        ctx.scene("flat")
+        ctx.light_on()
+        photons = ctx.photons_per_pixel(exposure) if ctx.photons_per_pixel else None
+        _store(ctx, writer, ctx.grab(spatial_frames), role="bright", group="spatial",
+               step=spatial_step, exposure_set=exposure, photons=photons)
+        done += spatial_frames
+        ctx.tick(done, total, "bright spatial stack")
+    return CaptureSet.open(writer.root)
+
+
+def _half_saturation_step(means: Sequence[float]) -> int:
+    """Index of the step whose signal is closest to half the maximum mean (the plateau)."""
+    arr = np.asarray(means)
+    base = arr[0]
+    top = arr.max()
+    target = base + 0.5 * (top - base)
+    return int(np.argmin(np.abs(arr - target)))
+
+
+def dark_stack(ctx: CaptureContext, *, frames: int = 8, exposure_us: float = 10000.0
+               ) -> CaptureSet:
+    """``frames`` dark frames at one exposure (hot pixels, DSNU)."""
+    with ctx.new_set("dark_stack") as writer:
+        ctx.dark()
+        actual = ctx.set_exposure(exposure_us)
+        _store(ctx, writer, ctx.grab(frames), role="dark", group="spatial", exposure_set=actual)
+        ctx.tick(frames, frames, "dark stack")
+    return CaptureSet.open(writer.root)
+
+
+def exposure_for_level(ctx: CaptureContext, *, target_fraction: float, bits: int,
+                       start_us: float, tolerance: float = 0.03, max_iter: int = 8) -> float:
+    """Closed loop on the mean DN: the exposure whose mean is ``target_fraction`` of full scale.
+
+    Assumes a linear response through the black level (first frame dark-corrected by the
+    camera's BlackLevel when readable); converges in 2-3 iterations on a linear sensor.
+    """
+    full = float(2**bits - 1)
+    try:
+        black = float(ctx.camera.get("BlackLevel"))
+    except Exception:
+        black = 0.0
+    exposure = start_us
+    for _ in range(max_iter):
+        actual = ctx.set_exposure(exposure)
+        mean = float(ctx.grab(1).frames.mean(dtype=np.float64))
+        frac = mean / full
+        if abs(frac - target_fraction) <= tolerance * target_fraction:
+            return actual
+        signal = max(mean - black, 1.0)
+        wanted = target_fraction * full - black
+        ratio = wanted / signal
+        exposure = actual * float(np.clip(ratio, 0.25, 4.0))
+        if math.isclose(exposure, actual, rel_tol=1e-6):
+            return actual
+    raise CameraError(f"flat level did not converge to {100 * target_fraction:.0f} % of full "
+                      f"scale within {max_iter} exposures (last mean {mean:.1f} DN)")
+
+
+def flat_stack(ctx: CaptureContext, *, frames: int = 8, target_fraction: float = 0.5,
+               start_us: float = 1000.0) -> CaptureSet:
+    """``frames`` flat-field frames at ``target_fraction`` of full scale (closed loop)."""
+    bits = int(ctx.header.get("bits", 12))
+    ctx.scene("flat")
+    ctx.light_on()
+    exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
+                                  start_us=start_us)
+    with ctx.new_set("flat_stack") as writer:
+        photons = ctx.photons_per_pixel(exposure) if ctx.photons_per_pixel else None
+        _store(ctx, writer, ctx.grab(frames), role="flat", group="spatial",
+               exposure_set=exposure, photons=photons, extra={"target_fraction": target_fraction})
+        ctx.tick(frames, frames, "flat stack")
+    return CaptureSet.open(writer.root)
+
+
+def focus_sweep(ctx: CaptureContext, *, positions: Sequence[float], chart: str = "edge",
+                frames_per_step: int = 1, target_fraction: float = 0.45,
+                start_us: float = 1000.0) -> CaptureSet:
+    """One or more frames of ``chart`` at each focus position (through the actuator)."""
+    if ctx.focus is None:
+        raise ConfigError("focus sweep needs a focus actuator", field="focus")
+    if len(positions) < 3:
+        raise ConfigError("focus sweep needs at least 3 positions", field="positions")
+    bits = int(ctx.header.get("bits", 12))
+    ctx.scene(chart)
+    ctx.light_on()
+    ctx.focus.move_to(float(positions[len(positions) // 2]))
+    ctx.focus.wait_settled()
+    exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
+                                  start_us=start_us)
+    with ctx.new_set("focus_sweep") as writer:
+        for step, position in enumerate(positions):
+            ctx.focus.move_to(float(position))
+            ctx.focus.wait_settled()
+            _store(ctx, writer, ctx.grab(frames_per_step), role="focus", step=step,
+                   exposure_set=exposure)
+            ctx.tick(step + 1, len(positions), f"focus {position:g}")
+    return CaptureSet.open(writer.root)
+
+
+def chart_capture(ctx: CaptureContext, *, chart: str, frames: int = 4,
+                  target_fraction: float = 0.45, illuminants: Sequence[str] = (),
+                  start_us: float = 1000.0) -> CaptureSet:
+    """``frames`` of ``chart`` (averaged later), under each illuminant the light offers."""
+    bits = int(ctx.header.get("bits", 12))
+    ctx.scene(chart)
+    names: list[str | None] = list(illuminants) or [None]
+    with ctx.new_set(f"chart_{chart}") as writer:
+        for step, illuminant in enumerate(names):
+            if illuminant is not None:
+                ctx.light.set_illuminant(illuminant)
+            ctx.light_on()
+            exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
+                                          start_us=start_us)
+            _store(ctx, writer, ctx.grab(frames), role=chart, step=step, exposure_set=exposure,
+                   illuminant=illuminant)
+            ctx.tick(step + 1, len(names), f"{chart} {illuminant or ''}".strip())
+    return CaptureSet.open(writer.root)
+
+
+SEQUENCES: dict[str, Callable[..., CaptureSet]] = {
+    "exposure_sweep": exposure_sweep,
+    "dark_stack": dark_stack,
+    "flat_stack": flat_stack,
+    "focus_sweep": focus_sweep,
+    "edge": lambda ctx, **kw: chart_capture(ctx, chart="edge", **kw),
+    "colour": lambda ctx, **kw: chart_capture(ctx, chart="colour", **kw),
+}
+
+
+def run_sequence(name: str, ctx: CaptureContext, **params: Any) -> CaptureSet:
+    """Run a sequence by name (``harness capture --sequence NAME``)."""
+    try:
+        func = SEQUENCES[name]
+    except KeyError:
+        raise ConfigError(f"unknown sequence {name!r}; available: {', '.join(SEQUENCES)}",
+                          field="--sequence") from None
+    start = time.perf_counter()
+    ctx.log("sequence_start", sequence=name, params=params)
+    result = func(ctx, **params)
+    ctx.log("sequence_end", sequence=name, seconds=round(time.perf_counter() - start, 3),
+            frames=len(result.manifest.frames))
+    return result
