@@ -67,6 +67,16 @@ class CaptureContext:
         stack_cfa = self.header.get("cfa")
         bits = int(self.header.get("bits", 12))
         header = {k: v for k, v in self.header.items() if k not in ("cfa", "bits")}
+        header.setdefault("node_map", _jsonable(self.camera.snapshot()))
+        if "camera" not in header:
+            header["camera"] = self.camera.identity().as_dict()
+        ranges = {}
+        for name in RANGED_FEATURES:
+            try:
+                ranges[name] = self.camera.feature_info(name).as_dict()
+            except Exception:  # a camera without the feature: nothing to record
+                continue
+        header.setdefault("extra", {})["feature_info"] = _jsonable_nested(ranges)
         return CaptureSetWriter(path, sequence=sequence, cfa=stack_cfa, bits=bits, **header)
 
     def log(self, event: str, **payload: Any) -> None:
@@ -132,6 +142,21 @@ class CaptureContext:
         return out
 
 
+RANGED_FEATURES = ("ExposureTime", "Gain", "BlackLevel", "Width", "Height")
+
+
+def _jsonable_nested(values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {k: _jsonable(v) if isinstance(v, dict) else v for k, v in values.items()}
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """A node-map snapshot with only JSON-safe values (others as their string form)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+    return out
+
+
 def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, role: str,
            group: str = "", step: int = 0, exposure_set: float | None = None,
            photons: float | None = None, **extra: Any) -> None:
@@ -155,14 +180,24 @@ def _mean_fraction(stack: FrameStack, bits: int) -> float:
     return float(np.mean(stack.frames[0], dtype=np.float64)) / float(2**bits - 1)
 
 
+def _probe(ctx: CaptureContext, writer: CaptureSetWriter | None, exposure: float) -> FrameStack:
+    """One frame for a closed loop; kept in the capture set (role ``probe``) as evidence and
+    so that a replay of the set serves frames in exactly the order they were taken."""
+    actual = ctx.set_exposure(exposure)
+    stack = ctx.grab(1)
+    if writer is not None:
+        _store(ctx, writer, stack, role="probe", exposure_set=actual)
+    return stack
+
+
 def find_saturation_exposure(ctx: CaptureContext, *, bits: int, start_us: float,
-                             max_us: float, clip_fraction: float = 0.9) -> float:
+                             max_us: float, clip_fraction: float = 0.9,
+                             writer: CaptureSetWriter | None = None) -> float:
     """Shortest exposure (doubling from ``start_us``) whose mean reaches ``clip_fraction``
     of full scale, or where the mean stops rising (a full well below the ADC range)."""
     exposure, previous = start_us, -1.0
     while exposure < max_us:
-        ctx.set_exposure(exposure)
-        frac = _mean_fraction(ctx.grab(1), bits)
+        frac = _mean_fraction(_probe(ctx, writer, exposure), bits)
         if frac >= clip_fraction or (previous > 0 and frac < previous * 1.05):
             return exposure
         previous, exposure = frac, exposure * 2
@@ -186,14 +221,15 @@ def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int 
     lo = exposure_min_us or max(float(info.minimum or 10.0), 10.0)
     ctx.scene("flat")
     ctx.light_on()
-    if exposure_max_us is None:
-        exposure_max_us = overshoot * find_saturation_exposure(
-            ctx, bits=bits, start_us=max(lo, 100.0), max_us=float(info.maximum or 1e6))
-    exposures = np.linspace(lo, exposure_max_us, steps)
-    total = 4 * steps + 2 * spatial_frames
-    done = 0
-    means: list[float] = []
     with ctx.new_set("exposure_sweep") as writer:
+        if exposure_max_us is None:
+            exposure_max_us = overshoot * find_saturation_exposure(
+                ctx, bits=bits, start_us=max(lo, 100.0), max_us=float(info.maximum or 1e6),
+                writer=writer)
+        exposures = np.linspace(lo, exposure_max_us, steps)
+        total = 4 * steps + 2 * spatial_frames
+        done = 0
+        means: list[float] = []
         for step, exposure in enumerate(exposures):
             actual = ctx.set_exposure(float(exposure))
             stack = ctx.grab(2)
@@ -247,7 +283,8 @@ def dark_stack(ctx: CaptureContext, *, frames: int = 8, exposure_us: float = 100
 
 
 def exposure_for_level(ctx: CaptureContext, *, target_fraction: float, bits: int,
-                       start_us: float, tolerance: float = 0.03, max_iter: int = 8) -> float:
+                       start_us: float, tolerance: float = 0.03, max_iter: int = 8,
+                       writer: CaptureSetWriter | None = None) -> float:
     """Closed loop on the mean DN: the exposure whose mean is ``target_fraction`` of full scale.
 
     Assumes a linear response through the black level (first frame dark-corrected by the
@@ -260,8 +297,9 @@ def exposure_for_level(ctx: CaptureContext, *, target_fraction: float, bits: int
         black = 0.0
     exposure = start_us
     for _ in range(max_iter):
-        actual = ctx.set_exposure(exposure)
-        mean = float(ctx.grab(1).frames.mean(dtype=np.float64))
+        stack = _probe(ctx, writer, exposure)
+        actual = float(stack.meta[0].exposure_us or exposure)
+        mean = float(stack.frames.mean(dtype=np.float64))
         frac = mean / full
         if abs(frac - target_fraction) <= tolerance * target_fraction:
             return actual
@@ -281,9 +319,9 @@ def flat_stack(ctx: CaptureContext, *, frames: int = 8, target_fraction: float =
     bits = int(ctx.header.get("bits", 12))
     ctx.scene("flat")
     ctx.light_on()
-    exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
-                                  start_us=start_us)
     with ctx.new_set("flat_stack") as writer:
+        exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
+                                      start_us=start_us, writer=writer)
         photons = ctx.photons_per_pixel(exposure) if ctx.photons_per_pixel else None
         _store(ctx, writer, ctx.grab(frames), role="flat", group="spatial",
                exposure_set=exposure, photons=photons, extra={"target_fraction": target_fraction})
@@ -304,9 +342,9 @@ def focus_sweep(ctx: CaptureContext, *, positions: Sequence[float], chart: str =
     ctx.light_on()
     ctx.focus.move_to(float(positions[len(positions) // 2]))
     ctx.focus.wait_settled()
-    exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
-                                  start_us=start_us)
     with ctx.new_set("focus_sweep") as writer:
+        exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
+                                      start_us=start_us, writer=writer)
         for step, position in enumerate(positions):
             ctx.focus.move_to(float(position))
             ctx.focus.wait_settled()
@@ -329,7 +367,7 @@ def chart_capture(ctx: CaptureContext, *, chart: str, frames: int = 4,
                 ctx.light.set_illuminant(illuminant)
             ctx.light_on()
             exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
-                                          start_us=start_us)
+                                          start_us=start_us, writer=writer)
             _store(ctx, writer, ctx.grab(frames), role=chart, step=step, exposure_set=exposure,
                    illuminant=illuminant)
             ctx.tick(step + 1, len(names), f"{chart} {illuminant or ''}".strip())
