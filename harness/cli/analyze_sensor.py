@@ -1,3 +1,227 @@
-"""``harness analyze emva1288 | defects | uniformity`` (filled in by the SensorAnalysis work)."""
+"""``harness analyze emva1288 | defects | uniformity``: sensor figures from recorded data.
+
+``--json`` takes an optional OUT: ``--json out.json`` writes the file, a bare ``--json`` prints
+the JSON on stdout. (Typer has no optional-value options, so ``--json`` is parsed here.)
+"""
 
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from harness.cli.analyze import analyze_app
+from harness.cli.app import console, error_boundary
+from harness.errors import ConfigError
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+_BAYER_HELP = ("CFA of bare TIFF stacks: RGGB, GRBG, GBRG or BGGR (a capture set's manifest "
+               "gives it).")
+
+
+def split_args(tokens: list[str], names: tuple[str, ...]) -> tuple[list[str], str | None]:
+    """Positionals and the ``--json`` target ("-" = stdout, None = not asked) from the tokens
+    Typer left over. The token after ``--json`` is its OUT unless it is needed as a positional."""
+    positionals: list[str] = []
+    json_out: str | None = None
+    i = 0
+    rest = [t for t in tokens if not t.startswith("-")]
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--json" or token.startswith("--json="):
+            if json_out is not None:
+                raise ConfigError("--json given twice", field="--json")
+            if "=" in token:
+                json_out = token.split("=", 1)[1] or "-"
+            elif (i + 1 < len(tokens) and not tokens[i + 1].startswith("-")
+                  and len(rest) > len(names)):
+                json_out = tokens[i + 1]
+                rest.remove(json_out)
+                i += 1
+            else:
+                json_out = "-"
+        elif token.startswith("-") and token != "-":
+            raise ConfigError(f"unknown option {token!r}; allowed: --json [OUT] and the options "
+                              "in --help", field=token)
+        else:
+            positionals.append(token)
+        i += 1
+    if len(positionals) != len(names):
+        raise ConfigError(f"expected {len(names)} argument(s) {' '.join(names)}, got "
+                          f"{len(positionals)}: {' '.join(positionals) or '(none)'}")
+    return positionals, json_out
+
+
+def emit_json(payload: dict[str, Any], target: str | None) -> None:
+    if target is None:
+        return
+    text = json.dumps(payload, indent=2, allow_nan=False)
+    if target == "-":
+        typer.echo(text)
+        return
+    try:
+        Path(target).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write JSON: {exc.strerror}", source=target) from None
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}g}{(' ' + unit) if unit else ''}"
+
+
+@analyze_app.command("emva1288", context_settings=_EXTRA)
+def emva1288_command(
+    ctx: typer.Context,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG plots to this folder.",
+                                               file_okay=False)] = None,
+) -> None:
+    """EMVA 1288 Release 4.0 (Linear) from PATH: an EMVA descriptor file (or its folder) or a
+    capture set. Options: --json [OUT] (file, or stdout without OUT), --plots DIR."""
+    with error_boundary():
+        from harness.analysis.emva1288 import analyze
+        from harness.capture.stack_input import reduce_emva
+
+        (path,), json_out = split_args(list(ctx.args), ("PATH",))
+        data, cfa = reduce_emva(path)
+        result = analyze(data, cfa=cfa)
+        if plots is not None:
+            _emva_plots(result, plots)
+        if json_out is not None:
+            emit_json(result.to_json(), json_out)
+        if json_out != "-":
+            rows = [
+                ("system gain K", _fmt(result.system_gain_dn_per_e, "DN/e-")),
+                ("quantum efficiency", _fmt(result.quantum_efficiency_pct, "%")),
+                ("temporal dark noise", f"{_fmt(result.temporal_dark_noise_e, 'e-')} "
+                                        f"({_fmt(result.temporal_dark_noise_dn, 'DN')})"),
+                ("saturation capacity", _fmt(result.saturation_capacity_e, "e-")
+                 + ("" if result.saturation_reached else " (saturation not reached)")),
+                ("SNR max", _fmt(result.snr_max_db, "dB")),
+                ("dynamic range", _fmt(result.dynamic_range_db, "dB")),
+                ("linearity error", f"{_fmt(result.linearity_error_min_pct)} .. "
+                                    f"{_fmt(result.linearity_error_max_pct)} %"),
+                ("dark current", _fmt(result.dark_current_e_per_s, "e-/s")),
+                ("DSNU / PRNU", f"{_fmt(result.dsnu_e, 'e-')} / {_fmt(result.prnu_pct, '%')}"),
+            ]
+            for name, value in rows:
+                console.print(f"{name:>22}: {value}", highlight=False)
+
+
+def _emva_plots(result: Any, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create plot folder: {exc.strerror}",
+                          source=str(folder)) from None
+    pts = result.points
+    signal = np.array([p.mean_dn - p.mean_dark_dn for p in pts])
+    var = np.array([p.var_dn2 - p.var_dark_dn2 for p in pts])
+    k = result.system_gain_dn_per_e
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(signal, var, "o", ms=3, label="measured")
+    lo, hi = result.gain_fit_range
+    ax.plot(signal[lo:hi + 1], k * signal[lo:hi + 1], "-", label=f"K = {k:.4g} DN/e-")
+    ax.axvline(signal[result.saturation_index], ls=":", c="gray", label="saturation")
+    ax.set(xlabel="mu_y - mu_y.dark [DN]", ylabel="sigma^2_y - sigma^2_y.dark [DN^2]",
+           title="Photon transfer")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "photon_transfer.png", dpi=100)
+    plt.close(fig)
+    x = np.array([p.photons if p.photons is not None else p.exposure_ns for p in pts])
+    lo, hi = result.linearity_fit_range
+    xs, ys = x[lo:hi + 1], signal[lo:hi + 1]
+    b0, a1 = np.polynomial.polynomial.polyfit(xs, ys, 1, w=1.0 / ys)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ys, 100.0 * (ys - (a1 * xs + b0)) / (a1 * xs + b0), "o-", ms=3)
+    ax.axhline(0.0, c="gray", lw=0.5)
+    ax.set(xlabel="mu_y - mu_y.dark [DN]", ylabel="linearity error [%]", title="Linearity")
+    fig.tight_layout()
+    fig.savefig(folder / "linearity.png", dpi=100)
+    plt.close(fig)
+
+
+def _load_stack(path: str, roles: tuple[str, ...], bayer: str | None) -> Any:
+    from harness.capture.stack_input import open_stack
+
+    source = open_stack(path, roles=roles, cfa=bayer)
+    return source, source.reduce()
+
+
+@analyze_app.command("defects", context_settings=_EXTRA)
+def defects_command(
+    ctx: typer.Context,
+    bayer: Annotated[str | None, typer.Option("--bayer", help=_BAYER_HELP)] = None,
+    hot_dn: Annotated[float | None, typer.Option(
+        "--hot-dn", help="Hot threshold in DN above the local median (default: 8 robust sigma).")
+    ] = None,
+    dead: Annotated[float, typer.Option("--dead", help="Dead/bright threshold, fraction.")] = 0.30,
+    weak: Annotated[float, typer.Option("--weak", help="Weak threshold, fraction.")] = 0.09,
+) -> None:
+    """Defect pixels from DARK and FLAT stacks (capture set, multi-page TIFF or folder of
+    TIFFs): hot, dead, bright, weak, stuck, blinking, clusters, column/row defects; per Bayer
+    plane, counted per zone. Option: --json [OUT]."""
+    with error_boundary():
+        from harness.analysis.defects import DefectThresholds, detect_defects
+
+        (dark_path, flat_path), json_out = split_args(list(ctx.args), ("DARK", "FLAT"))
+        thresholds = DefectThresholds(hot_dn=hot_dn, dead_rel=dead, bright_rel=dead,
+                                      weak_rel=weak)
+        dark_src, dark = _load_stack(dark_path, ("dark",), bayer)
+        flat_src, flat = _load_stack(flat_path, ("flat", "bright"), bayer)
+        cfa = dark_src.cfa or flat_src.cfa
+        result = detect_defects(dark, flat, cfa=cfa, thresholds=thresholds,
+                                conditions=dark_src.conditions)
+        emit_json(result.as_dict(), json_out)
+        if json_out != "-":
+            counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+            console.print(f"{result.total} defect pixels ({counts}); {len(result.clusters)} "
+                          f"clusters; {len(result.lines)} column/row defects", highlight=False)
+            for zone, zc in result.zone_counts.items():
+                console.print(f"  {zone}: {zc['total']}", highlight=False)
+
+
+@analyze_app.command("uniformity", context_settings=_EXTRA)
+def uniformity_command(
+    ctx: typer.Context,
+    bayer: Annotated[str | None, typer.Option("--bayer", help=_BAYER_HELP)] = None,
+    dark_path: Annotated[str | None, typer.Option(
+        "--dark", help="Dark stack to subtract (default: a capture set's dark frames, if any).")
+    ] = None,
+) -> None:
+    """Relative illumination (corner/centre), colour shading (R/G, B/G) and grid deviation of
+    a FLAT stack (capture set, multi-page TIFF or folder). Option: --json [OUT]."""
+    with error_boundary():
+        from harness.analysis.uniformity import analyze_uniformity
+        from harness.capture.stack_input import is_capture_set
+
+        (flat_path,), json_out = split_args(list(ctx.args), ("FLAT",))
+        flat_src, flat = _load_stack(flat_path, ("flat", "bright"), bayer)
+        dark_mean = None
+        if dark_path is not None:
+            dark_mean = _load_stack(dark_path, ("dark",), bayer)[1].mean_img
+        elif is_capture_set(Path(flat_path)):
+            try:
+                dark_mean = _load_stack(flat_path, ("dark",), bayer)[1].mean_img
+            except ConfigError:
+                dark_mean = None
+        result = analyze_uniformity(flat.mean_img, dark_mean=dark_mean, cfa=flat_src.cfa)
+        emit_json(result.as_dict(), json_out)
+        if json_out != "-":
+            for name, ch in result.channels.items():
+                console.print(f"{name}: corner/centre min {ch.relative_illumination_min:.3f}, "
+                              f"grid max deviation {ch.grid_max_deviation_pct:.2f} %",
+                              highlight=False)
+            for key, value in result.colour_shading_max_pct.items():
+                console.print(f"colour shading {key}: {value:.2f} %", highlight=False)

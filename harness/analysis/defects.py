@@ -1,0 +1,364 @@
+"""Defect pixels: hot, dead, bright, weak, stuck, blinking; clusters; column and row defects.
+
+EMVA 1288 only characterises defects (histograms); counting them against
+thresholds is harness policy (REFERENCE 4). The defaults follow published sensor datasheets:
+
+* **hot**: dark mean minus the local same-colour median (``median_size`` x ``median_size`` on
+  the Bayer plane) above ``hot_dn`` DN, or, when ``hot_dn`` is None, above ``hot_sigma`` robust
+  sigmas (1.4826 MAD) of that residual. The DN figure only means something at a stated
+  exposure, gain and temperature: pass them as ``conditions`` and they are kept in the result.
+* **dead / bright / weak** on a flat field at ~50 % saturation (bright mean minus dark mean),
+  relative deviation from the local same-colour median: below -30 % dead, above +30 % bright
+  (Teledyne DALSA/Atmel class), and 9 % < abs(deviation) <= 30 % weak (ST VV6501 uses 8 %).
+* **stuck**: temporal std below ``stuck_std_dn`` in the dark and the flat stack *and* no
+  response (abs(flat) below ``stuck_response_rel`` of the local median flat).
+* **blinking** (random telegraph): dark temporal variance above a chi-square quantile of the
+  plane's typical variance, chosen for ``blink_false_alarms`` expected false alarms per plane.
+* **clusters**: 8-connected groups (``cv2.connectedComponentsWithStats``) of >= 2 defect pixels
+  on one Bayer plane (same-colour neighbours: what a defect corrector cannot repair).
+* **column/row defects**: a run of >= ``line_min_run`` defect pixels in one column/row of a
+  plane, or a whole column/row whose mean (point defects excluded) departs from the median of
+  its neighbouring same-colour lines by more than ``line_sigma`` robust sigmas (dark, DN) or
+  ``line_flat_rel`` (flat, relative).
+
+Each pixel gets one class, by priority stuck > hot > dead > bright > blinking > weak. Work is
+per Bayer plane on stack means (sums from :mod:`harness.analysis.accumulators`), so a 12 MP
+stack streams. All coordinates are (row, col) in full-frame pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy.ndimage import median_filter
+from scipy.stats import chi2
+
+from harness.analysis.accumulators import StackStats
+from harness.errors import ConfigError
+
+CFA_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
+CLASSES = ("stuck", "hot", "dead", "bright", "blinking", "weak")
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class DefectThresholds:
+    """Every threshold of the defect classes (see the module docstring for their sources)."""
+
+    hot_dn: float | None = None
+    hot_sigma: float = 8.0
+    dead_rel: float = 0.30
+    bright_rel: float = 0.30
+    weak_rel: float = 0.09
+    stuck_std_dn: float = 0.5
+    stuck_response_rel: float = 0.10
+    blink_false_alarms: float = 1e-3
+    blink_min_std_dn: float = 1.0
+    median_size: int = 5
+    line_min_run: int = 10
+    line_sigma: float = 8.0
+    line_flat_rel: float = 0.03
+    line_window: int = 5
+    #: Zones by normalised radius (distance from the centre / half-diagonal): (name, outer).
+    zones: tuple[tuple[str, float], ...] = (("centre", 0.5), ("edge", 1.0))
+
+    def __post_init__(self) -> None:
+        if self.median_size not in (3, 5):
+            raise ConfigError(f"median_size {self.median_size} not allowed; allowed: 3, 5",
+                              field="median_size")
+        positive = ("hot_sigma", "dead_rel", "bright_rel", "weak_rel", "stuck_std_dn",
+                    "stuck_response_rel", "blink_false_alarms", "line_sigma", "line_flat_rel")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{getattr(self, name)} must be > 0", field=name)
+        if self.hot_dn is not None and not self.hot_dn > 0:
+            raise ConfigError(f"{self.hot_dn} must be > 0 DN", field="hot_dn")
+        if not self.weak_rel < min(self.dead_rel, self.bright_rel):
+            raise ConfigError("weak_rel must be below dead_rel and bright_rel", field="weak_rel")
+        if self.line_min_run < 2 or self.line_window < 3 or self.line_window % 2 == 0:
+            raise ConfigError("line_min_run >= 2 and an odd line_window >= 3 are required",
+                              field="line_min_run")
+        outers = [outer for _, outer in self.zones]
+        if not outers or outers != sorted(outers) or outers[-1] < 1.0:
+            raise ConfigError("zones must be (name, outer radius) in increasing order, the last "
+                              ">= 1.0 (the corners)", field="zones")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """An 8-connected group of defect pixels on one Bayer plane (full-frame coordinates)."""
+
+    plane: str
+    size: int
+    top: int
+    left: int
+    bottom: int
+    right: int
+    pixels: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class LineDefect:
+    """A defective column or row: ``axis`` "column"/"row", ``index`` full-frame col/row,
+    ``kind`` "run" (contiguous defect pixels, ``value`` = longest run), "dark_offset" (DN)
+    or "flat_offset" (relative)."""
+
+    plane: str
+    axis: str
+    index: int
+    kind: str
+    value: float
+
+
+@dataclass(frozen=True)
+class DefectResult:
+    """Defects of one sensor: per-class (row, col) lists, clusters, lines and zone counts."""
+
+    height: int
+    width: int
+    cfa: str | None
+    pixels: Mapping[str, tuple[tuple[int, int], ...]]
+    clusters: tuple[Cluster, ...]
+    lines: tuple[LineDefect, ...]
+    zone_counts: Mapping[str, Mapping[str, int]]
+    hot_threshold_dn: Mapping[str, float]
+    thresholds: DefectThresholds
+    conditions: Mapping[str, float | None]
+    frames_dark: int
+    frames_flat: int
+    mask: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of pixels per class."""
+        return {name: len(self.pixels[name]) for name in CLASSES}
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.counts.values()))
+
+    def class_mask(self, *classes: str) -> np.ndarray:
+        """Boolean image of the pixels in any of ``classes``."""
+        codes = [CLASSES.index(name) + 1 for name in classes]
+        return np.isin(self.mask, codes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: counts, per-class coordinates, clusters, lines, zones, thresholds."""
+        return {
+            "height": self.height, "width": self.width, "cfa": self.cfa,
+            "frames_dark": self.frames_dark, "frames_flat": self.frames_flat,
+            "conditions": dict(self.conditions),
+            "counts": self.counts, "total": self.total,
+            "pixels": {name: [list(p) for p in self.pixels[name]] for name in CLASSES},
+            "clusters": [asdict(c) | {"pixels": [list(p) for p in c.pixels]}
+                         for c in self.clusters],
+            "cluster_count": len(self.clusters),
+            "max_cluster_size": max((c.size for c in self.clusters), default=0),
+            "lines": [asdict(line) for line in self.lines],
+            "zone_counts": {z: dict(c) for z, c in self.zone_counts.items()},
+            "hot_threshold_dn": dict(self.hot_threshold_dn),
+            "thresholds": asdict(self.thresholds),
+        }
+
+
+def bayer_planes(cfa: str | None) -> list[tuple[str, int, int, int]]:
+    """(name, row offset, col offset, stride) of each same-colour plane; mono is one plane."""
+    if cfa is None:
+        return [("Y", 0, 0, 1)]
+    if cfa not in CFA_PATTERNS:
+        raise ConfigError(f"CFA {cfa!r} not allowed; allowed: {', '.join(CFA_PATTERNS)} or none",
+                          field="cfa")
+    names = []
+    for i, colour in enumerate(cfa):
+        # the two greens are told apart by the colour sharing their row: Gr (red row), Gb.
+        if colour == "G":
+            row_mate = cfa[1 - i] if i < 2 else cfa[5 - i]
+            colour = "Gr" if row_mate == "R" else "Gb"
+        names.append((colour, i // 2, i % 2, 2))
+    return names
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0
+    return float(_MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+
+
+def _local_median(plane: np.ndarray, size: int) -> np.ndarray:
+    return cv2.medianBlur(np.ascontiguousarray(plane, dtype=np.float32), size).astype(np.float64)
+
+
+def _line_offsets(values: np.ndarray, window: int) -> np.ndarray:
+    """Residual of each line mean against the median of its neighbourhood (1-D)."""
+    finite = np.where(np.isfinite(values), values, np.nanmedian(values))
+    return finite - median_filter(finite, size=window, mode="nearest")
+
+
+def _longest_runs(mask: np.ndarray, axis: int, min_run: int) -> dict[int, int]:
+    """Lines (columns for axis 0, rows for axis 1) holding >= min_run contiguous True."""
+    kernel = np.ones((min_run, 1) if axis == 0 else (1, min_run), np.uint8)
+    eroded = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT,
+                       borderValue=0)
+    found: dict[int, int] = {}
+    lines = np.unique(np.nonzero(eroded)[1 - axis])
+    for line in lines:
+        seq = mask[:, line] if axis == 0 else mask[line, :]
+        padded = np.concatenate(([0], seq.astype(np.int8), [0]))
+        edges = np.flatnonzero(np.diff(padded))
+        found[int(line)] = int(np.max(edges[1::2] - edges[0::2]))
+    return found
+
+
+def _check_stacks(dark: StackStats, flat: StackStats) -> None:
+    if dark.sum_img.shape != flat.sum_img.shape:
+        raise ConfigError(f"dark stack is {dark.sum_img.shape[1]}x{dark.sum_img.shape[0]}, "
+                          f"flat stack {flat.sum_img.shape[1]}x{flat.sum_img.shape[0]}; "
+                          "they must match")
+    if dark.sum_img.shape[0] < 4 or dark.sum_img.shape[1] < 4:
+        raise ConfigError("frames are too small for defect analysis (need >= 4x4)")
+
+
+def detect_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = None,
+                   thresholds: DefectThresholds | None = None,
+                   conditions: Mapping[str, float | None] | None = None) -> DefectResult:
+    """Classify defect pixels from a dark stack and a flat stack (~50 % saturation).
+
+    ``conditions`` (e.g. exposure_us, gain_db, temperature_c) are recorded with the result:
+    a DN threshold is meaningful only at stated conditions (REFERENCE 4).
+    """
+    th = thresholds or DefectThresholds()
+    _check_stacks(dark, flat)
+    height, width = dark.sum_img.shape
+    dark_mean = dark.mean_img
+    flat_signal = flat.mean_img - dark_mean
+    dark_var = dark.var_img() if dark.frames >= 2 else None
+    flat_var = flat.var_img() if flat.frames >= 2 else None
+    codes = np.zeros((height, width), np.uint8)
+    hot_thresholds: dict[str, float] = {}
+    planes = bayer_planes(cfa)
+    lines: list[LineDefect] = []
+    for name, r0, c0, stride in planes:
+        view = (slice(r0, None, stride), slice(c0, None, stride))
+        d_mean, f_sig = dark_mean[view], flat_signal[view]
+        d_res = d_mean - _local_median(d_mean, th.median_size)
+        f_med = _local_median(f_sig, th.median_size)
+        if not np.median(f_med) > 0:
+            raise ConfigError("flat stack has no signal above the dark stack on plane "
+                              f"{name}; a flat field at ~50 % saturation is needed")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(f_med > 0, f_sig / f_med - 1.0, -1.0)
+        floor = math.sqrt(1.0 / 12.0 / max(dark.frames, 1))
+        hot_t = th.hot_dn if th.hot_dn is not None else th.hot_sigma * max(
+            _robust_sigma(d_res), floor)
+        hot_thresholds[name] = float(hot_t)
+        plane_codes = np.zeros(d_mean.shape, np.uint8)
+        masks: dict[str, np.ndarray] = {
+            "weak": np.abs(rel) > th.weak_rel,
+            "bright": rel > th.bright_rel,
+            "dead": rel < -th.dead_rel,
+            "hot": d_res > hot_t,
+        }
+        if dark_var is not None and dark.frames >= 3:
+            d_var = dark_var[view]
+            dof = dark.frames - 1
+            factor = chi2.isf(th.blink_false_alarms / d_var.size, dof) / dof
+            typical = float(np.median(d_var)) / (chi2.median(dof) / dof)
+            limit = max(factor * typical, typical + th.blink_min_std_dn**2)
+            masks["blinking"] = d_var > limit
+        if dark_var is not None and flat_var is not None:
+            quiet = th.stuck_std_dn**2
+            masks["stuck"] = ((dark_var[view] <= quiet) & (flat_var[view] <= quiet)
+                              & (np.abs(f_sig) < th.stuck_response_rel * f_med))
+        for cls in reversed(CLASSES):  # highest priority written last
+            if cls in masks:
+                plane_codes[masks[cls]] = CLASSES.index(cls) + 1
+        codes[view] = plane_codes
+        lines.extend(_plane_lines(name, r0, c0, stride, plane_codes > 0, d_mean, f_sig, th))
+    pixels = {cls: tuple((int(r), int(c)) for r, c in zip(*np.nonzero(codes == i + 1),
+                                                           strict=True))
+              for i, cls in enumerate(CLASSES)}
+    clusters = _clusters(codes > 0, planes)
+    return DefectResult(
+        height=height, width=width, cfa=cfa, pixels=pixels, clusters=tuple(clusters),
+        lines=tuple(lines), zone_counts=_zone_counts(pixels, height, width, th.zones),
+        hot_threshold_dn=hot_thresholds, thresholds=th, conditions=dict(conditions or {}),
+        frames_dark=dark.frames, frames_flat=flat.frames, mask=codes)
+
+
+def _plane_lines(name: str, r0: int, c0: int, stride: int, defect: np.ndarray,
+                 d_mean: np.ndarray, f_sig: np.ndarray, th: DefectThresholds) -> list[LineDefect]:
+    found: list[LineDefect] = []
+    for axis, label, offset in ((0, "column", c0), (1, "row", r0)):
+        for line, run in _longest_runs(defect, axis, th.line_min_run).items():
+            found.append(LineDefect(name, label, offset + stride * line, "run", float(run)))
+        clean_dark = np.where(defect, np.nan, d_mean)
+        clean_flat = np.where(defect, np.nan, f_sig)
+        with warnings.catch_warnings():  # an all-defect line is NaN: 'mean of empty slice'
+            warnings.simplefilter("ignore", RuntimeWarning)
+            dark_lines = np.nanmean(clean_dark, axis=axis)
+            flat_lines = np.nanmean(clean_flat, axis=axis)
+        if dark_lines.size < th.line_window:
+            continue
+        d_off = _line_offsets(dark_lines, th.line_window)
+        sigma = max(_robust_sigma(d_off), 0.01)
+        for idx in np.flatnonzero(np.abs(d_off) > th.line_sigma * sigma):
+            found.append(LineDefect(name, label, offset + stride * int(idx), "dark_offset",
+                                    float(d_off[idx])))
+        f_ref = flat_lines - _line_offsets(flat_lines, th.line_window)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_rel = np.where(f_ref > 0, flat_lines / f_ref - 1.0, 0.0)
+        for idx in np.flatnonzero(np.abs(f_rel) > th.line_flat_rel):
+            found.append(LineDefect(name, label, offset + stride * int(idx), "flat_offset",
+                                    float(f_rel[idx])))
+    return found
+
+
+def _clusters(defect: np.ndarray, planes: list[tuple[str, int, int, int]]) -> list[Cluster]:
+    clusters: list[Cluster] = []
+    for name, r0, c0, stride in planes:
+        plane = np.ascontiguousarray(defect[r0::stride, c0::stride]).astype(np.uint8)
+        if not plane.any():
+            continue
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(plane, connectivity=8)
+        for label in range(1, count):
+            area = int(stats[label, cv2.CC_STAT_AREA])
+            if area < 2:
+                continue
+            rows, cols = np.nonzero(labels == label)
+            full = tuple((r0 + stride * int(r), c0 + stride * int(c))
+                         for r, c in zip(rows, cols, strict=True))
+            clusters.append(Cluster(
+                plane=name, size=area,
+                top=min(p[0] for p in full), left=min(p[1] for p in full),
+                bottom=max(p[0] for p in full), right=max(p[1] for p in full), pixels=full))
+    clusters.sort(key=lambda c: (-c.size, c.top, c.left))
+    return clusters
+
+
+def zone_of(row: int, col: int, height: int, width: int,
+            zones: tuple[tuple[str, float], ...]) -> str:
+    """Zone name of a pixel by normalised radius (distance from the centre / half-diagonal)."""
+    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
+    radius = math.hypot(row - cy, col - cx) / max(math.hypot(cy, cx), 1e-9)
+    for name, outer in zones:
+        if radius <= outer:
+            return name
+    return zones[-1][0]
+
+
+def _zone_counts(pixels: Mapping[str, tuple[tuple[int, int], ...]], height: int, width: int,
+                 zones: tuple[tuple[str, float], ...]) -> dict[str, dict[str, int]]:
+    counts = {name: dict.fromkeys((*CLASSES, "total"), 0) for name, _ in zones}
+    for cls, coords in pixels.items():
+        for row, col in coords:
+            zone = zone_of(row, col, height, width, zones)
+            counts[zone][cls] += 1
+            counts[zone]["total"] += 1
+    return counts

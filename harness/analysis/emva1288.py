@@ -1,0 +1,499 @@
+"""EMVA 1288 Release 4.0 (Linear): photon transfer, linearity, dark current, DSNU and PRNU.
+
+Input: per exposure step a bright and a dark temporal pair, plus bright and dark spatial
+stacks (L frames) at one step near 50 % saturation. :class:`EmvaReducer` reduces frames as they
+stream in (one pass, exact integer sums, :mod:`harness.analysis.accumulators`);
+:func:`analyze` turns the reduced data into :class:`Emva1288Result`.
+
+Formulas (EMVA 1288 Release 4.0 Linear, as condensed in REFERENCE 1.4/1.5; Eq. 18 is the
+standard's numbering):
+
+* mean of a pair mu_y = sum(A + B) / 2P; temporal variance with the Release-4 mean-difference
+  correction sigma^2_y = sum((A - B)^2) / 2P - (mu_A - mu_B)^2 / 2 (Eq. 18).
+* saturation: the point of maximum temporal variance sigma^2_y (REFERENCE 1.4). Found as the
+  global maximum, not by the reference package's backward walk, which stops inside a flat
+  plateau when the full well is below the ADC range (2.7x error, REFERENCE 1.7). Points past
+  it are reported as the plateau (``saturation_reached``); ``full_well_e`` is the plateau level.
+* system gain K: zero-offset least-squares slope of (sigma^2_y - sigma^2_y.dark) against
+  (mu_y - mu_y.dark) from the first point up to 70 % of the saturation signal.
+* responsivity R: zero-offset slope of (mu_y - mu_y.dark) against mu_p on that range;
+  quantum efficiency eta = R / K.
+* temporal dark noise: sigma^2_y.dark extrapolated to zero exposure by a line fit when more
+  than two exposure times exist (removes dark-current shot noise), clamped at 0.24 DN^2
+  (quantisation limit); sigma_d = sqrt(sigma^2_y.dark - 1/12) / K.
+* saturation capacity mu_e.sat = eta mu_p.sat (or (mu_y.sat - mu_y.dark) / K without photon
+  counts); SNR_max = sqrt(mu_e.sat); absolute sensitivity threshold from SNR = 1:
+  mu_e.min = 1/2 + sqrt(1/4 + sigma^2_y.dark / K^2) (the exact root; the 3.1 approximation
+  sigma_y.dark / K + 1/2 is kept as ``sensitivity_threshold_approx_e``); DR = mu_e.sat / mu_e.min.
+* linearity: weighted line through (mu_p, mu_y - mu_y.dark) minimising relative residuals
+  (weights 1/Y) over 5-95 % of the saturation signal; LE = 100 (Y - fit) / fit, min and max.
+* dark current: slope of mu_y.dark against exposure time / K; from the variance: slope of
+  sigma^2_y.dark / K^2.
+* DSNU/PRNU: spatial variances of the mean images with the temporal-noise correction
+  s^2_y = s^2_y.measured - sigma^2_y.stack / L and the row/column/pixel split of Release 4
+  (REFERENCE 1.5); DSNU = s_y.dark / K [e-], PRNU = 100 sqrt(s^2_y - s^2_y.dark) /
+  (mu_y - mu_y.dark) [%]. Reported with all pixels and with defect pixels excluded (hot pixels
+  inflate DSNU: 2 -> 16 e- for 20 hot pixels in the reference data set, REFERENCE 1.7).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.accumulators import PairAccumulator, PairStats, StackAccumulator, StackStats
+from harness.analysis.defects import DefectResult, DefectThresholds, detect_defects
+from harness.errors import ConfigError
+
+QUANTISATION_VAR_DN2 = 1.0 / 12.0
+MIN_DARK_VAR_DN2 = 0.24
+#: defect classes left out of DSNU/PRNU "without defects" (weak pixels are PRNU's own tail).
+EXCLUDED_CLASSES = ("stuck", "hot", "dead", "bright", "blinking")
+
+
+@dataclass(frozen=True)
+class EmvaPoint:
+    """One photon-transfer point: bright pair and its dark pair at the same exposure."""
+
+    exposure_ns: float
+    photons: float | None
+    mean_dn: float
+    mean_dark_dn: float
+    var_dn2: float
+    var_dark_dn2: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EmvaData:
+    """Everything the analysis needs, already reduced (no frames)."""
+
+    bits: int
+    height: int
+    width: int
+    points: tuple[EmvaPoint, ...]
+    dark_points: tuple[tuple[float, PairStats], ...]
+    spatial_bright: StackStats | None
+    spatial_dark: StackStats | None
+    spatial_exposure_ns: float | None
+    spatial_photons: float | None
+
+
+class EmvaReducer:
+    """Stream frames in, get :class:`EmvaData` out. Frames of one point must be added in
+    order (pairs are consecutive frames); points may interleave.
+
+    ``key`` groups frames of one point; the dark pair of a bright point is the dark point with
+    the same key. Descriptor data use the exposure time as key (the reference package's rule);
+    capture sets use the step index, so read-back jitter of the exposure does not split a step.
+    """
+
+    def __init__(self, bits: int) -> None:
+        if not 1 <= bits <= 16:
+            raise ConfigError(f"{bits} not allowed; allowed: 1..16", field="bits")
+        self.bits = bits
+        self._bright: dict[tuple[float, float], tuple[float, float | None, PairAccumulator]] = {}
+        self._dark: dict[float, tuple[float, PairAccumulator]] = {}
+        self._stacks: dict[str, StackAccumulator] = {}
+        self._spatial: dict[str, tuple[float, float | None]] = {}
+        self._shape: tuple[int, int] | None = None
+
+    def add(self, frame: np.ndarray, *, dark: bool, spatial: bool, exposure_ns: float,
+            photons: float | None = None, key: float | None = None) -> None:
+        """Add one frame of a temporal pair (``spatial=False``) or a spatial stack."""
+        if self._shape is None:
+            self._shape = (frame.shape[0], frame.shape[1])
+        elif frame.shape != self._shape:
+            raise ConfigError(f"frame shape {frame.shape} differs from the first frame's "
+                              f"{self._shape}")
+        k = exposure_ns if key is None else float(key)
+        if spatial:
+            kind = "dark" if dark else "bright"
+            where = (exposure_ns, None if dark else photons)
+            if self._spatial.setdefault(kind, where)[0] != exposure_ns:
+                raise ConfigError(f"spatial {kind} frames at more than one exposure; one "
+                                  "spatial point is allowed")
+            self._stacks.setdefault(kind, StackAccumulator()).add(frame)
+        elif dark:
+            self._dark.setdefault(k, (exposure_ns, PairAccumulator()))[1].add(frame)
+        else:
+            pkey = (k, -1.0 if photons is None else float(photons))
+            self._bright.setdefault(pkey, (exposure_ns, photons, PairAccumulator()))[2].add(frame)
+
+    def finish(self) -> EmvaData:
+        if self._shape is None or not self._bright:
+            raise ConfigError("no bright temporal pairs: an EMVA 1288 sweep needs a bright and "
+                              "a dark pair per step")
+        if not self._dark:
+            raise ConfigError("no dark temporal pairs: every step needs a dark pair")
+        darks = {k: (ns, acc.stats()) for k, (ns, acc) in self._dark.items()}
+        only_dark = next(iter(darks.values())) if len(darks) == 1 else None
+        points = []
+        for (k, _), (ns, photons, acc) in self._bright.items():
+            found = darks.get(k, only_dark)
+            if found is None:
+                raise ConfigError(f"bright point at exposure {ns:g} ns has no dark pair at the "
+                                  "same exposure")
+            bright, dark = acc.stats(), found[1]
+            points.append(EmvaPoint(ns, photons, bright.mean_dn, dark.mean_dn, bright.var_dn2,
+                                    dark.var_dn2))
+        known = [p.photons is not None for p in points]
+        if any(known) and not all(known):
+            raise ConfigError("photon counts are given for some bright points but not all")
+        points.sort(key=lambda p: (p.exposure_ns, p.photons or 0.0))
+        stacks = {kind: acc.stats() for kind, acc in self._stacks.items()}
+        if len(stacks) == 1:
+            raise ConfigError(f"only a {next(iter(stacks))} spatial stack; DSNU/PRNU need "
+                              "both a bright and a dark stack")
+        dark_points = tuple(sorted(((ns, st) for ns, st in darks.values()), key=lambda x: x[0]))
+        where = self._spatial.get("bright", (None, None))
+        return EmvaData(self.bits, self._shape[0], self._shape[1], tuple(points), dark_points,
+                        stacks.get("bright"), stacks.get("dark"), where[0], where[1])
+
+
+@dataclass(frozen=True)
+class SpatialVariances:
+    """Spatial variances of one stack's mean image (Release 4.0 Linear, REFERENCE 1.5), DN^2."""
+
+    mean_dn: float
+    total_dn2: float
+    row_dn2: float
+    column_dn2: float
+    pixel_dn2: float
+    temporal_dn2: float
+    frames: int
+    pixels: int
+
+
+def spatial_variances(stack: StackStats, good: np.ndarray | None = None) -> SpatialVariances:
+    """s^2_y, s^2_y.row, s^2_y.col, s^2_y.pixel with the sigma^2_stack / L correction; pixels
+    outside ``good`` are left out (means of rows/columns over their good pixels)."""
+    frames = stack.frames
+    if frames < 2:
+        raise ConfigError("a spatial stack needs at least 2 frames")
+    mean_img = stack.mean_img
+    rows, cols = mean_img.shape
+    temporal = stack.temporal_var_dn2(good)
+    if good is None or bool(good.all()):
+        mu = float(mean_img.mean())
+        measured = float(mean_img.var(ddof=1))
+        col_means = mean_img.mean(axis=0)
+        row_means = mean_img.mean(axis=1)
+        count = mean_img.size
+    else:
+        values = mean_img[good]
+        mu = float(values.mean())
+        measured = float(values.var(ddof=1))
+        weights = good.astype(np.float64)
+        masked = np.where(good, mean_img, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            col_means = masked.sum(axis=0) / weights.sum(axis=0)
+            row_means = masked.sum(axis=1) / weights.sum(axis=1)
+        col_means = col_means[np.isfinite(col_means)]
+        row_means = row_means[np.isfinite(row_means)]
+        count = int(values.size)
+    m, n = float(rows), float(cols)
+    s2 = measured - temporal / frames
+    s2_cav = float(np.mean((col_means - mu) ** 2)) - temporal / (frames * m)
+    s2_rav = float(np.mean((row_means - mu) ** 2)) - temporal / (frames * n)
+    d = m * n - m - n
+    s2_col = ((m * n - m) / d) * s2_cav - (n / d) * (s2 - s2_rav)
+    s2_row = ((m * n - n) / d) * s2_rav - (m / d) * (s2 - s2_cav)
+    s2_pix = (m * n / d) * (s2 - s2_cav - s2_rav)
+    return SpatialVariances(mu, s2, s2_row, s2_col, s2_pix, temporal, frames, count)
+
+
+def _sqrt(value: float) -> float:
+    """sqrt, NaN for a negative variance (what the reference package gives, issue #169)."""
+    return math.sqrt(value) if value >= 0 else math.nan
+
+
+@dataclass(frozen=True)
+class NonUniformity:
+    """DSNU (e-, and DN) and PRNU (%) with the Release-4 row/column/pixel split."""
+
+    dsnu_e: float
+    dsnu_dn: float
+    dsnu_row_e: float
+    dsnu_column_e: float
+    dsnu_pixel_e: float
+    prnu_pct: float
+    prnu_row_pct: float
+    prnu_column_pct: float
+    prnu_pixel_pct: float
+    excluded_pixels: int
+
+
+def nonuniformity(bright: SpatialVariances, dark: SpatialVariances, k_dn_per_e: float,
+                  excluded: int = 0) -> NonUniformity:
+    signal = bright.mean_dn - dark.mean_dn
+
+    def prnu(b: float, d: float) -> float:
+        return 100.0 * _sqrt(b - d) / signal if signal > 0 else math.nan
+
+    return NonUniformity(
+        dsnu_e=_sqrt(dark.total_dn2) / k_dn_per_e,
+        dsnu_dn=_sqrt(dark.total_dn2),
+        dsnu_row_e=_sqrt(dark.row_dn2) / k_dn_per_e,
+        dsnu_column_e=_sqrt(dark.column_dn2) / k_dn_per_e,
+        dsnu_pixel_e=_sqrt(dark.pixel_dn2) / k_dn_per_e,
+        prnu_pct=prnu(bright.total_dn2, dark.total_dn2),
+        prnu_row_pct=prnu(bright.row_dn2, dark.row_dn2),
+        prnu_column_pct=prnu(bright.column_dn2, dark.column_dn2),
+        prnu_pixel_pct=prnu(bright.pixel_dn2, dark.pixel_dn2),
+        excluded_pixels=excluded,
+    )
+
+
+@dataclass(frozen=True)
+class Emva1288Result:
+    """All EMVA 1288 figures; names carry their units. ``None``: not measurable from the data
+    (no photon counts, a single exposure time, no spatial stacks)."""
+
+    system_gain_dn_per_e: float
+    temporal_dark_noise_e: float
+    temporal_dark_noise_dn: float
+    dark_var_dn2: float
+    dark_noise_quantisation_limited: bool
+    saturation_capacity_e: float
+    saturation_mean_dn: float
+    saturation_index: int
+    saturation_reached: bool
+    full_well_e: float | None
+    snr_max: float
+    snr_max_db: float
+    sensitivity_threshold_e: float
+    sensitivity_threshold_approx_e: float
+    sensitivity_threshold_photons: float | None
+    dynamic_range: float
+    dynamic_range_db: float
+    linearity_error_min_pct: float
+    linearity_error_max_pct: float
+    linearity_fit_range: tuple[int, int]
+    gain_fit_range: tuple[int, int]
+    responsivity_dn_per_photon: float | None
+    quantum_efficiency_pct: float | None
+    dark_current_e_per_s: float | None
+    dark_current_from_variance_e_per_s: float | None
+    nonuniformity: NonUniformity | None
+    nonuniformity_all_pixels: NonUniformity | None
+    spatial_fraction_of_saturation: float | None
+    defects: DefectResult | None
+    points: tuple[EmvaPoint, ...]
+
+    @property
+    def dsnu_e(self) -> float | None:
+        """DSNU with defect pixels excluded (see ``nonuniformity_all_pixels`` for all)."""
+        return None if self.nonuniformity is None else self.nonuniformity.dsnu_e
+
+    @property
+    def prnu_pct(self) -> float | None:
+        return None if self.nonuniformity is None else self.nonuniformity.prnu_pct
+
+    @property
+    def dsnu_all_pixels_e(self) -> float | None:
+        nu = self.nonuniformity_all_pixels
+        return None if nu is None else nu.dsnu_e
+
+    @property
+    def prnu_all_pixels_pct(self) -> float | None:
+        nu = self.nonuniformity_all_pixels
+        return None if nu is None else nu.prnu_pct
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's JSON: exactly the documented keys; NaN becomes null."""
+        return {
+            "system_gain_dn_per_e": _num(self.system_gain_dn_per_e),
+            "temporal_dark_noise_e": _num(self.temporal_dark_noise_e),
+            "temporal_dark_noise_dn": _num(self.temporal_dark_noise_dn),
+            "saturation_capacity_e": _num(self.saturation_capacity_e),
+            "saturation_mean_dn": _num(self.saturation_mean_dn),
+            "snr_max_db": _num(self.snr_max_db),
+            "dynamic_range_db": _num(self.dynamic_range_db),
+            "linearity_error_min_pct": _num(self.linearity_error_min_pct),
+            "linearity_error_max_pct": _num(self.linearity_error_max_pct),
+            "quantum_efficiency_pct": _num(self.quantum_efficiency_pct),
+            "dark_current_e_per_s": _num(self.dark_current_e_per_s),
+            "dsnu_e": _num(self.dsnu_e),
+            "prnu_pct": _num(self.prnu_pct),
+            "points": [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every figure by name (for limit judging and evidence), JSON-ready."""
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if name in ("points", "defects", "nonuniformity", "nonuniformity_all_pixels"):
+                continue
+            out[name] = list(value) if isinstance(value, tuple) else _num(value)
+        variants = (("", self.nonuniformity), ("all_pixels_", self.nonuniformity_all_pixels))
+        for prefix, nu in variants:
+            if nu is not None:
+                for key, value in asdict(nu).items():
+                    out[prefix + key] = _num(value)
+        out["defect_counts"] = None if self.defects is None else self.defects.counts
+        out["points"] = [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points]
+        return out
+
+
+def _num(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+def _slope0(x: np.ndarray, y: np.ndarray) -> float:
+    """Zero-offset least-squares slope sum(xy) / sum(x^2)."""
+    den = float(np.dot(x, x))
+    if den <= 0:
+        raise ConfigError("photon transfer fit has no signal (all points at the dark level)")
+    return float(np.dot(x, y) / den)
+
+
+def find_saturation(var_dn2: np.ndarray) -> tuple[int, bool]:
+    """Index of the maximum temporal variance and whether the data go past it (a drop to
+    below 50 % of the maximum, i.e. the variance collapses on a clipped plateau)."""
+    index = int(np.argmax(var_dn2))
+    after = var_dn2[index + 1:]
+    reached = bool(after.size and float(after.min()) < 0.5 * float(var_dn2[index]))
+    return index, reached
+
+
+def analyze(data: EmvaData, *, cfa: str | None = None,
+            defect_thresholds: DefectThresholds | None = None,
+            saturation_index: int | None = None) -> Emva1288Result:
+    """Compute every EMVA 1288 figure from reduced data (see the module docstring)."""
+    pts = data.points
+    if len(pts) < 3:
+        raise ConfigError(f"{len(pts)} bright point(s); the photon transfer fit needs >= 3")
+    with_photons = pts[0].photons is not None
+    order = np.argsort([float(p.photons or 0.0) if with_photons else p.exposure_ns for p in pts],
+                       kind="stable")
+    pts = tuple(pts[i] for i in order)
+    mu = np.array([p.mean_dn for p in pts])
+    mu_d = np.array([p.mean_dark_dn for p in pts])
+    var = np.array([p.var_dn2 for p in pts])
+    var_d = np.array([p.var_dark_dn2 for p in pts])
+    photons = np.array([p.photons or 0.0 for p in pts]) if with_photons else None
+    signal = mu - mu_d
+
+    if saturation_index is None:
+        isat, reached = find_saturation(var)
+    else:
+        if not 0 <= saturation_index < len(pts):
+            raise ConfigError(f"{saturation_index} outside 0..{len(pts) - 1}",
+                              field="saturation_index")
+        isat, reached = saturation_index, True
+    y_sat = float(signal[isat])
+    if y_sat <= 0:
+        raise ConfigError("the saturation point has no signal above dark")
+
+    below = np.flatnonzero(signal[: isat + 1] <= 0.7 * y_sat)
+    gain_hi = int(below.max()) if below.size else 0
+    if gain_hi < 1:
+        raise ConfigError("fewer than 2 points below 70 % of saturation for the gain fit")
+    fit = slice(0, gain_hi + 1)
+    k = _slope0(signal[fit], var[fit] - var_d[fit])
+    if not k > 0:
+        raise ConfigError("photon transfer slope is not positive: variance does not grow "
+                          "with the signal (check the pairs)")
+    responsivity = _slope0(photons[fit], signal[fit]) if photons is not None else None
+    eta = responsivity / k if responsivity is not None else None
+
+    dark_t = np.array([ns for ns, _ in data.dark_points]) * 1e-9
+    dark_mu = np.array([st.mean_dn for _, st in data.dark_points])
+    dark_var = np.array([st.var_dn2 for _, st in data.dark_points])
+    distinct = np.unique(dark_t).size
+    var_dark0 = (float(np.polyfit(dark_t, dark_var, 1)[1]) if distinct > 2
+                 else float(dark_var.mean()))
+    limited = var_dark0 < MIN_DARK_VAR_DN2
+    var_dark0 = max(var_dark0, MIN_DARK_VAR_DN2)
+    sigma_d = math.sqrt(var_dark0 - QUANTISATION_VAR_DN2) / k
+    dark_current = dark_current_var = None
+    if distinct >= 2:
+        dark_current = float(np.polyfit(dark_t, dark_mu, 1)[0]) / k
+        dark_current_var = float(np.polyfit(dark_t, dark_var, 1)[0]) / k**2
+
+    mu_e_sat = (eta * float(photons[isat]) if eta is not None and photons is not None
+                else y_sat / k)
+    plateau = signal[isat + 1:]
+    full_well = float(np.median(plateau[-3:])) / k if reached and plateau.size else None
+    e_min = 0.5 + math.sqrt(0.25 + var_dark0 / k**2)
+    e_min_approx = math.sqrt(var_dark0) / k + 0.5
+    snr_max = math.sqrt(mu_e_sat) if mu_e_sat > 0 else math.nan
+    dr = mu_e_sat / e_min
+
+    x_lin = photons if photons is not None else np.array([p.exposure_ns for p in pts])
+    lo_idx = np.flatnonzero(signal[: isat + 1] >= 0.05 * y_sat)
+    hi_idx = np.flatnonzero(signal[: isat + 1] <= 0.95 * y_sat)
+    if not lo_idx.size or not hi_idx.size or hi_idx.max() - lo_idx.min() < 1:
+        raise ConfigError("fewer than 2 points between 5 % and 95 % of saturation for the "
+                          "linearity fit")
+    lin = slice(int(lo_idx.min()), int(hi_idx.max()) + 1)
+    b0, a1 = np.polynomial.polynomial.polyfit(x_lin[lin], signal[lin], 1, w=1.0 / signal[lin])
+    model = a1 * x_lin[lin] + b0
+    deviation = 100.0 * (signal[lin] - model) / model
+
+    nu = nu_all = None
+    frac = None
+    defects = None
+    if data.spatial_bright is not None and data.spatial_dark is not None:
+        dark_sv = spatial_variances(data.spatial_dark)
+        bright_sv = spatial_variances(data.spatial_bright)
+        nu_all = nonuniformity(bright_sv, dark_sv, k)
+        frac = (bright_sv.mean_dn - dark_sv.mean_dn) / y_sat
+        defects = detect_defects(data.spatial_dark, data.spatial_bright, cfa=cfa,
+                                 thresholds=defect_thresholds)
+        bad = defects.class_mask(*EXCLUDED_CLASSES)
+        nu = (nonuniformity(spatial_variances(data.spatial_bright, ~bad),
+                            spatial_variances(data.spatial_dark, ~bad), k,
+                            excluded=int(bad.sum())) if bad.any() else nu_all)
+
+    return Emva1288Result(
+        system_gain_dn_per_e=k,
+        temporal_dark_noise_e=sigma_d,
+        temporal_dark_noise_dn=math.sqrt(var_dark0),
+        dark_var_dn2=var_dark0,
+        dark_noise_quantisation_limited=limited,
+        saturation_capacity_e=mu_e_sat,
+        saturation_mean_dn=float(mu[isat]),
+        saturation_index=isat,
+        saturation_reached=reached,
+        full_well_e=full_well,
+        snr_max=snr_max,
+        snr_max_db=20.0 * math.log10(snr_max) if snr_max > 0 else math.nan,
+        sensitivity_threshold_e=e_min,
+        sensitivity_threshold_approx_e=e_min_approx,
+        sensitivity_threshold_photons=e_min / eta if eta else None,
+        dynamic_range=dr,
+        dynamic_range_db=20.0 * math.log10(dr) if dr > 0 else math.nan,
+        linearity_error_min_pct=float(deviation.min()),
+        linearity_error_max_pct=float(deviation.max()),
+        linearity_fit_range=(lin.start, lin.stop - 1),
+        gain_fit_range=(0, gain_hi),
+        responsivity_dn_per_photon=responsivity,
+        quantum_efficiency_pct=100.0 * eta if eta is not None else None,
+        dark_current_e_per_s=dark_current,
+        dark_current_from_variance_e_per_s=dark_current_var,
+        nonuniformity=nu,
+        nonuniformity_all_pixels=nu_all,
+        spatial_fraction_of_saturation=frac,
+        defects=defects,
+        points=pts,
+    )
+
+
+def summary_keys() -> tuple[str, ...]:
+    """The CLI JSON keys, in order."""
+    return ("system_gain_dn_per_e", "temporal_dark_noise_e", "temporal_dark_noise_dn",
+            "saturation_capacity_e", "saturation_mean_dn", "snr_max_db", "dynamic_range_db",
+            "linearity_error_min_pct", "linearity_error_max_pct", "quantum_efficiency_pct",
+            "dark_current_e_per_s", "dsnu_e", "prnu_pct", "points")
+

@@ -1,0 +1,186 @@
+"""Frame stacks and EMVA sweeps from disk, streamed one frame at a time.
+
+A *stack* comes from a capture set (frames chosen by role/group), a multi-page TIFF, or a
+folder of TIFF/PNG files (sorted by name). An *EMVA sweep* comes from a capture set (per step
+a bright and a dark temporal pair, plus bright and dark spatial stacks) or from an EMVA 1288
+descriptor file (REFERENCE 1.3). Nothing holds more than one frame (plus a pair's first frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from harness.analysis.accumulators import StackAccumulator, StackStats
+from harness.analysis.defects import CFA_PATTERNS
+from harness.analysis.emva1288 import EmvaData, EmvaReducer
+from harness.capture.emva_descriptor import iter_point_images, load_image, read_descriptor
+from harness.errors import ConfigError
+
+MANIFEST = "manifest.json"
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+
+
+@dataclass(frozen=True)
+class StackSource:
+    """A stack on disk: where it is, how many frames, CFA/bit depth and capture conditions."""
+
+    source: str
+    count: int
+    cfa: str | None
+    bits: int | None
+    conditions: dict[str, float | None] = field(default_factory=dict)
+    _frames: Callable[[], Iterator[np.ndarray]] = field(repr=False, default=lambda: iter(()))
+
+    def frames(self) -> Iterator[np.ndarray]:
+        return self._frames()
+
+    def reduce(self) -> StackStats:
+        """One pass through the frames into exact per-pixel sums."""
+        acc = StackAccumulator()
+        for frame in self.frames():
+            acc.add(frame)
+        return acc.stats()
+
+
+def is_capture_set(path: Path) -> bool:
+    return (path.is_dir() and (path / MANIFEST).is_file()) or path.name == MANIFEST
+
+
+def check_cfa(cfa: str | None) -> str | None:
+    if cfa is None:
+        return None
+    cfa = cfa.upper()
+    if cfa not in CFA_PATTERNS:
+        raise ConfigError(f"{cfa!r} not allowed; allowed: {', '.join(CFA_PATTERNS)}",
+                          field="--bayer")
+    return cfa
+
+
+def _capture_set_stack(path: Path, roles: tuple[str, ...], cfa: str | None) -> StackSource:
+    from harness.capture.captureset import CaptureSet
+
+    cs = CaptureSet.open(path)
+    records = []
+    for role in roles:
+        spatial = cs.records(role=role, group="spatial")
+        records = spatial or cs.records(role=role)
+        if records:
+            break
+    if not records:
+        raise ConfigError(f"no frames with role {' or '.join(roles)!r} in the capture set",
+                          source=str(path), field="role")
+    first = records[0]
+    conditions = {"exposure_us": first.exposure_us, "gain_db": first.gain_db,
+                  "temperature_c": first.temperature_c}
+    manifest_cfa = cs.manifest.cfa
+    if cfa is not None and manifest_cfa is not None and cfa != manifest_cfa:
+        raise ConfigError(f"--bayer {cfa} contradicts the manifest's CFA {manifest_cfa}",
+                          source=str(path), field="cfa")
+    bits = cs.manifest.bits
+    return StackSource(str(path), len(records), cfa or manifest_cfa, bits, conditions,
+                       lambda: (cs.load(r) for r in records))
+
+
+def _tiff_pages(path: Path) -> Iterator[np.ndarray]:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            for page in tif.pages:
+                image = np.asarray(page.asarray())
+                if image.ndim != 2:
+                    raise ConfigError(f"page has shape {image.shape}; single-channel pages "
+                                      "are needed", source=str(path))
+                yield image
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"cannot read TIFF: {exc}".splitlines()[0], source=str(path)) from None
+
+
+def open_stack(path: str | Path, *, roles: tuple[str, ...] = ("dark",),
+               cfa: str | None = None) -> StackSource:
+    """Open a stack: capture set (frames of the first of ``roles`` present, spatial group
+    preferred), multi-page TIFF, or folder of TIFF/PNG frames. ``cfa`` is needed for bare
+    TIFFs of a colour sensor; a capture set's manifest gives it."""
+    p = Path(path)
+    cfa = check_cfa(cfa)
+    if not p.exists():
+        raise ConfigError("no such file or folder", source=str(p))
+    if is_capture_set(p):
+        return _capture_set_stack(p, roles, cfa)
+    if p.is_file():
+        if p.suffix.lower() not in (".tif", ".tiff"):
+            raise ConfigError("a stack file must be a multi-page TIFF (.tif/.tiff)",
+                              source=str(p))
+        try:
+            with tifffile.TiffFile(p) as tif:
+                count = len(tif.pages)
+        except Exception as exc:
+            raise ConfigError(f"cannot read TIFF: {exc}".splitlines()[0],
+                              source=str(p)) from None
+        return StackSource(str(p), count, cfa, None, {}, lambda: _tiff_pages(p))
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError("folder has no capture set manifest and no .tif/.tiff/.png frames",
+                          source=str(p))
+    first_shape = load_image(files[0]).shape
+    return StackSource(str(p), len(files), cfa, None, {},
+                       lambda: (load_image(f, shape=first_shape) for f in files))
+
+
+# ---- EMVA sweeps ---------------------------------------------------------------------------
+
+def reduce_descriptor(path: str | Path) -> EmvaData:
+    """Stream every image of a descriptor's points through :class:`EmvaReducer`."""
+    desc = read_descriptor(path)
+    reducer = EmvaReducer(desc.bits)
+    for point in desc.points:
+        for image in iter_point_images(desc, point):
+            reducer.add(image, dark=point.dark, spatial=point.kind == "spatial",
+                        exposure_ns=point.exposure_ns, photons=point.photons)
+    return reducer.finish()
+
+
+def reduce_capture_set(path: str | Path) -> tuple[EmvaData, str | None]:
+    """Reduce an EMVA capture set: roles bright/dark, groups temporal/spatial, ``step``
+    pairs a bright point with its dark pair. Returns the data and the manifest's CFA."""
+    from harness.capture.captureset import CaptureSet
+
+    cs = CaptureSet.open(path)
+    reducer = EmvaReducer(cs.manifest.bits)
+    used = 0
+    for rec in cs.records():
+        if rec.role not in ("bright", "dark") or rec.group not in ("temporal", "spatial"):
+            continue
+        if rec.exposure_us is None:
+            raise ConfigError(f"frame {rec.file} has no exposure_us", source=str(path),
+                              field="exposure_us")
+        reducer.add(cs.load(rec), dark=rec.role == "dark", spatial=rec.group == "spatial",
+                    exposure_ns=rec.exposure_us * 1000.0,
+                    photons=rec.photons if rec.role == "bright" else None,
+                    key=None if rec.group == "spatial" else float(rec.step))
+        used += 1
+    if not used:
+        raise ConfigError("no bright/dark temporal or spatial frames; is this an EMVA 1288 "
+                          "sweep?", source=str(path))
+    return reducer.finish(), cs.manifest.cfa
+
+
+def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
+    """An EMVA descriptor file or a capture set, reduced; with the CFA when known."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("no such file or folder", source=str(p))
+    if is_capture_set(p):
+        return reduce_capture_set(p)
+    if p.is_dir():
+        found = sorted(p.glob("*descriptor*.txt")) or sorted(p.glob("*.txt"))
+        if len(found) != 1:
+            raise ConfigError("folder is neither a capture set (manifest.json) nor holds "
+                              "exactly one descriptor .txt file", source=str(p))
+        p = found[0]
+    return reduce_descriptor(p), None
