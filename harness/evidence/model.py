@@ -166,6 +166,8 @@ class Artefact:
 class TestRecord:
     """One test of a run with its measurements, errors and artefacts."""
 
+    __test__ = False  # not a pytest test class
+
     test_id: str
     outcome: Outcome
     title: str = ""

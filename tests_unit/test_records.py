@@ -1,0 +1,218 @@
+"""Records store on SQLite and on a real PostgreSQL server: round trip, chain, tamper, migration,
+concurrent writers, queries (yield, Cpk, trend) against known answers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import insert, text
+
+from harness.errors import ConfigError, EvidenceError
+from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord
+from harness.evidence.records import (
+    GENESIS_HASH,
+    SCHEMA_VERSION,
+    RecordStore,
+    T,
+    cpk_of,
+    normalise,
+    run_hash,
+)
+from tests_unit.pg_server import create_database, postgres_server
+
+
+@pytest.fixture(scope="module")
+def pg_base() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "records.sqlite")
+    return create_database(request.getfixturevalue("pg_base"))
+
+
+def make_run(run_id: str, *, station: str = "sim-1", dut: str = "D1", product: str = "cam-a",
+             gain: float = 0.1, started: str = "2026-11-20T10:00:00.000000+00:00",
+             outcome: Outcome | None = None) -> RunRecord:
+    m1 = Measurement.judged("system_gain", gain, "DN/e-", low=0.09, high=0.11,
+                            marginal_low=0.092, marginal_high=0.108, limit_id="EMVA-K-1",
+                            condition={"gain_db": 0, "wavelength_nm": 525})
+    m2 = Measurement.judged("hot_pixels", 3, "px", high=10, limit_id="DEF-HOT-1")
+    t1 = TestRecord("tests_hil/test_emva.py::test_gain", worst_of(m1), title="Gain",
+                    family="emva1288", measurements=(m1,))
+    t2 = TestRecord("tests_hil/test_defects.py::test_hot", m2.outcome, family="defects",
+                    measurements=(m2,), errors=())
+    return RunRecord(
+        run_id=run_id, station=station, outcome=outcome or worst_of(m1, m2), product=product,
+        dut_serial=dut, dut_firmware="1.0.3", operator="ana", started=started,
+        ended=started, limits_file="tests_hil/limits/cam-a.yaml", limits_hash="ab" * 32,
+        software={"harness": "0.1.0", "numpy": "2.1"}, tests=(t1, t2),
+        artefacts=(Artefact("11" * 32, "frame", path="out/cs1"),),
+        devices=({"role": "camera", "kind": "camera", "driver": "sim", "vendor": "Sim",
+                  "model": "SC-1", "serial": "S1", "firmware": "2", "extra": {"bits": 12}},
+                 {"role": "light", "kind": "light", "vendor": "Sim", "serial": "L1",
+                  "channel": 3}),
+        calibrations=({"role": "meter", "certificate": "C-77", "due": "2027-01-01"},))
+
+
+def worst_of(*ms: Measurement) -> Outcome:
+    return max((m.outcome for m in ms), key=lambda o: o.rank)
+
+
+def test_round_trip_chain_and_verify(store_url: str) -> None:
+    with RecordStore(store_url) as store:
+        assert store.version() == SCHEMA_VERSION
+        a = store.add_run(make_run("r1"))
+        b = store.add_run(make_run("r2", gain=0.093))
+        c = store.add_run(make_run("r3", station="sim-2"))
+        assert (a.chain_seq, a.prev_hash) == (1, GENESIS_HASH)
+        assert (b.chain_seq, b.prev_hash) == (2, a.record_hash)
+        assert (c.chain_seq, c.prev_hash) == (1, GENESIS_HASH)
+        back = store.get_run("r2")
+        assert back == normalise(make_run("r2", gain=0.093))
+        assert back.devices[1]["extra"] == {"channel": 3}
+        assert run_hash(back, a.record_hash) == b.record_hash
+        assert store.verify().ok and store.verify().checked == 3
+        with pytest.raises(EvidenceError, match="already stored"):
+            store.add_run(make_run("r1"))
+        with pytest.raises(ConfigError, match="no run 'nope'"):
+            store.get_run("nope")
+
+
+def test_verify_finds_edits_and_removals(store_url: str) -> None:
+    with RecordStore(store_url) as store:
+        for i in range(4):
+            store.add_run(make_run(f"r{i}"))
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE measurements SET value = 0.1 WHERE run_pk = "
+                              "(SELECT id FROM runs WHERE run_id = 'r1') AND name = "
+                              "'hot_pixels'"))
+        report = store.verify()
+        assert not report.ok and len(report.problems) == 1
+        assert "run r1 was edited" in report.problems[0]
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE measurements SET value = 3 WHERE name = 'hot_pixels'"))
+        assert store.verify().ok
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM runs WHERE run_id = 'r2'"))
+        problems = " ".join(store.verify().problems)
+        assert "run r3 is #4 in the chain, expected #3" in problems
+        assert "r3 does not chain" in problems
+
+
+def test_migrates_a_v1_database(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with RecordStore(path, upto=1) as old:
+        assert old.version() == 1
+        with old.engine.connect() as conn:
+            cols = {r[1] for r in conn.execute(text("PRAGMA table_info(runs)"))}
+        assert "record_hash" not in cols
+        with old.engine.begin() as conn:  # a run as the v1 code wrote it
+            rec = normalise(make_run("old-1"))
+            pk = conn.execute(insert(T["runs"]).values(
+                run_id=rec.run_id, station=rec.station, outcome=rec.outcome.value,
+                software=dict(rec.software))).inserted_primary_key
+            assert pk is not None
+            conn.execute(insert(T["measurements"]).values(
+                run_pk=pk[0], position=0, test_id="t", name="hot_pixels", value=4.0,
+                outcome="PASS", condition={}))
+    with RecordStore(path) as store:
+        assert store.version() == SCHEMA_VERSION
+        assert store.verify().ok
+        assert store.get_run("old-1").outcome is rec.outcome
+        new = store.add_run(make_run("new-1"))
+        assert new.chain_seq == 2 and new.prev_hash == store.chain_info("old-1").record_hash
+
+
+def _writer(url: str, worker: int, count: int) -> None:
+    with RecordStore(url) as store:
+        for i in range(count):
+            station = "sim-1" if i % 3 else "sim-2"
+            store.add_run(make_run(f"w{worker}-{i}", station=station, dut=f"D{worker}{i}"))
+
+
+def test_concurrent_writers_lose_nothing(store_url: str) -> None:
+    """Four processes append runs to the same stations at once: all stored, chains intact."""
+    RecordStore(store_url).close()
+    workers, count = 4, 12
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(store_url, w, count)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * workers
+    with RecordStore(store_url) as store:
+        stored = store.runs()
+        assert sorted(r.run_id for r in stored) == sorted(
+            f"w{w}-{i}" for w in range(workers) for i in range(count))
+        for station in ("sim-1", "sim-2"):
+            seqs = sorted(r.chain_seq for r in stored if r.station == station)
+            assert seqs == list(range(1, len(seqs) + 1))
+        report = store.verify()
+        assert report.ok, report.problems
+
+
+def test_queries_yield_cpk_trend(store_url: str) -> None:
+    """Cpk against the closed form: values μ + σ·z with z standardised (mean 0, sd 1 exactly)."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=20)
+    z = (z - z.mean()) / z.std(ddof=1)
+    mu, sigma = 0.1004, 0.0015
+    values = mu + sigma * z
+    with RecordStore(store_url) as store:
+        for i, v in enumerate(values):
+            day = 20 + i % 2
+            store.add_run(make_run(f"q{i}", dut=f"D{i}", gain=float(v),
+                                   station="sim-1" if i < 12 else "sim-2",
+                                   started=f"2026-11-{day}T10:00:{i:02d}.000000+00:00"))
+        # A retest of D0 with a wild value on another product must not enter cam-a's Cpk.
+        store.add_run(make_run("other", dut="D0", gain=5.0, product="cam-b",
+                               started="2026-11-22T00:00:00.000000+00:00"))
+        rows = {r.name: r for r in store.cpk(product="cam-a")}
+        gain = rows["system_gain"]
+        assert gain.n == 20
+        assert gain.mean == pytest.approx(mu, rel=1e-12)
+        assert gain.std == pytest.approx(sigma, rel=1e-9)
+        assert gain.cpk == pytest.approx(min(0.11 - mu, mu - 0.09) / (3 * sigma), rel=1e-9)
+        assert gain.cp == pytest.approx(0.02 / (6 * sigma), rel=1e-9)
+        expected = {o: sum(Measurement.judged("g", float(v), "", low=0.09, high=0.11,
+                                              marginal_low=0.092, marginal_high=0.108
+                                              ).outcome is o for v in values)
+                    for o in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL)}
+        y = {r.limit_id: r for r in store.yield_by_limit(product="cam-a")}["EMVA-K-1"]
+        assert (y.passed, y.marginal, y.failed) == (expected[Outcome.PASS],
+                                                    expected[Outcome.MARGINAL],
+                                                    expected[Outcome.FAIL])
+        assert y.yield_ == pytest.approx((20 - expected[Outcome.FAIL]) / 20)
+        trend = store.trend(product="cam-a", measurement="system_gain")
+        assert [(t.station, t.day, t.runs) for t in trend] == [
+            ("sim-1", "2026-11-20", 6), ("sim-1", "2026-11-21", 6),
+            ("sim-2", "2026-11-20", 4), ("sim-2", "2026-11-21", 4)]
+        first = trend[0]
+        assert first.mean == pytest.approx(float(np.mean(values[0:12:2])), rel=1e-9)
+        assert len(store.runs(since="2026-11-21")) == 11
+        assert [r.run_id for r in store.runs(station="sim-2", limit=1)] == ["q19"]
+        with pytest.raises(ConfigError, match="--since"):
+            store.runs(since="last tuesday")
+
+
+def test_cpk_one_sided_and_degenerate() -> None:
+    v = np.array([1.0, 2.0, 3.0])
+    mean, std, cp, cpk = cpk_of(v, None, 5.0)
+    assert (mean, std, cp) == (2.0, 1.0, None) and cpk == pytest.approx(1.0)
+    assert cpk_of(np.array([1.0]), 0.0, 2.0)[2:] == (None, None)
+
+
+def test_bad_urls(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unsupported database 'mysql'"):
+        RecordStore("mysql://u@h/db")
+    with pytest.raises(EvidenceError, match="records database"):
+        RecordStore("postgresql://nobody@127.0.0.1:1/none")
