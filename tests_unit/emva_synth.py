@@ -39,12 +39,22 @@ class Sensor:
     gain: dict[tuple[int, int], float] = field(default_factory=dict)  # (r, c) -> response factor
     stuck: dict[tuple[int, int], int] = field(default_factory=dict)   # (r, c) -> DN
     blink: dict[tuple[int, int], float] = field(default_factory=dict)  # (r, c) -> RTS step, e-
+    column_offset_dn: dict[int, float] = field(default_factory=dict)  # col -> DN offset
+    #: response of the 2x2 CFA sites (top-left, top-right, bottom-left, bottom-right)
+    plane_gain: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
         shape = (self.height, self.width)
         self.prnu_map = 1.0 + self.prnu * rng.standard_normal(shape)
         self.dsnu_map = self.dsnu_e * rng.standard_normal(shape)
+        self.site_gain = np.ones(shape)
+        if self.plane_gain is not None:
+            for i, g in enumerate(self.plane_gain):
+                self.site_gain[i // 2::2, i % 2::2] = g
+        self.offset_map = np.full(shape, self.offset_dn)
+        for col, off in self.column_offset_dn.items():
+            self.offset_map[:, col] += off
         for (r, c), factor in self.gain.items():
             self.prnu_map[r, c] *= factor
         self.hot_map = np.zeros(shape)
@@ -60,21 +70,25 @@ class Sensor:
               illumination: float = 1.0) -> np.ndarray:
         """One frame at mean photons/pixel ``photons`` (0 = dark)."""
         rng = self.rng
-        lam = (self.qe * photons * illumination * self.prnu_map
+        lam = (self.qe * photons * illumination * self.prnu_map * self.site_gain
                + self.dark_current_e_per_s * exposure_s + self.hot_map)
         electrons = np.minimum(rng.poisson(lam).astype(np.float64), self.full_well_e)
         if self.nonlinearity:
             electrons = electrons * (1.0 + self.nonlinearity * electrons / self.full_well_e)
         signal = electrons + self.dsnu_map + self.read_noise_e * rng.standard_normal(lam.shape)
         for (r, c), step in self.blink.items():
-            signal[r, c] += step * rng.integers(0, 2)
-        dn = np.clip(np.rint(self.k_dn_per_e * signal + self.offset_dn), 0, self.max_dn)
+            signal[r, c] += step * (rng.integers(0, 2) - 0.5)  # two levels, mean unchanged
+        dn = np.clip(np.rint(self.k_dn_per_e * signal + self.offset_map), 0, self.max_dn)
         out = dn.astype(np.uint16)
         for (r, c), value in self.stuck.items():
             out[r, c] = value
         return out
 
     # ---- analytic truths -------------------------------------------------------------
+    def stack(self, frames: int, photons: float = 0.0,
+              exposure_s: float = 0.01) -> list[np.ndarray]:
+        return [self.frame(photons, exposure_s) for _ in range(frames)]
+
     def defect_mask(self) -> np.ndarray:
         mask = np.zeros((self.height, self.width), bool)
         for coords in (self.hot, self.gain, self.stuck, self.blink):

@@ -1,0 +1,131 @@
+"""Defect-pixel classes, clusters, lines and zones on a sensor model with injected defects.
+
+Truth is the set of injected coordinates. Injected defects sit well above their thresholds
+(hot +100 DN against a ~4 DN threshold, dead -60 %, bright +50 %, weak -15 %); the clean
+sensors carry DSNU (2 e-), PRNU (1 %) and temporal noise, and must give no defect at all: the
+8-sigma and chi-square rules put the expected false alarms far below one per sensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.analysis.accumulators import StackAccumulator, StackStats
+from harness.analysis.defects import (
+    DefectThresholds,
+    bayer_planes,
+    detect_defects,
+    zone_of,
+)
+from harness.errors import ConfigError
+from tests_unit.emva_synth import Sensor
+
+H, W = 128, 160
+FLAT_PHOTONS = 12000.0  # 6000 e-: ~50 % of the 12 000 e- full well
+
+
+def stacks(sensor: Sensor, frames: int = 16) -> tuple[StackStats, StackStats]:
+    out = []
+    for photons in (0.0, FLAT_PHOTONS):
+        acc = StackAccumulator()
+        for frame in sensor.stack(frames, photons):
+            acc.add(frame)
+        out.append(acc.stats())
+    return out[0], out[1]
+
+
+def test_bayer_planes_name_the_greens_by_their_row() -> None:
+    assert [p[0] for p in bayer_planes("RGGB")] == ["R", "Gr", "Gb", "B"]
+    assert [p[0] for p in bayer_planes("GBRG")] == ["Gb", "B", "R", "Gr"]
+    assert bayer_planes(None) == [("Y", 0, 0, 1)]
+    with pytest.raises(ConfigError, match="allowed: RGGB"):
+        bayer_planes("RGBG")
+
+
+@pytest.mark.parametrize("cfa", [None, "RGGB"])
+def test_clean_sensor_has_no_defects(cfa: str | None) -> None:
+    gains = (0.45, 1.0, 1.0, 0.7) if cfa else None
+    sensor = Sensor(height=H, width=W, seed=3, plane_gain=gains)
+    result = detect_defects(*stacks(sensor), cfa=cfa)
+    assert result.total == 0, result.counts
+    assert result.clusters == ()
+    assert result.lines == ()
+
+
+def test_every_injected_defect_is_found_in_its_class() -> None:
+    hot = {(11, 21): 400.0, (60, 91): 400.0, (101, 140): 400.0}
+    cluster = {(40, 40): 400.0, (40, 42): 400.0, (42, 42): 400.0}  # same-colour neighbours
+    dead = {(20, 100): 0.4, (90, 33): 0.4}
+    bright = {(70, 120): 1.5}
+    weak = {(30, 60): 0.85, (110, 12): 0.85}
+    stuck = {(50, 70): 0, (80, 150): 4095}
+    blink = {(15, 130): 60.0}
+    column_run = {(20 + 2 * i, 77): 0.3 for i in range(12)}  # 12 dead pixels in one column
+    sensor = Sensor(height=H, width=W, seed=4, plane_gain=(0.45, 1.0, 1.0, 0.7),
+                    hot=hot | cluster, gain=dead | bright | weak | column_run, stuck=stuck,
+                    blink=blink, column_offset_dn={120: 3.0})
+    result = detect_defects(*stacks(sensor), cfa="RGGB",
+                            conditions={"exposure_us": 10000.0, "gain_db": 0.0,
+                                        "temperature_c": 25.0})
+    assert set(result.pixels["hot"]) == set(hot) | set(cluster)
+    assert set(result.pixels["dead"]) == set(dead) | set(column_run)
+    assert set(result.pixels["bright"]) == set(bright)
+    assert set(result.pixels["weak"]) == set(weak)
+    assert set(result.pixels["stuck"]) == set(stuck)
+    assert set(result.pixels["blinking"]) == set(blink)
+    big = [c for c in result.clusters if c.size == 3]
+    assert len(big) == 1 and (big[0].top, big[0].left, big[0].bottom, big[0].right) == (
+        40, 40, 42, 42)
+    assert big[0].plane == "R"
+    lines = {(ln.axis, ln.index, ln.kind) for ln in result.lines}
+    assert ("column", 77, "run") in lines
+    assert ("column", 120, "dark_offset") in lines
+    assert {ln.index for ln in result.lines} == {77, 120}
+    assert result.conditions["temperature_c"] == 25.0
+    payload = result.as_dict()
+    assert payload["counts"]["hot"] == 6 and payload["total"] == result.total
+    assert [40, 42] in payload["pixels"]["hot"]
+
+
+def test_zone_counts_split_centre_and_edge() -> None:
+    hot = {(64, 80): 400.0, (63, 78): 400.0, (2, 3): 400.0}
+    sensor = Sensor(height=H, width=W, seed=5, hot=hot)
+    result = detect_defects(*stacks(sensor))
+    assert result.zone_counts["centre"]["hot"] == 2
+    assert result.zone_counts["edge"]["hot"] == 1
+    assert zone_of(0, 0, H, W, DefectThresholds().zones) == "edge"
+    assert zone_of(H // 2, W // 2, H, W, DefectThresholds().zones) == "centre"
+
+
+def test_thresholds_are_configurable() -> None:
+    sensor = Sensor(height=H, width=W, seed=6, hot={(30, 30): 100.0}, gain={(60, 60): 0.8})
+    dark, flat = stacks(sensor, frames=8)
+    default = detect_defects(dark, flat)
+    assert (30, 30) in default.pixels["hot"] and (60, 60) in default.pixels["weak"]
+    strict = detect_defects(dark, flat, thresholds=DefectThresholds(hot_dn=50.0, weak_rel=0.25))
+    assert strict.pixels["hot"] == () and strict.pixels["weak"] == ()
+    assert strict.hot_threshold_dn == {"Y": 50.0}
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"median_size": 7}, "median_size"),
+    ({"dead_rel": 0.0}, "dead_rel"),
+    ({"hot_dn": -1.0}, "hot_dn"),
+    ({"weak_rel": 0.5}, "weak_rel"),
+    ({"zones": (("centre", 0.5),)}, "zones"),
+])
+def test_bad_thresholds_are_rejected(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        DefectThresholds(**kwargs)  # type: ignore[arg-type]
+
+
+def test_mismatched_or_signal_free_stacks_are_rejected() -> None:
+    a, b = StackAccumulator(), StackAccumulator()
+    for _ in range(2):
+        a.add(np.zeros((16, 16), np.uint16))
+        b.add(np.zeros((16, 17), np.uint16))
+    with pytest.raises(ConfigError, match="must match"):
+        detect_defects(a.stats(), b.stats())
+    with pytest.raises(ConfigError, match="no signal"):
+        detect_defects(a.stats(), a.stats())
