@@ -15,8 +15,9 @@ does nothing else unless ``--station`` is given, so it cannot change another pro
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -25,15 +26,20 @@ from typing import Any
 import pytest
 
 from harness.errors import Aborted, ConfigError, HarnessError
+from harness.evidence.model import Outcome
+from harness.limits import LimitSpec, load_limits
+from harness.run_context import Checker, QualificationRun
 from harness.station.registry import DEVICE_KINDS
 from harness.station.schema import StationConfig, load_station_file
 from harness.station.station import Station
 
 ROLES = DEVICE_KINDS
 _STATE = pytest.StashKey["HilSession"]()
+_CHECKER = pytest.StashKey[Checker]()
+_STARTED = pytest.StashKey[bool]()
 
 
-@dataclass
+@dataclass(eq=False)
 class HilSession:
     """Everything the plugin knows about this run's station (when ``--station`` is given)."""
 
@@ -44,7 +50,11 @@ class HilSession:
     records: str | None
     evidence_dir: Path
     allow_expired_calibration: bool
+    limit_spec: LimitSpec | None = None
     station: Station | None = None
+    run: QualificationRun | None = None
+    interrupted: bool = False
+    current_test: str = ""
     previous_sigterm: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -94,8 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     limits = config.getoption("limits")
-    if limits and not Path(limits).is_file():
-        raise pytest.UsageError(f"{limits}: limit spec not found (--limits)")
+    try:
+        limit_spec = load_limits(limits) if limits else None
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     state = HilSession(
         config=station_config,
         dut=config.getoption("dut"),
@@ -104,8 +116,10 @@ def pytest_configure(config: pytest.Config) -> None:
         records=config.getoption("records"),
         evidence_dir=Path(config.getoption("evidence_dir")),
         allow_expired_calibration=bool(config.getoption("allow_expired_calibration")),
+        limit_spec=limit_spec,
     )
     config.stash[_STATE] = state
+    _ACTIVE.append(state)
 
 
 def _raise_aborted(signum: int, frame: FrameType | None) -> None:
@@ -123,6 +137,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is None:
         return
+    if state in _ACTIVE:
+        _ACTIVE.remove(state)
     if state.station is not None and state.station.is_open:
         state.station.close()
     if state.previous_sigterm is not None:
@@ -170,9 +186,11 @@ def hil_station(request: pytest.FixtureRequest) -> Iterator[Station]:
             if serial != state.dut:
                 raise ConfigError(f"DUT serial mismatch: --dut {state.dut!r} but the camera "
                                   f"reports {serial!r}", field="--dut")
+        state.run = _start_run(state, station)
         yield station
     finally:
-        station.close()
+        report = station.close()
+        _finish_run(state, report)
 
 
 def _device(station: Station, role: str) -> Any:
@@ -230,7 +248,132 @@ def hil_dut(request: pytest.FixtureRequest, hil_station: Station) -> DutInfo:
     return DutInfo(ident.serial, state.dut, state.operator, ident.as_dict())
 
 
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    """Keep a harness error's message to its one line in the report's short summary."""
+
+
+def _start_run(state: HilSession, station: Station) -> QualificationRun:
+    run = QualificationRun(station.id, state.evidence_dir, state.limit_spec,
+                           operator=state.operator or "", records_target=state.records)
+    dut: dict[str, Any] = {}
+    try:
+        ident = station.camera().identity()
+        dut = {"serial": ident.serial, "firmware": ident.firmware, "model": ident.model,
+               "vendor": ident.vendor, "expected_serial": state.dut}
+    except KeyError:
+        pass
+    devices = [{"role": role, **ident.as_dict()} for role, ident in station.identities().items()]
+    calibrations = [{"device": role, **cal.model_dump(mode="json")}
+                    for role, cal in station.config.calibration.items()]
+    run.start(dut=dut, devices=devices, calibrations=calibrations)
+    return run
+
+
+def _finish_run(state: HilSession, safe: Any) -> None:
+    run = state.run
+    if run is None or run.journal is None:
+        return
+    for role, message in getattr(safe, "failed", ()):
+        with contextlib.suppress(HarnessError):
+            run.record_error("", f"{role}: safe state not reached: {message}", "station",
+                             Outcome.ERROR)
+    if state.interrupted and state.current_test:
+        with contextlib.suppress(HarnessError):
+            run.test_end(state.current_test, Outcome.ABORTED, "interrupted")
+    outcome = Outcome.ABORTED if state.interrupted else run.journal.outcome
+    run.finish(outcome, reason="interrupted" if state.interrupted else "")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Soft assertions: after the test body, every FAIL verdict becomes one AssertionError."""
+    result = yield
+    checker = item.stash.get(_CHECKER, None)
+    if checker is not None:
+        checker.raise_if_failed()
+    return result
+
+
+@pytest.fixture
+def hil_check(request: pytest.FixtureRequest, hil_station: Station) -> Checker:
+    """Judge measurements against the limit spec: ``hil_check("name", value, "unit", zone=...)``.
+
+    Every figure is journaled and reported; FAIL verdicts fail the test when its body ends.
+    """
+    state = _state_or_skip(request)
+    checker = Checker(request.node.nodeid, state.run, state.limit_spec)
+    request.node.stash[_CHECKER] = checker
+    return checker
+
+
+@pytest.fixture
+def hil_limits(request: pytest.FixtureRequest) -> LimitSpec:
+    """The limit spec given with ``--limits`` (skips the test when none was given)."""
+    state = _state_or_skip(request)
+    if state.limit_spec is None:
+        pytest.skip("no --limits given")
+    return state.limit_spec
+
+
+def _family(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("hil_family")
+    if marker and marker.args:
+        return str(marker.args[0])
+    module = getattr(item, "module", None)
+    name = getattr(module, "__name__", "") or ""
+    return name.rsplit(".", 1)[-1].removeprefix("test_")
+
+
+def outcome_of(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Outcome:
+    """PASS/FAIL/ERROR/ABORTED/SKIPPED from a pytest report, keeping their meaning."""
+    if report.skipped:
+        return Outcome.SKIPPED
+    if report.passed:
+        return Outcome.PASS
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome.ABORTED
+    if isinstance(exc, AssertionError) and report.when == "call":
+        return Outcome.FAIL
+    return Outcome.ERROR
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    state = item.config.stash.get(_STATE, None)
     if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError):
         item.user_properties.append(("harness_error", str(call.excinfo.value)))
+    if state is None or state.run is None or "hil_station" not in getattr(item, "fixturenames", ()):
+        return report
+    run = state.run
+    test_id = item.nodeid
+    if not item.stash.get(_STARTED, False):
+        item.stash[_STARTED] = True
+        doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+        run.test_start(test_id, doc.strip().splitlines()[0] if doc.strip() else item.name,
+                       _family(item))
+        state.current_test = test_id
+    ends_here = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not ends_here:
+        return report
+    outcome = outcome_of(report, call)
+    checker = item.stash.get(_CHECKER, None)
+    if outcome is Outcome.PASS and checker is not None and checker.outcome is Outcome.MARGINAL:
+        outcome = Outcome.MARGINAL
+    message = ""
+    if call.excinfo is not None:
+        message = f"{call.excinfo.typename}: {call.excinfo.value}".splitlines()[0]
+        if outcome in (Outcome.ERROR, Outcome.ABORTED):
+            kind = "instrument" if "Instrument" in call.excinfo.typename else "station"
+            run.record_error(test_id, message, kind, outcome)
+    run.test_end(test_id, outcome, message)
+    state.current_test = ""
+    return report
+
+
+_ACTIVE: list[HilSession] = []
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    for state in _ACTIVE:
+        state.interrupted = True

@@ -395,5 +395,6 @@ def run_sequence(name: str, ctx: CaptureContext, **params: Any) -> CaptureSet:
     ctx.log("sequence_start", sequence=name, params=params)
     result = func(ctx, **params)
     ctx.log("sequence_end", sequence=name, seconds=round(time.perf_counter() - start, 3),
-            frames=len(result.manifest.frames))
+            frames=len(result.manifest.frames), path=str(result.root),
+            frames_sha256=[r.sha256 for r in result.records()])
     return result

@@ -1,0 +1,206 @@
+"""One qualification run as the pytest plugin sees it: journal, limits, checks, records.
+
+The plugin creates a :class:`QualificationRun` when the station opens. Every test that uses
+the station is journaled (start, captures, each measurement with its verdict, errors, end);
+measurements are judged against the limit spec through a :class:`Checker`; at the end the
+run record is rebuilt from the journal (so what the database holds is exactly what survived
+on disk) and stored. A failed evidence write makes the run ERROR, never PASS.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from harness.capture.sequences import CaptureContext
+from harness.errors import EvidenceError, HarnessError
+from harness.evidence.journal import Journal, new_run_id, rebuild
+from harness.evidence.model import Measurement, Outcome, RunRecord
+from harness.limits import LimitSpec
+
+log = logging.getLogger(__name__)
+
+SOFTWARE_PACKAGES = ("camera-qual-harness", "numpy", "opencv-python-headless", "harvesters",
+                     "genicam", "pyvisa", "pyserial", "colour-science", "pytest")
+
+
+class MeasurementError(HarnessError):
+    """A figure could not be measured (no finite value): an ERROR, not a FAIL."""
+
+
+def software_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in SOFTWARE_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class Checker:
+    """Judges a test's measurements against the limit spec, journals and reports each one.
+
+    ``check(name, value, unit, **condition)`` judges ``value`` against every limit on
+    ``name`` whose condition matches; a figure with no limit is still recorded (as PASS with
+    no limits) so nothing measured is lost. Failures are collected and turned into one
+    ``AssertionError`` when the test body ends (soft assertions: every figure is judged).
+    """
+
+    test_id: str
+    run: QualificationRun | None
+    limits: LimitSpec | None
+    verdicts: list[Measurement] = field(default_factory=list)
+
+    def __call__(self, name: str, value: float | None, unit: str = "", **condition: Any
+                 ) -> list[Measurement]:
+        verdicts = (self.limits.judge(name, value, test_id=self.test_id, **condition)
+                    if self.limits is not None else [])
+        if not verdicts:
+            verdicts = [Measurement.judged(name, value, unit, condition=condition,
+                                           test_id=self.test_id)]
+        for verdict in verdicts:
+            limited = verdict.low is not None or verdict.high is not None
+            if unit and limited and verdict.unit != unit:
+                raise MeasurementError(f"{verdict.limit_id}: limit is in {verdict.unit!r} but the "
+                                       f"test measured {name} in {unit!r}")
+            self.verdicts.append(verdict)
+            if self.run is not None:
+                self.run.record_measurement(verdict)
+            _allure_measurement(verdict)
+        return verdicts
+
+    def limited(self, name: str, **condition: Any) -> bool:
+        """True when the spec has a limit on ``name`` under ``condition``."""
+        return bool(self.limits and self.limits.find(name, **condition))
+
+    @property
+    def failures(self) -> list[Measurement]:
+        return [v for v in self.verdicts if v.outcome is Outcome.FAIL]
+
+    @property
+    def errors(self) -> list[Measurement]:
+        return [v for v in self.verdicts if v.outcome is Outcome.ERROR]
+
+    @property
+    def outcome(self) -> Outcome:
+        from harness.evidence.model import worst
+
+        return worst(v.outcome for v in self.verdicts)
+
+    def raise_if_failed(self) -> None:
+        if self.errors:
+            names = ", ".join(f"{v.limit_id or v.name}" for v in self.errors)
+            raise MeasurementError(f"not measured (no finite value): {names}")
+        if self.failures:
+            detail = "; ".join(f"{v.limit_id} {v.name}={v.allure_parameter()}"
+                               for v in self.failures)
+            raise AssertionError(f"out of spec: {detail}")
+
+
+def _allure_measurement(verdict: Measurement) -> None:
+    """One Allure step per judged figure, plus a dynamic parameter with the verdict."""
+    try:
+        from harness.evidence.allure import report_measurement
+    except ImportError:  # the evidence layer's Allure helpers are optional
+        return
+    report_measurement(verdict)
+
+
+@dataclass
+class QualificationRun:
+    """The evidence of one run: a folder with the journal, capture sets and plots."""
+
+    station_id: str
+    evidence_dir: Path
+    limits: LimitSpec | None
+    operator: str = ""
+    records_target: str | None = None
+    run_id: str = field(default_factory=new_run_id)
+    journal: Journal | None = None
+    outcome_override: Outcome | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        return self.evidence_dir / self.run_id
+
+    def start(self, *, dut: Mapping[str, Any], devices: list[dict[str, Any]],
+              calibrations: list[dict[str, Any]]) -> None:
+        self.journal = Journal(self.folder / "journal.jsonl", self.run_id)
+        self.journal.run_start(
+            station=self.station_id, dut=dut, operator=self.operator,
+            software=software_versions(),
+            limits_file=self.limits.source if self.limits else "",
+            limits_hash=self.limits.sha256 if self.limits else "",
+            devices=devices, calibrations=calibrations)
+
+    def _write(self, func: str, *args: Any, **kwargs: Any) -> None:
+        if self.journal is None:
+            return
+        try:
+            getattr(self.journal, func)(*args, **kwargs)
+        except EvidenceError as exc:
+            self.outcome_override = Outcome.ERROR
+            self.notes.append(str(exc))
+            raise
+
+    def test_start(self, test_id: str, title: str, family: str) -> None:
+        self._write("test_start", test_id, title=title, family=family)
+
+    def test_end(self, test_id: str, outcome: Outcome, message: str = "") -> None:
+        self._write("test_end", test_id, outcome, message=message[:2000])
+
+    def record_measurement(self, verdict: Measurement) -> None:
+        self._write("measurement", verdict)
+
+    def record_error(self, test_id: str, message: str, kind: str, outcome: Outcome) -> None:
+        self._write("error", message[:2000], test_id=test_id, kind=kind, outcome=outcome)
+
+    def capture_context(self, test_id: str, station: Any, **kwargs: Any) -> CaptureContext:
+        """A capture context writing under this run's ``captures/`` and journaling each set."""
+        run = self
+
+        def journal(event: str, payload: dict[str, Any]) -> None:
+            if event == "sequence_end" and payload.get("path"):
+                frames = payload.get("frames_sha256", [])
+                run._write("capture", test_id, frames=frames, capture_set=payload["path"],
+                           sequence=payload.get("sequence", ""))
+
+        def device(role: str) -> Any:
+            return station.device(role) if station.has(role) else None
+
+        camera = station.camera()
+        header = {"station": {"id": station.id, "site": station.config.site},
+                  "bits": kwargs.pop("bits", 12), "cfa": kwargs.pop("cfa", None),
+                  "instruments": {r: d.identity().as_dict() for r, d in station.devices.items()
+                                  if not r.startswith("camera")}}
+        return CaptureContext(camera=camera, out_dir=self.folder / "captures",
+                              light=device("light"), chart=device("chart"),
+                              focus=device("focus"), meter=device("meter"), header=header,
+                              journal=journal, **kwargs)
+
+    def finish(self, outcome: Outcome, reason: str = "") -> RunRecord | None:
+        """Close the journal with the run's outcome, rebuild the record, store it."""
+        if self.journal is None:
+            return None
+        final = outcome if self.outcome_override is None else Outcome.ERROR
+        try:
+            self.journal.run_end(final, reason=reason or "; ".join(self.notes))
+        except EvidenceError as exc:
+            log.error("could not close the journal: %s", exc)
+        finally:
+            self.journal.close()
+        record = rebuild(self.folder / "journal.jsonl")
+        if self.records_target is not None:
+            from harness.evidence.records import RecordStore
+
+            with RecordStore(self.records_target) as store:
+                store.add_run(record)
+        return record
