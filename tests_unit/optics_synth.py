@@ -175,17 +175,19 @@ CAMERA_MATRIX = np.array(
 
 
 def reference_linear_rgb(illuminant: str = "D65") -> FloatArray:
-    """Linear sRGB-primaries RGB (24x3) of the ColorChecker24 (after Nov. 2014), adapted from
-    its D50 reference white to ``illuminant`` with Bradford, not clipped (wide linear space)."""
+    """CCM target of the ColorChecker24 (after Nov. 2014) under ``illuminant``: its D50 XYZ
+    adapted to the illuminant, then (observer adapted, Bradford) to D65 and the linear sRGB
+    matrix; not clipped (wide linear space). Written with the von Kries transform directly, an
+    independent path from harness.analysis.colour's ``colour.XYZ_to_RGB`` call."""
     cc = colour.CCS_COLOURCHECKERS["ColorChecker24 - After November 2014"]
-    xyy = np.array(list(cc.data.values()))
-    xyz = colour.xyY_to_XYZ(xyy)
-    wp = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"][illuminant]
-    xyz_a = colour.adaptation.chromatic_adaptation_VonKries(
-        xyz, colour.xy_to_XYZ(cc.illuminant), colour.xy_to_XYZ(wp), transform="Bradford"
-    )
-    m = colour.models.RGB_COLOURSPACE_sRGB.matrix_XYZ_to_RGB
-    return np.asarray(xyz_a @ m.T, dtype=np.float64)
+    xyz = colour.xyY_to_XYZ(np.array(list(cc.data.values())))
+    obs = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]
+    srgb = colour.models.RGB_COLOURSPACE_sRGB
+    w50, wp = colour.xy_to_XYZ(cc.illuminant), colour.xy_to_XYZ(obs[illuminant])
+    w65 = colour.xy_to_XYZ(srgb.whitepoint)
+    vk = colour.adaptation.chromatic_adaptation_VonKries
+    xyz_a = vk(vk(xyz, w50, wp, transform="Bradford"), wp, w65, transform="Bradford")
+    return np.asarray(xyz_a @ np.asarray(srgb.matrix_XYZ_to_RGB).T, dtype=np.float64)
 
 
 def render_colour_checker(
