@@ -6,9 +6,33 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 STATION ?= stations/fake.yaml
 
-.PHONY: venv test unit hil qualify lint bench clean
+SYSTEM_STAMP := $(VENV)/.system
+NODE_STAMP := node_modules/.installed
+# Debian packages the tests need: a PostgreSQL server (records tests start their own) and
+# Chromium (the report test opens the Allure report headless).
+APT_PACKAGES := postgresql chromium
 
-venv: $(STAMP)
+.PHONY: venv system node test unit hil qualify lint bench clean
+
+venv: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP)
+
+system: $(SYSTEM_STAMP)
+
+node: $(NODE_STAMP)
+
+$(SYSTEM_STAMP): | $(STAMP)
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then \
+	  echo "system packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	else \
+	  echo "warning: not root; install $(APT_PACKAGES) with apt-get for the PostgreSQL and browser tests"; \
+	fi
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
