@@ -82,7 +82,7 @@ def test_missing_descriptor_and_bad_images(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "big.tif", np.full((4, 6), 5000, np.uint16))
     with pytest.raises(ConfigError, match="12-bit"):
         load_image(tmp_path / "big.tif", bits=12)
-    with pytest.raises(ConfigError, match="descriptor says"):
+    with pytest.raises(ConfigError, match="expected 4x6"):
         load_image(tmp_path / "big.tif", shape=(6, 4))
     (tmp_path / "x.bmp").write_bytes(b"BM")
     with pytest.raises(ConfigError, match=r"allowed: \.tif"):

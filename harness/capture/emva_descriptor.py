@@ -212,8 +212,8 @@ def load_image(path: Path, *, bits: int | None = None,
         raise ConfigError(f"pixel type {image.dtype} not supported; allowed: uint8, uint16",
                           source=str(path))
     if shape is not None and image.shape != shape:
-        raise ConfigError(f"image is {image.shape[1]}x{image.shape[0]}, descriptor says "
-                          f"{shape[1]}x{shape[0]}", source=str(path))
+        raise ConfigError(f"image is {image.shape[1]}x{image.shape[0]}, expected "
+                          f"{shape[1]}x{shape[0]} (descriptor / first frame)", source=str(path))
     if bits is not None and image.dtype == np.uint16 and bits < 16:
         peak = int(image.max())
         if peak >= 1 << bits:

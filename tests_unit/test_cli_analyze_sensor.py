@@ -1,0 +1,118 @@
+"""``harness analyze emva1288 | defects | uniformity`` end to end, good and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from harness.analysis.emva1288 import summary_keys
+from harness.capture.captureset import CaptureSetWriter
+from harness.cli import app
+from harness.cli.analyze_sensor import split_args
+from harness.errors import ConfigError
+from tests_unit.emva_synth import Sensor, write_descriptor_set
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def descriptor(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sensor = Sensor(height=48, width=64, seed=91)
+    return write_descriptor_set(tmp_path_factory.mktemp("emva"), sensor, steps=16,
+                                spatial_frames=4)
+
+
+def test_split_args_handles_optional_json_target() -> None:
+    assert split_args(["p"], ("PATH",)) == (["p"], None)
+    assert split_args(["p", "--json"], ("PATH",)) == (["p"], "-")
+    assert split_args(["p", "--json", "o.json"], ("PATH",)) == (["p"], "o.json")
+    assert split_args(["--json", "o.json", "p"], ("PATH",)) == (["p"], "o.json")
+    assert split_args(["--json", "p"], ("PATH",)) == (["p"], "-")
+    assert split_args(["a", "b", "--json=x"], ("A", "B")) == (["a", "b"], "x")
+    with pytest.raises(ConfigError, match="unknown option"):
+        split_args(["p", "--jsn"], ("PATH",))
+    with pytest.raises(ConfigError, match="expected 2 argument"):
+        split_args(["p"], ("DARK", "FLAT"))
+
+
+def test_emva1288_json_to_stdout_has_exactly_the_keys(descriptor: Path) -> None:
+    result = runner.invoke(app, ["analyze", "emva1288", str(descriptor), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert tuple(payload) == summary_keys()
+    assert payload["system_gain_dn_per_e"] == pytest.approx(0.25, rel=0.05)
+    assert len(payload["points"]) == 16
+
+
+def test_emva1288_json_file_plots_and_summary(descriptor: Path, tmp_path: Path) -> None:
+    out, plots = tmp_path / "r.json", tmp_path / "plots"
+    result = runner.invoke(app, ["analyze", "emva1288", str(descriptor), "--json", str(out),
+                                 "--plots", str(plots)])
+    assert result.exit_code == 0, result.output
+    assert "system gain K" in result.stdout
+    assert json.loads(out.read_text())["quantum_efficiency_pct"] == pytest.approx(50, rel=0.05)
+    assert {p.name for p in plots.iterdir()} == {"photon_transfer.png", "linearity.png"}
+
+
+def test_emva1288_bad_input_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "d.txt"
+    bad.write_text("n 12 4 4\nb 1 x\n")
+    for args in (["analyze", "emva1288", str(bad)],
+                 ["analyze", "emva1288", str(tmp_path / "none.txt")],
+                 ["analyze", "emva1288"],
+                 ["analyze", "emva1288", str(bad), "--bogus"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1 and "error:" in result.stderr
+
+
+def _stack_tiff(path: Path, frames: list[np.ndarray]) -> Path:
+    tifffile.imwrite(path, np.stack(frames), photometric="minisblack")
+    return path
+
+
+def test_defects_on_bare_tiffs_with_bayer(tmp_path: Path) -> None:
+    sensor = Sensor(height=64, width=80, seed=92, plane_gain=(0.5, 1.0, 1.0, 0.7),
+                    hot={(10, 12): 400.0}, gain={(40, 41): 0.4})
+    dark = _stack_tiff(tmp_path / "dark.tif", sensor.stack(8))
+    flat = _stack_tiff(tmp_path / "flat.tif", sensor.stack(8, 12000.0))
+    result = runner.invoke(app, ["analyze", "defects", str(dark), str(flat), "--bayer", "RGGB",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["cfa"] == "RGGB"
+    assert payload["pixels"]["hot"] == [[10, 12]] and payload["pixels"]["dead"] == [[40, 41]]
+    assert payload["total"] == 2
+    bad = runner.invoke(app, ["analyze", "defects", str(dark), str(flat), "--bayer", "XYZW"])
+    assert bad.exit_code == 2 and "allowed: RGGB" in bad.stderr
+
+
+def test_defects_and_uniformity_from_a_capture_set(tmp_path: Path) -> None:
+    sensor = Sensor(height=64, width=80, seed=93, hot={(20, 30): 400.0})
+    with CaptureSetWriter(tmp_path / "cs", sequence="defects", cfa=None) as w:
+        for frame in sensor.stack(6):
+            w.add(frame, role="dark", group="spatial", exposure_us=10000.0, gain_db=0.0,
+                  temperature_c=35.0)
+        for frame in sensor.stack(6, 12000.0):
+            w.add(frame, role="flat", group="spatial", exposure_us=10000.0)
+    out = tmp_path / "d.json"
+    cs = str(tmp_path / "cs")
+    result = runner.invoke(app, ["analyze", "defects", cs, cs, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    assert payload["pixels"]["hot"] == [[20, 30]]
+    assert payload["conditions"]["temperature_c"] == 35.0
+    result = runner.invoke(app, ["analyze", "uniformity", cs, "--json"])
+    assert result.exit_code == 0, result.output
+    uni = json.loads(result.stdout)
+    assert uni["relative_illumination_min"] == pytest.approx(1.0, abs=0.02)  # no vignetting
+
+
+def test_uniformity_bad_input(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["analyze", "uniformity", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "no such file" in result.stderr
