@@ -1,3 +1,202 @@
-"""``harness analyze sfr | colour | focus`` (filled in by the OpticsAnalysis work)."""
+"""``harness analyze sfr | colour | focus``: optics figures from images on disk.
+
+IMAGE: TIFF or PNG, 8/16-bit, mono, RGB or a raw Bayer mosaic (``--bayer``); values are linear
+camera data unless ``--encoding srgb``. ``--json OUT`` writes the figures as JSON (NaN -> null).
+"""
 
 from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from harness.analysis.colour import analyze_colour
+from harness.analysis.edges import find_edge_rois, parse_roi
+from harness.analysis.focus import analyze_sweep
+from harness.analysis.sfr import measure_rois
+from harness.capture.image_input import (
+    gray_image,
+    load_image,
+    load_stack,
+    rgb_image,
+    sfr_plane,
+)
+from harness.cli.analyze import analyze_app
+from harness.cli.app import console, error_boundary
+from harness.errors import ConfigError
+
+BayerOpt = Annotated[str | None, typer.Option(
+    "--bayer", help="Raw Bayer mosaic: RGGB, GRBG, GBRG or BGGR (colour at (0,0),(0,1),(1,0),"
+    "(1,1)).")]
+EncodingOpt = Annotated[str, typer.Option(
+    "--encoding", help="linear (camera data, default) or srgb (decoded with colour-science).")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the figures to this JSON "
+                                              "file.", dir_okay=False)]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(payload: dict[str, Any], target: Path | None) -> None:
+    if target is None:
+        return
+    try:
+        target.write_text(json.dumps(_clean(payload), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write JSON: {exc.strerror}", source=str(target)) from None
+    console.print(f"JSON written to {target}")
+
+
+def _f(v: float, digits: int = 4) -> str:
+    return f"{v:.{digits}f}" if math.isfinite(v) else "n/a"
+
+
+def _parse_floats(text: str, field: str, count: int) -> list[float]:
+    try:
+        values = [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise ConfigError(f"expected {count} comma-separated numbers, got {text!r}",
+                          field=field) from None
+    if len(values) != count:
+        raise ConfigError(f"expected {count} comma-separated numbers, got {len(values)}",
+                          field=field)
+    return values
+
+
+@analyze_app.command("sfr")
+def sfr_command(
+    image: Annotated[Path, typer.Argument(help="Image holding slanted edges.")],
+    roi: Annotated[list[str] | None, typer.Option(
+        "--roi", help="x,y,w,h of an edge ROI (repeatable). Default: find the centre and corner "
+        "squares of a slanted-square chart, or the whole image if it holds one edge.")] = None,
+    channel: Annotated[str, typer.Option("--channel", help="Y (luminance), R, G or B.")] = "Y",
+    bayer: BayerOpt = None,
+    encoding: EncodingOpt = "linear",
+    fit_order: Annotated[int, typer.Option(
+        "--fit-order", help="Edge fit: 1 = line (ISO 12233:2017), up to 5 for distorted "
+        "edges.")] = 1,
+    json_out: JsonOpt = None,
+) -> None:
+    """ISO 12233 e-SFR per edge ROI: edge angle, MTF50, MTF at 0.125/0.25/0.5 cy/px."""
+    with error_boundary():
+        img = load_image(image, bayer=bayer, encoding=encoding)
+        plane = sfr_plane(img, channel)
+        if roi:
+            rois = [parse_roi(r, img.data.shape) for r in roi]
+        else:
+            rois = find_edge_rois(gray_image(img))
+        results = measure_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
+                               saturation=img.saturation, channel=plane.channel,
+                               fit_order=fit_order, oversampling=plane.oversampling)
+        table = Table(title=f"e-SFR {image.name}, channel {plane.channel} (MTF50 and MTF "
+                      "in cycles/pixel)")
+        notes = any(r.warnings for r in results)
+        for col in ("ROI", "edge", "angle°", "MTF50", "@0.125", "@0.25", "@0.5",
+                    *(("warnings",) if notes else ())):
+            table.add_column(col, no_wrap=col != "warnings")
+        for r in results:
+            table.add_row(r.label.removesuffix(f"_{r.orientation}"), r.orientation[0].upper(),
+                          f"{r.edge_angle_deg:.2f}", _f(r.mtf50_cy_per_px), _f(r.mtf_at_0125, 3),
+                          _f(r.mtf_at_025, 3), _f(r.mtf_at_05, 3),
+                          *(("; ".join(r.warnings),) if notes else ()))
+        console.print(table)
+        write_json({"image": str(image), "channel": plane.channel,
+                    "rois": [r.as_dict() for r in results]}, json_out)
+
+
+@analyze_app.command("colour")
+def colour_command(
+    image: Annotated[Path, typer.Argument(help="Image of a ColorChecker 24.")],
+    illuminant: Annotated[str, typer.Option(
+        "--illuminant", help="Capture illuminant (CIE name: D65, D50, A, FL2, ...).")] = "D65",
+    corners: Annotated[str | None, typer.Option(
+        "--corners", help="x1,y1,...,x4,y4: centres of the dark skin, bluish green, black and "
+        "white patches (clockwise from dark skin). Default: find the chart.")] = None,
+    black_level: Annotated[float, typer.Option(
+        "--black-level", help="Black level in the file's digital numbers.")] = 0.0,
+    bayer: BayerOpt = None,
+    encoding: EncodingOpt = "linear",
+    json_out: JsonOpt = None,
+) -> None:
+    """Colour accuracy: ΔE2000 per patch before/after white balance + 3x3 CCM."""
+    with error_boundary():
+        img = load_image(image, bayer=bayer, encoding=encoding)
+        rgb = rgb_image(img)
+        pts = _parse_floats(corners, "--corners", 8) if corners is not None else None
+        if pts is not None and img.kind == "bayer":
+            pts = [(p - 0.5) / 2 for p in pts]  # superpixel grid of the mosaic
+        full = float(2**img.bit_depth - 1) if img.saturation is not None else 1.0
+        if black_level < 0 or black_level >= full:
+            raise ConfigError(f"must be in 0..{full:g} DN, got {black_level:g}",
+                              field="--black-level")
+        res = analyze_colour(rgb, illuminant=illuminant, corners=pts,
+                             black_level=black_level / full, saturation=img.saturation)
+        if img.kind == "bayer":  # report centres in mosaic pixels
+            res = replace(res, chart_centres_px=tuple((2 * x + 0.5, 2 * y + 0.5)
+                                                      for x, y in res.chart_centres_px))
+        table = Table(title=f"ColorChecker {image.name} ({illuminant})")
+        for col in ("patch", "ΔE00 before", "ΔE00 after", "noise G"):
+            table.add_column(col)
+        for p in res.patches:
+            table.add_row(p.name + (" (clipped)" if p.clipped else ""),
+                          f"{p.delta_e_2000_before:.2f}", f"{p.delta_e_2000:.2f}",
+                          f"{p.noise_rgb[1]:.2g}")
+        console.print(table)
+        console.print(f"ΔE00 after WB + CCM: mean {res.delta_e_2000_mean:.2f}, max "
+                      f"{res.delta_e_2000_max:.2f}; as delivered: mean "
+                      f"{res.delta_e_2000_mean_before:.2f}, max {res.delta_e_2000_max_before:.2f}")
+        console.print(f"white-balance error {res.white_balance_error_dc_ab:.2f} Δa*b*; gains "
+                      + ", ".join(f"{g:.4g}" for g in res.wb_gains))
+        console.print("CCM " + "; ".join(", ".join(f"{v:.4f}" for v in row) for row in res.ccm))
+        for w in res.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        write_json({"image": str(image), **res.as_dict()}, json_out)
+
+
+@analyze_app.command("focus")
+def focus_command(
+    stack: Annotated[Path, typer.Argument(
+        help="Multi-page TIFF, folder of TIFF/PNG frames (name order) or capture set.")],
+    positions: Annotated[str | None, typer.Option(
+        "--positions", help="Focus position of each frame: a,b,c,... (default: capture set, "
+        "numbers in the file names, or the frame index).")] = None,
+    metric: Annotated[str, typer.Option(
+        "--metric", help="tenengrad (default), laplacian or brenner.")] = "tenengrad",
+    fit: Annotated[str, typer.Option("--fit", help="gaussian (default) or parabola.")] =
+        "gaussian",
+    bayer: BayerOpt = None,
+    encoding: EncodingOpt = "linear",
+    json_out: JsonOpt = None,
+) -> None:
+    """Best focus, depth of focus and field tilt from a focus sweep."""
+    with error_boundary():
+        st = load_stack(stack, positions=positions, bayer=bayer, encoding=encoding)
+        res = analyze_sweep(st.frames, st.positions, metric=metric, model=fit,
+                            positions_from=st.positions_from)
+        table = Table(title=f"focus sweep {stack.name} ({metric}, positions from "
+                      f"{st.positions_from})")
+        for col in ("region", "best position", "depth of focus", "warnings"):
+            table.add_column(col)
+        table.add_row("whole frame", _f(res.best_focus.best_position),
+                      _f(res.best_focus.depth_of_focus), "; ".join(res.best_focus.warnings))
+        for name, p in res.regions.items():
+            table.add_row(name, _f(p.best_position), _f(p.depth_of_focus),
+                          "; ".join(p.warnings))
+        console.print(table)
+        console.print(f"field tilt: {res.field_tilt_x_per_px:.3g} /px in x, "
+                      f"{res.field_tilt_y_per_px:.3g} /px in y; corner range "
+                      f"{res.field_tilt_range:.4g}")
+        write_json({"stack": str(stack), **res.as_dict()}, json_out)
