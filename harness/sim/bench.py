@@ -1,0 +1,241 @@
+"""The simulated optical bench: the physical state every simulated part shares.
+
+One :class:`Bench` per simulated station. Instrument simulators (light, meter, focus actuator,
+chart changer, PSU) *set* this state from the commands they receive over their real protocols;
+the simulated camera *reads* it when it renders a frame. The state is:
+
+* light: ``light_on``, ``level_pct`` (0-100 % of full output), ``illuminant`` (a name from
+  :data:`harness.sim.colour_response.ILLUMINANT_NAMES`, ``<CCT>K`` or ``mono:<nm>``) and
+  ``full_scale_photons_per_um2_s``: the photon flux at the sensor centre, through the lens, from
+  a perfect white (reflectance 1) target at 100 %; :meth:`Bench.photons_per_um2_s` is the flux
+  now, :meth:`Bench.irradiance_w_m2` and :meth:`Bench.illuminance_lux` the same in radiometric
+  and photometric units (what a meter at the sensor plane would read);
+* ``chart``: the scene in front of the camera (``dark``, ``flat``, ``edge``, ``colour``,
+  ``focus``; :mod:`harness.sim.scene`);
+* ``focus_um``: lens focus position in micrometres (image side; best focus is in the module file);
+* ``ambient_c``: ambient temperature (the camera's die temperature follows it plus self-heating);
+* ``powered``: the PSU output feeding the module (off: the camera vanishes; default True when no
+  PSU is simulated);
+* a simulated clock (:class:`SimClock`) that frames advance, so tests never sleep.
+
+Every setter takes the bench lock and bumps :attr:`Bench.version`, so readers can cache what
+they derived from a state; :meth:`Bench.state` returns a consistent frozen snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.errors import ConfigError
+from harness.sim.colour_response import check_illuminant, illuminance_lux, irradiance_w_m2
+from harness.sim.scene import SCENES, check_scene
+from harness.yamlio import LoadedYaml, load_yaml, validation_error
+
+
+class LightConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: bool = True
+    level_pct: float = Field(50.0, ge=0.0, le=100.0)
+    full_scale_photons_per_um2_s: float = Field(2.0e6, gt=0.0, le=1e12)
+    illuminant: str = "D65"
+
+    @field_validator("illuminant")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        try:
+            return check_illuminant(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class BenchConfig(BaseModel):
+    """The ``bench:`` section of a station file (initial state)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    light: LightConfig = LightConfig()
+    chart: str = "flat"
+    focus_um: float = 0.0
+    ambient_c: float = Field(25.0, ge=-40.0, le=100.0)
+    powered: bool = True
+
+    @field_validator("chart")
+    @classmethod
+    def _chart(cls, value: str) -> str:
+        if value not in SCENES:
+            raise ValueError(f"unknown chart {value!r}; allowed: {', '.join(SCENES)}")
+        return value
+
+
+class SimClock:
+    """Simulated seconds: advanced by the camera frame by frame, never by the wall clock."""
+
+    def __init__(self, start_s: float = 0.0) -> None:
+        self._now = start_s
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward (never back); returns the new time."""
+        if seconds < 0:
+            raise ValueError("time cannot run backwards")
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+
+@dataclass(frozen=True)
+class BenchState:
+    """A consistent snapshot of the bench."""
+
+    light_on: bool
+    level_pct: float
+    full_scale_photons_per_um2_s: float
+    illuminant: str
+    chart: str
+    focus_um: float
+    ambient_c: float
+    powered: bool
+    version: int
+
+    @property
+    def photons_per_um2_s(self) -> float:
+        if not self.light_on or self.chart == "dark":
+            return 0.0
+        return self.full_scale_photons_per_um2_s * self.level_pct / 100.0
+
+
+class Bench:
+    """Thread-safe physical state of the simulated bench (see module docstring)."""
+
+    def __init__(self, config: BenchConfig | None = None) -> None:
+        cfg = config or BenchConfig()
+        self.lock = threading.RLock()
+        self.clock = SimClock()
+        self.version = 0
+        self.light_on = cfg.light.on
+        self.level_pct = cfg.light.level_pct
+        self.full_scale_photons_per_um2_s = cfg.light.full_scale_photons_per_um2_s
+        self.illuminant = cfg.light.illuminant
+        self.chart = cfg.chart
+        self.focus_um = cfg.focus_um
+        self.ambient_c = cfg.ambient_c
+        self.powered = cfg.powered
+        self.closed = False
+
+    def _bump(self) -> None:
+        self.version += 1
+
+    # -- setters (instrument simulators, tests and sequences) --------------------------------
+
+    def set_light(self, on: bool | None = None, level_pct: float | None = None,
+                  illuminant: str | None = None,
+                  full_scale_photons_per_um2_s: float | None = None) -> None:
+        """Change any of the light's properties (``None`` leaves one as it is)."""
+        with self.lock:
+            if level_pct is not None:
+                if not 0.0 <= level_pct <= 100.0:
+                    raise ValueError(f"light level {level_pct} % outside 0..100")
+                self.level_pct = float(level_pct)
+            if illuminant is not None:
+                self.illuminant = check_illuminant(illuminant)
+            if full_scale_photons_per_um2_s is not None:
+                if full_scale_photons_per_um2_s <= 0:
+                    raise ValueError("full-scale photon flux must be positive")
+                self.full_scale_photons_per_um2_s = float(full_scale_photons_per_um2_s)
+            if on is not None:
+                self.light_on = bool(on)
+            self._bump()
+
+    def set_chart(self, chart: str) -> None:
+        with self.lock:
+            self.chart = check_scene(chart)
+            self._bump()
+
+    def set_focus(self, focus_um: float) -> None:
+        with self.lock:
+            self.focus_um = float(focus_um)
+            self._bump()
+
+    def set_ambient(self, celsius: float) -> None:
+        with self.lock:
+            self.ambient_c = float(celsius)
+            self._bump()
+
+    def set_powered(self, powered: bool) -> None:
+        with self.lock:
+            self.powered = bool(powered)
+            self._bump()
+
+    # -- readers ------------------------------------------------------------------------------
+
+    def state(self) -> BenchState:
+        with self.lock:
+            return BenchState(self.light_on, self.level_pct, self.full_scale_photons_per_um2_s,
+                              self.illuminant, self.chart, self.focus_um, self.ambient_c,
+                              self.powered, self.version)
+
+    def photons_per_um2_s(self) -> float:
+        """Photon flux at the sensor centre from a white target now (0 when off or capped)."""
+        return self.state().photons_per_um2_s
+
+    def irradiance_w_m2(self) -> float:
+        s = self.state()
+        return irradiance_w_m2(s.photons_per_um2_s, s.illuminant)
+
+    def illuminance_lux(self) -> float:
+        s = self.state()
+        return illuminance_lux(s.photons_per_um2_s, s.illuminant)
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.state()
+        return {"light_on": s.light_on, "level_pct": s.level_pct, "illuminant": s.illuminant,
+                "full_scale_photons_per_um2_s": s.full_scale_photons_per_um2_s,
+                "photons_per_um2_s": s.photons_per_um2_s, "chart": s.chart,
+                "focus_um": s.focus_um, "ambient_c": s.ambient_c, "powered": s.powered,
+                "time_s": self.clock.now()}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def safe_state(self) -> None:
+        """Light off (the PSU simulator, not the bench, decides about power)."""
+        with self.lock:
+            self.light_on = False
+            self._bump()
+
+    def close(self) -> None:
+        self.safe_state()
+        self.closed = True
+
+
+def bench_config(data: dict[str, Any] | None, *, source: str = "bench",
+                 doc: LoadedYaml | None = None) -> BenchConfig:
+    """Validate a ``bench:`` mapping; errors name the station file line when ``doc`` is given."""
+    try:
+        return BenchConfig.model_validate(data or {})
+    except ValidationError as exc:
+        fields: dict[tuple[str | int, ...], list[str]] = {
+            ("bench",): list(BenchConfig.model_fields),
+            ("bench", "light"): list(LightConfig.model_fields)}
+        where = doc or LoadedYaml(data, source, {})
+        raise validation_error(where, exc, prefix=("bench",), model_fields=fields) from None
+
+
+def build_bench(bench_cfg: dict[str, Any] | None, station_config: Any = None) -> Bench:
+    """The bench of a station file's ``bench:`` section (the Station calls this)."""
+    source = getattr(station_config, "source", None)
+    doc = None
+    if source is not None:
+        try:
+            doc = load_yaml(source, what="station file")
+        except ConfigError:
+            doc = None
+    cfg = bench_config(bench_cfg, source=str(source or "bench"), doc=doc)
+    return Bench(cfg)

@@ -1,0 +1,193 @@
+"""Spectral response of the simulated sensor: illuminants, QE curves, ColorChecker, colour matrix.
+
+Everything is integrated on one 5 nm grid (380-780 nm) with colour-science 0.4.7 data
+(REFERENCE 3): CIE illuminants D65, D50, A and FL11 (= TL84-like triband), a Planckian source
+of any CCT, or a monochromatic line; the 24 ColorChecker reflectances of
+``colour.SDS_COLOURCHECKERS['ColorChecker N Ohta']``; the CIE 1931 2 degree observer.
+
+The light is described by its photon flux at the sensor (photons/um^2/s for a perfect white,
+reflectance 1) and the *photon* spectral distribution p(lambda) = P(lambda) lambda / (h c),
+normalised to sum 1. A pixel of channel c behind a surface of reflectance R(lambda) then
+collects ``flux x area x t x sum(p R QE_c)`` electrons (EMVA 1288 4.0 Eq. 1, mu_e = eta mu_p,
+with eta averaged over the spectrum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.sim.module import Band, Module
+
+WAVELENGTHS = np.arange(380.0, 781.0, 5.0)
+H_PLANCK = 6.62607015e-34
+C_LIGHT = 299_792_458.0
+ILLUMINANT_NAMES = ("D65", "D50", "A", "F11", "TL84", "E")
+
+
+@lru_cache(maxsize=64)
+def _illuminant_power(name: str) -> tuple[float, ...]:
+    import colour
+
+    shape = colour.SpectralShape(380, 780, 5)
+    key = name.upper()
+    if key.startswith("MONO:"):
+        try:
+            nm = float(key[5:])
+        except ValueError:
+            raise ConfigError(f"illuminant {name!r}: expected mono:<nm>") from None
+        if not 380.0 <= nm <= 780.0:
+            raise ConfigError(f"illuminant {name!r}: wavelength outside 380..780 nm")
+        power = np.exp(-0.5 * ((WAVELENGTHS - nm) / 2.0) ** 2)
+        return tuple(float(v) for v in power)
+    if key.endswith("K") and key[:-1].replace(".", "", 1).isdigit():
+        cct = float(key[:-1])
+        if not 1000.0 <= cct <= 25000.0:
+            raise ConfigError(f"illuminant {name!r}: CCT outside 1000..25000 K")
+        sd = colour.sd_blackbody(cct, shape)
+        return tuple(float(v) for v in sd.values)
+    table = {"D65": "D65", "D50": "D50", "A": "A", "F11": "FL11", "TL84": "FL11", "E": "E"}
+    if key not in table:
+        raise ConfigError(f"unknown illuminant {name!r}; allowed: "
+                          f"{', '.join(ILLUMINANT_NAMES)}, <CCT>K (e.g. 3200K), mono:<nm>")
+    if key == "E":
+        return tuple(1.0 for _ in WAVELENGTHS)
+    sd = colour.SDS_ILLUMINANTS[table[key]].copy().align(shape)
+    return tuple(float(v) for v in sd.values)
+
+
+def check_illuminant(name: str) -> str:
+    """``name`` if known (raises :class:`ConfigError` with the allowed names otherwise)."""
+    _illuminant_power(name)
+    return name
+
+
+def photon_spectrum(name: str) -> np.ndarray:
+    """p(lambda): photon fraction per 5 nm bin, summing to 1."""
+    power = np.asarray(_illuminant_power(name))
+    photons = power * WAVELENGTHS
+    return np.asarray(photons / photons.sum())
+
+
+def band_curve(band: Band, ir_cut_nm: float | None) -> np.ndarray:
+    """A Gaussian QE band times a steep IR-cut edge (10 nm logistic)."""
+    sigma = band.fwhm_nm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    qe = band.peak_qe * np.exp(-0.5 * ((WAVELENGTHS - band.peak_nm) / sigma) ** 2)
+    if ir_cut_nm is not None:
+        qe = qe / (1.0 + np.exp((WAVELENGTHS - ir_cut_nm) / 10.0 * 4.0))
+    return np.asarray(qe)
+
+
+def qe_curves(module: Module) -> np.ndarray:
+    """QE(lambda) per channel (rows R, G, B after crosstalk, or one row for a mono sensor)."""
+    sp = module.spectral
+    if not module.is_colour:
+        return band_curve(sp.mono, sp.ir_cut_nm)[None, :]
+    rgb = np.stack([band_curve(b, sp.ir_cut_nm) for b in (sp.red, sp.green, sp.blue)])
+    return np.asarray(np.asarray(sp.crosstalk, dtype=float) @ rgb)
+
+
+@lru_cache(maxsize=4)
+def colorchecker_reflectances() -> np.ndarray:
+    """24 x wavelengths reflectance of the ColorChecker (N. Ohta), classic patch order."""
+    import colour
+
+    shape = colour.SpectralShape(380, 780, 5)
+    sds = colour.SDS_COLOURCHECKERS["ColorChecker N Ohta"]
+    return np.stack([sd.copy().align(shape).values for sd in sds.values()])
+
+
+COLORCHECKER_NAMES: tuple[str, ...] = (
+    "dark skin", "light skin", "blue sky", "foliage", "blue flower", "bluish green", "orange",
+    "purplish blue", "moderate red", "purple", "yellow green", "orange yellow", "blue", "green",
+    "red", "yellow", "magenta", "cyan", "white 9.5", "neutral 8", "neutral 6.5", "neutral 5",
+    "neutral 3.5", "black 2")
+
+
+def channel_response(module: Module, illuminant: str,
+                     reflectance: np.ndarray | float) -> np.ndarray:
+    """Electrons per incident photon per channel: sum over lambda of p R QE_c.
+
+    ``reflectance`` is a scalar (spectrally flat) or a spectrum (..., wavelengths); the result
+    has a trailing channel axis.
+    """
+    p = photon_spectrum(illuminant)
+    qe = qe_curves(module)
+    refl = np.asarray(reflectance, dtype=float)
+    if refl.ndim == 0:
+        return np.asarray(float(refl) * (qe @ p))
+    return np.asarray((refl * p) @ qe.T)
+
+
+def effective_qe(module: Module, illuminant: str) -> dict[str, float]:
+    """eta per channel for a white target (what EMVA 1288 measures under this light)."""
+    eta = channel_response(module, illuminant, np.float64(1.0))
+    return {c: float(v) for c, v in zip(module.channels, eta, strict=True)}
+
+
+def irradiance_w_m2(photons_per_um2_s: float, illuminant: str) -> float:
+    """Radiometric irradiance of a photon flux with this spectrum."""
+    p = photon_spectrum(illuminant)
+    energy = float(np.sum(p * H_PLANCK * C_LIGHT / (WAVELENGTHS * 1e-9)))
+    return photons_per_um2_s * 1e12 * energy
+
+
+def illuminance_lux(photons_per_um2_s: float, illuminant: str) -> float:
+    """Photometric illuminance (683 lm/W x V(lambda)) of a photon flux with this spectrum."""
+    import colour
+
+    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"].copy().align(
+        colour.SpectralShape(380, 780, 5))
+    v = cmfs.values[:, 1]
+    p = photon_spectrum(illuminant)
+    watts = photons_per_um2_s * 1e12 * p * H_PLANCK * C_LIGHT / (WAVELENGTHS * 1e-9)
+    return float(683.0 * np.sum(watts * v))
+
+
+@dataclass(frozen=True)
+class ColourTruth:
+    """The camera's colour response under one illuminant.
+
+    ``patch_rgb``: camera RGB of the 24 patches (electrons per photon, normalised so the perfect
+    white has G = 1, no white balance); ``white_balance``: gains making a grey neutral (G = 1);
+    ``matrix``: 3x3 least-squares matrix (Cheung 2004, 3 terms) taking white-balanced camera
+    RGB to CIE XYZ of the patches under the same illuminant (Y of the perfect white = 1);
+    ``patch_xyz`` the reference XYZ.
+    """
+
+    illuminant: str
+    patch_rgb: np.ndarray
+    white_balance: np.ndarray
+    matrix: np.ndarray
+    patch_xyz: np.ndarray
+
+    def as_dict(self) -> dict[str, object]:
+        return {"illuminant": self.illuminant,
+                "white_balance": [round(float(v), 6) for v in self.white_balance],
+                "matrix_rgb_to_xyz": [[round(float(v), 6) for v in row] for row in self.matrix],
+                "patch_rgb": [[round(float(v), 6) for v in row] for row in self.patch_rgb]}
+
+
+def colour_truth(module: Module, illuminant: str) -> ColourTruth:
+    """Camera RGB and colour matrix of a colour module under ``illuminant``."""
+    import colour
+
+    if not module.is_colour:
+        raise ConfigError(f"module {module.name!r} is monochrome: it has no colour matrix")
+    refl = colorchecker_reflectances()
+    rgb = channel_response(module, illuminant, refl)
+    white = channel_response(module, illuminant, np.float64(1.0))
+    rgb = rgb / white[1]
+    wb = white[1] / white
+    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"].copy().align(
+        colour.SpectralShape(380, 780, 5)).values
+    power = np.asarray(_illuminant_power(illuminant))
+    xyz = (refl * power) @ cmfs
+    xyz = xyz / float(power @ cmfs[:, 1])
+    balanced = rgb * wb
+    matrix = colour.characterisation.matrix_colour_correction(balanced, xyz,
+                                                              method="Cheung 2004", terms=3)
+    return ColourTruth(illuminant, rgb, wb, np.asarray(matrix), xyz)

@@ -1,0 +1,248 @@
+"""Simulated camera-module files (``fixtures/modules/*.yaml``): schema and loader.
+
+A module file describes one physical unit: sensor (EMVA 1288 linear model parameters,
+EMVA 1288 Release 4.0 section 2), spectral response, lens and defects. ``extends: other.yaml``
+starts from another module file and overrides keys (mappings merge key by key, lists and scalars
+replace), so a faulty module states the ONE property in which it differs from the golden one.
+
+Every problem is one :class:`~harness.errors.ConfigError` line naming file, line and field.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import ConfigError
+from harness.yamlio import LoadedYaml, load_yaml, validation_error
+
+CfaPattern = Literal["RGGB", "GRBG", "GBRG", "BGGR"]
+DefectClass = Literal["hot", "dead", "cold", "stuck_high", "stuck_low", "blinking", "column"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Split(_Strict):
+    """A fixed-pattern non-uniformity split into row, column and pixel parts (EMVA 1288 4.0 8.2)."""
+
+    pixel: float = Field(0.0, ge=0.0)
+    row: float = Field(0.0, ge=0.0)
+    column: float = Field(0.0, ge=0.0)
+
+
+class Nonlinearity(_Strict):
+    """Compression near saturation: above ``onset`` x full well, the signal loses
+    ``strength_pct`` % of full well at full well, growing quadratically from the onset."""
+
+    onset: float = Field(0.8, gt=0.0, lt=1.0)
+    strength_pct: float = Field(0.0, ge=0.0, le=50.0)
+
+
+class Sensor(_Strict):
+    width: int = Field(ge=16, le=16384)
+    height: int = Field(ge=16, le=16384)
+    pixel_pitch_um: float = Field(gt=0.2, le=50.0)
+    adc_bits: int = Field(12, ge=8, le=16)
+    cfa: CfaPattern | None = None
+    full_well_e: float = Field(gt=0.0)
+    system_gain_dn_per_e: float = Field(gt=0.0, description="K at Gain = 0 dB")
+    read_noise_e: float = Field(ge=0.0, description="noise before the analog gain, e-")
+    adc_noise_dn: float = Field(0.0, ge=0.0, description="noise after the analog gain, DN")
+    black_level_dn: float = Field(64.0, ge=0.0)
+    dark_current_e_per_s: float = Field(ge=0.0)
+    dark_ref_temp_c: float = 25.0
+    dark_doubling_k: float = Field(6.5, gt=0.0)
+    dsnu_e: Split = Split()
+    prnu_pct: Split = Split()
+    nonlinearity: Nonlinearity = Nonlinearity()
+    gain_max_db: float = Field(24.0, ge=0.0, le=48.0)
+    poisson_threshold_e: float = Field(30.0, ge=5.0, le=1000.0)
+
+    @property
+    def max_dn(self) -> int:
+        return int(2**self.adc_bits - 1)
+
+
+class Thermal(_Strict):
+    """Die temperature = ambient + offset + self_heating x (1 - exp(-t_streaming / tau))."""
+
+    offset_c: float = 2.0
+    self_heating_c: float = Field(0.0, ge=0.0)
+    time_constant_s: float = Field(60.0, gt=0.0)
+
+
+class Timing(_Strict):
+    readout_ms: float = Field(30.0, ge=0.0)
+    max_frame_rate_hz: float = Field(30.0, gt=0.0)
+    min_exposure_us: float = Field(10.0, gt=0.0)
+    max_exposure_us: float = Field(2_000_000.0, gt=0.0)
+
+
+class Band(_Strict):
+    """A Gaussian spectral quantum-efficiency band."""
+
+    peak_nm: float = Field(ge=300.0, le=1100.0)
+    fwhm_nm: float = Field(gt=5.0, le=1000.0)
+    peak_qe: float = Field(gt=0.0, le=1.0)
+
+
+class Spectral(_Strict):
+    mono: Band = Band(peak_nm=550.0, fwhm_nm=260.0, peak_qe=0.65)
+    red: Band = Band(peak_nm=600.0, fwhm_nm=90.0, peak_qe=0.50)
+    green: Band = Band(peak_nm=535.0, fwhm_nm=100.0, peak_qe=0.60)
+    blue: Band = Band(peak_nm=460.0, fwhm_nm=90.0, peak_qe=0.50)
+    ir_cut_nm: float | None = Field(660.0, ge=500.0, le=1100.0)
+    crosstalk: tuple[tuple[float, float, float], tuple[float, float, float],
+                     tuple[float, float, float]] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0),
+                                                    (0.0, 0.0, 1.0))
+
+
+class Optics(_Strict):
+    f_number: float = Field(2.0, ge=0.7, le=64.0)
+    sigma_px: float = Field(0.6, gt=0.05, le=20.0, description="Gaussian PSF sigma, centre")
+    sigma_field_growth: float = Field(0.0, ge=0.0, le=10.0,
+                                      description="relative sigma growth at the corner")
+    best_focus_um: float = 0.0
+    field_curvature_um: float = Field(0.0, description="best-focus shift at the corner")
+    tilt_x_um: float = Field(0.0, description="best-focus shift at the right edge (left: -)")
+    tilt_y_um: float = Field(0.0, description="best-focus shift at the bottom edge (top: -)")
+    relative_illumination_corner: float = Field(1.0, gt=0.05, le=1.0)
+    fill_factor: float = Field(1.0, gt=0.0, le=1.0, description="pixel aperture width / pitch")
+
+
+class Defect(_Strict):
+    """A listed defect: ``rows`` x ``cols`` pixels from (``row``, ``col``) (a cluster if > 1)."""
+
+    cls: DefectClass = Field(alias="class")
+    row: int = Field(0, ge=0)
+    col: int = Field(ge=0)
+    rows: int = Field(1, ge=1, le=64)
+    cols: int = Field(1, ge=1, le=64)
+    value: float | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Seeded(_Strict):
+    hot: int = Field(0, ge=0)
+    dead: int = Field(0, ge=0)
+    cold: int = Field(0, ge=0)
+    stuck_high: int = Field(0, ge=0)
+    stuck_low: int = Field(0, ge=0)
+    blinking: int = Field(0, ge=0)
+
+
+class Defects(_Strict):
+    listed: tuple[Defect, ...] = ()
+    seeded: Seeded = Seeded()
+    hot_e_per_s: float = Field(20000.0, gt=0.0, description="default extra dark current")
+    cold_response: float = Field(0.5, ge=0.0, lt=1.0)
+    blinking_e: float = Field(200.0, gt=0.0)
+    blinking_switch_prob: float = Field(0.3, gt=0.0, le=1.0)
+    column_e: float = Field(30.0)
+
+
+class Module(_Strict):
+    """One simulated camera module (what ``harness sim truth`` reports)."""
+
+    name: str
+    vendor: str = "Harness Sim"
+    model: str = "SIM"
+    serial: str = "SIM-0001"
+    firmware: str = "1.0.0"
+    pattern_seed: int = Field(1288, ge=0)
+    sensor: Sensor
+    thermal: Thermal = Thermal()
+    timing: Timing = Timing()
+    spectral: Spectral = Spectral()
+    optics: Optics = Optics()
+    defects: Defects = Defects()
+    source: str = Field("", exclude=True)
+
+    @model_validator(mode="after")
+    def _defects_inside(self) -> Module:
+        w, h = self.sensor.width, self.sensor.height
+        for i, d in enumerate(self.defects.listed):
+            if d.cls == "column":
+                if d.col >= w:
+                    raise ValueError(f"defects.listed[{i}]: column {d.col} outside 0..{w - 1}")
+            elif d.row + d.rows > h or d.col + d.cols > w:
+                raise ValueError(f"defects.listed[{i}]: pixels ({d.row}, {d.col}) + "
+                                 f"{d.rows}x{d.cols} outside the {w}x{h} sensor")
+        return self
+
+    @property
+    def is_colour(self) -> bool:
+        return self.sensor.cfa is not None
+
+    @cached_property
+    def channels(self) -> tuple[str, ...]:
+        return ("R", "G", "B") if self.is_colour else ("Y",)
+
+    def with_sensor_size(self, width: int, height: int) -> Module:
+        """The same module with a smaller (or larger) sensor; listed defects must still fit."""
+        data = self.model_dump(by_alias=True)
+        data["sensor"].update(width=width, height=height)
+        try:
+            return Module.model_validate({**data, "source": self.source})
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            raise ConfigError(str(first["msg"]).removeprefix("Value error, "),
+                              source=self.source, field="sensor size override") from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], list[LoadedYaml]]:
+    doc = load_yaml(path, what="module file")
+    data = dict(doc.data)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, [doc]
+    if not isinstance(parent, str):
+        raise doc.error(("extends",), "must be a path to another module file")
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in seen:
+        raise doc.error(("extends",), f"circular extends via {parent}")
+    base, docs = _load_chain(parent_path, (*seen, parent_path))
+    return _merge(base, data), [doc, *docs]
+
+
+def _fields_of(model: type[BaseModel], prefix: tuple[str, ...],
+               out: dict[tuple[str | int, ...], list[str]]) -> None:
+    out[prefix] = [f.alias or name for name, f in model.model_fields.items() if name != "source"]
+    if prefix == ():
+        out[prefix].append("extends")
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            _fields_of(ann, (*prefix, name), out)
+
+
+def load_module(path: str | Path) -> Module:
+    """Read and validate a module file (and the files it extends)."""
+    p = Path(path)
+    data, docs = _load_chain(p.resolve(), (p.resolve(),))
+    try:
+        return Module.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        fields: dict[tuple[str | int, ...], list[str]] = {}
+        _fields_of(Module, (), fields)
+        loc = tuple(x for x in exc.errors(include_url=False)[0]["loc"] if isinstance(x, str | int))
+        doc = next((d for d in docs if loc and loc in d.lines), docs[0])
+        doc = LoadedYaml(doc.data, str(path) if doc is docs[0] else doc.source, doc.lines)
+        err = validation_error(doc, exc, model_fields=fields)
+        raise ConfigError(str(err).replace("Value error, ", "")) from None
