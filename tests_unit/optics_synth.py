@@ -285,5 +285,5 @@ def defocus_sweep(
                 fr[sy, sx] = (cv2.GaussianBlur(base, (0, 0), s) if s > 0.05 else base)[sy, sx]
         if noise_sigma > 0:
             fr = fr + gen.normal(0.0, noise_sigma, fr.shape)
-        frames.append(fr)
+        frames.append(np.asarray(fr, dtype=np.float64))
     return frames

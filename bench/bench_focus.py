@@ -1,0 +1,42 @@
+"""Focus metrics per 12 MP frame (float32), and a sweep analysis per frame.
+
+Anchor measured in the same run: one ``cv2.meanStdDev`` pass over the same float32 frame
+(REFERENCE 6 timed var(Laplacian)/Tenengrad/Brenner at 45/68/34 ms on this box class).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from harness.analysis.focus import analyze_sweep, focus_metric
+from tests_unit.optics_synth import texture
+
+
+def best_ms(fn: Callable[[], Any], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def run() -> dict[str, Any]:
+    base = texture((756, 1008), np.random.default_rng(0)).astype(np.float32)
+    frame = cv2.resize(base, (4032, 3024), interpolation=cv2.INTER_LINEAR)
+    out: dict[str, Any] = {}
+    floor = best_ms(lambda: cv2.meanStdDev(frame), repeat=5)
+    out["one_pass_meanstddev_ms"] = round(floor, 2)
+    for m in ("tenengrad", "laplacian", "brenner"):
+        t = best_ms(lambda m=m: focus_metric(frame, m))  # type: ignore[misc]
+        out[f"{m}_12mp_ms"] = round(t, 1)
+        out[f"{m}_vs_one_pass"] = round(t / floor, 1)
+    frames = [frame, cv2.GaussianBlur(frame, (0, 0), 1.0), cv2.GaussianBlur(frame, (0, 0), 2.0)]
+    sweep = best_ms(lambda: analyze_sweep(frames, [0.0, 1.0, 2.0]), repeat=2)
+    out["sweep_analysis_per_12mp_frame_ms"] = round(sweep / len(frames), 1)
+    return out
