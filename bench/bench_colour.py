@@ -34,8 +34,8 @@ def run() -> dict[str, Any]:
     small, centres = render_colour_checker((756, 1008), gains=(0.6, 1.0, 0.8), black=0.02,
                                            angle_deg=4.0, pitch=80.0)
     frame = cv2.resize(small.astype(np.float32), (4032, 3024), interpolation=cv2.INTER_LINEAR)
-    noise = np.random.default_rng(0).normal(0.0, 0.01, frame.shape)
-    frame = np.asarray(frame + noise.astype(np.float32), dtype=np.float32)
+    noise = np.random.default_rng(0).standard_normal(frame.shape, dtype=np.float32)
+    frame = np.asarray(frame + 0.01 * noise, dtype=np.float32)
     total_ms = best_ms(lambda: analyze_colour(frame, black_level=0.02))
     find_ms = best_ms(lambda: locate_chart(frame))
     loc = locate_chart(frame)

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from harness.errors import ConfigError
 
+Floats = Sequence[float] | NDArray[Any]
 Metric = Literal["tenengrad", "laplacian", "brenner"]
 PeakModel = Literal["parabola", "gaussian"]
 METRICS: tuple[str, ...] = get_args(Metric)
@@ -101,8 +102,8 @@ def _flank(pos: NDArray[np.float64], val: NDArray[np.float64], i: int, level: fl
     return float("nan")
 
 
-def fit_peak(positions: Sequence[float], values: Sequence[float], *, model: str = "gaussian",
-             top: int = 5, dof_fraction: float = 0.8) -> PeakFit:
+def fit_peak(positions: Floats, values: Floats, *, model: str = "gaussian", top: int = 5,
+             dof_fraction: float = 0.8) -> PeakFit:
     """Best focus by a parabola (or Gaussian) through the ``top`` points around the maximum."""
     pos = np.asarray(positions, dtype=np.float64)
     val = np.asarray(values, dtype=np.float64)
@@ -188,7 +189,7 @@ class FocusResult:
         }
 
 
-def analyze_sweep(frames: Sequence[NDArray[Any]], positions: Sequence[float], *,
+def analyze_sweep(frames: Sequence[NDArray[Any]], positions: Floats, *,
                   metric: str = "tenengrad", model: str = "gaussian", top: int = 5,
                   dof_fraction: float = 0.8, positions_from: str = "") -> FocusResult:
     """Best focus, depth of focus and field tilt of a sweep of 2-D frames."""

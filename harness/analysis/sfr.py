@@ -175,8 +175,13 @@ def _fit_edge(locate: FloatArray, order: int) -> tuple[NDArray[np.float64], Floa
     mean_d = deriv.mean(axis=0)
     centre = np.full(nrows, float(xd[int(np.argmax(mean_d))]))
     coef = np.array([centre[0]])
+    ph = 2.0 * np.pi * xd / ncols
+    cx, sx = np.cos(ph), np.sin(ph)
     for _ in range(3):
-        w = _window("hamming", ncols, 0.0, xd[None, :] - centre[:, None])
+        # Hamming of length ncols centred per row: cos(a - b) expanded, no cos over the ROI.
+        pc = 2.0 * np.pi * centre / ncols
+        w = 0.54 + 0.46 * (np.outer(np.cos(pc), cx) + np.outer(np.sin(pc), sx))
+        w[np.abs(xd[None, :] - centre[:, None]) > ncols / 2] = 0.0
         wd = w * deriv
         s = wd.sum(axis=1)
         ok = s > 1e-12 * max(1.0, float(np.abs(wd).max()))
