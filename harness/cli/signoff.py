@@ -1,0 +1,34 @@
+"""``harness signoff RUN_ID``: the one-page sign-off summary (HTML, optionally PDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli.app import app, console, error_boundary
+from harness.cli.records import RecordsOpt, open_existing
+from harness.evidence.records import DEFAULT_RECORDS
+from harness.evidence.signoff import write_signoff
+
+
+@app.command("signoff")
+def signoff_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `harness records runs`).")],
+    records: RecordsOpt = str(DEFAULT_RECORDS),
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output file (default out/signoff/<run id>.html).")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] =
+        False,
+) -> None:
+    """Export the verdict table and the limits/software/frame/record hashes of one run."""
+    with error_boundary():
+        with open_existing(records) as store:
+            record = store.get_run(run_id)
+            chain = store.chain_info(run_id)
+            verify = store.verify()
+        path = write_signoff(record, out or Path("out/signoff") / f"{run_id}.html",
+                             chain=chain, verify=verify, pdf=pdf)
+        console.print(f"sign-off: {path} (verdict {record.outcome.value}; chain "
+                      f"{'intact' if verify.ok else 'BROKEN'})", highlight=False)
