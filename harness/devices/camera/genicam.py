@@ -444,17 +444,21 @@ class GenICamCamera:
         triggered = self._software_triggered()
         readback = self._readback()
         incomplete_before = self._incomplete.count
-        frames: list[np.ndarray] = []
+        frames: np.ndarray | None = None  # preallocated once the first frame's shape is known
         metas: list[FrameMeta] = []
         retried = 0
         cfa: str | None = None
         for i in range(n):
-            frame, meta, spec, tries = self._fetch_one(i, n, timeout, triggered, readback)
+            frame, meta, spec, tries = self._fetch_one(
+                i, n, timeout, triggered, readback, None if frames is None else frames[i])
+            if frames is None:
+                frames = np.empty((n, *frame.shape), frame.dtype)
+                frames[0] = frame
             retried += tries
             cfa = spec.cfa
-            frames.append(frame)
             metas.append(meta)
-        stack = FrameStack(np.stack(frames), tuple(metas), cfa)
+        assert frames is not None
+        stack = FrameStack(frames, tuple(metas), cfa)
         report = GrabReport(n, tuple(stack.frame_id_gaps()),
                             self._incomplete.count - incomplete_before, retried,
                             time.perf_counter() - t0)
@@ -465,7 +469,7 @@ class GenICamCamera:
         return stack
 
     def _fetch_one(self, i: int, n: int, timeout: float, triggered: bool,
-                   readback: dict[str, float | None]
+                   readback: dict[str, float | None], out: np.ndarray | None
                    ) -> tuple[np.ndarray, FrameMeta, PixelFormat, int]:
         ia = self.acquirer
         attempts = 1 + self.settings.retries
@@ -484,7 +488,7 @@ class GenICamCamera:
             except (gt.GenericException, ga.GenericException) as exc:
                 raise self._transport_error(f"fetching frame {i + 1} of {n}", exc) from None
             try:
-                frame, meta, spec = self._decode(raw, readback)
+                frame, meta, spec = self._decode(raw, readback, out)
             finally:
                 try:
                     raw.parent.queue_buffer(raw)
@@ -496,7 +500,7 @@ class GenICamCamera:
                             f"{'s' if attempts > 1 else ''} (frame {i + 1} of {n}, {mode})",
                             device=self.label)
 
-    def _decode(self, raw: Any, readback: dict[str, float | None]
+    def _decode(self, raw: Any, readback: dict[str, float | None], out: np.ndarray | None
                 ) -> tuple[np.ndarray, FrameMeta, PixelFormat]:
         """Copy the pixels out of the GenTL buffer and build the frame's metadata."""
         code = int(raw.pixel_format)
@@ -509,8 +513,12 @@ class GenICamCamera:
             padding = int(raw.padding_x)
         except gt.GenericException:
             padding = 0
-        frame = unpack(raw.raw_buffer, spec, int(raw.width), int(raw.height),
-                       offset=int(raw.image_offset), padding_x=padding)
+        width, height = int(raw.width), int(raw.height)
+        if out is not None and out.shape[:2] != (height, width):
+            raise CameraError(f"frame size changed during a grab: {out.shape[1]}x{out.shape[0]} "
+                              f"-> {width}x{height}", device=self.label)
+        frame = unpack(raw.raw_buffer, spec, width, height, offset=int(raw.image_offset),
+                       padding_x=padding, out=out)
         chunks = self._chunks(raw) if self.settings.chunks else {}
         try:
             frame_id = int(raw.frame_id)

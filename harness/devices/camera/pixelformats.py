@@ -145,12 +145,15 @@ def _gige_packed(data: np.ndarray, bits: int, count: int) -> np.ndarray:
 
 
 def unpack(buffer: bytes | bytearray | memoryview | np.ndarray, fmt: str | int | PixelFormat,
-           width: int, height: int, *, offset: int = 0, padding_x: int = 0) -> np.ndarray:
+           width: int, height: int, *, offset: int = 0, padding_x: int = 0,
+           out: np.ndarray | None = None) -> np.ndarray:
     """Pixels of one frame: ``height x width`` (mono, Bayer) or ``height x width x C`` (colour).
 
     ``offset`` skips bytes before the image; ``padding_x`` is the number of bytes after each
     line (GenTL ``BUFFER_INFO_PADDING_X``; byte-aligned formats only). The result is ``uint8``
-    for 8-bit formats, else ``uint16`` with the value in the low bits, and always a copy.
+    for 8-bit formats, else ``uint16`` with the value in the low bits, and always a copy:
+    a new array, or ``out`` (of the right shape and dtype, e.g. one slot of a preallocated
+    stack) filled in place, which saves a second copy of every frame in a burst.
     """
     spec = fmt if isinstance(fmt, PixelFormat) else pixel_format(fmt)
     if width <= 0 or height <= 0:
@@ -174,22 +177,26 @@ def unpack(buffer: bytes | bytearray | memoryview | np.ndarray, fmt: str | int |
         raise CameraError(f"{spec.name} {width}x{height}: buffer holds {raw.size} bytes, "
                           f"needs {need}")
     raw = raw[:need]
-    out: np.ndarray
+    shape = (height, width) if spec.channels == 1 else (height, width, spec.channels)
+    if out is not None and (out.shape != shape or out.dtype != spec.dtype):
+        raise ValueError(f"out has shape {out.shape} {out.dtype}, {spec.name} gives "
+                         f"{shape} {np.dtype(spec.dtype)}")
+    view: np.ndarray
     if spec.layout == "u8":
-        out = raw.reshape(height, width).copy()
+        view = raw.reshape(shape)
     elif spec.layout == "u16":
-        out = raw.view("<u2").astype(np.uint16).reshape(height, width)
+        view = raw.view("<u2").reshape(shape)
     elif spec.layout == "lsb_packed":
-        out = _lsb_packed(raw, spec.bits, count).reshape(height, width)
+        view = _lsb_packed(raw, spec.bits, count).reshape(shape)
     elif spec.layout == "gige_packed":
-        out = _gige_packed(raw, spec.bits, count).reshape(height, width)
+        view = _gige_packed(raw, spec.bits, count).reshape(shape)
     else:
-        pixels = raw.reshape(height, width, spec.channels)
+        view = raw.reshape(shape)
         if spec.layout in ("bgr", "bgra"):
-            order = [2, 1, 0] + ([3] if spec.channels == 4 else [])
-            out = pixels[..., order]  # fancy indexing copies
-        else:
-            out = pixels.copy()
+            view = view[..., [2, 1, 0] + ([3] if spec.channels == 4 else [])]
+    if out is None:
+        out = np.empty(shape, spec.dtype)
+    np.copyto(out, view)
     return out
 
 
