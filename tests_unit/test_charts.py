@@ -59,3 +59,22 @@ def test_corners_outside_image_rejected() -> None:
         checker_from_corners([0, 0, 700, 0, 700, 300, 0, 300], (420, 640))
     with pytest.raises(ConfigError, match="too close"):
         checker_from_corners([10, 10, 11, 10, 11, 11, 10, 11])
+
+
+def test_simulator_colour_chart_is_found() -> None:
+    """The simulator's ColorChecker (harness.sim.scene 'colour': axis-aligned patches of 0.10 H,
+    gap 0.025 H, black surround, so black 2 is invisible) seen through an RGGB module."""
+    from harness.capture.image_input import prepare, rgb_image
+    from harness.sim.module import load_module
+    from harness.sim.scene import layout, render
+
+    m = load_module("fixtures/modules/small.yaml")
+    w, h = m.sensor.width, m.sensor.height
+    raw = render(m, layout("colour", w, h), "D65", 0.0, slice(0, h), slice(0, w))
+    rgb = rgb_image(prepare(raw.astype(np.float64) / float(raw.max()), "sim", bayer="RGGB"))
+    loc = locate_chart(rgb)
+    pitch = 0.125 * h
+    x0, y0 = w / 2 - 2.5 * pitch, h / 2 - 1.5 * pitch  # scene coordinates (pixel edge = 0)
+    expected = np.array([[x0 + (k % 6) * pitch, y0 + (k // 6) * pitch] for k in range(24)])
+    expected = (expected - 1.0) / 2.0  # superpixel grid: 2x2 cells, centres at +0.5 px
+    assert np.abs(loc.centres_px - expected).max() < 0.5

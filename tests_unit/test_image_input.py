@@ -72,7 +72,8 @@ def test_sfr_plane_choices(tmp_path: Path) -> None:
     assert img.kind == "bayer" and img.bayer == "GRBG"
     red = sfr_plane(img, "r")
     assert red.mask is not None and red.mask[0, 1] and not red.mask[0, 0]
-    assert red.oversampling == 2 and red.locate is not None
+    assert red.oversampling == 2 and red.phase_pitch == 2 and red.locate is not None
+    assert sfr_plane(img, "G").oversampling == 4
     assert sfr_plane(img, "Y").mask is None
     assert rgb_image(img).shape == (4, 4, 3)
     assert gray_image(img).shape == (8, 8)

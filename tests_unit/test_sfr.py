@@ -116,7 +116,7 @@ def test_bayer_colour_plane_by_mask() -> None:
     img = render_edge((240, 240), sigma=sigma, angle_deg=6.0)
     mask = np.zeros(img.shape, dtype=bool)
     mask[0::2, 0::2] = True
-    res = measure_sfr(img, mask=mask, oversampling=2, channel="R")
+    res = measure_sfr(img, mask=mask, oversampling=2, phase_pitch=2, channel="R")
     assert abs(rel_err(res.mtf50_cy_per_px, 0.18739 / sigma)) < 0.01
     assert res.channel == "R"
 

@@ -203,6 +203,7 @@ def measure_sfr(
     window_half_px: float | None = None,
     mask: NDArray[np.bool_] | None = None,
     locate: NDArray[Any] | None = None,
+    phase_pitch: int = 1,
     saturation: float | None = None,
     label: str = "roi",
     channel: str = "Y",
@@ -212,8 +213,9 @@ def measure_sfr(
 
     ``roi``: 2-D linear pixel values holding one edge, vertical or horizontal (either polarity).
     ``fit_order``: 1 = straight edge (ISO 12233:2017); up to 5 for a distorted edge (2023).
-    ``mask``: pixels that enter the ESF (e.g. one Bayer colour; then use ``oversampling`` 2);
-    the edge is located on ``locate`` (default ``roi``), e.g. a demosaiced luminance.
+    ``mask``: pixels that enter the ESF (e.g. one Bayer colour); the edge is located on
+    ``locate`` (default ``roi``), e.g. a demosaiced luminance. ``phase_pitch``: column pitch of
+    the sampled pixels (2 for Bayer R or B), so rows are kept for whole phase cycles of it.
     ``saturation``: the clip level of the data; pixels at or above it raise a warning.
     """
     img = np.asarray(roi, dtype=np.float64)
@@ -256,9 +258,9 @@ def measure_sfr(
     # Integer number of phase cycles (sfrmat3), rows centred in the ROI.
     nuse = nrows
     if abs(slope_mid) > 1e-9 and fit_order == 1:
-        ncyc = np.floor(nrows * abs(slope_mid))
+        ncyc = np.floor(nrows * abs(slope_mid) / phase_pitch)
         if ncyc >= 1:
-            nuse = int(min(nrows, round(ncyc / abs(slope_mid))))
+            nuse = int(min(nrows, round(ncyc * phase_pitch / abs(slope_mid))))
     r0 = (nrows - nuse) // 2
     sl = slice(r0, r0 + nuse)
     y = rows[sl]
@@ -342,6 +344,7 @@ def measure_rois(
     channel: str = "Y",
     fit_order: int = 1,
     oversampling: int = 4,
+    phase_pitch: int = 1,
 ) -> list[SfrResult]:
     """:func:`measure_sfr` on each ROI of a full image (``mask``/``locate`` full-image too)."""
     results = []
@@ -353,6 +356,7 @@ def measure_rois(
                 oversampling=oversampling,
                 mask=None if mask is None else roi.cut(mask),
                 locate=None if locate is None else roi.cut(locate),
+                phase_pitch=phase_pitch,
                 saturation=saturation,
                 label=roi.label,
                 channel=channel,

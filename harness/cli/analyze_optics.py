@@ -100,7 +100,8 @@ def sfr_command(
             rois = find_edge_rois(gray_image(img))
         results = measure_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
                                saturation=img.saturation, channel=plane.channel,
-                               fit_order=fit_order, oversampling=plane.oversampling)
+                               fit_order=fit_order, oversampling=plane.oversampling,
+                               phase_pitch=plane.phase_pitch)
         table = Table(title=f"e-SFR {image.name}, channel {plane.channel} (MTF50 and MTF "
                       "in cycles/pixel)")
         notes = any(r.warnings for r in results)
