@@ -97,11 +97,20 @@ class EmvaReducer:
         if not 1 <= bits <= 16:
             raise ConfigError(f"{bits} not allowed; allowed: 1..16", field="bits")
         self.bits = bits
+        self._max = (1 << bits) - 1
         self._bright: dict[tuple[float, float], tuple[float, float | None, PairAccumulator]] = {}
         self._dark: dict[float, tuple[float, PairAccumulator]] = {}
         self._stacks: dict[str, StackAccumulator] = {}
         self._spatial: dict[str, tuple[float, float | None]] = {}
         self._shape: tuple[int, int] | None = None
+        self._buffer: np.ndarray | None = None
+
+    def _scratch(self, like: np.ndarray) -> np.ndarray:
+        """One abs(A - B) buffer for all pairs of the sweep."""
+        if self._buffer is None or self._buffer.shape != like.shape or \
+                self._buffer.dtype != like.dtype:
+            self._buffer = np.empty_like(like)
+        return self._buffer
 
     def add(self, frame: np.ndarray, *, dark: bool, spatial: bool, exposure_ns: float,
             photons: float | None = None, key: float | None = None) -> None:
@@ -120,10 +129,12 @@ class EmvaReducer:
                                   "spatial point is allowed")
             self._stacks.setdefault(kind, StackAccumulator()).add(frame)
         elif dark:
-            self._dark.setdefault(k, (exposure_ns, PairAccumulator()))[1].add(frame)
+            dark_entry = (exposure_ns, PairAccumulator(self._max, self._scratch))
+            self._dark.setdefault(k, dark_entry)[1].add(frame)
         else:
             pkey = (k, -1.0 if photons is None else float(photons))
-            self._bright.setdefault(pkey, (exposure_ns, photons, PairAccumulator()))[2].add(frame)
+            entry = (exposure_ns, photons, PairAccumulator(self._max, self._scratch))
+            self._bright.setdefault(pkey, entry)[2].add(frame)
 
     def finish(self) -> EmvaData:
         if self._shape is None or not self._bright:

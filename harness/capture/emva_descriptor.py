@@ -193,12 +193,15 @@ def load_image(path: Path, *, bits: int | None = None,
     if suffix not in _IMAGE_SUFFIXES:
         raise ConfigError(f"unsupported image type {suffix!r}; allowed: .tif, .tiff, .png",
                           source=str(path))
+    if not path.is_file():
+        raise ConfigError("image file not found", source=str(path))
     try:
-        if suffix == ".png":
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if image is None:
-                raise OSError("not a readable PNG")
-        else:
+        # cv2 reads a plain 16-bit TIFF ~3x faster than tifffile; anything it cannot read
+        # (or reads as colour) goes to tifffile, which also names the problem.
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None and suffix == ".png":
+            raise OSError("not a readable PNG")
+        if suffix != ".png" and (image is None or image.ndim != 2):
             image = tifffile.imread(path)
     except FileNotFoundError:
         raise ConfigError("image file not found", source=str(path)) from None

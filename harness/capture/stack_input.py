@@ -8,8 +8,11 @@ descriptor file (REFERENCE 1.3). Nothing holds more than one frame (plus a pair'
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +21,25 @@ import tifffile
 from harness.analysis.accumulators import StackAccumulator, StackStats
 from harness.analysis.defects import CFA_PATTERNS
 from harness.analysis.emva1288 import EmvaData, EmvaReducer
-from harness.capture.emva_descriptor import iter_point_images, load_image, read_descriptor
+from harness.capture.emva_descriptor import load_image, read_descriptor
 from harness.errors import ConfigError
 
 MANIFEST = "manifest.json"
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
+
+
+def prefetch(loaders: Iterable[Callable[[], np.ndarray]], depth: int = 2) -> Iterator[np.ndarray]:
+    """Run frame loaders one thread ahead of the consumer, at most ``depth`` frames in
+    flight: decoding (cv2/tifffile release the GIL) overlaps the reduction, memory stays
+    bounded. Errors surface in order, as ConfigError from the loader."""
+    pending: deque[Future[np.ndarray]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-load") as pool:
+        for loader in loaders:
+            pending.append(pool.submit(loader))
+            if len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @dataclass(frozen=True)
@@ -83,7 +100,7 @@ def _capture_set_stack(path: Path, roles: tuple[str, ...], cfa: str | None) -> S
                           source=str(path), field="cfa")
     bits = cs.manifest.bits
     return StackSource(str(path), len(records), cfa or manifest_cfa, bits, conditions,
-                       lambda: (cs.load(r) for r in records))
+                       lambda: prefetch(partial(cs.load, r) for r in records))
 
 
 def _tiff_pages(path: Path) -> Iterator[np.ndarray]:
@@ -129,7 +146,8 @@ def open_stack(path: str | Path, *, roles: tuple[str, ...] = ("dark",),
                           source=str(p))
     first_shape = load_image(files[0]).shape
     return StackSource(str(p), len(files), cfa, None, {},
-                       lambda: (load_image(f, shape=first_shape) for f in files))
+                       lambda: prefetch(partial(load_image, f, shape=first_shape)
+                                        for f in files))
 
 
 # ---- EMVA sweeps ---------------------------------------------------------------------------
@@ -138,10 +156,13 @@ def reduce_descriptor(path: str | Path) -> EmvaData:
     """Stream every image of a descriptor's points through :class:`EmvaReducer`."""
     desc = read_descriptor(path)
     reducer = EmvaReducer(desc.bits)
-    for point in desc.points:
-        for image in iter_point_images(desc, point):
-            reducer.add(image, dark=point.dark, spatial=point.kind == "spatial",
-                        exposure_ns=point.exposure_ns, photons=point.photons)
+    shape = (desc.height, desc.width)
+    jobs = [(point, image) for point in desc.points for image in point.images]
+    frames = prefetch(partial(load_image, image, bits=desc.bits, shape=shape)
+                      for _, image in jobs)
+    for (point, _), frame in zip(jobs, frames, strict=True):
+        reducer.add(frame, dark=point.dark, spatial=point.kind == "spatial",
+                    exposure_ns=point.exposure_ns, photons=point.photons)
     return reducer.finish()
 
 
@@ -152,21 +173,21 @@ def reduce_capture_set(path: str | Path) -> tuple[EmvaData, str | None]:
 
     cs = CaptureSet.open(path)
     reducer = EmvaReducer(cs.manifest.bits)
-    used = 0
-    for rec in cs.records():
-        if rec.role not in ("bright", "dark") or rec.group not in ("temporal", "spatial"):
-            continue
+    records = [rec for rec in cs.records() if rec.role in ("bright", "dark")
+               and rec.group in ("temporal", "spatial")]
+    if not records:
+        raise ConfigError("no bright/dark temporal or spatial frames; is this an EMVA 1288 "
+                          "sweep?", source=str(path))
+    for rec in records:
         if rec.exposure_us is None:
             raise ConfigError(f"frame {rec.file} has no exposure_us", source=str(path),
                               field="exposure_us")
-        reducer.add(cs.load(rec), dark=rec.role == "dark", spatial=rec.group == "spatial",
-                    exposure_ns=rec.exposure_us * 1000.0,
+    for rec, frame in zip(records, prefetch(partial(cs.load, r) for r in records),
+                          strict=True):
+        reducer.add(frame, dark=rec.role == "dark", spatial=rec.group == "spatial",
+                    exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
                     photons=rec.photons if rec.role == "bright" else None,
                     key=None if rec.group == "spatial" else float(rec.step))
-        used += 1
-    if not used:
-        raise ConfigError("no bright/dark temporal or spatial frames; is this an EMVA 1288 "
-                          "sweep?", source=str(path))
     return reducer.finish(), cs.manifest.cfa
 
 
