@@ -45,6 +45,7 @@ def test_sfr_on_chart_finds_ten_rois(tmp_path: Path) -> None:
         assert abs(r["mtf50_cy_per_px"] / (0.18739 / 0.7) - 1) < 0.02
         assert {"edge_angle_deg", "mtf_at_0125", "mtf_at_025", "mtf_at_05", "frequencies",
                 "mtf"} <= set(r)
+    assert data["summary"]["corner_to_centre_mtf50_ratio"] == pytest.approx(1.0, abs=0.02)
 
 
 def test_sfr_single_edge_srgb_png_and_explicit_roi(tmp_path: Path) -> None:
@@ -62,6 +63,19 @@ def test_sfr_single_edge_srgb_png_and_explicit_roi(tmp_path: Path) -> None:
     assert code == 0, out
     (r,) = json.loads((tmp_path / "r.json").read_text())["rois"]
     assert r["roi"] == [20, 10, 100, 100] and abs(r["mtf50_cy_per_px"] / 0.18739 - 1) < 0.01
+
+
+def test_sfr_bits_sets_clip_level(tmp_path: Path) -> None:
+    lin = render_edge((100, 100), lo=0.2, hi=1.3)
+    tifffile.imwrite(tmp_path / "e12.tif", np.round(np.clip(lin, 0, 1) * 4095).astype(np.uint16))
+    code, out = run("sfr", str(tmp_path / "e12.tif"), "--bits", "12", "--json",
+                    str(tmp_path / "b.json"))
+    assert code == 0, out
+    (r,) = json.loads((tmp_path / "b.json").read_text())["rois"]
+    assert any("clipped" in w for w in r["warnings"])
+    tifffile.imwrite(tmp_path / "e16.tif", u16(np.clip(lin, 0, 1)))
+    code, out = run("sfr", str(tmp_path / "e16.tif"), "--bits", "12")
+    assert code == 2 and "exceed 12-bit full scale 4095" in out
 
 
 def test_sfr_bayer_green_channel(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois, parse_roi
-from harness.analysis.sfr import measure_rois
+from harness.analysis.sfr import measure_rois, summarise_field
 from harness.errors import ConfigError
 from tests_unit.optics_synth import render_edge, render_square_chart
 
@@ -75,3 +75,17 @@ def test_simulator_edge_chart_matches_its_lens_truth(module: str, channel: str,
     for r in results:
         expected = truth[r.label.removesuffix(f"_{r.orientation}")]
         assert abs(r.mtf50_cy_per_px / expected - 1) < tol, r.label
+
+
+def test_field_summary_finds_the_soft_corner() -> None:
+    sharp, _ = render_square_chart((450, 600), sigma=0.7)
+    soft, _ = render_square_chart((450, 600), sigma=1.4)
+    img = sharp.copy()
+    img[225:, 300:] = soft[225:, 300:]  # bottom-right quadrant blurred twice as much
+    results = measure_rois(img, find_edge_rois(img))
+    summary = summarise_field(results)
+    assert summary is not None
+    assert summary.worst_corner.startswith("bottom_right")
+    assert summary.corner_to_centre_mtf50_ratio == pytest.approx(0.5, rel=0.02)
+    assert summary.centre_mtf50_cy_per_px == pytest.approx(0.18739 / 0.7, rel=0.01)
+    assert summarise_field(results[:2]) is None  # centre only

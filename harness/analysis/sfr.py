@@ -58,7 +58,11 @@ F_MAX_CY_PER_PX = 1.0
 
 @dataclass(frozen=True)
 class SfrResult:
-    """e-SFR of one edge. Frequencies in cycles/pixel along the edge normal."""
+    """e-SFR of one edge. Frequencies in cycles/pixel along the edge normal.
+
+    ``edge_angle_deg``: signed angle of the edge from the pixel column (vertical edge, atan of
+    dx/dy) or row (horizontal edge, atan of dy/dx), image coordinates x right, y down.
+    """
 
     edge_angle_deg: float
     orientation: Orientation
@@ -279,6 +283,8 @@ def measure_sfr(
         raise ConfigError(
             "edge too close to the ROI border (need 4 px of each side)", field="roi"
         )
+    if half < 0.3 * max(-left, right):
+        warnings.append(f"edge off-centre in the ROI: the ESF spans only +-{half:.1f} px")
     idx = np.floor(d / h).astype(np.int64) + nhalf
     keep = (idx >= 0) & (idx < 2 * nhalf)
     if mask is not None:
@@ -368,3 +374,50 @@ def measure_rois(
             res = replace(res, warnings=(*res.warnings, f"expected a {roi.orientation} edge"))
         results.append(res)
     return results
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    """Centre against corners, the figures a limit spec judges (worst corner, worst edge)."""
+
+    centre_mtf50_cy_per_px: float
+    corner_mtf50_min_cy_per_px: float
+    corner_to_centre_mtf50_ratio: float
+    centre_mtf_at_025: float
+    corner_mtf_at_025_min: float
+    worst_corner: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "centre_mtf50_cy_per_px": self.centre_mtf50_cy_per_px,
+            "corner_mtf50_min_cy_per_px": self.corner_mtf50_min_cy_per_px,
+            "corner_to_centre_mtf50_ratio": self.corner_to_centre_mtf50_ratio,
+            "centre_mtf_at_025": self.centre_mtf_at_025,
+            "corner_mtf_at_025_min": self.corner_mtf_at_025_min,
+            "worst_corner": self.worst_corner,
+        }
+
+
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+
+
+def summarise_field(results: list[SfrResult]) -> FieldSummary | None:
+    """Worst (lowest) centre edge and worst corner edge; None unless the chart's centre and at
+    least one corner were measured (labels from :func:`harness.analysis.edges.find_edge_rois`)."""
+    def pos(r: SfrResult) -> str:
+        return r.label.removesuffix(f"_{r.orientation}")
+
+    centre = [r for r in results if pos(r) == "centre"]
+    corner = [r for r in results if pos(r) in CORNERS]
+    if not centre or not corner:
+        return None
+    c50 = min(r.mtf50_cy_per_px for r in centre)
+    worst = min(corner, key=lambda r: r.mtf50_cy_per_px)
+    return FieldSummary(
+        centre_mtf50_cy_per_px=c50,
+        corner_mtf50_min_cy_per_px=worst.mtf50_cy_per_px,
+        corner_to_centre_mtf50_ratio=worst.mtf50_cy_per_px / c50 if c50 > 0 else float("nan"),
+        centre_mtf_at_025=min(r.mtf_at_025 for r in centre),
+        corner_mtf_at_025_min=min(r.mtf_at_025 for r in corner),
+        worst_corner=worst.label,
+    )

@@ -105,7 +105,13 @@ def to_unit_float(arr: NDArray[Any], source: str, *, bits: int | None = None) ->
         raise ConfigError(f"expected a mono or RGB image, got shape {arr.shape}", source=source)
     if arr.dtype in (np.uint8, np.uint16):
         depth = bits if bits is not None else 8 * arr.dtype.itemsize
+        if not 1 <= depth <= 8 * arr.dtype.itemsize:
+            raise ConfigError(f"--bits must be 1..{8 * arr.dtype.itemsize} for {arr.dtype} data, "
+                              f"got {depth}", source=source, field="--bits")
         full = float(2**depth - 1)
+        if bits is not None and arr.size and int(arr.max()) > full:
+            raise ConfigError(f"values up to {int(arr.max())} exceed {bits}-bit full scale "
+                              f"{int(full)}", source=source, field="--bits")
         return arr.astype(np.float64) / full, depth, 1.0
     if np.issubdtype(arr.dtype, np.floating):
         return arr.astype(np.float64), 32, None
@@ -137,11 +143,12 @@ def prepare(arr: NDArray[Any], source: str, *, bayer: str | None = None,
                        saturation=sat)
 
 
-def load_image(path: str | Path, *, bayer: str | None = None,
-               encoding: str = "linear") -> LoadedImage:
-    """Read one TIFF/PNG image (first page of a multi-page TIFF) as linear 0..1 floats."""
+def load_image(path: str | Path, *, bayer: str | None = None, encoding: str = "linear",
+               bits: int | None = None) -> LoadedImage:
+    """Read one TIFF/PNG image (first page of a multi-page TIFF) as linear 0..1 floats;
+    ``bits`` = significant bits of integer data (full scale 2**bits - 1)."""
     p = Path(path)
-    return prepare(_read_pixels(p), str(p), bayer=bayer, encoding=encoding)
+    return prepare(_read_pixels(p), str(p), bayer=bayer, encoding=encoding, bits=bits)
 
 
 # --------------------------------------------------------------------------- colour planes

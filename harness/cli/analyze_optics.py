@@ -18,7 +18,7 @@ from rich.table import Table
 from harness.analysis.colour import analyze_colour
 from harness.analysis.edges import find_edge_rois, parse_roi
 from harness.analysis.focus import analyze_sweep
-from harness.analysis.sfr import measure_rois
+from harness.analysis.sfr import measure_rois, summarise_field
 from harness.capture.image_input import (
     gray_image,
     load_image,
@@ -35,6 +35,9 @@ BayerOpt = Annotated[str | None, typer.Option(
     "(1,1)).")]
 EncodingOpt = Annotated[str, typer.Option(
     "--encoding", help="linear (camera data, default) or srgb (decoded with colour-science).")]
+BitsOpt = Annotated[int | None, typer.Option(
+    "--bits", help="Significant bits of integer data (e.g. 12 in a 16-bit file): sets full scale "
+    "and the clip level. Default: the container's (8 or 16).", min=1, max=16)]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the figures to this JSON "
                                               "file.", dir_okay=False)]
 
@@ -85,6 +88,7 @@ def sfr_command(
     channel: Annotated[str, typer.Option("--channel", help="Y (luminance), R, G or B.")] = "Y",
     bayer: BayerOpt = None,
     encoding: EncodingOpt = "linear",
+    bits: BitsOpt = None,
     fit_order: Annotated[int, typer.Option(
         "--fit-order", help="Edge fit: 1 = line (ISO 12233:2017), up to 5 for distorted "
         "edges.")] = 1,
@@ -92,7 +96,7 @@ def sfr_command(
 ) -> None:
     """ISO 12233 e-SFR per edge ROI: edge angle, MTF50, MTF at 0.125/0.25/0.5 cy/px."""
     with error_boundary():
-        img = load_image(image, bayer=bayer, encoding=encoding)
+        img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         plane = sfr_plane(img, channel)
         if roi:
             rois = [parse_roi(r, img.data.shape) for r in roi]
@@ -114,8 +118,13 @@ def sfr_command(
                           _f(r.mtf_at_025, 3), _f(r.mtf_at_05, 3),
                           *(("; ".join(r.warnings),) if notes else ()))
         console.print(table)
+        summary = summarise_field(results)
+        if summary is not None:
+            console.print(f"corner/centre MTF50 {summary.corner_to_centre_mtf50_ratio:.3f} "
+                          f"(worst corner {summary.worst_corner})")
         write_json({"image": str(image), "channel": plane.channel,
-                    "rois": [r.as_dict() for r in results]}, json_out)
+                    "rois": [r.as_dict() for r in results],
+                    "summary": summary.as_dict() if summary is not None else None}, json_out)
 
 
 @analyze_app.command("colour")
@@ -128,13 +137,14 @@ def colour_command(
         "white patches (clockwise from dark skin). Default: find the chart.")] = None,
     black_level: Annotated[float, typer.Option(
         "--black-level", help="Black level in the file's digital numbers.")] = 0.0,
+    bits: BitsOpt = None,
     bayer: BayerOpt = None,
     encoding: EncodingOpt = "linear",
     json_out: JsonOpt = None,
 ) -> None:
     """Colour accuracy: ΔE2000 per patch before/after white balance + 3x3 CCM."""
     with error_boundary():
-        img = load_image(image, bayer=bayer, encoding=encoding)
+        img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         rgb = rgb_image(img)
         pts = _parse_floats(corners, "--corners", 8) if corners is not None else None
         if pts is not None and img.kind == "bayer":
