@@ -209,7 +209,7 @@ def test_report_opens_in_chromium(results: Path, tmp_path: Path, browser: DevToo
     out = tmp_path / "report"
     run = CliRunner().invoke(app, ["report", str(results), "--out", str(out)])
     assert run.exit_code == 0, run.output
-    assert "4 tests: 2 passed, 1 failed, 1 broken" in run.output
+    assert "4 tests: 2 passed, 1 failed, 1 broken" in " ".join(run.output.split())
     assert [p.name for p in out.iterdir() if p.suffix == ".html"] == ["index.html"]
     ids = json.loads((out / "test-results.json").read_text())["byId"]
     url = (out / "index.html").as_uri()

@@ -73,8 +73,10 @@ def signoff_html(record: RunRecord, chain: StoredRun | None = None,
     software = ", ".join(f"{e(k)} {e(v)}" for k, v in sorted(record.software.items()))
     chain_rows = ""
     if chain is not None:
+        prev_label = (f"previous run (#{chain.chain_seq - 1} of {e(chain.station)})"
+                      if chain.chain_seq > 1 else "previous run (none: first of the station)")
         chain_rows = (f"<tr><th>record sha256</th><td>{e(chain.record_hash)}</td></tr>"
-                      f"<tr><th>previous run (#{chain.chain_seq - 1})</th>"
+                      f"<tr><th>{prev_label}</th>"
                       f"<td>{e(chain.prev_hash)}</td></tr>")
     if verify is not None:
         state = ("intact" if verify.ok else
