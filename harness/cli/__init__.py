@@ -13,6 +13,7 @@ from harness.cli import report as _report  # noqa: F401
 from harness.cli import signoff as _signoff  # noqa: F401
 from harness.cli import sim as _sim  # noqa: F401
 from harness.cli import station as _station  # noqa: F401
+from harness.cli import station_calibrate as _station_calibrate  # noqa: F401
 from harness.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,221 @@
+"""Light-source drivers: a SCPI LED over VISA and a Gardasoft-style serial LED controller.
+
+``driver: scpi-led`` (:class:`ScpiLed`): SCPI over PyVISA (``TCPIP0::host::port::SOCKET``,
+USB-TMC ``USB0::...::INSTR``, ``ASRL/dev/ttyUSB0::INSTR``), newline-terminated; the command tree
+of :mod:`harness.sim.instruments.scpi_led` (``OUTPut<n>[:STATe]``, ``SOURce<n>:BRIGhtness``,
+``SOURce<n>:CCT``, ``SYSTem:ERRor?``). Every setting is followed by ``SYST:ERR?`` and a read-back.
+
+``driver: gardasoft`` (:class:`Gardasoft`): the RS-232 command set of Gardasoft RC1xx/RT-20
+controllers (115200 8N1, CR-terminated, replies end with the ``>`` prompt; ``VR``, ``RSc,s``,
+``STc``); ``Err n`` replies raise. The controller has no separate on/off: off is ``RSc,0`` and
+the driver remembers the level to restore on ``on()``.
+
+Both: safe state = light off, confirmed by read-back, with the short ``safe_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from harness.devices.base import DeviceIdentity
+from harness.devices.instrument import InstrumentDriver, SerialSettings, VisaSettings
+from harness.errors import ConfigError
+from harness.station.registry import DriverContext, register_driver
+
+LEVEL_TOLERANCE = 0.01
+"""Read-back tolerance of a level in percent (the SCPI reply has 3 decimals, Gardasoft 1)."""
+
+
+def check_level(device: str, percent: float) -> float:
+    if not 0.0 <= percent <= 100.0:
+        raise ConfigError(f"{device}: light level {percent} % outside 0..100", field="level")
+    return float(percent)
+
+
+class ScpiLedSettings(VisaSettings):
+    channel: int = Field(1, ge=1, le=16)
+    cct: bool = Field(False, description="the source has a settable CCT (SOURce:CCT)")
+
+
+@register_driver("light", "scpi-led")
+class ScpiLed(InstrumentDriver):
+    """A SCPI LED light source over VISA."""
+
+    Settings = ScpiLedSettings
+    settings: ScpiLedSettings
+    backend = "visa"
+    link_defaults: ClassVar[dict[str, Any]] = {"read_termination": "\n",
+                                               "write_termination": "\n"}
+
+    def __init__(self, name: str, settings: ScpiLedSettings, context: DriverContext) -> None:
+        super().__init__(name, settings, context)
+        self.ch = settings.channel
+
+    def _identify(self) -> DeviceIdentity:
+        return self.idn()
+
+    def _after_open(self) -> None:
+        self.write("*CLS")
+        self.check_errors("*CLS")
+
+    def check_errors(self, after: str, *, safe: bool = False) -> None:
+        """Raise if the error queue (``SYST:ERR?``) holds anything after ``after``."""
+        reply = self.query("SYST:ERR?", safe=safe)
+        code, _, message = reply.partition(",")
+        try:
+            number = int(code)
+        except ValueError:
+            raise self.fail("unreadable error queue", "SYST:ERR?", reply) from None
+        if number != 0:
+            raise self.fail(f"instrument error {number} {message.strip()} after {after!r}",
+                            "SYST:ERR?", reply)
+
+    def _set(self, command: str) -> None:
+        self.write(command)
+        self.check_errors(command)
+
+    def _bool(self, command: str, *, safe: bool = False) -> bool:
+        reply = self.query(command, safe=safe)
+        if reply not in ("0", "1"):
+            raise self.fail("expected 0 or 1", command, reply)
+        return reply == "1"
+
+    def on(self) -> None:
+        self._set(f"OUTP{self.ch}:STAT ON")
+        if not self.is_on():
+            raise self.fail("output did not switch on", f"OUTP{self.ch}:STAT?")
+
+    def off(self) -> None:
+        self._set(f"OUTP{self.ch}:STAT OFF")
+        if self.is_on():
+            raise self.fail("output did not switch off", f"OUTP{self.ch}:STAT?")
+
+    def is_on(self) -> bool:
+        return self._bool(f"OUTP{self.ch}:STAT?")
+
+    def set_level(self, percent: float) -> None:
+        level = check_level(self.name, percent)
+        self._set(f"SOUR{self.ch}:BRIG {level:.3f}")
+        back = self.level()
+        if abs(back - level) > LEVEL_TOLERANCE:
+            raise self.fail(f"level reads back {back:g} %, not {level:g} %",
+                            f"SOUR{self.ch}:BRIG?")
+
+    def level(self) -> float:
+        cmd = f"SOUR{self.ch}:BRIG?"
+        return self.number(self.query(cmd), cmd, lo=0.0, hi=100.0)
+
+    def set_cct(self, kelvin: float) -> None:
+        """Set the colour temperature (``cct: true`` sources only)."""
+        self._need_cct()
+        self._set(f"SOUR{self.ch}:CCT {kelvin:.0f}")
+        back = self.cct()
+        if abs(back - kelvin) > 1.0:
+            raise self.fail(f"CCT reads back {back:g} K, not {kelvin:g} K", f"SOUR{self.ch}:CCT?")
+
+    def cct(self) -> float:
+        self._need_cct()
+        cmd = f"SOUR{self.ch}:CCT?"
+        return self.number(self.query(cmd), cmd, lo=1000.0, hi=25000.0)
+
+    def _need_cct(self) -> None:
+        if not self.settings.cct:
+            raise ConfigError(f"{self.name}: this light has no settable CCT (set 'cct: true' "
+                              f"in the station file if it has)", field="cct")
+
+    def _safe(self) -> None:
+        cmd = f"OUTP{self.ch}:STAT OFF"
+        self.write(cmd)
+        if self._bool(f"OUTP{self.ch}:STAT?", safe=True):
+            raise self.fail("light still on after the safe-state command", cmd)
+
+
+class GardasoftSettings(SerialSettings):
+    channel: int = Field(1, ge=1, le=8)
+
+
+@register_driver("light", "gardasoft")
+class Gardasoft(InstrumentDriver):
+    """A Gardasoft-style LED controller on RS-232 (continuous mode, one channel)."""
+
+    Settings = GardasoftSettings
+    settings: GardasoftSettings
+    backend = "serial"
+    link_defaults: ClassVar[dict[str, Any]] = {
+        "read_termination": ">", "write_termination": "\r", "baudrate": 115200,
+        "bytesize": 8, "parity": "N", "stopbits": 1}
+
+    _VR = re.compile(r"^(?P<model>\S+) Ver (?P<fw>\S+) SN (?P<serial>\S+)$")
+    _ST = re.compile(r"^Ch(?P<ch>\d) RS (?P<level>\d+(?:\.\d+)?)%$")
+
+    def __init__(self, name: str, settings: GardasoftSettings, context: DriverContext) -> None:
+        super().__init__(name, settings, context)
+        self.ch = settings.channel
+        self._level = 0.0
+
+    def command(self, cmd: str, *, safe: bool = False) -> str:
+        """Send ``cmd``; the reply before the prompt (``""`` for settings); ``Err n`` raises."""
+        reply = self.query(cmd, safe=safe)
+        if reply.startswith("Err"):
+            raise self.fail(f"controller error {reply!r}", cmd, reply)
+        return reply
+
+    def _identify(self) -> DeviceIdentity:
+        reply = self.command("VR")
+        m = self._VR.match(reply)
+        if m is None:
+            raise self.fail("unexpected version reply", "VR", reply)
+        return DeviceIdentity(self.kind, self.driver_name, "Gardasoft", m["model"], m["serial"],
+                              m["fw"], {"address": self.link_.address})
+
+    def _set(self, level: float, *, safe: bool = False) -> None:
+        cmd = f"RS{self.ch},{level:.1f}"
+        reply = self.command(cmd, safe=safe)
+        if reply:
+            raise self.fail("unexpected reply to a setting", cmd, reply)
+
+    def _status(self, *, safe: bool = False) -> float:
+        cmd = f"ST{self.ch}"
+        reply = self.command(cmd, safe=safe)
+        m = self._ST.match(reply)
+        if m is None or int(m["ch"]) != self.ch:
+            raise self.fail("unexpected status reply", cmd, reply)
+        return self.number(m["level"], cmd, lo=0.0, hi=100.0)
+
+    def on(self) -> None:
+        self._set(self._level)
+        if abs(self._status() - self._level) > 0.05:
+            raise self.fail("brightness did not take", f"ST{self.ch}")
+
+    def off(self) -> None:
+        self._set(0.0)
+        if self._status() != 0.0:
+            raise self.fail("light did not switch off", f"ST{self.ch}")
+
+    def is_on(self) -> bool:
+        return self._status() > 0.0
+
+    def set_level(self, percent: float) -> None:
+        level = check_level(self.name, round(percent, 1))
+        on = self.is_on()
+        self._level = level
+        if on:
+            self._set(level)
+            if abs(self._status() - level) > 0.05:
+                raise self.fail("brightness did not take", f"ST{self.ch}")
+
+    def level(self) -> float:
+        """The commanded level (read back while on; the remembered one while off)."""
+        status = self._status()
+        return status if status > 0.0 else self._level
+
+    def _safe(self) -> None:
+        self._set(0.0, safe=True)
+        if self._status(safe=True) != 0.0:
+            raise self.fail("light still on after the safe-state command", f"RS{self.ch},0")
+
+
+__all__ = ["Gardasoft", "ScpiLed", "check_level"]

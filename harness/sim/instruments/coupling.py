@@ -1,0 +1,120 @@
+"""The one place where instrument simulators touch the simulated bench.
+
+Simulators call a :class:`BenchLink`; with no bench (``bench=None``, unit tests) every call is a
+no-op and the simulators keep their own state, so they stay testable on their own. With a
+:class:`harness.sim.bench.Bench`:
+
+* light: the bench's ``level_pct`` is the light's *physical* output (settling, warm-up, drift and
+  flicker included) in percent of full output, its ``illuminant`` the light's ``<CCT>K``;
+  :meth:`BenchLink.sync` keeps it current (the hub calls it every ``SYNC_S``);
+* the meter reads the bench's illuminance for that output (what a meter at the sensor plane
+  reads), so camera and meter agree;
+* focus: ``focus_um`` follows the actuator; chart: ``chart`` follows the wheel;
+* power: ``powered`` follows the PSU output; the PSU's load current reads
+  ``bench.camera_streaming`` (a bool the SimCamera may set) when present.
+
+Time: the bench's :class:`SimClock` only advances with frames, but instruments live in wall time
+(a stage moves while nobody grabs), so the simulators' clock is wall time since start plus the
+simulated time the camera has consumed: monotonic, and ahead of the wall when exposures are long.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from harness.sim.instruments.base import Clock
+
+log = logging.getLogger(__name__)
+
+SYNC_S = 0.01
+
+
+@lru_cache(maxsize=64)
+def _lux_per_unit_flux(illuminant: str) -> float:
+    from harness.sim.colour_response import illuminance_lux
+
+    return illuminance_lux(1.0, illuminant)
+
+
+class BenchLink:
+    """Adapter from simulator events to the bench's state (``harness.sim.bench.Bench``)."""
+
+    def __init__(self, bench: Any) -> None:
+        self.bench = bench
+        self._t0 = time.monotonic()
+        self._sync: list[Callable[[], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def clock(self) -> Clock:
+        sim_clock = getattr(self.bench, "clock", None)
+        now = getattr(sim_clock, "now", None)
+        if not callable(now):
+            return time.monotonic
+        t0 = self._t0
+        return lambda: time.monotonic() - t0 + float(now())
+
+    def _call(self, what: str, fn: Callable[[], None]) -> None:
+        if self.bench is None:
+            return
+        try:
+            fn()
+        except Exception as exc:  # the bench refusing a value must not kill a server thread
+            log.warning("bench refused %s: %s", what, exc)
+
+    # -- events ---------------------------------------------------------------------------
+    def light(self, output: Any) -> None:
+        """The light's state changed (``output`` is a :class:`LightOutput`)."""
+        self._call("light", lambda: self.bench.set_light(
+            on=output.on, level_pct=min(100.0, 100.0 * output.relative_output()),
+            illuminant=f"{output.cct_k:.0f}K"))
+
+    def full_scale_lux(self, cct_k: float) -> float | None:
+        """The bench's illuminance at full output for a ``<cct>K`` light (None: no bench)."""
+        if self.bench is None:
+            return None
+        flux = float(self.bench.full_scale_photons_per_um2_s)
+        return flux * _lux_per_unit_flux(f"{cct_k:.0f}K")
+
+    def chart(self, name: str) -> None:
+        self._call("chart", lambda: self.bench.set_chart(name))
+
+    def focus(self, position_um: float) -> None:
+        self._call("focus", lambda: self.bench.set_focus(position_um))
+
+    def power(self, powered: bool) -> None:
+        self._call("power", lambda: self.bench.set_powered(powered))
+
+    def camera_streaming(self) -> bool:
+        return bool(getattr(self.bench, "camera_streaming", False))
+
+    # -- continuous state (settling, drift, motion) -----------------------------------------
+    def on_sync(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` every ``SYNC_S`` while a bench is attached (started by :meth:`start`)."""
+        self._sync.append(fn)
+
+    def start(self) -> None:
+        if self.bench is None or not self._sync or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="sim-bench-sync", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SYNC_S):
+            for fn in self._sync:
+                self._call("sync", fn)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread = None
+
+
+__all__ = ["SYNC_S", "BenchLink"]

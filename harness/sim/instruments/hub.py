@@ -1,0 +1,169 @@
+"""Start the protocol simulators a station file names, and hand out their addresses.
+
+``stations/sim.yaml`` has a ``simulators:`` section; :class:`~harness.station.station.Station`
+calls :func:`start_simulators` before it builds the drivers, and drivers resolve addresses like
+``sim:light`` through :meth:`SimulatorHub.address`::
+
+    simulators:
+      light: {type: scpi-led, light: {max_lux: 2000, gamma: 1.2}}
+      psu:   {type: scpi-psu}
+      meter: {type: cs100a, light: light}
+      focus: {type: focus-stage}
+      chart: {type: chart-wheel}
+    light: {driver: scpi-led, resource: "sim:light"}
+
+Each entry's ``type`` picks the simulator (:data:`SIMULATOR_TYPES`), ``transport`` overrides its
+default server (``pty`` or ``tcp``), ``faults`` scripts faults (:mod:`harness.sim.faults`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import ConfigError
+from harness.sim.faults import FaultPlan
+from harness.sim.instruments.base import LineSimulator, PtyServer, SimSpec, TcpServer, serve
+from harness.sim.instruments.chart_wheel import ChartWheelSimulator
+from harness.sim.instruments.coupling import BenchLink
+from harness.sim.instruments.cs100a import Cs100aSimulator, Cs100aSpec
+from harness.sim.instruments.focus_stage import FocusStageSimulator
+from harness.sim.instruments.gardasoft import GardasoftSimulator
+from harness.sim.instruments.scpi_led import ScpiLedSimulator
+from harness.sim.instruments.scpi_psu import ScpiPsuSimulator
+
+SIMULATOR_TYPES: dict[str, type[Any]] = {
+    "scpi-led": ScpiLedSimulator,
+    "gardasoft": GardasoftSimulator,
+    "scpi-psu": ScpiPsuSimulator,
+    "cs100a": Cs100aSimulator,
+    "focus-stage": FocusStageSimulator,
+    "chart-wheel": ChartWheelSimulator,
+}
+
+
+def _spec_error(source: str, name: str, exc: ValidationError,
+                model: type[BaseModel]) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key; allowed: {', '.join(sorted(model.model_fields))}"
+    return ConfigError(message, source=source, field=f"simulators.{name}" + (f".{loc}" if loc
+                                                                             else ""))
+
+
+class SimulatorHub:
+    """The running simulators of one station, each with its server."""
+
+    def __init__(self, bench: Any = None) -> None:
+        self.link = BenchLink(bench)
+        self._sims: dict[str, LineSimulator] = {}
+        self._servers: dict[str, PtyServer | TcpServer] = {}
+
+    def add(self, name: str, sim: LineSimulator, transport: str | None = None) -> None:
+        self._sims[name] = sim
+        self._servers[name] = serve(sim, transport)
+
+    def names(self) -> list[str]:
+        return list(self._sims)
+
+    def address(self, name: str) -> str:
+        """The pty path (a stable symlink) or ``TCPIP0::127.0.0.1::PORT::SOCKET`` of ``name``."""
+        try:
+            return self._servers[name].address
+        except KeyError:
+            raise ConfigError(f"no simulator {name!r}; simulators: "
+                              f"{', '.join(self._sims) or 'none'}", field="sim:" + name) from None
+
+    def simulator(self, name: str) -> Any:
+        return self._sims[name]
+
+    def server(self, name: str) -> PtyServer | TcpServer:
+        return self._servers[name]
+
+    def apply(self, plan: FaultPlan) -> None:
+        """Arm the plan's instrument faults (the camera faults are the SimCamera's)."""
+        for name, faults in plan.instruments.items():
+            sim = self._sims.get(name)
+            if sim is None:
+                raise ConfigError(f"fault plan names no simulator {name!r}; simulators: "
+                                  f"{', '.join(self._sims) or 'none'}")
+            for fault in faults:
+                sim.faults.arm(fault)
+
+    def close(self) -> None:
+        self.link.close()
+        for server in self._servers.values():
+            with contextlib.suppress(Exception):
+                server.close()
+        self._servers.clear()
+
+    def __enter__(self) -> SimulatorHub:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _light_probe(hub: SimulatorHub, name: str, spec: Cs100aSpec, source: str) -> Any:
+    lights = {n: s for n, s in hub._sims.items() if hasattr(s, "output")}
+    target = spec.light or next(iter(lights), None)
+    if target is None:
+        return None
+    sim = lights.get(target)
+    if sim is None:
+        raise ConfigError(f"no light simulator {target!r}; light simulators: "
+                          f"{', '.join(lights) or 'none'}", source=source,
+                          field=f"simulators.{name}.light")
+    output = sim.output
+    return lambda: (output.illuminance_lux(), output.cct_k)
+
+
+def start_simulators(specs: Mapping[str, Mapping[str, Any]], bench: Any = None,
+                     station_config: Any = None) -> SimulatorHub:
+    """Validate ``specs`` (name -> spec), start every simulator, wire meters to lights."""
+    source = str(getattr(station_config, "source", "") or "simulators")
+    validated: dict[str, SimSpec] = {}
+    for name, raw in specs.items():
+        if not isinstance(raw, Mapping):
+            raise ConfigError("must be a mapping with a 'type' key", source=source,
+                              field=f"simulators.{name}")
+        kind = raw.get("type")
+        if kind not in SIMULATOR_TYPES:
+            raise ConfigError(f"unknown simulator type {kind!r}; allowed: "
+                              f"{', '.join(SIMULATOR_TYPES)}", source=source,
+                              field=f"simulators.{name}.type")
+        model: type[SimSpec] = SIMULATOR_TYPES[kind].Spec
+        try:
+            validated[name] = model.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise _spec_error(source, name, exc, model) from None
+    hub = SimulatorHub(bench)
+    try:
+        clock = hub.link.clock
+        meters: list[tuple[str, Cs100aSimulator, Cs100aSpec]] = []
+        for name, spec in validated.items():
+            cls = SIMULATOR_TYPES[spec.type]
+            sim = cls(name, spec, clock=clock, link=hub.link)
+            if isinstance(sim, Cs100aSimulator):
+                assert isinstance(spec, Cs100aSpec)
+                meters.append((name, sim, spec))
+            hub.add(name, sim, spec.transport)
+        for name, meter, spec in meters:
+            probe = _light_probe(hub, name, spec, source)
+            if probe is not None:
+                meter.probe = probe
+        hub.link.start()
+    except BaseException:
+        hub.close()
+        raise
+    return hub
+
+
+__all__ = ["SIMULATOR_TYPES", "SimulatorHub", "start_simulators"]

@@ -1,0 +1,120 @@
+"""Physics of a simulated LED light: response curve, settling, warm-up drift, faults.
+
+The illuminance at the chart plane for a commanded level ``p`` (percent) is::
+
+    E(t) = E_max * s(t) * w(t) * f(t)
+
+* ``s(t)``: the output fraction, following the target ``(p/100)**gamma`` to first order with
+  time constant ``tau_s`` after every change (an LED driver's current loop plus thermal droop
+  settle roughly exponentially); ``gamma`` models a driver whose output is not linear in the
+  commanded percentage, which is why the station calibrates level -> lux.
+* ``w(t) = 1 - warmup_pct/100 * exp(-t_on / warmup_tau_s)``: warm-up after switch-on (the
+  junction heats and the output creeps by about a percent).
+* ``f(t)``: the ``drift`` (linear, ``rate_pct_per_s``) and ``flicker`` (sinusoidal,
+  ``amplitude_pct`` at ``frequency_hz``) faults of :mod:`harness.sim.faults`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.sim.faults import FaultState
+from harness.sim.instruments.base import Clock
+
+
+class LightSpec(BaseModel):
+    """Physical parameters of a simulated light (the ``light:`` part of a simulator spec)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_lux: float = Field(2000.0, gt=0.0, description="illuminance at 100 % (no bench; with "
+                                                        "a bench its full-scale flux decides)")
+    gamma: float = Field(1.0, gt=0.2, le=5.0, description="output = (level/100)**gamma")
+    tau_s: float = Field(0.05, ge=0.0, le=60.0, description="settling time constant")
+    warmup_pct: float = Field(1.0, ge=0.0, le=20.0, description="output deficit at switch-on")
+    warmup_tau_s: float = Field(20.0, gt=0.0, description="warm-up time constant")
+    cct_k: float = Field(5000.0, ge=1000.0, le=25000.0, description="colour temperature")
+
+
+class LightOutput:
+    """The time-dependent output of one LED channel (thread-safe)."""
+
+    def __init__(self, spec: LightSpec, clock: Clock, faults: FaultState | None = None,
+                 full_scale_lux: Callable[[float], float | None] | None = None) -> None:
+        self.spec = spec
+        self._full_scale_lux = full_scale_lux
+        self.clock = clock
+        self.faults = faults or FaultState()
+        self._lock = threading.Lock()
+        self.on = False
+        self.level = 0.0
+        self.cct_k = spec.cct_k
+        now = clock()
+        self._t0 = now
+        self._start = 0.0
+        self._t_on = now
+        self._fault_t0: dict[int, float] = {}
+
+    def _target(self) -> float:
+        return (self.level / 100.0) ** self.spec.gamma if self.on else 0.0
+
+    def _fraction_at(self, t: float) -> float:
+        tau = self.spec.tau_s
+        target = self._target()
+        if tau <= 0:
+            return target
+        return target + (self._start - target) * math.exp(-max(0.0, t - self._t0) / tau)
+
+    def _restart(self) -> None:
+        """Record the output now, apply a change, restart settling from there."""
+        now = self.clock()
+        self._start = self._fraction_at(now)
+        self._t0 = now
+
+    def set_level(self, percent: float) -> None:
+        with self._lock:
+            self._restart()
+            self.level = percent
+
+    def set_on(self, on: bool) -> None:
+        with self._lock:
+            if on and not self.on:
+                self._restart()
+                self._t_on = self.clock()
+            elif not on and self.on:
+                self._restart()
+            self.on = on
+
+    def set_cct(self, kelvin: float) -> None:
+        with self._lock:
+            self.cct_k = kelvin
+
+    def relative_output(self, t: float | None = None) -> float:
+        """Output as a fraction of full output (0 when off), faults included."""
+        with self._lock:
+            now = self.clock() if t is None else t
+            frac = self._fraction_at(now)
+            if self.on:
+                frac *= 1.0 - self.spec.warmup_pct / 100.0 * math.exp(
+                    -max(0.0, now - self._t_on) / self.spec.warmup_tau_s)
+            drift = self.faults.active("drift")
+            if drift is not None:
+                t0 = self._fault_t0.setdefault(id(drift), now)
+                frac *= max(0.0, 1.0 + drift.rate_pct_per_s / 100.0 * (now - t0))
+            flicker = self.faults.active("flicker")
+            if flicker is not None:
+                frac *= 1.0 + flicker.amplitude_pct / 100.0 * math.sin(
+                    2 * math.pi * flicker.frequency_hz * now)
+            return max(0.0, frac)
+
+    def illuminance_lux(self, t: float | None = None) -> float:
+        """Illuminance now: ``max_lux``, or the bench's full-scale lux at this CCT, times output."""
+        full = self._full_scale_lux(self.cct_k) if self._full_scale_lux is not None else None
+        return (self.spec.max_lux if full is None else full) * self.relative_output(t)
+
+
+__all__ = ["LightOutput", "LightSpec"]

@@ -1,0 +1,135 @@
+"""Simulated bench DC supply (SCPI, Keysight E36xx / Rigol DP800 style) powering the camera.
+
+Commands (SCPI-1999 tree as on the Keysight E3631A/E3648A, REFERENCE §8.3; the output switch
+acts on the selected channel, as DP800 ``:OUTP CHn,ON`` does)::
+
+    *IDN?                                   Harness,PSU-SCPI,<serial>,<fw>
+    INSTrument:NSELect <n> / ?              select channel n
+    VOLTage[:LEVel][:IMMediate] <V> / ?     set point (0..max_v; MIN/MAX)
+    CURRent[:LEVel][:IMMediate] <A> / ?     current limit (0..max_a)
+    OUTPut[:STATe] ON|OFF / ?               output of the selected channel
+    MEASure:VOLTage[:DC]? / MEASure:CURRent[:DC]?
+    SYSTem:ERRor?
+
+The load on channel 1 is the camera module: it is powered while the output voltage lies in
+``[module_min_v, module_max_v]`` and then draws ``idle_a`` (``streaming_a`` while acquiring).
+If that exceeds the current limit the supply goes constant-current: the output sags to
+``limit * V / I_load`` (the module seen as a resistor) and the module browns out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import Field
+
+from harness.sim.faults import FaultState
+from harness.sim.instruments.base import Clock, SimSpec
+from harness.sim.instruments.coupling import BenchLink
+from harness.sim.instruments.scpi import ScpiError, ScpiSimulator
+
+
+class ScpiPsuSpec(SimSpec):
+    type: str = "scpi-psu"
+    channels: int = Field(3, ge=1, le=4)
+    max_v: float = Field(6.0, gt=0.0)
+    max_a: float = Field(5.0, gt=0.0)
+    module_min_v: float = Field(3.0, ge=0.0, description="camera powered from this voltage")
+    module_max_v: float = Field(5.5, gt=0.0, description="... up to this voltage")
+    idle_a: float = Field(0.18, ge=0.0, description="camera current when idle")
+    streaming_a: float = Field(0.32, ge=0.0, description="camera current while acquiring")
+
+
+@dataclass
+class Channel:
+    volts: float = 0.0
+    limit_a: float = 0.1
+    on: bool = False
+
+
+class ScpiPsuSimulator(ScpiSimulator):
+    """A multi-channel supply; channel 1 feeds the camera module."""
+
+    Spec: ClassVar[type[SimSpec]] = ScpiPsuSpec
+    idn = ("Harness", "PSU-SCPI", "PSU-0001", "2.0")
+
+    def __init__(self, name: str, spec: ScpiPsuSpec | None = None, *, clock: Clock | None = None,
+                 link: BenchLink | None = None) -> None:
+        spec = spec or ScpiPsuSpec()
+        super().__init__(name, clock=clock, faults=FaultState(spec.faults))
+        self.spec = spec
+        self.link = link or BenchLink(None)
+        if spec.serial:
+            self.serial = spec.serial
+        self.channels = [Channel() for _ in range(spec.channels)]
+        self.selected = 1
+        self.add("INSTrument:NSELect", self._select)
+        self.add("INSTrument:NSELect?", lambda _c, _a: str(self.selected))
+        self.add("VOLTage[:LEVel][:IMMediate]", self._set_volts)
+        self.add("VOLTage[:LEVel][:IMMediate]?", lambda _c, _a: f"{self._chan().volts:.4f}")
+        self.add("CURRent[:LEVel][:IMMediate]", self._set_limit)
+        self.add("CURRent[:LEVel][:IMMediate]?", lambda _c, _a: f"{self._chan().limit_a:.4f}")
+        self.add("OUTPut[:STATe]", self._set_output)
+        self.add("OUTPut[:STATe]?", lambda _c, _a: "1" if self._chan().on else "0")
+        self.add("MEASure:VOLTage[:DC]?", lambda _c, _a: f"{self.measure(self.selected)[0]:.4f}")
+        self.add("MEASure:CURRent[:DC]?", lambda _c, _a: f"{self.measure(self.selected)[1]:.4f}")
+
+    def _chan(self) -> Channel:
+        return self.channels[self.selected - 1]
+
+    def _select(self, _suffix: str | None, args: list[str]) -> None:
+        n = self.number(args, 1, len(self.channels))
+        if n != int(n):
+            raise ScpiError(-224, '"Illegal parameter value"')
+        self.selected = int(n)
+
+    def _set_volts(self, _suffix: str | None, args: list[str]) -> None:
+        self._chan().volts = self.number(args, 0.0, self.spec.max_v)
+        self._update()
+
+    def _set_limit(self, _suffix: str | None, args: list[str]) -> None:
+        self._chan().limit_a = self.number(args, 0.0, self.spec.max_a)
+        self._update()
+
+    def _set_output(self, _suffix: str | None, args: list[str]) -> None:
+        self._chan().on = self.boolean(args)
+        self._update()
+
+    def reset(self) -> None:
+        self.channels = [Channel() for _ in self.channels]
+        self.selected = 1
+        self._update()
+
+    def _load_a(self, volts: float) -> float:
+        s = self.spec
+        if not s.module_min_v <= volts <= s.module_max_v:
+            return 0.0
+        return s.streaming_a if self.link.camera_streaming() else s.idle_a
+
+    def measure(self, channel: int) -> tuple[float, float]:
+        """(output volts, output amps) of ``channel`` now."""
+        ch = self.channels[channel - 1]
+        if not ch.on:
+            return 0.0, 0.0
+        if channel != 1:
+            return ch.volts, 0.0
+        load = self._load_a(ch.volts)
+        if load <= ch.limit_a:
+            return ch.volts, load
+        return ch.limit_a * ch.volts / load, ch.limit_a  # constant current: the output sags
+
+    def camera_powered(self) -> bool:
+        volts, _ = self.measure(1)
+        return self.channels[0].on and self.spec.module_min_v <= volts <= self.spec.module_max_v
+
+    def _update(self) -> None:
+        self.link.power(self.camera_powered())
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "selected": self.selected,
+                "channels": [vars(c).copy() for c in self.channels],
+                "camera_powered": self.camera_powered()}
+
+
+__all__ = ["ScpiPsuSimulator", "ScpiPsuSpec"]
