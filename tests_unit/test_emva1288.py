@@ -295,6 +295,8 @@ def test_reducer_rejects_incomplete_sweeps() -> None:
         only_bright_stack.add(frame, dark=False, spatial=True, exposure_ns=1.0, photons=1.0)
     with pytest.raises(ConfigError, match="only a bright spatial stack"):
         only_bright_stack.finish()
+    with pytest.raises(ConfigError, match="more than one exposure"):
+        only_bright_stack.add(frame, dark=False, spatial=True, exposure_ns=2.0, photons=1.0)
 
 
 def test_analyze_rejects_too_few_points_and_flat_data() -> None:

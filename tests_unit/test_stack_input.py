@@ -18,11 +18,14 @@ from tests_unit.emva_synth import Sensor, exposure_sweep
 
 def write_emva_capture_set(path: Path, sensor: Sensor, cfa: str | None = None,
                            **sweep: object) -> Path:
+    rng = np.random.default_rng(0)
     with CaptureSetWriter(path, sequence="exposure_sweep", cfa=cfa, bits=sensor.bits) as w:
         for role, group, step, ns, photons, frame in exposure_sweep(sensor, **sweep):  # type: ignore[arg-type]
             # read-back exposure jitters a little between frames of a step: the step pairs them
+            jitter = 1 + 1e-6 * rng.standard_normal()
             w.add(frame, role=role, group=group, step=step,
-                  exposure_us=ns / 1000.0 * (1 + 1e-6 * (role == "dark")), photons=photons,
+                  exposure_us=ns / 1000.0 * jitter,
+                  photons=None if photons is None else photons * jitter,
                   gain_db=0.0, temperature_c=30.0)
     return path
 

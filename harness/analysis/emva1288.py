@@ -39,7 +39,7 @@ standard's numbering):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,6 +84,13 @@ class EmvaData:
     spatial_photons: float | None
 
 
+@dataclass
+class _BrightPoint:
+    exposure_ns: float
+    acc: PairAccumulator
+    photons: list[float | None] = field(default_factory=list)
+
+
 class EmvaReducer:
     """Stream frames in, get :class:`EmvaData` out. Frames of one point must be added in
     order (pairs are consecutive frames); points may interleave.
@@ -98,10 +105,11 @@ class EmvaReducer:
             raise ConfigError(f"{bits} not allowed; allowed: 1..16", field="bits")
         self.bits = bits
         self._max = (1 << bits) - 1
-        self._bright: dict[tuple[float, float], tuple[float, float | None, PairAccumulator]] = {}
+        self._bright: dict[tuple[float, float], _BrightPoint] = {}
         self._dark: dict[float, tuple[float, PairAccumulator]] = {}
         self._stacks: dict[str, StackAccumulator] = {}
         self._spatial: dict[str, tuple[float, float | None]] = {}
+        self._spatial_key: dict[str, float] = {}
         self._shape: tuple[int, int] | None = None
         self._buffer: np.ndarray | None = None
 
@@ -124,17 +132,24 @@ class EmvaReducer:
         if spatial:
             kind = "dark" if dark else "bright"
             where = (exposure_ns, None if dark else photons)
-            if self._spatial.setdefault(kind, where)[0] != exposure_ns:
-                raise ConfigError(f"spatial {kind} frames at more than one exposure; one "
+            if self._spatial_key.setdefault(kind, k) != k:
+                raise ConfigError(f"spatial {kind} frames at more than one exposure/step; one "
                                   "spatial point is allowed")
+            self._spatial.setdefault(kind, where)
             self._stacks.setdefault(kind, StackAccumulator()).add(frame)
         elif dark:
             dark_entry = (exposure_ns, PairAccumulator(self._max, self._scratch))
             self._dark.setdefault(k, dark_entry)[1].add(frame)
         else:
-            pkey = (k, -1.0 if photons is None else float(photons))
-            entry = (exposure_ns, photons, PairAccumulator(self._max, self._scratch))
-            self._bright.setdefault(pkey, entry)[2].add(frame)
+            # descriptor points are told apart by (exposure, photons); a capture-set step is
+            # one point even if the read-back exposure or photon count jitters between frames
+            pkey = (k, -1.0 if photons is None or key is not None else float(photons))
+            point = self._bright.get(pkey)
+            if point is None:
+                point = self._bright[pkey] = _BrightPoint(
+                    exposure_ns, PairAccumulator(self._max, self._scratch))
+            point.acc.add(frame)
+            point.photons.append(photons)
 
     def finish(self) -> EmvaData:
         if self._shape is None or not self._bright:
@@ -145,14 +160,19 @@ class EmvaReducer:
         darks = {k: (ns, acc.stats()) for k, (ns, acc) in self._dark.items()}
         only_dark = next(iter(darks.values())) if len(darks) == 1 else None
         points = []
-        for (k, _), (ns, photons, acc) in self._bright.items():
+        for (k, _), bp in self._bright.items():
             found = darks.get(k, only_dark)
             if found is None:
-                raise ConfigError(f"bright point at exposure {ns:g} ns has no dark pair at the "
-                                  "same exposure")
-            bright, dark = acc.stats(), found[1]
-            points.append(EmvaPoint(ns, photons, bright.mean_dn, dark.mean_dn, bright.var_dn2,
-                                    dark.var_dn2))
+                raise ConfigError(f"bright point at exposure {bp.exposure_ns:g} ns has no dark "
+                                  "pair at the same exposure")
+            bright, dark = bp.acc.stats(), found[1]
+            given = [p for p in bp.photons if p is not None]
+            if given and len(given) != len(bp.photons):
+                raise ConfigError(f"bright point at exposure {bp.exposure_ns:g} ns has photon "
+                                  "counts for some frames only")
+            photons = float(np.mean(given)) if given else None
+            points.append(EmvaPoint(bp.exposure_ns, photons, bright.mean_dn, dark.mean_dn,
+                                    bright.var_dn2, dark.var_dn2))
         known = [p.photons is not None for p in points]
         if any(known) and not all(known):
             raise ConfigError("photon counts are given for some bright points but not all")

@@ -187,7 +187,7 @@ def reduce_capture_set(path: str | Path) -> tuple[EmvaData, str | None]:
         reducer.add(frame, dark=rec.role == "dark", spatial=rec.group == "spatial",
                     exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
                     photons=rec.photons if rec.role == "bright" else None,
-                    key=None if rec.group == "spatial" else float(rec.step))
+                    key=float(rec.step))
     return reducer.finish(), cs.manifest.cfa
 
 
