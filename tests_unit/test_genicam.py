@@ -242,6 +242,29 @@ def test_one_thread_grabs_while_another_reads_features(make_cam: Factory) -> Non
     assert len(stack) == 60 and reads > 0
 
 
+def test_safe_state_from_another_thread_ends_a_long_grab(make_cam: Factory) -> None:
+    cam = make_cam(features={"Width": 160, "Height": 120, "AcquisitionFrameRate": 200})
+    errors: list[BaseException] = []
+
+    def long_grab() -> None:
+        try:
+            cam.grab(2000)  # 10 s at 200 Hz
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=long_grab, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    cam.safe_state()  # what the station's watchdog does
+    t.join(timeout=5)
+    assert time.perf_counter() - t0 < 2 and not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], CameraError)
+    assert "the station went to its safe state" in str(errors[0])
+    assert not cam.is_streaming and not cam.acquirer.is_acquiring()
+    assert cam.grab(1).frames.shape[:3] == (1, 120, 160)  # usable again
+
+
 def _wrap_fetch(cam: GenICamCamera, wrapper: Callable[[Callable[..., Any]], Callable[..., Any]]
                 ) -> None:
     ia = cam.acquirer
@@ -344,6 +367,17 @@ def test_vanished_device_is_reported_and_reconnect_reopens_it(make_cam: Factory,
     assert cam.get("Width") == 176  # the station's features applied again
     assert cam.grab(2).frames.shape[:3] == (2, 120, 176)
     assert cam.identity().serial == "1"
+
+
+def test_other_cameras_survive_a_reconnect(make_cam: Factory) -> None:
+    """``Harvester.update`` destroys every acquirer; the other open cameras re-open lazily."""
+    a = make_cam("a", serial="0", features={"Width": 160, "Height": 120})
+    b = make_cam("b", serial="2")
+    old = a.acquirer
+    b.reconnect()
+    assert not old.is_valid()
+    assert a.get("Width") == 160  # re-attached and the station's features applied again
+    assert a.acquirer is not old and a.grab(1).frames.shape[:3] == (1, 120, 160)
 
 
 def test_chunk_mode_on_a_camera_without_exposure_chunks(make_cam: Factory) -> None:

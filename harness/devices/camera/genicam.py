@@ -180,6 +180,7 @@ class GenICamCamera:
         self._lock = threading.RLock()
         self._incomplete: Any = None
         self._streaming = False
+        self._halt = threading.Event()  # set by safe_state() to end a grab between two frames
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -288,11 +289,18 @@ class GenICamCamera:
             self._features = None
 
     def safe_state(self) -> None:
-        """Stop acquisition; idempotent, never raises."""
+        """Stop acquisition; idempotent, never raises.
+
+        Called from another thread (a watchdog) during a grab, it makes the grab end after the
+        frame being fetched (CameraError), then stops acquisition.
+        """
+        self._halt.set()
         try:
             self.stop()
         except Exception as exc:
             log.warning("%s: stopping acquisition for the safe state failed: %s", self.label, exc)
+        finally:
+            self._halt.clear()
 
     def identity(self) -> DeviceIdentity:
         """Device* features, falling back to the GenTL device info (viky lacks some)."""
@@ -335,7 +343,8 @@ class GenICamCamera:
             if not found:
                 raise CameraDisconnected(f"no longer listed by {entry.producer or 'its producer'}"
                                          f"; call reconnect()", device=self.label)
-            self._attach(found[0])
+            self._attach(found[0])  # re-enumeration may have reset the device: configure again
+            self._configure()
         return self._ia
 
     @property
@@ -449,6 +458,9 @@ class GenICamCamera:
         retried = 0
         cfa: str | None = None
         for i in range(n):
+            if self._halt.is_set():
+                raise CameraError(f"grab stopped after {i} of {n} frames: the station went to "
+                                  f"its safe state", device=self.label)
             frame, meta, spec, tries = self._fetch_one(
                 i, n, timeout, triggered, readback, None if frames is None else frames[i])
             if frames is None:
