@@ -39,7 +39,7 @@ from harness.yamlio import LoadedYaml, load_yaml, validation_error
 class LightConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on: bool = True
+    enabled: bool = True
     level_pct: float = Field(50.0, ge=0.0, le=100.0)
     full_scale_photons_per_um2_s: float = Field(2.0e6, gt=0.0, le=1e12)
     illuminant: str = "D65"
@@ -120,7 +120,7 @@ class Bench:
         self.lock = threading.RLock()
         self.clock = SimClock()
         self.version = 0
-        self.light_on = cfg.light.on
+        self.light_on = cfg.light.enabled
         self.level_pct = cfg.light.level_pct
         self.full_scale_photons_per_um2_s = cfg.light.full_scale_photons_per_um2_s
         self.illuminant = cfg.light.illuminant
@@ -218,6 +218,11 @@ class Bench:
 def bench_config(data: dict[str, Any] | None, *, source: str = "bench",
                  doc: LoadedYaml | None = None) -> BenchConfig:
     """Validate a ``bench:`` mapping; errors name the station file line when ``doc`` is given."""
+    light = (data or {}).get("light")
+    if isinstance(light, dict) and any(isinstance(k, bool) for k in light):
+        where = doc or LoadedYaml(data, source, {})
+        raise where.error(("bench", "light"), "YAML reads 'on' as true: write enabled: true "
+                                              "(or false) to switch the light")
     try:
         return BenchConfig.model_validate(data or {})
     except ValidationError as exc:

@@ -214,10 +214,10 @@ def _load_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], lis
         return data, [doc]
     if not isinstance(parent, str):
         raise doc.error(("extends",), "must be a path to another module file")
-    parent_path = (path.parent / parent).resolve()
-    if parent_path in seen:
+    parent_path = path.parent / parent
+    if parent_path.resolve() in seen:
         raise doc.error(("extends",), f"circular extends via {parent}")
-    base, docs = _load_chain(parent_path, (*seen, parent_path))
+    base, docs = _load_chain(parent_path, (*seen, parent_path.resolve()))
     return _merge(base, data), [doc, *docs]
 
 
@@ -235,7 +235,7 @@ def _fields_of(model: type[BaseModel], prefix: tuple[str, ...],
 def load_module(path: str | Path) -> Module:
     """Read and validate a module file (and the files it extends)."""
     p = Path(path)
-    data, docs = _load_chain(p.resolve(), (p.resolve(),))
+    data, docs = _load_chain(p, (p.resolve(),))
     try:
         return Module.model_validate({**data, "source": str(path)})
     except ValidationError as exc:

@@ -1,0 +1,208 @@
+"""Module files, bench config, defects, colour response and ``harness sim truth``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.errors import ConfigError
+from harness.sim.bench import Bench, BenchConfig, build_bench
+from harness.sim.colour_response import colour_truth, illuminance_lux
+from harness.sim.module import load_module
+from harness.sim.scene import CHECKER_GAP_H, CHECKER_PATCH_H
+from harness.sim.sensor import Roi, SensorModel
+from tests_unit.test_sim_sensor import MODULES, frames, make_module
+
+FAULTY = {
+    "hot-cluster.yaml": {"defects.listed"},
+    "soft-corner.yaml": {"optics.tilt_x_um"},
+    "colour-cast.yaml": {"spectral.red.peak_nm", "spectral.blue.peak_nm"},
+    "nonlinear.yaml": {"sensor.nonlinearity.onset", "sensor.nonlinearity.strength_pct"},
+    "low-full-well.yaml": {"sensor.full_well_e"},
+    "noisy.yaml": {"sensor.read_noise_e"},
+}
+IDENTITY = {"name", "serial", "source"}
+
+
+def _leaves(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "listed":
+                out[f"{prefix}{key}"] = value
+            else:
+                out.update(_leaves(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTY))
+def test_each_faulty_module_changes_one_physical_property(name: str) -> None:
+    golden = _leaves(load_module(MODULES / "golden.yaml").model_dump(by_alias=True))
+    faulty = _leaves(load_module(MODULES / name).model_dump(by_alias=True))
+    changed = {k for k in golden if golden[k] != faulty[k]} - IDENTITY
+    assert changed == FAULTY[name]
+
+
+def test_golden_is_a_12_mp_colour_module_whose_adc_clips_first() -> None:
+    m = load_module(MODULES / "golden.yaml")
+    assert (m.sensor.width, m.sensor.height, m.sensor.cfa) == (4032, 3024, "RGGB")
+    low = load_module(MODULES / "low-full-well.yaml").sensor
+    assert low.full_well_e * low.system_gain_dn_per_e + low.black_level_dn < low.max_dn
+    assert m.sensor.full_well_e * m.sensor.system_gain_dn_per_e + 64 > m.sensor.max_dn
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name: x\nsensor: {width: 64, height: 64, pixel_pitch_um: 2, full_well_e: 1,\n"
+     "  system_gain_dn_per_e: 1, read_noise_e: 1, dark_current_e_per_s: 1, colour: 3}\n",
+     r"bad.yaml:3: sensor.colour: unknown key 'colour'; allowed: adc_bits"),
+    ("name: x\nsensor: {width: sixty, height: 64}\n", r"bad.yaml:2: sensor.width: .*sixty"),
+    ("extends: golden.yaml\noptics: {f_number: 0.1}\n",
+     r"bad.yaml:2: optics.f_number: Input should be greater than or equal to 0.7"),
+    ("extends: golden.yaml\ndefects:\n  listed:\n    - {class: hot, row: 5000, col: 1}\n",
+     r"bad.yaml.*outside the 4032x3024 sensor"),
+    ("extends: golden.yaml\ndefects:\n  listed:\n    - {class: warm, col: 1}\n",
+     r"bad.yaml:4: defects.listed\[0\].class: .*'hot'"),
+    ("extends: nowhere.yaml\n", r"nowhere.yaml: module file not found"),
+    ("extends: bad.yaml\n", r"circular extends"),
+])
+def test_bad_module_files_give_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    for f in MODULES.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_module(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_bench_config_errors_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"bench.chart: .*allowed: dark, flat, edge"):
+        build_bench({"chart": "siemens"})
+    with pytest.raises(ConfigError, match=r"bench.light.illuminant: .*allowed: D65"):
+        build_bench({"light": {"illuminant": "D99"}})
+    with pytest.raises(ConfigError, match=r"bench.light.on: unknown key 'on'; allowed: enabled"):
+        build_bench({"light": {"on": True}})
+    with pytest.raises(ConfigError, match=r"YAML reads 'on' as true: write enabled"):
+        build_bench({"light": {True: True}})
+
+
+def test_bench_state_setters_and_units() -> None:
+    bench = Bench(BenchConfig())
+    v0 = bench.version
+    bench.set_light(level_pct=100.0, illuminant="D65")
+    assert bench.version > v0 and bench.photons_per_um2_s() == 2.0e6
+    lux = bench.illuminance_lux()
+    # ~4.1e3 photons/um^2/s per lux of 555 nm light; a broadband source needs more photons
+    assert 100.0 < lux < 500.0
+    assert illuminance_lux(1e6, "mono:555") == pytest.approx(1e6 / 4.09e3, rel=0.02)
+    bench.set_chart("dark")
+    assert bench.photons_per_um2_s() == 0.0
+    with pytest.raises(ConfigError):
+        bench.set_chart("siemens")
+    bench.safe_state()
+    assert bench.light_on is False
+
+
+def test_defects_appear_exactly_where_listed() -> None:
+    model = SensorModel(load_module(MODULES / "hot-cluster.yaml").with_sensor_size(640, 480))
+    truth = {(p.row, p.col): p.cls for p in model.defects}
+    for r in range(200, 203):
+        for c in range(300, 303):
+            assert truth[(r, c)] == "hot"
+    dark = frames(model, 1, chart="dark", exposure_us=200_000.0)[0]
+    # hot: +4000 e- = 1680 DN; stuck_high at 4095; nothing else is > 100 DN above black
+    found = set(zip(*np.nonzero(dark > 64 + 100), strict=True))
+    expected = {rc for rc, cls in truth.items() if cls in ("hot", "stuck_high")}
+    assert found == expected
+    flat = frames(model, 1, exposure_us=5000.0)[0]
+    for (r, c), cls in truth.items():
+        if cls == "stuck_low":
+            assert flat[r, c] == 0
+        elif cls == "dead":
+            assert flat[r, c] < 80
+        elif cls == "cold":
+            neighbours = flat[r - 2:r + 3:2, c - 2:c + 3:2]  # same CFA colour
+            assert flat[r, c] < 0.7 * np.median(neighbours)
+
+
+def test_blinking_pixels_toggle_between_two_levels() -> None:
+    m = make_module({"defects": {"listed": [{"class": "blinking", "row": 10, "col": 10}]},
+                     "sensor": {"read_noise_e": 0.5, "adc_noise_dn": 0.0}})
+    model = SensorModel(m)
+    values = frames(model, 40, chart="dark", exposure_us=100.0)[:, 10, 10]
+    high = values > 64 + 0.42 * 100
+    assert 5 < high.sum() < 35  # switch probability 0.3 per frame
+    assert np.ptp(values[high]) <= 6 and np.ptp(values[~high]) <= 6
+
+
+def test_chart_colours_follow_the_spectral_truth() -> None:
+    m = make_module({"optics": {"sigma_px": 0.5}}, base="small.yaml")
+    model = SensorModel(m)
+    img = frames(model, 4, chart="colour", exposure_us=20_000.0, flux=1.5e6).mean(axis=0) - 64
+    truth = colour_truth(m, "D65").patch_rgb
+    pitch, patch = (CHECKER_PATCH_H + CHECKER_GAP_H) * 480, CHECKER_PATCH_H * 480
+    x0, y0 = 320 - 2.5 * pitch, 240 - 1.5 * pitch
+    measured = []
+    for k in range(24):
+        cx, cy = x0 + (k % 6) * pitch, y0 + (k // 6) * pitch
+        r0, c0 = int(cy - patch / 4) // 2 * 2, int(cx - patch / 4) // 2 * 2
+        win = img[r0:r0 + int(patch / 2) // 2 * 2, c0:c0 + int(patch / 2) // 2 * 2]
+        measured.append([win[0::2, 0::2].mean(), (win[0::2, 1::2].mean()
+                                                  + win[1::2, 0::2].mean()) / 2,
+                         win[1::2, 1::2].mean()])
+    ratio = np.array(measured) / truth
+    # one scale factor (photons x K) for all 72 values; shot noise < 0.3 % on dark patches
+    assert np.std(ratio[:18]) / np.mean(ratio[:18]) < 0.01
+    assert np.allclose(ratio, np.mean(ratio[18:21]), rtol=0.03)
+
+
+def test_colour_cast_module_has_a_skewed_response() -> None:
+    golden = colour_truth(load_module(MODULES / "golden.yaml"), "D65")
+    cast = colour_truth(load_module(MODULES / "colour-cast.yaml"), "D65")
+    assert abs(cast.white_balance[0] - golden.white_balance[0]) > 0.2
+    a = colour_truth(load_module(MODULES / "golden.yaml"), "A")
+    assert a.white_balance[2] > golden.white_balance[2]  # tungsten: little blue
+
+
+def test_truth_cli_prints_json_and_rejects_bad_input(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["sim", "truth", str(MODULES / "small.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["system_gain_dn_per_e"] == 0.42
+    assert data["read_noise_e"] == pytest.approx((2.0**2 + (0.5 / 0.42) ** 2) ** 0.5, rel=1e-5)
+    assert {d["class"] for d in data["defects"]} >= {"hot", "dead", "stuck_high"}
+    assert data["lens"][0]["field_point"] == "centre"
+    assert set(data["colour"]) == {"D65", "D50", "A", "F11"}
+    text = runner.invoke(app, ["sim", "truth", str(MODULES / "golden.yaml")])
+    assert text.exit_code == 0 and "MTF50" in text.stdout
+    bad = runner.invoke(app, ["sim", "truth", str(tmp_path / "none.yaml")])
+    assert bad.exit_code == 2 and "module file not found" in bad.output
+    gain = runner.invoke(app, ["sim", "truth", str(MODULES / "small.yaml"), "--gain", "99"])
+    assert gain.exit_code == 2 and "outside 0..24" in gain.output
+
+
+def test_render_cli_writes_a_tiff(tmp_path: Path) -> None:
+    import tifffile
+
+    out = tmp_path / "edge.tiff"
+    result = CliRunner().invoke(app, ["sim", "render", str(MODULES / "small.yaml"), "--scene",
+                                      "edge", "--out", str(out), "--frames", "2"])
+    assert result.exit_code == 0, result.output
+    assert tifffile.imread(out).shape == (2, 480, 640)
+    bad = CliRunner().invoke(app, ["sim", "render", str(MODULES / "small.yaml"), "--scene",
+                                   "siemens", "--out", str(out)])
+    assert bad.exit_code == 2 and "allowed: dark, flat" in bad.output
+
+
+def test_roi_defects_map_to_window_coordinates() -> None:
+    model = SensorModel(load_module(MODULES / "hot-cluster.yaml").with_sensor_size(640, 480))
+    part = frames(model, 1, chart="dark", exposure_us=200_000.0, roi=Roi(296, 198, 16, 8))[0]
+    assert np.all(part[2:5, 4:7] > 64 + 1000)
