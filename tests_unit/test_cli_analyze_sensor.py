@@ -90,6 +90,14 @@ def test_defects_on_bare_tiffs_with_bayer(tmp_path: Path) -> None:
     assert payload["total"] == 2
     bad = runner.invoke(app, ["analyze", "defects", str(dark), str(flat), "--bayer", "XYZW"])
     assert bad.exit_code == 2 and "allowed: RGGB" in bad.stderr
+    strict = runner.invoke(app, ["analyze", "defects", str(dark), str(flat), "--bayer", "RGGB",
+                                 "--hot-dn", "500", "--threshold", "median_size=3", "--json"])
+    assert strict.exit_code == 0, strict.output
+    assert json.loads(strict.stdout)["pixels"]["hot"] == []
+    for item in ("median_size=7", "nonsense=1", "line_sigma=abc", "hot_dn=4"):
+        bad = runner.invoke(app, ["analyze", "defects", str(dark), str(flat), "--threshold",
+                                  item])
+        assert bad.exit_code == 2 and bad.stderr.count("\n") == 1, (item, bad.stderr)
 
 
 def test_defects_and_uniformity_from_a_capture_set(tmp_path: Path) -> None:

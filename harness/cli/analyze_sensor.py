@@ -69,6 +69,30 @@ def emit_json(payload: dict[str, Any], target: str | None) -> None:
         raise ConfigError(f"cannot write JSON: {exc.strerror}", source=target) from None
 
 
+def parse_thresholds(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs for :class:`DefectThresholds` (numbers only; zones via the API)."""
+    from dataclasses import fields
+
+    from harness.analysis.defects import DefectThresholds
+
+    kinds = {f.name: f.type for f in fields(DefectThresholds) if f.name != "zones"}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in kinds:
+            raise ConfigError(f"{item!r}: expected NAME=VALUE with NAME one of "
+                              f"{', '.join(sorted(kinds))}", field="--threshold")
+        try:
+            out[name] = int(raw) if "int" in str(kinds[name]) else float(raw)
+        except ValueError:
+            raise ConfigError(f"{item!r}: {raw!r} is not a number",
+                              field="--threshold") from None
+    for fixed in ("hot_dn", "dead_rel", "bright_rel", "weak_rel"):
+        if fixed in out:
+            raise ConfigError(f"{fixed}: use --hot-dn, --dead or --weak", field="--threshold")
+    return out
+
+
 def _fmt(value: float | None, unit: str = "", digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -168,6 +192,9 @@ def defects_command(
     ] = None,
     dead: Annotated[float, typer.Option("--dead", help="Dead/bright threshold, fraction.")] = 0.30,
     weak: Annotated[float, typer.Option("--weak", help="Weak threshold, fraction.")] = 0.09,
+    threshold: Annotated[list[str] | None, typer.Option(
+        "--threshold", help="Any other threshold as NAME=VALUE (repeatable), e.g. "
+        "line_min_run=8, median_size=3, blink_false_alarms=0.01.")] = None,
 ) -> None:
     """Defect pixels from DARK and FLAT stacks (capture set, multi-page TIFF or folder of
     TIFFs): hot, dead, bright, weak, stuck, blinking, clusters, column/row defects; per Bayer
@@ -177,7 +204,7 @@ def defects_command(
 
         (dark_path, flat_path), json_out = split_args(list(ctx.args), ("DARK", "FLAT"))
         thresholds = DefectThresholds(hot_dn=hot_dn, dead_rel=dead, bright_rel=dead,
-                                      weak_rel=weak)
+                                      weak_rel=weak, **parse_thresholds(threshold or []))
         dark_src, dark = _load_stack(dark_path, ("dark",), bayer)
         flat_src, flat = _load_stack(flat_path, ("flat", "bright"), bayer)
         cfa = dark_src.cfa or flat_src.cfa
