@@ -99,7 +99,9 @@ def _fmt(value: float | None, unit: str = "", digits: int = 4) -> str:
     return f"{value:.{digits}g}{(' ' + unit) if unit else ''}"
 
 
-@analyze_app.command("emva1288", context_settings=_EXTRA)
+@analyze_app.command("emva1288", context_settings=_EXTRA,
+                     options_metavar="PATH [--json [OUT]] [--plots DIR]",
+                     short_help="EMVA 1288 4.0 figures from a descriptor file or capture set.")
 def emva1288_command(
     ctx: typer.Context,
     plots: Annotated[Path | None, typer.Option("--plots", help="Write PNG plots to this folder.",
@@ -183,7 +185,9 @@ def _load_stack(path: str, roles: tuple[str, ...], bayer: str | None) -> Any:
     return source, source.reduce()
 
 
-@analyze_app.command("defects", context_settings=_EXTRA)
+@analyze_app.command("defects", context_settings=_EXTRA,
+                     options_metavar="DARK FLAT [--bayer CFA] [--json [OUT]] [OPTIONS]",
+                     short_help="Defect pixels, clusters and column/row defects.")
 def defects_command(
     ctx: typer.Context,
     bayer: Annotated[str | None, typer.Option("--bayer", help=_BAYER_HELP)] = None,
@@ -219,7 +223,9 @@ def defects_command(
                 console.print(f"  {zone}: {zc['total']}", highlight=False)
 
 
-@analyze_app.command("uniformity", context_settings=_EXTRA)
+@analyze_app.command("uniformity", context_settings=_EXTRA,
+                     options_metavar="FLAT [--bayer CFA] [--dark DARK] [--json [OUT]]",
+                     short_help="Relative illumination, colour shading, grid deviation.")
 def uniformity_command(
     ctx: typer.Context,
     bayer: Annotated[str | None, typer.Option("--bayer", help=_BAYER_HELP)] = None,
