@@ -128,6 +128,38 @@ def test_one_harvester_and_one_acquirer_per_device(make_cam: Factory) -> None:
         make_cam("c", serial="1")
 
 
+_ONE_HARVESTER = """
+import gc, sys
+from pathlib import Path
+from harvesters.core import Harvester
+from harness.cli.devices import list_devices
+from harness.devices.camera.genicam import GenICamCamera, GenICamSettings
+from harness.station.registry import DriverContext
+ctx = DriverContext("st", Path("."))
+cams = [GenICamCamera(f"c{s}", GenICamSettings(cti=[sys.argv[1]], serial=s), ctx) for s in "01"]
+for cam in cams:
+    cam.open()
+cams[0].reconnect()
+cams[1].close()
+cams[1].open()
+n_devices = len(list_devices([Path(sys.argv[1])])["devices"])
+print(n_devices, sum(isinstance(o, Harvester) for o in gc.get_objects()))
+"""
+
+
+def test_a_process_never_gets_a_second_harvester() -> None:
+    """A second Harvester on the same producer silently sees 0 devices (REFERENCE 7.2 #1): in
+    a fresh process, opening two cameras, reconnecting, reopening and listing devices must all
+    go through one Harvester, and every device stays visible."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _ONE_HARVESTER, VIKY], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3", "1"]
+
+
 def test_open_keeps_the_process_sigint_handler(make_cam: Factory) -> None:
     before = signal.getsignal(signal.SIGINT)
     cam = make_cam(serial="0")
