@@ -1,0 +1,123 @@
+"""One run's evidence in one object: journal first, then Allure, then the records database.
+
+The plugin (or any runner) calls :class:`RunEvidence` as the run goes. Every call journals
+first (fsynced), so a crash leaves everything up to it; Allure steps and attachments follow;
+at :meth:`RunEvidence.finish` the journal is closed with ``run_end``, rebuilt into a
+:class:`~harness.evidence.model.RunRecord` and stored (hash-chained) in the records database.
+If any evidence write fails, the run's outcome is ERROR: a store that fails after ``run_end``
+appends an ``error`` event of kind ``evidence`` so that even the journal says ERROR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError, EvidenceError
+from harness.evidence import allure as ev
+from harness.evidence.journal import Journal, new_run_id, rebuild
+from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord
+from harness.evidence.records import RecordStore, StoredRun
+
+SOFTWARE = ("camera-qual-harness", "numpy", "scipy", "opencv-python-headless", "harvesters",
+            "genicam", "pyvisa", "pyvisa-py", "pyserial", "pytest", "allure-pytest",
+            "colour-science", "sqlalchemy", "matplotlib", "tifffile")
+
+
+def software_versions(packages: Iterable[str] = SOFTWARE) -> dict[str, str]:
+    """Installed versions of the packages the results depend on, plus Python itself."""
+    versions = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+class RunEvidence:
+    """Journal + Allure + records for one run (see the module docstring)."""
+
+    def __init__(self, out_dir: str | Path, *, station: str, dut: Mapping[str, Any],
+                 operator: str = "", limits_file: str = "", limits_hash: str = "",
+                 software: Mapping[str, str] | None = None,
+                 devices: Sequence[Mapping[str, Any]] = (),
+                 calibrations: Sequence[Mapping[str, Any]] = (),
+                 records: str | Path | None = None, run_id: str | None = None) -> None:
+        self.run_id = run_id or new_run_id()
+        self.dir = Path(out_dir) / self.run_id
+        self.records = records
+        self.journal = Journal(self.dir / "journal.jsonl", self.run_id)
+        self.stored: StoredRun | None = None
+        self.journal.run_start(station=station, dut=dut, operator=operator,
+                               software=software or software_versions(),
+                               limits_file=limits_file, limits_hash=limits_hash,
+                               devices=devices, calibrations=calibrations)
+
+    def test_start(self, test_id: str, *, title: str = "", family: str = "") -> None:
+        self.journal.test_start(test_id, title=title, family=family)
+        if family in ev.FAMILIES:
+            ev.apply_family(family)
+
+    def capture(self, test_id: str, frames: Iterable[str], capture_set: str = "",
+                sequence: str = "") -> None:
+        self.journal.capture(test_id, frames=frames, capture_set=capture_set,
+                             sequence=sequence)
+
+    def measurement(self, m: Measurement) -> Measurement:
+        self.journal.measurement(m)
+        ev.report_measurement(m)
+        return m
+
+    def attach(self, test_id: str, data: bytes, name: str, *, kind: str = "plot",
+               ext: str = "png") -> Path:
+        """Keep a plot/thumbnail (by hash) beside the journal, journal it, attach it."""
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.dir / "artefacts" / f"{sha}.{ext}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                from harness.capture.captureset import atomic_write_bytes
+
+                atomic_write_bytes(path, data)
+        except OSError as exc:
+            self.journal.error(f"cannot keep {name}: {exc.strerror}", test_id=test_id,
+                               kind="evidence")
+            raise EvidenceError(f"{path}: cannot write: {exc.strerror}") from exc
+        self.journal.artefact(test_id, Artefact(sha, kind, name, str(path), test_id))
+        if ext == "png":
+            ev.attach_png(data, name)
+        return path
+
+    def error(self, message: str, *, test_id: str = "", kind: str = "station",
+              outcome: Outcome = Outcome.ERROR) -> None:
+        self.journal.error(message, test_id=test_id, kind=kind, outcome=outcome)
+
+    def test_end(self, test_id: str, outcome: Outcome, message: str = "") -> None:
+        self.journal.test_end(test_id, outcome, message=message)
+
+    def finish(self, outcome: Outcome, reason: str = "") -> RunRecord:
+        """``run_end``, rebuild, store; the record's outcome is ERROR if evidence was lost."""
+        try:
+            self.journal.run_end(outcome, reason=reason)
+        except EvidenceError:
+            self.journal.close()
+            raise
+        record = rebuild(self.journal.path)
+        if self.records is not None:
+            try:
+                with RecordStore(self.records) as store:
+                    self.stored = store.add_run(record)
+            except (EvidenceError, ConfigError) as exc:
+                self.journal.error(f"records: {exc}", kind="evidence")
+                self.journal.close()
+                return record.with_outcome(Outcome.ERROR, f"records: {exc}")
+        self.journal.close()
+        return record
+
+
+__all__ = ["SOFTWARE", "RunEvidence", "software_versions"]
