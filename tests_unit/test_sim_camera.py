@@ -207,3 +207,24 @@ def test_simulated_station_opens_and_reaches_safe_state(tmp_path: Path) -> None:
     finally:
         station.close()
     assert not camera.streaming and bench.light_on is False
+
+
+def test_black_level_sets_the_offset() -> None:
+    bench = Bench()
+    bench.set_chart("dark")
+    cam = SimCamera.standalone(str(MODULES / "small-mono.yaml"), bench=bench)
+    cam.set("ExposureTime", 100.0)
+    cam.start()
+    base = cam.grab(2).frames.astype(float).mean()
+    cam.set("BlackLevel", 100.0)
+    raised = cam.grab(2).frames.astype(float).mean()
+    assert raised - base == pytest.approx(36.0, abs=0.02)
+
+
+def test_sensor_size_override_keeps_listed_defects_inside() -> None:
+    cam = SimCamera.standalone(str(MODULES / "hot-cluster.yaml"), sensor_size=(640, 480))
+    assert cam.get("SensorWidth") == 640
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="outside the 64x48 sensor"):
+        SimCamera.standalone(str(MODULES / "hot-cluster.yaml"), sensor_size=(64, 48))

@@ -76,11 +76,8 @@ class SimCamera:
         self.name = name
         self.settings = settings
         module = load_module(context.resolve_path(settings.module))
-        if settings.sensor_size is not None:
-            module = module.with_sensor_size(*settings.sensor_size)
-        self.module: Module = module
         self.bench: Bench = context.bench if isinstance(context.bench, Bench) else Bench()
-        self.sensor = SensorModel(module, exact_normal=settings.exact_normal)
+        self._use_module(module)
         self._rng = np.random.default_rng(settings.seed)
         self._lock = threading.RLock()
         self._port: P.RegisterPort | None = None
@@ -93,14 +90,27 @@ class SimCamera:
         self._heat_time = self.bench.clock.now()
         self._was_powered = self.bench.powered
 
+    def _use_module(self, module: Module) -> None:
+        if self.settings.sensor_size is not None:
+            module = module.with_sensor_size(*self.settings.sensor_size)
+        self.module: Module = module
+        self.sensor = SensorModel(module, exact_normal=self.settings.exact_normal)
+
     @classmethod
-    def standalone(cls, module: str, *, seed: int = 0, bench: Bench | None = None,
+    def standalone(cls, module: str | Module, *, seed: int = 0, bench: Bench | None = None,
                    **settings: Any) -> SimCamera:
-        """A SimCamera outside any station (tests, sequences, the CLI), already open."""
+        """A SimCamera outside any station (tests, sequences, the CLI), already open.
+
+        ``module`` is a module file or an already loaded (possibly modified) :class:`Module`.
+        """
         from pathlib import Path
 
         context = DriverContext("sim-standalone", Path.cwd(), bench or Bench())
-        cam = cls("camera", SimCameraSettings(module=module, seed=seed, **settings), context)
+        path = module if isinstance(module, str) else module.source
+        loaded = module if isinstance(module, Module) else None
+        cam = cls("camera", SimCameraSettings(module=path, seed=seed, **settings), context)
+        if loaded is not None:
+            cam._use_module(loaded)
         cam.open()
         return cam
 
