@@ -121,6 +121,12 @@ def test_failed_write_raises_and_forces_error() -> None:
     j.close()
 
 
+def test_journal_that_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(EvidenceError, match="cannot open"):
+        Journal(tmp_path / "file" / "j.jsonl", "r")
+
+
 def test_bad_journal_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such journal file"):
         rebuild(tmp_path / "missing.jsonl")

@@ -20,7 +20,7 @@ def _run(tmp_path: Path, records: str) -> tuple[RunEvidence, Outcome]:
                                        test_id="t.py::test_gain"))
     run.attach("t.py::test_gain", b"\x89PNG\r\n\x1a\nfake", "ptc")
     run.test_end("t.py::test_gain", Outcome.PASS)
-    record = run.finish(Outcome.PASS)
+    record = run.finish(Outcome.PASS, alluredir=tmp_path / "allure")
     return run, record.outcome
 
 
@@ -35,6 +35,8 @@ def test_run_is_journalled_and_stored(tmp_path: Path) -> None:
         assert [a.kind for a in rec.artefacts] == ["frame", "frame", "plot"]
         assert rec.software["python"] and rec.outcome is Outcome.PASS
         assert store.verify().ok
+    env = (tmp_path / "allure" / "environment.properties").read_text()
+    assert "dut.serial=D1" in env and "software.python=" in env
 
 
 def test_failed_records_write_is_error_never_pass(tmp_path: Path) -> None:

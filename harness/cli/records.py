@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary
@@ -69,7 +70,8 @@ def runs_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = N
             return
         table = Table("run", "station", "product", "DUT", "started", "outcome", "#", "hash")
         for r in rows:
-            table.add_row(r.run_id, r.station, r.product, r.dut_serial, r.started[:19],
+            table.add_row(escape(r.run_id), escape(r.station), escape(r.product),
+                          escape(r.dut_serial), r.started[:19],
                           f"[{OUTCOME_STYLE[r.outcome]}]{r.outcome.value}[/]",
                           str(r.chain_seq), (r.record_hash or "")[:12])
         console.print(table)
@@ -89,8 +91,8 @@ def yield_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = 
                       "yield")
         for r in rows:
             y = "—" if r.yield_ is None else f"{100 * r.yield_:.1f} %"
-            table.add_row(r.limit_id, r.name, r.unit, str(r.passed), str(r.marginal),
-                          str(r.failed), str(r.error), y)
+            table.add_row(escape(r.limit_id), escape(r.name), escape(r.unit), str(r.passed),
+                          str(r.marginal), str(r.failed), str(r.error), y)
         console.print(table)
 
 
@@ -109,8 +111,8 @@ def cpk_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = No
                       "Cpk")
         for r in rows:
             style = "red" if r.cpk is not None and r.cpk < 1.33 else "green"
-            table.add_row(r.name, r.limit_id, r.unit, str(r.n), _fmt(r.mean), _fmt(r.std),
-                          _fmt(r.low), _fmt(r.high), _fmt(r.cp, 3),
+            table.add_row(escape(r.name), escape(r.limit_id), escape(r.unit), str(r.n),
+                          _fmt(r.mean), _fmt(r.std), _fmt(r.low), _fmt(r.high), _fmt(r.cp, 3),
                           f"[{style}]{_fmt(r.cpk, 3)}[/]" if r.cpk is not None else "—")
         console.print(table)
 
@@ -135,7 +137,7 @@ def trend_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = 
             columns += [f"{measurement} mean", "min", "max"]
         table = Table(*columns)
         for r in rows:
-            cells = [r.station, r.day, str(r.runs), str(r.passed), str(r.marginal),
+            cells = [escape(r.station), r.day, str(r.runs), str(r.passed), str(r.marginal),
                      str(r.failed), str(r.error), str(r.aborted),
                      "—" if r.yield_ is None else f"{100 * r.yield_:.1f} %"]
             if measurement:
@@ -154,5 +156,5 @@ def verify_cmd(records: RecordsOpt = str(DEFAULT_RECORDS)) -> None:
                       "every hash and chain link checks out")
         return
     for problem in report.problems:
-        console.print(f"[red]TAMPERED[/]: {problem}", highlight=False)
+        console.print(f"[red]TAMPERED[/]: {escape(problem)}", highlight=False)
     raise typer.Exit(EXIT_PROBLEM)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from harness.cli.app import app, console, error_boundary, fail
 from harness.cli.records import OUTCOME_STYLE
@@ -44,12 +45,12 @@ def report_cmd(
         if from_journal is not None:
             record = rebuild(from_journal)
             style = OUTCOME_STYLE[record.outcome]
-            console.print(f"run {record.run_id} on {record.station}: "
+            console.print(f"run {escape(record.run_id)} on {escape(record.station)}: "
                           f"[{style}]{record.outcome.value}[/] ({len(record.tests)} tests"
                           f"{'' if record.complete else ', journal incomplete'})",
                           highlight=False)
             if record.reason:
-                console.print(f"  reason: {record.reason}", highlight=False)
+                console.print(f"  reason: {escape(record.reason)}", highlight=False)
             results = results_out or Path("out/allure-results") / record.run_id
             written = write_results(record, results)
             console.print(f"Allure results: {results} ({written} tests)", highlight=False)

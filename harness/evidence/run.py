@@ -100,14 +100,22 @@ class RunEvidence:
     def test_end(self, test_id: str, outcome: Outcome, message: str = "") -> None:
         self.journal.test_end(test_id, outcome, message=message)
 
-    def finish(self, outcome: Outcome, reason: str = "") -> RunRecord:
-        """``run_end``, rebuild, store; the record's outcome is ERROR if evidence was lost."""
+    def finish(self, outcome: Outcome, reason: str = "",
+               alluredir: str | Path | None = None) -> RunRecord:
+        """``run_end``, rebuild, store (and write the Allure environment into ``alluredir``);
+        the record's outcome is ERROR if any of that evidence was lost."""
         try:
             self.journal.run_end(outcome, reason=reason)
         except EvidenceError:
             self.journal.close()
             raise
         record = rebuild(self.journal.path)
+        if alluredir is not None:
+            try:
+                ev.write_environment(alluredir, ev.run_environment(record))
+            except OSError as exc:
+                self.journal.error(f"allure environment: {exc}", kind="evidence")
+                record = record.with_outcome(Outcome.ERROR, f"allure environment: {exc}")
         if self.records is not None:
             try:
                 with RecordStore(self.records) as store:
