@@ -179,14 +179,25 @@ class StackStats:
     @property
     def mean_img(self) -> np.ndarray:
         """<y>: the per-pixel mean image (float64)."""
-        return self.sum_img / float(self.frames)
+        return self.mean()
 
-    def var_img(self) -> np.ndarray:
-        """Per-pixel unbiased temporal variance (L * sum y^2 - (sum y)^2) / (L (L - 1))."""
+    def mean(self, view: tuple[slice, slice] | None = None) -> np.ndarray:
+        """Per-pixel mean of the stack, optionally of a view (e.g. one Bayer plane)."""
+        s = self.sum_img if view is None else self.sum_img[view]
+        return s / float(self.frames)
+
+    def var_img(self, view: tuple[slice, slice] | None = None) -> np.ndarray:
+        """Per-pixel unbiased temporal variance (L * sum y^2 - (sum y)^2) / (L (L - 1)).
+
+        The numerator is formed in int64, exactly: it is a small difference of two large
+        numbers (catastrophic cancellation in floating point); both stay below 2**62 because
+        the accumulator caps L * max_value**2 below 2**53 and L below 2**15."""
         if self.frames < 2:
             raise ConfigError("a stack needs at least 2 frames for a temporal variance")
-        s = self.sum_img.astype(np.float64)
-        return (self.frames * self.sumsq_img - s * s) / (self.frames * (self.frames - 1.0))
+        s = (self.sum_img if view is None else self.sum_img[view]).astype(np.int64)
+        q = (self.sumsq_img if view is None else self.sumsq_img[view]).astype(np.int64)
+        num = self.frames * q - s * s
+        return num / (self.frames * (self.frames - 1.0))
 
     def temporal_var_dn2(self, mask: np.ndarray | None = None) -> float:
         """sigma^2_y.stack: mean per-pixel temporal variance over the pixels in ``mask``."""
