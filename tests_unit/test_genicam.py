@@ -192,6 +192,7 @@ def test_station_features_are_checked(make_cam: Factory) -> None:
     with pytest.raises(ConfigError, match=r"camera\.transport\.packet_size: .*has no "
                                           r"GevSCPSPacketSize"):
         make_cam(serial="2", transport={"packet_size": 1500})
+    assert make_cam("other").entry is not None  # the failed open gave the device back
 
 
 def test_snapshot_and_diff_catch_a_changed_setting(make_cam: Factory) -> None:

@@ -206,7 +206,11 @@ class GenICamCamera:
             if not self.manager.add_producers(self.producers()) and not self.manager.devices():
                 self.manager.update()
             self._attach(self._select(self.manager.devices()))
-            self._configure()
+            try:
+                self._configure()
+            except BaseException:
+                self.close()  # give the device back: the station may open it again
+                raise
 
     def _select(self, devices: list[DeviceEntry]) -> DeviceEntry:
         s = self.settings
@@ -338,14 +342,18 @@ class GenICamCamera:
     def acquirer(self) -> Any:
         """The harvesters ImageAcquirer, re-created if a re-enumeration invalidated it."""
         entry = self._require_entry()
-        if self._generation != self.manager.generation or not self._ia.is_valid():
-            found = [d for d in self.manager.devices() if d.id == entry.id]
-            if not found:
-                raise CameraDisconnected(f"no longer listed by {entry.producer or 'its producer'}"
-                                         f"; call reconnect()", device=self.label)
-            self._attach(found[0])  # re-enumeration may have reset the device: configure again
-            self._configure()
-        return self._ia
+        if self._generation == self.manager.generation and self._ia.is_valid():
+            return self._ia
+        with self._lock:  # lock order everywhere: self._lock, then GENAPI_LOCK
+            if self._generation != self.manager.generation or not self._ia.is_valid():
+                found = [d for d in self.manager.devices() if d.id == entry.id]
+                if not found:
+                    raise CameraDisconnected(f"no longer listed by "
+                                             f"{entry.producer or 'its producer'}; call "
+                                             f"reconnect()", device=self.label)
+                self._attach(found[0])  # re-enumeration may have reset the device:
+                self._configure()       # configure it again
+            return self._ia
 
     @property
     def features(self) -> NodeMapFeatures:
