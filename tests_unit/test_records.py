@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, inspect, text
 
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord
@@ -107,12 +107,11 @@ def test_verify_finds_edits_and_removals(store_url: str) -> None:
         assert "r3 does not chain" in problems
 
 
-def test_migrates_a_v1_database(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite"
+def test_migrates_a_v1_database(store_url: str) -> None:
+    path = store_url
     with RecordStore(path, upto=1) as old:
         assert old.version() == 1
-        with old.engine.connect() as conn:
-            cols = {r[1] for r in conn.execute(text("PRAGMA table_info(runs)"))}
+        cols = {c["name"] for c in inspect(old.engine).get_columns("runs")}
         assert "record_hash" not in cols
         with old.engine.begin() as conn:  # a run as the v1 code wrote it
             rec = normalise(make_run("old-1"))
@@ -139,8 +138,8 @@ def _writer(url: str, worker: int, count: int) -> None:
 
 
 def test_concurrent_writers_lose_nothing(store_url: str) -> None:
-    """Four processes append runs to the same stations at once: all stored, chains intact."""
-    RecordStore(store_url).close()
+    """Four processes create the schema and append runs to the same stations at once: all
+    stored, chains intact."""
     workers, count = 4, 12
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(store_url, w, count)) for w in range(workers)]
