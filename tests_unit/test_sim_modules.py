@@ -22,7 +22,8 @@ from tests_unit.test_sim_sensor import MODULES, frames, make_module
 FAULTY = {
     "hot-cluster.yaml": {"defects.listed"},
     "soft-corner.yaml": {"optics.tilt_x_um"},
-    "colour-cast.yaml": {"spectral.red.peak_nm", "spectral.blue.peak_nm"},
+    "colour-cast.yaml": {"spectral.red.peak_nm", "spectral.green.peak_nm",
+                         "spectral.blue.peak_nm"},
     "nonlinear.yaml": {"sensor.nonlinearity.onset", "sensor.nonlinearity.strength_pct"},
     "low-full-well.yaml": {"sensor.full_well_e"},
     "noisy.yaml": {"sensor.read_noise_e"},
@@ -167,6 +168,7 @@ def test_colour_cast_module_has_a_skewed_response() -> None:
     golden = colour_truth(load_module(MODULES / "golden.yaml"), "D65")
     cast = colour_truth(load_module(MODULES / "colour-cast.yaml"), "D65")
     assert abs(cast.white_balance[0] - golden.white_balance[0]) > 0.2
+    assert golden.delta_e00.mean() < 1.0 < 2.5 < cast.delta_e00.mean()
     a = colour_truth(load_module(MODULES / "golden.yaml"), "A")
     assert a.white_balance[2] > golden.white_balance[2]  # tungsten: little blue
 

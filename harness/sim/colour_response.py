@@ -155,7 +155,9 @@ class ColourTruth:
     white has G = 1, no white balance); ``white_balance``: gains making a grey neutral (G = 1);
     ``matrix``: 3x3 least-squares matrix (Cheung 2004, 3 terms) taking white-balanced camera
     RGB to CIE XYZ of the patches under the same illuminant (Y of the perfect white = 1);
-    ``patch_xyz`` the reference XYZ.
+    ``patch_xyz`` the reference XYZ; ``delta_e00`` the CIE 2000 colour difference per patch
+    that this best matrix leaves (Lab relative to the illuminant's white): the floor any
+    3x3 colour correction of this module can reach.
     """
 
     illuminant: str
@@ -163,11 +165,14 @@ class ColourTruth:
     white_balance: np.ndarray
     matrix: np.ndarray
     patch_xyz: np.ndarray
+    delta_e00: np.ndarray
 
     def as_dict(self) -> dict[str, object]:
         return {"illuminant": self.illuminant,
                 "white_balance": [round(float(v), 6) for v in self.white_balance],
                 "matrix_rgb_to_xyz": [[round(float(v), 6) for v in row] for row in self.matrix],
+                "ccm_delta_e00_mean": round(float(self.delta_e00.mean()), 4),
+                "ccm_delta_e00_max": round(float(self.delta_e00.max()), 4),
                 "patch_rgb": [[round(float(v), 6) for v in row] for row in self.patch_rgb]}
 
 
@@ -190,4 +195,8 @@ def colour_truth(module: Module, illuminant: str) -> ColourTruth:
     balanced = rgb * wb
     matrix = colour.characterisation.matrix_colour_correction(balanced, xyz,
                                                               method="Cheung 2004", terms=3)
-    return ColourTruth(illuminant, rgb, wb, np.asarray(matrix), xyz)
+    fitted = balanced @ np.asarray(matrix).T
+    white_xy = colour.XYZ_to_xy(power @ cmfs / float(power @ cmfs[:, 1]))
+    delta = colour.delta_E(colour.XYZ_to_Lab(fitted, white_xy), colour.XYZ_to_Lab(xyz, white_xy),
+                           method="CIE 2000")
+    return ColourTruth(illuminant, rgb, wb, np.asarray(matrix), xyz, np.asarray(delta))

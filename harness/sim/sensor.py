@@ -160,6 +160,7 @@ class SensorModel:
         self._prnu_col = self._vector([seed, 4], s.width, s.prnu_pct.column / 100.0)
         self._dsnu_row = self._vector([seed, 5], s.height, s.dsnu_e.row)
         self._dsnu_col = self._vector([seed, 6], s.width, s.dsnu_e.column)
+        self._dsnu_col_clean = self._dsnu_col.copy()
         for col, value in self.column_defects:
             self._dsnu_col[col] += value
         self._blink = [p for p in self.defects if p.cls == "blinking"]
@@ -222,6 +223,43 @@ class SensorModel:
                         else (self._dsnu_row, self._dsnu_col))
         out += row_v[rows, None]
         out += col_v[None, cols]
+        return out
+
+    def realised_patterns(self) -> dict[str, dict[str, float]]:
+        """Spatial standard deviations of the fixed patterns this unit actually has.
+
+        For PRNU (% of signal) and DSNU (e-), over the whole sensor, without defects (column
+        defects and defect pixels are separate in the truth): ``total`` = std of the map,
+        ``row`` / ``column`` = std of the row / column means, ``pixel`` = std of what remains
+        (the split of EMVA 1288 4.0 section 8.2 on a noise-free, infinitely averaged frame).
+        """
+        s = self.module.sensor
+        out: dict[str, dict[str, float]] = {}
+        for kind, name, scale in ((1, "prnu_pct", 100.0), (2, "dsnu_e", 1.0)):
+            row_sum = np.zeros(s.height)
+            col_sum = np.zeros(s.width)
+            total = total_sq = 0.0
+            saved = self._dsnu_col
+            self._dsnu_col = self._dsnu_col_clean
+            try:
+                for r0 in range(0, s.height, BLOCK_ROWS * 4):
+                    rows = slice(r0, min(s.height, r0 + BLOCK_ROWS * 4))
+                    block = self._pattern(kind, rows, slice(0, s.width)).astype(np.float64)
+                    block *= scale
+                    row_sum[rows] = block.sum(axis=1)
+                    col_sum += block.sum(axis=0)
+                    total += float(block.sum())
+                    total_sq += float(np.sum(block * block))
+            finally:
+                self._dsnu_col = saved
+            n = s.width * s.height
+            mean = total / n
+            var = total_sq / n - mean**2
+            var_row = float(np.var(row_sum / s.width))
+            var_col = float(np.var(col_sum / s.height))
+            out[name] = {"total": math.sqrt(max(var, 0.0)), "row": math.sqrt(var_row),
+                         "column": math.sqrt(var_col),
+                         "pixel": math.sqrt(max(var - var_row - var_col, 0.0))}
         return out
 
     # -- operating-point maps ----------------------------------------------------------------

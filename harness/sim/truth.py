@@ -92,6 +92,8 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
         "dark_doubling_k": s.dark_doubling_k,
         "dsnu_e": s.dsnu_e.model_dump(),
         "prnu_pct": s.prnu_pct.model_dump(),
+        "realised": {kind: {part: _r(v) for part, v in parts.items()}
+                     for kind, parts in sensor.realised_patterns().items()},
         "nonlinearity": s.nonlinearity.model_dump(),
         "relative_illumination_corner": module.optics.relative_illumination_corner,
         "defects": [{"row": p.row, "col": p.col, "class": p.cls, "value": p.value}
