@@ -114,20 +114,20 @@ class Sensor:
         clip_e = np.minimum(clip_e / self.k_dn_per_e, self.full_well_e)
         top = float(np.max(clip_e)) * 1.02
 
-        def expected_var(mean_e: float) -> float:
-            mu = mean_e * gains
+        def expected_var(mean_e: np.ndarray) -> np.ndarray:
+            mu = mean_e[:, None] * gains[None, :]
             s = np.sqrt(mu)
             a = (clip_e - mu) / s
             phi, big_phi = norm.pdf(a), norm.cdf(a)
             m1 = mu * big_phi - s * phi + clip_e * (1 - big_phi)
             m2 = (mu**2 + s**2) * big_phi - s * (mu + clip_e) * phi + clip_e**2 * (1 - big_phi)
-            return float(np.mean(m2 - m1**2))
+            return np.mean(m2 - m1**2, axis=1)
 
         lo, hi = 0.5 * top, top
         best = lo
         for _ in range(3):  # grid, then two finer grids around the best point
-            grid = np.linspace(lo, hi, 60)
-            best = float(grid[int(np.argmax([expected_var(m) for m in grid]))])
+            grid = np.linspace(lo, hi, 40)
+            best = float(grid[int(np.argmax(expected_var(grid)))])
             step = grid[1] - grid[0]
             lo, hi = best - step, best + step
         return best

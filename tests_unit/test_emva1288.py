@@ -236,6 +236,26 @@ def test_defects_excluded_from_dsnu_prnu_and_counted_apart() -> None:
     assert res.nonuniformity is not None and res.nonuniformity.excluded_pixels == 18
 
 
+def test_colour_sensor_nonuniformity_is_per_bayer_plane() -> None:
+    # RGGB sites with responses 0.45 / 1 / 1 / 0.7: over the raw frame the colour filters alone
+    # would read as ~30 % PRNU; per plane (pooled RMS) it is the model's 1 %.
+    sensor = Sensor(**SHAPE, seed=33, plane_gain=(0.45, 1.0, 1.0, 0.7))
+    data = reduce(sensor, steps=30)
+    res = analyze(data, cfa="RGGB")
+    assert res.nonuniformity_per_plane is not None
+    assert set(res.nonuniformity_per_plane) == {"R", "Gr", "Gb", "B"}
+    for name, nu in res.nonuniformity_per_plane.items():
+        r0, c0 = {"R": (0, 0), "Gr": (0, 1), "Gb": (1, 0), "B": (1, 1)}[name]
+        g = sensor.prnu_map[r0::2, c0::2]
+        assert nu.prnu_pct == pytest.approx(100 * g.std(ddof=1) / g.mean(), rel=0.05)
+        assert nu.dsnu_e == pytest.approx(sensor.dsnu_map[r0::2, c0::2].std(ddof=1), rel=0.05)
+    assert res.prnu_pct == pytest.approx(sensor.true_prnu_pct(), rel=0.05)
+    assert res.dsnu_e == pytest.approx(sensor.true_dsnu_e(), rel=0.05)
+    assert "Gr_prnu_pct" in res.as_dict()
+    mono_view = analyze(data)  # the same data read as mono
+    assert mono_view.prnu_pct is not None and mono_view.prnu_pct > 10
+
+
 # ---- variants and bad input ---------------------------------------------------------------
 
 def test_without_photon_counts_qe_is_none_and_gain_still_right() -> None:

@@ -199,9 +199,11 @@ class StackStats:
         num = self.frames * q - s * s
         return num / (self.frames * (self.frames - 1.0))
 
-    def temporal_var_dn2(self, mask: np.ndarray | None = None) -> float:
-        """sigma^2_y.stack: mean per-pixel temporal variance over the pixels in ``mask``."""
-        var = self.var_img()
+    def temporal_var_dn2(self, mask: np.ndarray | None = None,
+                         view: tuple[slice, slice] | None = None) -> float:
+        """sigma^2_y.stack: mean per-pixel temporal variance over the pixels in ``mask`` (of
+        the ``view``'s shape when a view is given)."""
+        var = self.var_img(view)
         return float(var.mean() if mask is None else var[mask].mean())
 
 

@@ -39,13 +39,19 @@ standard's numbering):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from harness.analysis.accumulators import PairAccumulator, PairStats, StackAccumulator, StackStats
-from harness.analysis.defects import DefectResult, DefectThresholds, detect_defects
+from harness.analysis.defects import (
+    DefectResult,
+    DefectThresholds,
+    bayer_planes,
+    detect_defects,
+)
 from harness.errors import ConfigError
 
 QUANTISATION_VAR_DN2 = 1.0 / 12.0
@@ -201,15 +207,17 @@ class SpatialVariances:
     pixels: int
 
 
-def spatial_variances(stack: StackStats, good: np.ndarray | None = None) -> SpatialVariances:
+def spatial_variances(stack: StackStats, good: np.ndarray | None = None,
+                      view: tuple[slice, slice] | None = None) -> SpatialVariances:
     """s^2_y, s^2_y.row, s^2_y.col, s^2_y.pixel with the sigma^2_stack / L correction; pixels
-    outside ``good`` are left out (means of rows/columns over their good pixels)."""
+    outside ``good`` are left out (means of rows/columns over their good pixels). ``view``
+    restricts everything to one Bayer plane (``good`` then has the plane's shape)."""
     frames = stack.frames
     if frames < 2:
         raise ConfigError("a spatial stack needs at least 2 frames")
-    mean_img = stack.mean_img
+    mean_img = stack.mean(view)
     rows, cols = mean_img.shape
-    temporal = stack.temporal_var_dn2(good)
+    temporal = stack.temporal_var_dn2(good, view)
     if good is None or bool(good.all()):
         mu = float(mean_img.mean())
         measured = float(mean_img.var(ddof=1))
@@ -281,6 +289,22 @@ def nonuniformity(bright: SpatialVariances, dark: SpatialVariances, k_dn_per_e: 
     )
 
 
+def combine_planes(planes: Mapping[str, NonUniformity]) -> NonUniformity:
+    """One figure from the Bayer planes: the RMS of each DSNU/PRNU figure over the planes
+    (the pooled variance; a colour sensor's channels are evaluated separately, since the raw
+    frame's spread mostly shows the colour filters). One plane (mono) is returned as is."""
+    values = list(planes.values())
+    if len(values) == 1:
+        return values[0]
+    pooled: dict[str, Any] = {}
+    for name in asdict(values[0]):
+        if name == "excluded_pixels":
+            pooled[name] = sum(v.excluded_pixels for v in values)
+        else:
+            pooled[name] = math.sqrt(sum(getattr(v, name) ** 2 for v in values) / len(values))
+    return NonUniformity(**pooled)
+
+
 @dataclass(frozen=True)
 class Emva1288Result:
     """All EMVA 1288 figures; names carry their units. ``None``: not measurable from the data
@@ -313,6 +337,7 @@ class Emva1288Result:
     dark_current_from_variance_e_per_s: float | None
     nonuniformity: NonUniformity | None
     nonuniformity_all_pixels: NonUniformity | None
+    nonuniformity_per_plane: Mapping[str, NonUniformity] | None
     spatial_fraction_of_saturation: float | None
     defects: DefectResult | None
     points: tuple[EmvaPoint, ...]
@@ -359,10 +384,13 @@ class Emva1288Result:
         """Every figure by name (for limit judging and evidence), JSON-ready."""
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
-            if name in ("points", "defects", "nonuniformity", "nonuniformity_all_pixels"):
+            if name in ("points", "defects", "nonuniformity", "nonuniformity_all_pixels",
+                        "nonuniformity_per_plane"):
                 continue
             out[name] = list(value) if isinstance(value, tuple) else _num(value)
-        variants = (("", self.nonuniformity), ("all_pixels_", self.nonuniformity_all_pixels))
+        planes = self.nonuniformity_per_plane or {}
+        variants = (("", self.nonuniformity), ("all_pixels_", self.nonuniformity_all_pixels),
+                    *((f"{plane}_", nu) for plane, nu in planes.items()))
         for prefix, nu in variants:
             if nu is not None:
                 for key, value in asdict(nu).items():
@@ -473,19 +501,26 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
     deviation = 100.0 * (signal[lin] - model) / model
 
     nu = nu_all = None
+    per_plane: dict[str, NonUniformity] | None = None
     frac = None
     defects = None
     if data.spatial_bright is not None and data.spatial_dark is not None:
-        dark_sv = spatial_variances(data.spatial_dark)
-        bright_sv = spatial_variances(data.spatial_bright)
-        nu_all = nonuniformity(bright_sv, dark_sv, k)
-        frac = (bright_sv.mean_dn - dark_sv.mean_dn) / y_sat
-        defects = detect_defects(data.spatial_dark, data.spatial_bright, cfa=cfa,
-                                 thresholds=defect_thresholds)
-        bad = defects.class_mask(*EXCLUDED_CLASSES)
-        nu = (nonuniformity(spatial_variances(data.spatial_bright, ~bad),
-                            spatial_variances(data.spatial_dark, ~bad), k,
-                            excluded=int(bad.sum())) if bad.any() else nu_all)
+        bright_st, dark_st = data.spatial_bright, data.spatial_dark
+        frac = (float(bright_st.sum_img.mean()) / bright_st.frames
+                - float(dark_st.sum_img.mean()) / dark_st.frames) / y_sat
+        defects = detect_defects(dark_st, bright_st, cfa=cfa, thresholds=defect_thresholds)
+        good = ~defects.class_mask(*EXCLUDED_CLASSES)
+        per_plane, per_plane_all = {}, {}
+        for name, r0, c0, stride in bayer_planes(cfa):
+            view = (slice(r0, None, stride), slice(c0, None, stride))
+            plane_good = good[view]
+            per_plane_all[name] = nonuniformity(spatial_variances(bright_st, None, view),
+                                                spatial_variances(dark_st, None, view), k)
+            per_plane[name] = nonuniformity(
+                spatial_variances(bright_st, plane_good, view),
+                spatial_variances(dark_st, plane_good, view), k,
+                excluded=int(plane_good.size - plane_good.sum()))
+        nu, nu_all = combine_planes(per_plane), combine_planes(per_plane_all)
 
     return Emva1288Result(
         system_gain_dn_per_e=k,
@@ -515,6 +550,7 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
         dark_current_from_variance_e_per_s=dark_current_var,
         nonuniformity=nu,
         nonuniformity_all_pixels=nu_all,
+        nonuniformity_per_plane=per_plane if per_plane and len(per_plane) > 1 else None,
         spatial_fraction_of_saturation=frac,
         defects=defects,
         points=pts,
