@@ -55,7 +55,7 @@ def _full_run(path: Path) -> Journal:
 def test_complete_run_rebuilds(tmp_path: Path) -> None:
     j = _full_run(tmp_path / "j.jsonl")
     j.test_start("t_dark", family="defects")
-    j.measurement(Measurement.judged("hot_pixels", 12, "px", high=10, test_id="t_dark"))
+    j.measurement(Measurement.judged("hot_pixels", 12, "px", high=10), test_id="t_dark")
     j.artefact("t_dark", Artefact(sha256="33" * 32, kind="plot", name="defect map"))
     j.test_end("t_dark", Outcome.PASS)  # declared PASS, but a measurement failed
     assert j.run_end(Outcome.PASS) is Outcome.FAIL
@@ -100,6 +100,10 @@ def test_torn_last_line_and_damaged_middle(tmp_path: Path) -> None:
         {"seq": 6, "type": "run_end", "outcome": "PASS"}).encode() + b"\n")
     # Ended, but a line is damaged and the sequence jumps: ERROR, not PASS.
     assert rebuild(path).outcome is Outcome.ERROR
+    with path.open("ab") as fh:  # valid JSON, but a measurement without its fields
+        fh.write(b'{"seq":7,"type":"measurement","measurement":{"name":"x"}}\n')
+    rec = rebuild(path)
+    assert rec.outcome is Outcome.ERROR and "#7 (measurement) is malformed" in rec.reason
 
 
 def test_evidence_error_wins_over_pass(tmp_path: Path) -> None:

@@ -161,9 +161,13 @@ class Journal:
         payload["test_id"] = test_id or artefact.test_id
         return self.append("artefact", **payload)
 
-    def measurement(self, measurement: Measurement) -> dict[str, Any]:
+    def measurement(self, measurement: Measurement, test_id: str = "") -> dict[str, Any]:
+        """A judged measurement (``test_id`` fills in the measurement's if it has none)."""
         self._derived.append(measurement.outcome)
-        return self.append("measurement", measurement=measurement.as_dict())
+        data = measurement.as_dict()
+        if test_id and not data["test_id"]:
+            data["test_id"] = test_id
+        return self.append("measurement", measurement=data)
 
     def error(self, message: str, *, test_id: str = "", kind: str = "station",
               outcome: Outcome = Outcome.ERROR) -> dict[str, Any]:
@@ -278,39 +282,43 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
             run_errors.append(Outcome.ERROR)
         expected_seq = int(event.get("seq", expected_seq)) + 1
         last_time = event.get("time", last_time)
-        kind = event["type"]
+        kind = str(event["type"])
         test_id = str(event.get("test_id", ""))
-        if kind == "test_start":
-            t = _test(tests, test_id)
-            t.update(title=event.get("title", ""), family=event.get("family", ""),
-                     started=event.get("time", ""))
-        elif kind == "measurement":
-            m = Measurement.from_dict(event["measurement"])
-            _test(tests, m.test_id)["measurements"].append(m)
-        elif kind == "capture":
-            for sha in event.get("frames", []):
-                artefacts.append(Artefact(sha256=sha, kind="frame",
-                                          path=event.get("capture_set", ""), test_id=test_id))
-        elif kind == "artefact":
-            artefacts.append(Artefact(sha256=event["sha256"], kind=event.get("kind", ""),
-                                      name=event.get("name", ""), path=event.get("path", ""),
-                                      test_id=test_id))
-        elif kind == "error":
-            outcome = Outcome.parse(event.get("outcome", "ERROR"))
-            message = f"{event.get('kind', 'error')}: {event.get('message', '')}"
-            if test_id:
+        try:
+            if kind == "test_start":
                 t = _test(tests, test_id)
-                t["errors"].append(message)
-                t["forced"].append(outcome)
-            else:
-                run_errors.append(outcome)
-                reasons.append(message)
-        elif kind == "test_end":
-            t = _test(tests, test_id)
-            t.update(declared=Outcome.parse(event["outcome"]), ended=event.get("time", ""),
-                     message=event.get("message", ""))
-        elif kind == "run_end":
-            end = event
+                t.update(title=event.get("title", ""), family=event.get("family", ""),
+                         started=event.get("time", ""))
+            elif kind == "measurement":
+                m = Measurement.from_dict(event["measurement"])
+                _test(tests, m.test_id)["measurements"].append(m)
+            elif kind == "capture":
+                for sha in event.get("frames", []):
+                    artefacts.append(Artefact(sha256=sha, kind="frame",
+                                              path=event.get("capture_set", ""), test_id=test_id))
+            elif kind == "artefact":
+                artefacts.append(Artefact(sha256=event["sha256"], kind=event.get("kind", ""),
+                                          name=event.get("name", ""), path=event.get("path", ""),
+                                          test_id=test_id))
+            elif kind == "error":
+                outcome = Outcome.parse(event.get("outcome", "ERROR"))
+                message = f"{event.get('kind', 'error')}: {event.get('message', '')}"
+                if test_id:
+                    t = _test(tests, test_id)
+                    t["errors"].append(message)
+                    t["forced"].append(outcome)
+                else:
+                    run_errors.append(outcome)
+                    reasons.append(message)
+            elif kind == "test_end":
+                t = _test(tests, test_id)
+                t.update(declared=Outcome.parse(event["outcome"]), ended=event.get("time", ""),
+                         message=event.get("message", ""))
+            elif kind == "run_end":
+                end = event
+        except (KeyError, ValueError, TypeError) as exc:
+            reasons.append(f"journal event #{event.get('seq')} ({kind}) is malformed: {exc}")
+            run_errors.append(Outcome.ERROR)
     records: list[TestRecord] = []
     for test_id, t in tests.items():
         derived = [m.outcome for m in t["measurements"]] + t["forced"]

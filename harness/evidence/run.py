@@ -68,8 +68,8 @@ class RunEvidence:
         self.journal.capture(test_id, frames=frames, capture_set=capture_set,
                              sequence=sequence)
 
-    def measurement(self, m: Measurement) -> Measurement:
-        self.journal.measurement(m)
+    def measurement(self, m: Measurement, test_id: str = "") -> Measurement:
+        self.journal.measurement(m, test_id)
         ev.report_measurement(m)
         return m
 
