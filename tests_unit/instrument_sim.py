@@ -31,12 +31,16 @@ def sim_threads() -> list[threading.Thread]:
 @contextmanager
 def no_leaks() -> Iterator[None]:
     """Assert that the block leaves no simulator threads and no extra file descriptors."""
-    before = open_fds()
+    before, threads = open_fds(), set(sim_threads())
+
+    def new_threads() -> set[threading.Thread]:
+        return set(sim_threads()) - threads
+
     yield
     deadline = time.monotonic() + 2.0
-    while (sim_threads() or open_fds() > before) and time.monotonic() < deadline:
+    while (new_threads() or open_fds() > before) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not sim_threads(), f"simulator threads left running: {sim_threads()}"
+    assert not new_threads(), f"simulator threads left running: {new_threads()}"
     assert open_fds() <= before, f"file descriptors leaked: {open_fds()} > {before}"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -136,6 +137,18 @@ class InstrumentDriver:
 
     def write(self, command: str) -> None:
         self.link_.write(command)
+
+    def confirmed(self, send: Callable[[], None], check: Callable[[], bool]) -> bool:
+        """Send a setting and check its read-back; if the link reconnected meanwhile (a write
+        lost with a dropped connection is only seen by its read-back), send it once more."""
+        before = self.link_.reconnects
+        send()
+        if check():
+            return True
+        if self.link_.reconnects != before:
+            send()
+            return check()
+        return False
 
     def fail(self, message: str, command: str | None = None,
              reply: str | None = None) -> InstrumentError:

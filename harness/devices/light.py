@@ -84,13 +84,12 @@ class ScpiLed(InstrumentDriver):
         return reply == "1"
 
     def on(self) -> None:
-        self._set(f"OUTP{self.ch}:STAT ON")
-        if not self.is_on():
+        if not self.confirmed(lambda: self._set(f"OUTP{self.ch}:STAT ON"), self.is_on):
             raise self.fail("output did not switch on", f"OUTP{self.ch}:STAT?")
 
     def off(self) -> None:
-        self._set(f"OUTP{self.ch}:STAT OFF")
-        if self.is_on():
+        if not self.confirmed(lambda: self._set(f"OUTP{self.ch}:STAT OFF"),
+                              lambda: not self.is_on()):
             raise self.fail("output did not switch off", f"OUTP{self.ch}:STAT?")
 
     def is_on(self) -> bool:
@@ -98,10 +97,14 @@ class ScpiLed(InstrumentDriver):
 
     def set_level(self, percent: float) -> None:
         level = check_level(self.name, percent)
-        self._set(f"SOUR{self.ch}:BRIG {level:.3f}")
-        back = self.level()
-        if abs(back - level) > LEVEL_TOLERANCE:
-            raise self.fail(f"level reads back {back:g} %, not {level:g} %",
+        back: list[float] = []
+
+        def check() -> bool:
+            back.append(self.level())
+            return abs(back[-1] - level) <= LEVEL_TOLERANCE
+
+        if not self.confirmed(lambda: self._set(f"SOUR{self.ch}:BRIG {level:.3f}"), check):
+            raise self.fail(f"level reads back {back[-1]:g} %, not {level:g} %",
                             f"SOUR{self.ch}:BRIG?")
 
     def level(self) -> float:
@@ -111,10 +114,15 @@ class ScpiLed(InstrumentDriver):
     def set_cct(self, kelvin: float) -> None:
         """Set the colour temperature (``cct: true`` sources only)."""
         self._need_cct()
-        self._set(f"SOUR{self.ch}:CCT {kelvin:.0f}")
-        back = self.cct()
-        if abs(back - kelvin) > 1.0:
-            raise self.fail(f"CCT reads back {back:g} K, not {kelvin:g} K", f"SOUR{self.ch}:CCT?")
+        back: list[float] = []
+
+        def check() -> bool:
+            back.append(self.cct())
+            return abs(back[-1] - kelvin) <= 1.0
+
+        if not self.confirmed(lambda: self._set(f"SOUR{self.ch}:CCT {kelvin:.0f}"), check):
+            raise self.fail(f"CCT reads back {back[-1]:g} K, not {kelvin:g} K",
+                            f"SOUR{self.ch}:CCT?")
 
     def cct(self) -> float:
         self._need_cct()
@@ -128,8 +136,8 @@ class ScpiLed(InstrumentDriver):
 
     def _safe(self) -> None:
         cmd = f"OUTP{self.ch}:STAT OFF"
-        self.write(cmd)
-        if self._bool(f"OUTP{self.ch}:STAT?", safe=True):
+        if not self.confirmed(lambda: self.write(cmd),
+                              lambda: not self._bool(f"OUTP{self.ch}:STAT?", safe=True)):
             raise self.fail("light still on after the safe-state command", cmd)
 
 

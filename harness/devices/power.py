@@ -81,13 +81,19 @@ class ScpiPsu(InstrumentDriver):
             raise self.fail(f"instrument error {number} {message.strip()} after {after!r}",
                             "SYST:ERR?", reply)
 
+    def _send(self, command: str) -> None:
+        self.write(command)
+        self.check_errors(command)
+
     def _set(self, command: str, query: str, value: float, tolerance: float) -> None:
-        full = self.sel + command
-        self.write(full)
-        self.check_errors(full)
-        back = self.number(self.query(self.sel + query), query, lo=0.0)
-        if abs(back - value) > tolerance:
-            raise self.fail(f"reads back {back:g}, not {value:g}", query, f"{back}")
+        back: list[float] = []
+
+        def check() -> bool:
+            back.append(self.number(self.query(self.sel + query), query, lo=0.0))
+            return abs(back[-1] - value) <= tolerance
+
+        if not self.confirmed(lambda: self._send(self.sel + command), check):
+            raise self.fail(f"reads back {back[-1]:g}, not {value:g}", query, f"{back[-1]}")
 
     def set_voltage(self, volts: float) -> None:
         if not 0.0 <= volts <= self.settings.max_voltage_v:
@@ -103,9 +109,8 @@ class ScpiPsu(InstrumentDriver):
 
     def output(self, enabled: bool) -> None:
         cmd = self.sel + f"OUTP {'ON' if enabled else 'OFF'}"
-        self.write(cmd)
-        self.check_errors(cmd)
-        if self.output_enabled() != enabled:
+        if not self.confirmed(lambda: self._send(cmd),
+                              lambda: self.output_enabled() == enabled):
             raise self.fail(f"output did not switch {'on' if enabled else 'off'}", cmd)
 
     def output_enabled(self, *, safe: bool = False) -> bool:
@@ -124,8 +129,8 @@ class ScpiPsu(InstrumentDriver):
 
     def _safe(self) -> None:
         cmd = self.sel + "OUTP OFF"
-        self.write(cmd)
-        if self.output_enabled(safe=True):
+        if not self.confirmed(lambda: self.write(cmd),
+                              lambda: not self.output_enabled(safe=True)):
             raise self.fail("output still on after the safe-state command", cmd)
 
 

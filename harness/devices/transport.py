@@ -24,6 +24,7 @@ the instrument):
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,10 @@ MAX_REPR = 60
 POLL_S = 0.02
 """pyserial read granularity; the overall read timeout is enforced by a deadline."""
 VISA_PREFIXES = ("TCPIP", "ASRL", "USB", "GPIB", "VXI", "PXI")
+
+
+def _is_pty(address: str) -> bool:
+    return os.path.realpath(address).startswith("/dev/pts/")
 
 
 def show(reply: str | bytes) -> str:
@@ -240,16 +245,26 @@ class SerialTransport(LineTransport):
         self._rx = b""
 
     def _open(self) -> None:
+        framing = {"bytesize": self.link.bytesize, "parity": self.link.parity,
+                   "stopbits": self.link.stopbits}
+        try:
+            self._port = self._serial(framing)
+        except Exception as exc:  # SerialException, OSError, termios.error, ValueError
+            if not (_is_pty(self.address) and "Invalid argument" in str(exc)):
+                raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
+            # A Linux pty keeps CS8 and no parity whatever is asked, and then refuses a second
+            # request for the same unsupported framing (EINVAL); ptys carry bytes, so open 8N1.
+            try:
+                self._port = self._serial({"bytesize": 8, "parity": "N", "stopbits": 1})
+            except Exception as exc2:
+                raise ConnectionLost(f"{type(exc2).__name__}: {exc2}") from None
+        self._rx = b""
+
+    def _serial(self, framing: dict[str, Any]) -> Any:
         import serial
 
-        try:
-            self._port = serial.serial_for_url(
-                self.address, baudrate=self.link.baudrate, bytesize=self.link.bytesize,
-                parity=self.link.parity, stopbits=self.link.stopbits,
-                timeout=POLL_S, write_timeout=self.link.timeout_s)
-        except Exception as exc:  # SerialException, OSError, termios.error, ValueError
-            raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
-        self._rx = b""
+        return serial.serial_for_url(self.address, baudrate=self.link.baudrate, timeout=POLL_S,
+                                     write_timeout=self.link.timeout_s, **framing)
 
     def _close(self) -> None:
         if self._port is not None:
