@@ -22,6 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.evidence.allure import write_results
+from harness.evidence.journal import Journal, rebuild
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "out" / "report-browser.png"
@@ -64,6 +66,7 @@ SUITE = textwrap.dedent('''
 ''')
 EXPECTED = {"test_gain_pass": "passed", "test_dsnu_marginal": "passed",
             "test_hot_pixels_out_of_spec": "failed", "test_light_source_broken": "broken"}
+SHOWN = {**EXPECTED, "test_sfr_killed": "broken"}
 
 
 @pytest.fixture(scope="module")
@@ -206,10 +209,18 @@ def test_report_opens_in_chromium(results: Path, tmp_path: Path, browser: DevToo
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+    # Plus a test cut short by a kill, rebuilt from its journal: the "Aborted" category.
+    mixed = tmp_path / "results"
+    shutil.copytree(results, mixed)
+    journal = Journal(tmp_path / "j.jsonl", "run-k")
+    journal.run_start(station="sim-1", dut={"serial": "SIM-0001"})
+    journal.test_start("t.py::test_sfr_killed", family="sfr")
+    journal.close()
+    assert write_results(rebuild(tmp_path / "j.jsonl"), mixed) == 1
     out = tmp_path / "report"
-    run = CliRunner().invoke(app, ["report", str(results), "--out", str(out)])
+    run = CliRunner().invoke(app, ["report", str(mixed), "--out", str(out)])
     assert run.exit_code == 0, run.output
-    assert "4 tests: 2 passed, 1 failed, 1 broken" in " ".join(run.output.split())
+    assert "5 tests: 2 passed, 1 failed, 2 broken" in " ".join(run.output.split())
     assert [p.name for p in out.iterdir() if p.suffix == ".html"] == ["index.html"]
     ids = json.loads((out / "test-results.json").read_text())["byId"]
     url = (out / "index.html").as_uri()
@@ -218,26 +229,29 @@ def test_report_opens_in_chromium(results: Path, tmp_path: Path, browser: DevToo
     browser.wait_for("document.body.innerText.includes('Total')")
     text = browser.js("document.body.innerText")
     assert "Camera-module qualification" in text
-    for failing in ("test_hot_pixels_out_of_spec", "test_light_source_broken"):
+    for failing in ("test_hot_pixels_out_of_spec", "test_light_source_broken",
+                    "test_sfr_killed"):
         assert failing in text  # failed and broken groups are expanded on the front page
     assert browser.js("document.querySelectorAll('[data-testid=tree-leaf-status-failed]')"
                       ".length") == 1
     assert browser.js("document.querySelectorAll('[data-testid=tree-leaf-status-broken]')"
-                      ".length") == 1
+                      ".length") == 2
 
     browser.js("document.querySelector('[data-testid=nav-tab-categories]').click()")
     cats = browser.wait_for("document.body.innerText.includes('Out of spec') && "
                             "document.body.innerText")
-    for name in ("Out of spec (DUT failed)", "Station / instrument error",
+    # One test in each: the killed test is Aborted, not a station error; the marginal one
+    # (passed, label outcome=MARGINAL) has its own category.
+    for name in ("Aborted", "Out of spec (DUT failed)", "Station / instrument error",
                  "Marginal (inside the guard band)"):
-        assert name in cats
+        assert f"\n{name}\n1\n" in cats, name
 
     for tid, entry in ids.items():  # every test page: its name and its verdict
         browser.js(f"location.hash = '#{tid}'")
         page = browser.wait_for(f"document.body.innerText.includes('{entry['name']}') && "
                                 "document.body.innerText.includes('Overview') && "
                                 "document.body.innerText")
-        assert EXPECTED[entry["name"]].capitalize() in page
+        assert SHOWN[entry["name"]].capitalize() in page
         if entry["name"] == "test_hot_pixels_out_of_spec":
             assert "14 px [..10] FAIL" in page and "DEF-HOT-1" in page
 
