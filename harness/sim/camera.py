@@ -72,10 +72,12 @@ class SimCamera:
     driver_name: ClassVar[str]
     Settings: ClassVar[type[BaseModel]] = SimCameraSettings
 
-    def __init__(self, name: str, settings: SimCameraSettings, context: DriverContext) -> None:
+    def __init__(self, name: str, settings: SimCameraSettings, context: DriverContext, *,
+                 module: Module | None = None) -> None:
         self.name = name
         self.settings = settings
-        module = load_module(context.resolve_path(settings.module))
+        if module is None:
+            module = load_module(context.resolve_path(settings.module))
         self.bench: Bench = context.bench if isinstance(context.bench, Bench) else Bench()
         self._use_module(module)
         self._rng = np.random.default_rng(settings.seed)
@@ -106,11 +108,10 @@ class SimCamera:
         from pathlib import Path
 
         context = DriverContext("sim-standalone", Path.cwd(), bench or Bench())
-        path = module if isinstance(module, str) else module.source
+        path = module if isinstance(module, str) else module.source or "<in memory>"
         loaded = module if isinstance(module, Module) else None
-        cam = cls("camera", SimCameraSettings(module=path, seed=seed, **settings), context)
-        if loaded is not None:
-            cam._use_module(loaded)
+        cam = cls("camera", SimCameraSettings(module=path, seed=seed, **settings), context,
+                  module=loaded)
         cam.open()
         return cam
 

@@ -63,6 +63,12 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
 
     Defaults: die temperature = the dark-current reference temperature, focus = best focus on
     axis, black level = the module's default.
+
+    ``saturation_e`` is the clip level in electrons (full well, or the ADC maximum referred to
+    electrons, whichever comes first). EMVA 1288's saturation capacity is the signal at the
+    temporal-variance maximum, which lies a little below it (measured on the small golden
+    module: ~95 %); ``qe`` is the spectrally averaged eta under ``illuminant`` at the optical
+    axis (relative illumination lowers it off axis, ``relative_illumination_corner``).
     """
     sensor = SensorModel(module)
     s = module.sensor
