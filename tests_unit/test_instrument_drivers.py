@@ -146,7 +146,7 @@ def test_scpi_psu_limits_refuse_with_one_line(hub: SimulatorHub, opened: list[An
 def test_scpi_psu_settings_validated() -> None:
     from harness.devices.power import ScpiPsuSettings
 
-    with pytest.raises(ValueError, match="voltage_v 5.0 exceeds max_voltage_v 3.6"):
+    with pytest.raises(ValueError, match=r"voltage_v 5\.0 exceeds max_voltage_v 3\.6"):
         ScpiPsuSettings(resource="sim:psu", max_voltage_v=3.6, max_current_a=1, voltage_v=5.0)
 
 
