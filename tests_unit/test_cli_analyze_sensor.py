@@ -124,3 +124,17 @@ def test_defects_and_uniformity_from_a_capture_set(tmp_path: Path) -> None:
 def test_uniformity_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["analyze", "uniformity", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such file" in result.stderr
+
+
+def test_emva1288_on_a_colour_capture_set(tmp_path: Path) -> None:
+    from tests_unit.test_stack_input import write_emva_capture_set
+
+    sensor = Sensor(height=48, width=64, seed=94, plane_gain=(0.5, 1.0, 1.0, 0.7))
+    path = write_emva_capture_set(tmp_path / "cs", sensor, cfa="RGGB", steps=12,
+                                  spatial_frames=4)
+    result = runner.invoke(app, ["analyze", "emva1288", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert tuple(payload) == summary_keys()
+    # per-plane PRNU: the model's 1 %, not the colour filters' spread (tolerance: 48x64 px)
+    assert payload["prnu_pct"] == pytest.approx(sensor.true_prnu_pct(), rel=0.15)
