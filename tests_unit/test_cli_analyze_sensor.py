@@ -138,3 +138,15 @@ def test_emva1288_on_a_colour_capture_set(tmp_path: Path) -> None:
     assert tuple(payload) == summary_keys()
     # per-plane PRNU: the model's 1 %, not the colour filters' spread (tolerance: 48x64 px)
     assert payload["prnu_pct"] == pytest.approx(sensor.true_prnu_pct(), rel=0.15)
+
+
+def test_uniformity_on_bare_tiffs_with_a_dark_stack(tmp_path: Path) -> None:
+    sensor = Sensor(height=64, width=96, seed=95, plane_gain=(0.5, 1.0, 1.0, 0.7))
+    dark = _stack_tiff(tmp_path / "dark.tif", sensor.stack(4))
+    flat = _stack_tiff(tmp_path / "flat.tif", sensor.stack(4, 12000.0))
+    result = runner.invoke(app, ["analyze", "uniformity", str(flat), "--dark", str(dark),
+                                 "--bayer", "GBRG", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["channels"]) == {"R", "G", "B"}
+    assert payload["relative_illumination_min"] == pytest.approx(1.0, abs=0.03)

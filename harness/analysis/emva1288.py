@@ -34,6 +34,8 @@ standard's numbering):
   (REFERENCE 1.5); DSNU = s_y.dark / K [e-], PRNU = 100 sqrt(s^2_y - s^2_y.dark) /
   (mu_y - mu_y.dark) [%]. Reported with all pixels and with defect pixels excluded (hot pixels
   inflate DSNU: 2 -> 16 e- for 20 hot pixels in the reference data set, REFERENCE 1.7).
+  With a CFA they are computed per Bayer plane (the raw frame's spread would mostly show the
+  colour filters) and pooled as the RMS over the planes; the per-plane figures are kept.
 """
 
 from __future__ import annotations
