@@ -51,6 +51,7 @@ class HilSession:
     evidence_dir: Path
     allow_expired_calibration: bool
     limit_spec: LimitSpec | None = None
+    alluredir: str | None = None
     station: Station | None = None
     run: QualificationRun | None = None
     interrupted: bool = False
@@ -117,6 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
         evidence_dir=Path(config.getoption("evidence_dir")),
         allow_expired_calibration=bool(config.getoption("allow_expired_calibration")),
         limit_spec=limit_spec,
+        alluredir=config.getoption("allure_report_dir", default=None),
     )
     config.stash[_STATE] = state
     _ACTIVE.append(state)
@@ -252,12 +254,14 @@ def hil_dut(request: pytest.FixtureRequest, hil_station: Station) -> DutInfo:
 
 def _start_run(state: HilSession, station: Station) -> QualificationRun:
     run = QualificationRun(station.id, state.evidence_dir, state.limit_spec,
-                           operator=state.operator or "", records_target=state.records)
+                           operator=state.operator or "", records_target=state.records,
+                           alluredir=state.alluredir)
     dut: dict[str, Any] = {}
     try:
         ident = station.camera().identity()
         dut = {"serial": ident.serial, "firmware": ident.firmware, "model": ident.model,
-               "vendor": ident.vendor, "expected_serial": state.dut}
+               "vendor": ident.vendor, "expected_serial": state.dut,
+               "product": state.limit_spec.product if state.limit_spec else ""}
     except KeyError:
         pass
     devices = [{"role": role, **ident.as_dict()} for role, ident in station.identities().items()]

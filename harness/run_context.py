@@ -10,37 +10,22 @@ on disk) and stored. A failed evidence write makes the run ERROR, never PASS.
 from __future__ import annotations
 
 import logging
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from harness.capture.sequences import CaptureContext
 from harness.errors import EvidenceError, HarnessError
-from harness.evidence.journal import Journal, new_run_id, rebuild
-from harness.evidence.model import Measurement, Outcome, RunRecord
+from harness.evidence.allure import report_measurement
+from harness.evidence.model import Measurement, Outcome, RunRecord, worst
+from harness.evidence.run import RunEvidence
 from harness.limits import LimitSpec
 
 log = logging.getLogger(__name__)
 
-SOFTWARE_PACKAGES = ("camera-qual-harness", "numpy", "opencv-python-headless", "harvesters",
-                     "genicam", "pyvisa", "pyserial", "colour-science", "pytest")
-
-
 class MeasurementError(HarnessError):
     """A figure could not be measured (no finite value): an ERROR, not a FAIL."""
-
-
-def software_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in SOFTWARE_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 @dataclass
@@ -71,9 +56,10 @@ class Checker:
                 raise MeasurementError(f"{verdict.limit_id}: limit is in {verdict.unit!r} but the "
                                        f"test measured {name} in {unit!r}")
             self.verdicts.append(verdict)
-            if self.run is not None:
+            if self.run is not None and self.run.evidence is not None:
                 self.run.record_measurement(verdict)
-            _allure_measurement(verdict)
+            else:
+                report_measurement(verdict)
         return verdicts
 
     def limited(self, name: str, **condition: Any) -> bool:
@@ -90,8 +76,6 @@ class Checker:
 
     @property
     def outcome(self) -> Outcome:
-        from harness.evidence.model import worst
-
         return worst(v.outcome for v in self.verdicts)
 
     def raise_if_failed(self) -> None:
@@ -104,48 +88,48 @@ class Checker:
             raise AssertionError(f"out of spec: {detail}")
 
 
-def _allure_measurement(verdict: Measurement) -> None:
-    """One Allure step per judged figure, plus a dynamic parameter with the verdict."""
-    try:
-        from harness.evidence.allure import report_measurement
-    except ImportError:  # the evidence layer's Allure helpers are optional
-        return
-    report_measurement(verdict)
-
-
 @dataclass
 class QualificationRun:
-    """The evidence of one run: a folder with the journal, capture sets and plots."""
+    """The evidence of one run (a :class:`~harness.evidence.run.RunEvidence`: journal, Allure,
+    records) plus what the suites need from it: checks and capture contexts."""
 
     station_id: str
     evidence_dir: Path
     limits: LimitSpec | None
     operator: str = ""
     records_target: str | None = None
-    run_id: str = field(default_factory=new_run_id)
-    journal: Journal | None = None
+    alluredir: str | None = None
+    evidence: RunEvidence | None = None
     outcome_override: Outcome | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
+    def run_id(self) -> str:
+        return self.evidence.run_id if self.evidence else ""
+
+    @property
     def folder(self) -> Path:
-        return self.evidence_dir / self.run_id
+        if self.evidence is None:
+            raise EvidenceError("the run has not started")
+        return self.evidence.dir
+
+    @property
+    def journal(self) -> Any:
+        return self.evidence.journal if self.evidence else None
 
     def start(self, *, dut: Mapping[str, Any], devices: list[dict[str, Any]],
               calibrations: list[dict[str, Any]]) -> None:
-        self.journal = Journal(self.folder / "journal.jsonl", self.run_id)
-        self.journal.run_start(
-            station=self.station_id, dut=dut, operator=self.operator,
-            software=software_versions(),
+        self.evidence = RunEvidence(
+            self.evidence_dir, station=self.station_id, dut=dut, operator=self.operator,
             limits_file=self.limits.source if self.limits else "",
             limits_hash=self.limits.sha256 if self.limits else "",
-            devices=devices, calibrations=calibrations)
+            devices=devices, calibrations=calibrations, records=self.records_target)
 
-    def _write(self, func: str, *args: Any, **kwargs: Any) -> None:
-        if self.journal is None:
-            return
+    def _write(self, func: str, *args: Any, **kwargs: Any) -> Any:
+        if self.evidence is None:
+            return None
         try:
-            getattr(self.journal, func)(*args, **kwargs)
+            return getattr(self.evidence, func)(*args, **kwargs)
         except EvidenceError as exc:
             self.outcome_override = Outcome.ERROR
             self.notes.append(str(exc))
@@ -155,13 +139,19 @@ class QualificationRun:
         self._write("test_start", test_id, title=title, family=family)
 
     def test_end(self, test_id: str, outcome: Outcome, message: str = "") -> None:
-        self._write("test_end", test_id, outcome, message=message[:2000])
+        self._write("test_end", test_id, outcome, message[:2000])
 
     def record_measurement(self, verdict: Measurement) -> None:
-        self._write("measurement", verdict)
+        self._write("measurement", verdict, verdict.test_id)
 
     def record_error(self, test_id: str, message: str, kind: str, outcome: Outcome) -> None:
         self._write("error", message[:2000], test_id=test_id, kind=kind, outcome=outcome)
+
+    def attach(self, test_id: str, data: bytes, name: str, *, kind: str = "plot",
+               ext: str = "png") -> Path | None:
+        """Keep a plot or table beside the journal (by hash), journal it, attach it to Allure."""
+        result: Path | None = self._write("attach", test_id, data, name, kind=kind, ext=ext)
+        return result
 
     def capture_context(self, test_id: str, station: Any, **kwargs: Any) -> CaptureContext:
         """A capture context writing under this run's ``captures/`` and journaling each set."""
@@ -169,9 +159,8 @@ class QualificationRun:
 
         def journal(event: str, payload: dict[str, Any]) -> None:
             if event == "sequence_end" and payload.get("path"):
-                frames = payload.get("frames_sha256", [])
-                run._write("capture", test_id, frames=frames, capture_set=payload["path"],
-                           sequence=payload.get("sequence", ""))
+                run._write("capture", test_id, payload.get("frames_sha256", []),
+                           capture_set=payload["path"], sequence=payload.get("sequence", ""))
 
         def device(role: str) -> Any:
             return station.device(role) if station.has(role) else None
@@ -188,19 +177,12 @@ class QualificationRun:
 
     def finish(self, outcome: Outcome, reason: str = "") -> RunRecord | None:
         """Close the journal with the run's outcome, rebuild the record, store it."""
-        if self.journal is None:
+        if self.evidence is None:
             return None
         final = outcome if self.outcome_override is None else Outcome.ERROR
         try:
-            self.journal.run_end(final, reason=reason or "; ".join(self.notes))
+            return self.evidence.finish(final, reason or "; ".join(self.notes),
+                                        alluredir=self.alluredir)
         except EvidenceError as exc:
-            log.error("could not close the journal: %s", exc)
-        finally:
-            self.journal.close()
-        record = rebuild(self.folder / "journal.jsonl")
-        if self.records_target is not None:
-            from harness.evidence.records import RecordStore
-
-            with RecordStore(self.records_target) as store:
-                store.add_run(record)
-        return record
+            log.error("could not finish the run's evidence: %s", exc)
+            return None
