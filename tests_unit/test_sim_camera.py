@@ -228,3 +228,33 @@ def test_sensor_size_override_keeps_listed_defects_inside() -> None:
 
     with pytest.raises(ConfigError, match="outside the 64x48 sensor"):
         SimCamera.standalone(str(MODULES / "hot-cluster.yaml"), sensor_size=(64, 48))
+
+
+def test_safe_state_from_another_thread_ends_a_running_grab(mono: SimCamera) -> None:
+    import threading
+
+    mono.start()
+    started = threading.Event()
+    original = mono.sensor.frame
+
+    def slow_frame(*args: object, **kwargs: object) -> None:
+        started.set()
+        original(*args, **kwargs)  # type: ignore[arg-type]
+
+    mono.sensor.frame = slow_frame  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def grab() -> None:
+        try:
+            mono.grab(200)
+        except CameraError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=grab)
+    worker.start()
+    assert started.wait(5.0)
+    mono.safe_state()
+    worker.join(10.0)
+    assert not worker.is_alive()
+    assert errors and "safe state" in str(errors[0])
+    assert not mono.streaming

@@ -131,7 +131,12 @@ class SimCamera:
             self._port = None
 
     def safe_state(self) -> None:
-        """Acquisition stopped, parameters unlocked (idempotent; works without power)."""
+        """Acquisition stopped, parameters unlocked (idempotent; works without power).
+
+        Callable from another thread (the station's watchdog): a grab in progress ends
+        between frames with a CameraError instead of holding the safe state back.
+        """
+        self._streaming = False  # seen by a running grab before its next frame
         with self._lock:
             self._streaming = False
             self._triggers = 0
@@ -314,6 +319,9 @@ class SimCamera:
     def _one_frame(self, port: P.RegisterPort, roi: Roi, out: np.ndarray, pixel_format: str,
                    timeout_s: float) -> FrameMeta:
         clock = self.bench.clock
+        if not self._streaming:
+            raise CameraError("acquisition stopped during the grab (safe state)",
+                              device=self.name)
         if self._frames_left is not None and self._frames_left <= 0:
             clock.advance(timeout_s)
             mode = "SingleFrame" if port.get_u32(P.ACQ_MODE) == 1 else "MultiFrame"

@@ -141,8 +141,8 @@ class Defects(_Strict):
     listed: tuple[Defect, ...] = ()
     seeded: Seeded = Seeded()
     hot_e_per_s: float = Field(20000.0, gt=0.0, description="default extra dark current")
-    cold_response: float = Field(0.5, ge=0.0, lt=1.0)
-    blinking_e: float = Field(200.0, gt=0.0)
+    cold_response: float = Field(0.8, ge=0.0, lt=1.0)
+    blinking_e: float = Field(12.0, gt=0.0)
     blinking_switch_prob: float = Field(0.3, gt=0.0, le=1.0)
     column_e: float = Field(30.0)
 
