@@ -258,3 +258,21 @@ def test_safe_state_from_another_thread_ends_a_running_grab(mono: SimCamera) -> 
     assert not worker.is_alive()
     assert errors and "safe state" in str(errors[0])
     assert not mono.streaming
+
+
+def test_time_scale_paces_frames_in_wall_time() -> None:
+    import time
+
+    cam = SimCamera.standalone(str(MODULES / "small-mono.yaml"), time_scale=10.0)
+    cam.set("ExposureTime", 100_000.0)  # period 0.1 s simulated -> 10 ms wall
+    cam.start()
+    start = time.perf_counter()
+    cam.grab(3)
+    assert time.perf_counter() - start >= 0.03
+    free = SimCamera.standalone(str(MODULES / "small-mono.yaml"))
+    free.set("ExposureTime", 1_000_000.0)
+    free.start()
+    start = time.perf_counter()
+    stack = free.grab(3)
+    assert time.perf_counter() - start < 2.0  # 3 s of simulated time, no sleeping
+    assert stack.meta[-1].timestamp_s - stack.meta[0].timestamp_s == pytest.approx(2.0)
