@@ -163,7 +163,7 @@ def test_cs100a_reads_illuminance_of_the_light(hub: SimulatorHub, opened: list[A
     reading = meter.read()
     assert reading.unit == "lx"
     assert reading.value == pytest.approx(truth, abs=math.pi * 0.0005 / 0.9 + 1e-9)
-    x, y = chromaticity(4000)
+    x, y = chromaticity("4000K")
     assert (reading.x, reading.y) == (round(x, 4), round(y, 4))
     ident = meter.identity()
     assert (ident.vendor, ident.model, ident.serial) == ("Konica Minolta", "CS-100A", "KM-1")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import pty
 import select
@@ -36,6 +37,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.sim.faults import FaultState, InstrumentFault
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
@@ -161,7 +164,11 @@ class _Server:
         term = self.sim.read_termination
         while term in conv.buffer:
             line, conv.buffer = conv.buffer.split(term, 1)
-            out = self.sim.respond(line.strip(b"\r\n"))
+            try:
+                out = self.sim.respond(line.strip(b"\r\n"))
+            except Exception:  # a simulator bug must not kill the server: no reply
+                log.exception("simulator %s failed on %r", self.sim.name, line)
+                continue
             if isinstance(out, Drop):
                 conv.buffer = b""
                 return False

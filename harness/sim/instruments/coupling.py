@@ -5,8 +5,8 @@ no-op and the simulators keep their own state, so they stay testable on their ow
 :class:`harness.sim.bench.Bench`:
 
 * light: the bench's ``level_pct`` is the light's *physical* output (settling, warm-up, drift and
-  flicker included) in percent of full output, its ``illuminant`` the light's ``<CCT>K``;
-  :meth:`BenchLink.sync` keeps it current (the hub calls it every ``SYNC_S``);
+  flicker included) in percent of full output, its ``illuminant`` the light's (``<CCT>K`` or the
+  spec's ``illuminant``); a daemon thread re-sends it every ``SYNC_S`` while it changes;
 * the meter reads the bench's illuminance for that output (what a meter at the sensor plane
   reads), so camera and meter agree;
 * focus: ``focus_um`` follows the actuator; chart: ``chart`` follows the wheel;
@@ -50,6 +50,8 @@ class BenchLink:
         self._sync: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last: dict[str, tuple[Any, ...]] = {}
+        self._last_lock = threading.Lock()
 
     @property
     def clock(self) -> Clock:
@@ -69,27 +71,42 @@ class BenchLink:
             log.warning("bench refused %s: %s", what, exc)
 
     # -- events ---------------------------------------------------------------------------
-    def light(self, output: Any) -> None:
-        """The light's state changed (``output`` is a :class:`LightOutput`)."""
-        self._call("light", lambda: self.bench.set_light(
-            on=output.on, level_pct=min(100.0, 100.0 * output.relative_output()),
-            illuminant=f"{output.cct_k:.0f}K"))
+    def _changed(self, key: str, value: tuple[Any, ...]) -> bool:
+        """Only real changes reach the bench (each set bumps its version, which the camera
+        uses to cache what it derived)."""
+        with self._last_lock:
+            if self._last.get(key) == value:
+                return False
+            self._last[key] = value
+            return True
 
-    def full_scale_lux(self, cct_k: float) -> float | None:
-        """The bench's illuminance at full output for a ``<cct>K`` light (None: no bench)."""
+    def light(self, output: Any) -> None:
+        """The light's state now (``output`` is a :class:`LightOutput`)."""
+        level = round(min(100.0, 100.0 * output.relative_output()), 6)
+        state = (output.on, level, output.illuminant)
+        if self.bench is not None and self._changed("light", state):
+            self._call("light", lambda: self.bench.set_light(
+                on=state[0], level_pct=state[1], illuminant=state[2]))
+
+    def full_scale_lux(self, illuminant: str) -> float | None:
+        """The bench's illuminance at full output with this spectrum (None: no bench)."""
         if self.bench is None:
             return None
         flux = float(self.bench.full_scale_photons_per_um2_s)
-        return flux * _lux_per_unit_flux(f"{cct_k:.0f}K")
+        return flux * _lux_per_unit_flux(illuminant)
 
     def chart(self, name: str) -> None:
-        self._call("chart", lambda: self.bench.set_chart(name))
+        if self.bench is not None and self._changed("chart", (name,)):
+            self._call("chart", lambda: self.bench.set_chart(name))
 
     def focus(self, position_um: float) -> None:
-        self._call("focus", lambda: self.bench.set_focus(position_um))
+        value = round(position_um, 6)
+        if self.bench is not None and self._changed("focus", (value,)):
+            self._call("focus", lambda: self.bench.set_focus(value))
 
     def power(self, powered: bool) -> None:
-        self._call("power", lambda: self.bench.set_powered(powered))
+        if self.bench is not None and self._changed("power", (powered,)):
+            self._call("power", lambda: self.bench.set_powered(powered))
 
     def camera_streaming(self) -> bool:
         return bool(getattr(self.bench, "camera_streaming", False))

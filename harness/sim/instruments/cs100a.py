@@ -14,8 +14,8 @@ answers ``ER30`` (the low-battery error) or the fault's ``code``.
 
 The meter looks at a Lambertian reflectance standard of reflectance ``reflectance`` in the chart
 plane, so the luminance it reads from the light's illuminance E is ``L = reflectance * E / pi``
-(cd/m2, Lambert's law). The chromaticity is the light's CCT on the Planckian locus
-(Kang et al. 2002 approximation, via colour-science), plus a small seeded noise on Lv.
+(cd/m2, Lambert's law), plus a small seeded noise; the chromaticity is the light's illuminant's
+(:func:`chromaticity`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from harness.sim.faults import FaultState
 from harness.sim.instruments.base import Clock, LineSimulator, SimSpec
 from harness.sim.instruments.coupling import BenchLink
 
-LightProbe = Callable[[], tuple[float, float]]
-"""Returns (illuminance in lx, CCT in K) at the chart plane now."""
+LightProbe = Callable[[], tuple[float, str]]
+"""Returns (illuminance in lx, illuminant: a CIE name such as ``D65`` or ``<CCT>K``) now."""
 
 
 class Cs100aSpec(SimSpec):
@@ -46,11 +46,21 @@ class Cs100aSpec(SimSpec):
     seed: int = 0
 
 
-def chromaticity(cct_k: float) -> tuple[float, float]:
-    """CIE 1931 xy of a CCT on the daylight/Planckian approximation of Kang et al. (2002)."""
+ILLUMINANT_ALIASES = {"F11": "FL11", "TL84": "FL11"}
+
+
+def chromaticity(illuminant: str) -> tuple[float, float]:
+    """CIE 1931 xy of an illuminant: a CIE standard illuminant's tabulated chromaticity, or for
+    ``<CCT>K`` the Planckian locus (Kang et al. 2002 approximation); via colour-science."""
+    import colour
     from colour.temperature import CCT_to_xy
 
-    xy = CCT_to_xy(min(max(cct_k, 1667.0), 25000.0), method="Kang 2002")
+    name = illuminant.upper()
+    if name.endswith("K") and name[:-1].replace(".", "", 1).isdigit():
+        xy = CCT_to_xy(min(max(float(name[:-1]), 1667.0), 25000.0), method="Kang 2002")
+    else:
+        table = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]
+        xy = table[ILLUMINANT_ALIASES.get(name, name)]
     return float(xy[0]), float(xy[1])
 
 
@@ -69,22 +79,22 @@ class Cs100aSimulator(LineSimulator):
         self.spec = spec
         self.serial = spec.serial or "CS100A-2291"
         self.link = link or BenchLink(None)
-        self.probe: LightProbe = probe or (lambda: (0.0, 5000.0))
+        self.probe: LightProbe = probe or (lambda: (0.0, "5000K"))
         self.mode = "04"
         self.measurements = 0
         self._rng = np.random.default_rng(spec.seed)
-        self._xy_cache: tuple[float, tuple[float, float]] | None = None
-        self._xy(5000.0)  # import colour-science now, not in the first MES (about 1 s)
+        self._xy_cache: tuple[str, tuple[float, float]] | None = None
+        self._xy("5000K")  # import colour-science now, not in the first MES (about 1 s)
 
-    def _xy(self, cct: float) -> tuple[float, float]:
-        if self._xy_cache is None or self._xy_cache[0] != cct:
-            self._xy_cache = (cct, chromaticity(cct))
+    def _xy(self, illuminant: str) -> tuple[float, float]:
+        if self._xy_cache is None or self._xy_cache[0] != illuminant:
+            self._xy_cache = (illuminant, chromaticity(illuminant))
         return self._xy_cache[1]
 
-    def luminance(self) -> tuple[float, float]:
-        """(true Lv in cd/m2, CCT) now."""
-        lux, cct = self.probe()
-        return self.spec.reflectance * lux / math.pi, cct
+    def luminance(self) -> tuple[float, str]:
+        """(true Lv in cd/m2, illuminant) now."""
+        lux, illuminant = self.probe()
+        return self.spec.reflectance * lux / math.pi, illuminant
 
     def handle(self, line: str) -> str | None:
         fault = self.error_fault()
@@ -102,16 +112,16 @@ class Cs100aSimulator(LineSimulator):
 
     def _measure(self) -> str:
         self.measurements += 1
-        lv, cct = self.luminance()
-        x, y = self._xy(cct)
+        lv, illuminant = self.luminance()
+        x, y = self._xy(illuminant)
         if self.faults.take("over_range") is not None or lv > self.spec.max_cd_m2:
             return f"OK11,{99999.999:9.3f},{x:.4f},{y:.4f}"
         lv *= 1.0 + self.spec.noise_pct / 100.0 * float(self._rng.standard_normal())
         return f"OK00,{max(lv, 0.0):9.3f},{x:.4f},{y:.4f}"
 
     def describe(self) -> dict[str, object]:
-        lv, cct = self.luminance()
-        return {"name": self.name, "mode": self.mode, "lv": lv, "cct_k": cct,
+        lv, illuminant = self.luminance()
+        return {"name": self.name, "mode": self.mode, "lv": lv, "illuminant": illuminant,
                 "measurements": self.measurements}
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from harness.errors import ConfigError
 from harness.sim.faults import FaultPlan
 from harness.sim.instruments.base import LineSimulator, PtyServer, SimSpec, TcpServer, serve
-from harness.sim.instruments.chart_wheel import ChartWheelSimulator
+from harness.sim.instruments.chart_wheel import ChartWheelSimulator, ChartWheelSpec
 from harness.sim.instruments.coupling import BenchLink
 from harness.sim.instruments.cs100a import Cs100aSimulator, Cs100aSpec
 from harness.sim.instruments.focus_stage import FocusStageSimulator
@@ -111,18 +111,23 @@ class SimulatorHub:
         self.close()
 
 
+def _bench_probe(bench: Any) -> Any:
+    """Illuminance and illuminant of the bench's own light (no light simulator on the station)."""
+    return lambda: (float(bench.illuminance_lux()), str(bench.illuminant))
+
+
 def _light_probe(hub: SimulatorHub, name: str, spec: Cs100aSpec, source: str) -> Any:
     lights = {n: s for n, s in hub._sims.items() if hasattr(s, "output")}
     target = spec.light or next(iter(lights), None)
     if target is None:
-        return None
+        return _bench_probe(hub.link.bench) if hub.link.bench is not None else None
     sim = lights.get(target)
     if sim is None:
         raise ConfigError(f"no light simulator {target!r}; light simulators: "
                           f"{', '.join(lights) or 'none'}", source=source,
                           field=f"simulators.{name}.light")
     output = sim.output
-    return lambda: (output.illuminance_lux(), output.cct_k)
+    return lambda: (output.illuminance_lux(), output.illuminant)
 
 
 def start_simulators(specs: Mapping[str, Mapping[str, Any]], bench: Any = None,
@@ -144,6 +149,15 @@ def start_simulators(specs: Mapping[str, Mapping[str, Any]], bench: Any = None,
             validated[name] = model.model_validate(dict(raw))
         except ValidationError as exc:
             raise _spec_error(source, name, exc, model) from None
+        spec = validated[name]
+        if bench is not None and isinstance(spec, ChartWheelSpec):
+            from harness.sim.scene import SCENES
+
+            unknown = [c for c in spec.charts if c not in SCENES]
+            if unknown:
+                raise ConfigError(f"chart(s) {', '.join(unknown)} are not scenes the simulated "
+                                  f"camera can render; allowed: {', '.join(SCENES)}",
+                                  source=source, field=f"simulators.{name}.charts")
     hub = SimulatorHub(bench)
     try:
         clock = hub.link.clock

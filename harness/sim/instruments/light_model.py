@@ -20,7 +20,7 @@ import math
 import threading
 from collections.abc import Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.sim.faults import FaultState
 from harness.sim.instruments.base import Clock
@@ -38,13 +38,28 @@ class LightSpec(BaseModel):
     warmup_pct: float = Field(1.0, ge=0.0, le=20.0, description="output deficit at switch-on")
     warmup_tau_s: float = Field(20.0, gt=0.0, description="warm-up time constant")
     cct_k: float = Field(5000.0, ge=1000.0, le=25000.0, description="colour temperature")
+    illuminant: str | None = Field(None, description="spectrum for the bench (e.g. D65); "
+                                                     "default: a <cct_k>K blackbody")
+
+    @field_validator("illuminant")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None:
+            from harness.sim.instruments.cs100a import chromaticity
+
+            try:
+                chromaticity(value)
+            except (KeyError, ValueError):
+                raise ValueError(f"unknown illuminant {value!r}; allowed: D65, D50, A, E, F11, "
+                                 f"TL84 or <CCT>K") from None
+        return value
 
 
 class LightOutput:
     """The time-dependent output of one LED channel (thread-safe)."""
 
     def __init__(self, spec: LightSpec, clock: Clock, faults: FaultState | None = None,
-                 full_scale_lux: Callable[[float], float | None] | None = None) -> None:
+                 full_scale_lux: Callable[[str], float | None] | None = None) -> None:
         self.spec = spec
         self._full_scale_lux = full_scale_lux
         self.clock = clock
@@ -53,6 +68,7 @@ class LightOutput:
         self.on = False
         self.level = 0.0
         self.cct_k = spec.cct_k
+        self._cct_set = False
         now = clock()
         self._t0 = now
         self._start = 0.0
@@ -92,6 +108,14 @@ class LightOutput:
     def set_cct(self, kelvin: float) -> None:
         with self._lock:
             self.cct_k = kelvin
+            self._cct_set = True
+
+    @property
+    def illuminant(self) -> str:
+        """The spectrum the bench renders: ``<CCT>K`` once a CCT was set, else the spec's."""
+        if self._cct_set or self.spec.illuminant is None:
+            return f"{self.cct_k:.0f}K"
+        return self.spec.illuminant
 
     def relative_output(self, t: float | None = None) -> float:
         """Output as a fraction of full output (0 when off), faults included."""
@@ -113,7 +137,7 @@ class LightOutput:
 
     def illuminance_lux(self, t: float | None = None) -> float:
         """Illuminance now: ``max_lux``, or the bench's full-scale lux at this CCT, times output."""
-        full = self._full_scale_lux(self.cct_k) if self._full_scale_lux is not None else None
+        full = self._full_scale_lux(self.illuminant) if self._full_scale_lux else None
         return (self.spec.max_lux if full is None else full) * self.relative_output(t)
 
 

@@ -1,0 +1,211 @@
+"""The protocol simulators on their own (state, physics, SCPI parsing) and coupled to the bench
+and the SimCamera through a station file: what a driver does over its wire is what the camera
+sees."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import CameraDisconnected
+from harness.sim.faults import FaultState, InstrumentFault
+from harness.sim.instruments.chart_wheel import ChartWheelSimulator, ChartWheelSpec
+from harness.sim.instruments.cs100a import Cs100aSimulator, Cs100aSpec, chromaticity
+from harness.sim.instruments.light_model import LightOutput, LightSpec
+from harness.sim.instruments.motion import Axis
+from harness.sim.instruments.scpi import compile_header
+from harness.sim.instruments.scpi_led import ScpiLedSimulator
+from harness.sim.instruments.scpi_psu import ScpiPsuSimulator, ScpiPsuSpec
+from harness.station.station import Station
+
+from .instrument_sim import no_leaks
+
+STATIONS = Path(__file__).parent / "stations"
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_scpi_headers_short_long_optional_and_suffix() -> None:
+    rx = compile_header("SOURce#:BRIGhtness[:LEVel]?")
+    for header in ("SOUR1:BRIG?", "source1:brightness:level?", ":SOUR:BRIG?", "Sour2:Brig:Lev?"):
+        assert rx.match(header), header
+    for header in ("SOU1:BRIG?", "SOUR1:BRIG", "SOUR1:BRIGHT?", "SOUR1:BRIG:LEVEL:X?"):
+        assert not rx.match(header), header
+    assert rx.match("SOUR2:BRIG?").groups() == ("2",)  # type: ignore[union-attr]
+
+
+def test_scpi_led_error_queue_and_chains() -> None:
+    sim = ScpiLedSimulator("led")
+    assert sim.handle("OUTP1:STAT ON;SOUR1:BRIG 25;SOUR1:BRIG?;OUTP1?") == "25.000;1"
+    assert sim.handle("SOUR1:BRIG 101") is None
+    assert sim.handle("FOO:BAR 1") is None
+    assert sim.handle("SYST:ERR?") == '-222,"Data out of range"'
+    assert sim.handle("SYST:ERR?") == '-113,"Undefined header"'
+    assert sim.handle("SYST:ERR?") == '0,"No error"'
+    assert sim.handle("*RST;OUTP1?") == "0"
+
+
+def test_light_output_settles_first_order_and_warms_up() -> None:
+    """s(t) = s_target + (s0 - s_target) exp(-t/tau); w(t) = 1 - w0 exp(-t/tau_w)."""
+    clock = ManualClock()
+    spec = LightSpec(max_lux=1000, gamma=2.0, tau_s=0.5, warmup_pct=2.0, warmup_tau_s=10.0)
+    out = LightOutput(spec, clock)
+    out.set_level(50)
+    out.set_on(True)
+    for dt in (0.0, 0.5, 1.0, 30.0):
+        t = clock.t + dt
+        settle = 0.25 * (1 - math.exp(-dt / 0.5))  # (50/100)**2 = 0.25 target
+        warm = 1 - 0.02 * math.exp(-dt / 10.0)
+        assert out.illuminance_lux(t) == pytest.approx(1000 * settle * warm, rel=1e-12)
+    clock.t += 30.0
+    out.set_level(100)  # restarts from the output now towards 1.0
+    clock.t += 0.5
+    start = 0.25 * (1 - math.exp(-60))
+    expected = 1 + (start - 1) * math.exp(-1)
+    assert out.relative_output() == pytest.approx(expected * (1 - 0.02 * math.exp(-3.05)),
+                                                  rel=1e-9)
+
+
+def test_light_drift_and_flicker_faults() -> None:
+    clock = ManualClock()
+    faults = FaultState([InstrumentFault(kind="drift", rate_pct_per_s=2.0)])
+    out = LightOutput(LightSpec(max_lux=1000, tau_s=0, warmup_pct=0), clock, faults)
+    out.set_level(100)
+    out.set_on(True)
+    assert out.illuminance_lux() == pytest.approx(1000)  # drift starts when first seen
+    clock.t += 5
+    assert out.illuminance_lux() == pytest.approx(1100)  # +2 %/s for 5 s
+    faults.clear()
+    faults.arm(InstrumentFault(kind="flicker", amplitude_pct=10, frequency_hz=1.0))
+    clock.t = 0.25  # sin(2 pi * 1 Hz * 0.25 s) = 1
+    assert out.illuminance_lux() == pytest.approx(1100)
+
+
+def test_meter_formula_and_codes() -> None:
+    meter = Cs100aSimulator("m", Cs100aSpec(reflectance=0.5, noise_pct=0.0, max_cd_m2=100.0),
+                            probe=lambda: (314.159, "D65"))
+    code, lv, x, y = meter.handle("MES").split(",")  # type: ignore[union-attr]
+    assert code == "OK00" and float(lv) == pytest.approx(0.5 * 314.159 / math.pi, abs=5e-4)
+    assert (float(x), float(y)) == (0.3127, 0.329)  # CIE D65, 2 degree observer
+    assert meter.handle("MDS,07") == "OK00" and meter.mode == "07"
+    assert meter.handle("MDS,99") == "ER00"
+    meter.probe = lambda: (1000.0, "3000K")
+    assert meter.handle("MES").startswith("OK11,")  # type: ignore[union-attr]  # > 100 cd/m2
+    assert chromaticity("3000K") == pytest.approx((0.4369, 0.4041), abs=2e-3)  # Planckian
+
+
+def test_psu_constant_current_brown_out() -> None:
+    psu = ScpiPsuSimulator("psu", ScpiPsuSpec(idle_a=0.2, module_min_v=3.0))
+    psu.handle("VOLT 3.3;CURR 0.1;OUTP ON")
+    volts, amps = psu.measure(1)
+    assert amps == 0.1 and volts == pytest.approx(3.3 * 0.1 / 0.2)
+    assert not psu.camera_powered()
+    psu.handle("CURR 0.5")
+    assert psu.measure(1) == (3.3, 0.2) and psu.camera_powered()
+    psu.handle("INST:NSEL 2;:VOLT 12;OUTP ON")
+    assert psu.measure(2) == (0.0, 0.0)  # 12 V > max_v 6: refused, channel 2 stays at 0 V
+    assert psu.handle("SYST:ERR?") == '-222,"Data out of range"'
+
+
+def test_axis_moves_at_speed_and_stalls() -> None:
+    clock = ManualClock()
+    axis = Axis(clock, 0.0, speed=100.0, settle_s=0.1)
+    axis.move(50.0)
+    clock.t += 0.25
+    assert axis.now() == pytest.approx(25.0) and axis.moving()
+    clock.t += 0.3  # arrived at 0.5 s, settled at 0.6 s
+    assert axis.now() == 50.0 and axis.moving()
+    clock.t += 0.06
+    assert not axis.moving()
+    axis.move(150.0, stall_at=0.4)
+    clock.t += 10
+    assert axis.now() == pytest.approx(90.0) and axis.moving() and axis.stalled
+    axis.stop()
+    assert not axis.moving() and axis.now() == pytest.approx(90.0)
+
+
+def test_chart_wheel_is_moving_between_slots() -> None:
+    clock = ManualClock()
+    wheel = ChartWheelSimulator("w", ChartWheelSpec(slot_s=0.1), clock=clock)
+    assert wheel.handle("SEL colour") == "OK" and wheel.handle("SEL?") == "MOVING"
+    clock.t += 0.31
+    assert wheel.handle("SEL?") == "colour"
+    assert wheel.handle("SEL siemens") == "ERR 2 unknown chart"
+    assert wheel.handle("JUMP") == "ERR 1 unknown command"
+
+
+def test_bench_coupling_through_the_production_drivers(tmp_path: Path) -> None:
+    """Station with a bench, bench-coupled simulators and a 64 x 48 SimCamera."""
+    with no_leaks():
+        station = Station.load(STATIONS / "sim-bench.yaml", lock_dir=tmp_path)
+        station.open()
+        try:
+            bench, camera = station.bench, station.camera()
+            power, light = station.device("power"), station.device("light")
+            meter, focus, chart = (station.device(r) for r in ("meter", "focus", "chart"))
+            # PSU output off: the module has no power and the camera is gone
+            assert not bench.powered
+            with pytest.raises(CameraDisconnected):
+                camera.grab(1)
+            power.output(True)
+            assert bench.powered
+            # the chart wheel picks the scene, the actuator moves the lens focus
+            chart.select("flat")
+            assert bench.chart == "flat"
+            focus.move_to(-120.0)
+            focus.wait_settled(2.0)
+            time.sleep(0.05)  # one bench sync period or more
+            assert bench.focus_um == pytest.approx(-120.0)
+            # light level sets the bench's output (after settling, tau 50 ms)
+            light.set_level(20)
+            light.on()
+            time.sleep(0.5)
+            assert bench.light_on and bench.level_pct == pytest.approx(20.0, rel=1e-3)
+            assert bench.illuminant == "D65"
+            # the meter reads what the bench gives the camera
+            reading = meter.read()
+            assert reading.value == pytest.approx(bench.illuminance_lux(), rel=1e-3)
+            assert (reading.x, reading.y) == (0.3127, 0.329)
+            camera.start()
+            dim = camera.grab(4).frames.astype(float).mean()
+            camera.stop()
+            light.set_level(60)
+            time.sleep(0.5)
+            camera.start()
+            bright = camera.grab(4).frames.astype(float).mean()
+            camera.stop()
+            black = float(camera.get("BlackLevel"))
+            ratio = (bright - black) / (dim - black)
+            assert ratio == pytest.approx(3.0, rel=0.05)  # linear sensor, 3x the photons
+            # the light's own settling is visible on the bench right after a change
+            light.set_level(10)
+            assert bench.level_pct > 30.0
+            power.output(False)
+            with pytest.raises(CameraDisconnected):
+                camera.grab(1)
+        finally:
+            report = station.close()
+    assert report.ok
+    assert not bench.light_on
+
+
+def test_hub_leaves_no_threads_or_fds() -> None:
+    from harness.sim.instruments.hub import start_simulators
+
+    with no_leaks():
+        hub = start_simulators({"a": {"type": "gardasoft"}, "b": {"type": "scpi-psu"},
+                                "c": {"type": "scpi-led", "transport": "pty"}})
+        assert hub.address("b").startswith("TCPIP0::127.0.0.1::")
+        link = Path(hub.address("a"))
+        assert link.resolve().as_posix().startswith("/dev/pts/")
+        hub.close()
+    assert not link.exists()
