@@ -261,6 +261,11 @@ def test_simulator_specs_are_validated_with_one_line_errors(tmp_path: Path) -> N
         assert "\n" not in str(info.value)
 
 
+def test_outcome_helper_tells_error_from_fail() -> None:
+    assert is_error_outcome(InstrumentError("x", device="light"))
+    assert not is_error_outcome(AssertionError("DUT out of spec"))
+
+
 def test_camera_fault_model() -> None:
     faults = CameraFaults.from_spec({"drop_every": 3, "timeout_after": 7})
     fates = [faults.fate(i) for i in range(9)]
