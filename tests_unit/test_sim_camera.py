@@ -202,11 +202,12 @@ def test_simulated_station_opens_and_reaches_safe_state(tmp_path: Path) -> None:
         camera = station.devices["camera"]
         assert isinstance(camera, SimCamera) and camera.bench is station.bench
         camera.start()
+        assert station.bench.camera_streaming  # the PSU simulator's load current reads it
         assert camera.grab(1).frames.shape == (1, 480, 640)
         bench = station.bench
     finally:
         station.close()
-    assert not camera.streaming and bench.light_on is False
+    assert not camera.streaming and bench.light_on is False and not bench.camera_streaming
 
 
 def test_black_level_sets_the_offset() -> None:

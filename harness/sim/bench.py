@@ -16,7 +16,9 @@ the simulated camera *reads* it when it renders a frame. The state is:
 * ``ambient_c``: ambient temperature (the camera's die temperature follows it plus self-heating);
 * ``powered``: the PSU output feeding the module (off: the camera vanishes; default True when no
   PSU is simulated);
-* a simulated clock (:class:`SimClock`) that frames advance, so tests never sleep.
+* a simulated clock (:class:`SimClock`) that frames advance, so tests never sleep;
+* ``camera_streaming``: set by the SimCamera while it acquires (a PSU simulator draws more
+  current then).
 
 Every setter takes the bench lock and bumps :attr:`Bench.version`, so readers can cache what
 they derived from a state; :meth:`Bench.state` returns a consistent frozen snapshot.
@@ -128,6 +130,7 @@ class Bench:
         self.focus_um = cfg.focus_um
         self.ambient_c = cfg.ambient_c
         self.powered = cfg.powered
+        self.camera_streaming = False
         self.closed = False
 
     def _bump(self) -> None:

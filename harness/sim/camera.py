@@ -297,6 +297,16 @@ class SimCamera:
     def streaming(self) -> bool:
         return self._streaming
 
+    @property
+    def _streaming(self) -> bool:
+        return self.__streaming
+
+    @_streaming.setter
+    def _streaming(self, value: bool) -> None:
+        """Acquisition state, mirrored to ``bench.camera_streaming`` (the PSU load)."""
+        self.__streaming = value
+        self.bench.camera_streaming = value
+
     def grab(self, n: int = 1, timeout_s: float = 5.0) -> FrameStack:
         """``n`` frames in the current pixel format (a copy owned by the stack)."""
         if n < 1:
