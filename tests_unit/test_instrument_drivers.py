@@ -143,6 +143,18 @@ def test_scpi_psu_limits_refuse_with_one_line(hub: SimulatorHub, opened: list[An
     assert hub.simulator("psu").channels[0].volts != 12
 
 
+def test_scpi_psu_output_at_open(hub: SimulatorHub, opened: list[Any]) -> None:
+    _open(opened, driver("power", "scpi-psu", hub, resource="sim:psu", max_voltage_v=5.0,
+                         max_current_a=1.0, voltage_v=3.0, current_limit_a=0.4,
+                         output_at_open=True, **FAST))
+    ch = hub.simulator("psu").channels[0]
+    assert (ch.volts, ch.limit_a, ch.on) == (3.0, 0.4, True)
+    bad = driver("power", "scpi-psu", hub, resource="sim:psu", max_voltage_v=5.0,
+                 max_current_a=1.0, output_at_open=True, **FAST)
+    with pytest.raises(ConfigError, match="output_at_open needs voltage_v and current_limit_a"):
+        bad.open()
+
+
 def test_scpi_psu_settings_validated() -> None:
     from harness.devices.power import ScpiPsuSettings
 

@@ -152,6 +152,8 @@ def test_bench_coupling_through_the_production_drivers(tmp_path: Path) -> None:
             bench, camera = station.bench, station.camera()
             power, light = station.device("power"), station.device("light")
             meter, focus, chart = (station.device(r) for r in ("meter", "focus", "chart"))
+            # the simulators start in the bench's state: chart flat, light off, no power
+            assert hub_state(station) == {"chart": "flat", "light": False, "psu": False}
             # PSU output off: the module has no power and the camera is gone
             assert not bench.powered
             with pytest.raises(CameraDisconnected):
@@ -196,6 +198,38 @@ def test_bench_coupling_through_the_production_drivers(tmp_path: Path) -> None:
             report = station.close()
     assert report.ok
     assert not bench.light_on
+
+
+def hub_state(station: Station) -> dict[str, object]:
+    sims = station.simulators
+    return {"chart": sims.simulator("chart").current, "light": sims.simulator("light").output.on,
+            "psu": sims.simulator("psu").channels[0].on}
+
+
+def test_simulators_adopt_the_bench_state_at_power_up() -> None:
+    """A station's ``bench:`` section still sets the scene when instruments are simulated."""
+    from harness.sim.bench import Bench, BenchConfig
+    from harness.sim.instruments.hub import start_simulators
+
+    bench = Bench(BenchConfig.model_validate({
+        "light": {"enabled": True, "level_pct": 25.0, "illuminant": "D50"},
+        "chart": "edge", "focus_um": 12.5, "powered": True}))
+    specs = {"light": {"type": "scpi-led", "light": {"gamma": 2.0}},
+             "psu": {"type": "scpi-psu", "power_up_v": 3.6},
+             "focus": {"type": "focus-stage", "minimum": -50, "maximum": 50},
+             "chart": {"type": "chart-wheel"}}
+    with no_leaks():
+        hub = start_simulators(specs, bench)
+        try:
+            light = hub.simulator("light").output
+            assert light.on and light.level == pytest.approx(50.0)  # 0.5 ** 2 = 25 % output
+            assert light.illuminant == "D50"
+            assert bench.level_pct == pytest.approx(25.0) and bench.light_on
+            assert hub.simulator("psu").channels[0].volts == 3.6 and bench.powered
+            assert hub.simulator("focus").axis.now() == 12.5
+            assert hub.simulator("chart").current == "edge" and bench.chart == "edge"
+        finally:
+            hub.close()
 
 
 def test_hub_leaves_no_threads_or_fds() -> None:

@@ -30,6 +30,9 @@ class ScpiPsuSettings(VisaSettings):
     max_current_a: float = Field(gt=0.0, le=20.0, description="refuse limits above this")
     voltage_v: float | None = Field(None, ge=0.0, description="set point applied at open")
     current_limit_a: float | None = Field(None, ge=0.0, description="limit applied at open")
+    output_at_open: bool = Field(False, description="switch the output on at open (after the "
+                                                    "limit and set point): the module needs "
+                                                    "power before the camera is opened")
 
     @model_validator(mode="after")
     def _within_limits(self) -> ScpiPsuSettings:
@@ -69,6 +72,11 @@ class ScpiPsu(InstrumentDriver):
             self.set_current_limit(self.settings.current_limit_a)
         if self.settings.voltage_v is not None:
             self.set_voltage(self.settings.voltage_v)
+        if self.settings.output_at_open:
+            if self.settings.voltage_v is None or self.settings.current_limit_a is None:
+                raise ConfigError(f"{self.name}: output_at_open needs voltage_v and "
+                                  f"current_limit_a", field="output_at_open")
+            self.output(True)
 
     def check_errors(self, after: str, *, safe: bool = False) -> None:
         reply = self.query("SYST:ERR?", safe=safe)

@@ -30,7 +30,7 @@ class ChartWheelSpec(SimSpec):
     type: str = "chart-wheel"
     charts: tuple[str, ...] = ("dark", "flat", "edge", "colour")
     slot_s: float = Field(0.02, ge=0.0, le=10.0, description="time per slot of travel")
-    start: str | None = None
+    start: str | None = Field(None, description="default: the bench's chart, else slot 0")
 
 
 class ChartWheelSimulator(LineSimulator):
@@ -44,7 +44,9 @@ class ChartWheelSimulator(LineSimulator):
         self.spec = spec
         self.serial = spec.serial or "CW-0007"
         self.link = link or BenchLink(None)
-        start = spec.charts.index(spec.start) if spec.start in spec.charts else 0
+        bench = self.link.initial()
+        first = spec.start or (bench.chart if bench is not None else None)
+        start = spec.charts.index(first) if first in spec.charts else 0
         speed = 1.0 / spec.slot_s if spec.slot_s > 0 else 1e9
         self.axis = Axis(self.clock, float(start), speed, 0.0)
         self.link.chart(spec.charts[start])

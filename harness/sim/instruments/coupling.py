@@ -70,6 +70,11 @@ class BenchLink:
         except Exception as exc:  # the bench refusing a value must not kill a server thread
             log.warning("bench refused %s: %s", what, exc)
 
+    def initial(self) -> Any | None:
+        """The bench's state at start (``BenchState``), which simulators adopt as their power-up
+        state so a station's ``bench:`` section still sets the scene; ``None`` without bench."""
+        return self.bench.state() if self.bench is not None else None
+
     # -- events ---------------------------------------------------------------------------
     def _changed(self, key: str, value: tuple[Any, ...]) -> bool:
         """Only real changes reach the bench (each set bumps its version, which the camera

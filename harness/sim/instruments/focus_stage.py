@@ -54,7 +54,13 @@ class FocusStageSimulator(LineSimulator):
         self.spec = spec
         self.serial = spec.serial or "FS-0042"
         self.link = link or BenchLink(None)
-        self.axis = Axis(self.clock, spec.start, spec.speed_per_s, spec.settle_s)
+        start_pos = spec.start
+        bench = self.link.initial()
+        if bench is not None:  # adopt the bench's focus when the stage can be there
+            pos = (bench.focus_um - spec.bench_offset_um) / spec.um_per_unit
+            if spec.minimum <= pos <= spec.maximum:
+                start_pos = pos
+        self.axis = Axis(self.clock, start_pos, spec.speed_per_s, spec.settle_s)
         self.link.focus(self.focus_um())
         self.link.on_sync(lambda: self.link.focus(self.focus_um()))
 

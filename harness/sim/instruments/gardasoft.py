@@ -54,9 +54,13 @@ class GardasoftSimulator(LineSimulator):
         self.serial = spec.serial or "GS000123"
         self.link = link or BenchLink(None)
         self.output = LightOutput(spec.light, self.clock, faults, self.link.full_scale_lux)
+        if (start := self.link.initial()) is not None:
+            self.output.power_up(start.light_on, start.level_pct, start.illuminant)
         self.link.light(self.output)
         self.link.on_sync(lambda: self.link.light(self.output))
         self.levels = [0.0] * spec.channels
+        if self.output.on:
+            self.levels[0] = round(self.output.level, 1)
         self.events: list[tuple[int, int]] = []
 
     def handle(self, line: str) -> str | None:

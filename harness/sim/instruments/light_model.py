@@ -69,6 +69,7 @@ class LightOutput:
         self.level = 0.0
         self.cct_k = spec.cct_k
         self._cct_set = False
+        self._adopted: str | None = None
         now = clock()
         self._t0 = now
         self._start = 0.0
@@ -110,12 +111,22 @@ class LightOutput:
             self.cct_k = kelvin
             self._cct_set = True
 
+    def power_up(self, on: bool, output_pct: float, illuminant: str | None) -> None:
+        """Start settled at a physical output of ``output_pct`` % (the bench's initial light)."""
+        with self._lock:
+            self.on = on
+            self.level = 100.0 * (max(0.0, min(output_pct, 100.0)) / 100.0) ** (1 / self.spec.gamma)
+            self._start = self._target()
+            self._t0 = self._t_on = self.clock() - 1e6  # settled and warm
+            if illuminant is not None and self.spec.illuminant is None:
+                self._adopted = illuminant
+
     @property
     def illuminant(self) -> str:
         """The spectrum the bench renders: ``<CCT>K`` once a CCT was set, else the spec's."""
-        if self._cct_set or self.spec.illuminant is None:
+        if self._cct_set or (self.spec.illuminant is None and self._adopted is None):
             return f"{self.cct_k:.0f}K"
-        return self.spec.illuminant
+        return self.spec.illuminant or str(self._adopted)
 
     def relative_output(self, t: float | None = None) -> float:
         """Output as a fraction of full output (0 when off), faults included."""

@@ -50,6 +50,8 @@ class ScpiLedSimulator(ScpiSimulator):
         if spec.serial:
             self.serial = spec.serial
         self.output = LightOutput(spec.light, self.clock, faults, self.link.full_scale_lux)
+        if (start := self.link.initial()) is not None:
+            self.output.power_up(start.light_on, start.level_pct, start.illuminant)
         self.link.light(self.output)
         self.link.on_sync(lambda: self.link.light(self.output))
         self.add("OUTPut#[:STATe]", self._set_output)

@@ -39,6 +39,9 @@ class ScpiPsuSpec(SimSpec):
     module_max_v: float = Field(5.5, gt=0.0, description="... up to this voltage")
     idle_a: float = Field(0.18, ge=0.0, description="camera current when idle")
     streaming_a: float = Field(0.32, ge=0.0, description="camera current while acquiring")
+    power_up_v: float = Field(3.3, ge=0.0, description="channel 1 set point when the bench "
+                                                      "starts powered")
+    power_up_limit_a: float = Field(0.5, ge=0.0)
 
 
 @dataclass
@@ -64,6 +67,9 @@ class ScpiPsuSimulator(ScpiSimulator):
             self.serial = spec.serial
         self.channels = [Channel() for _ in range(spec.channels)]
         self.selected = 1
+        start = self.link.initial()
+        if start is not None and start.powered:  # the bench starts powered: channel 1 is on
+            self.channels[0] = Channel(spec.power_up_v, spec.power_up_limit_a, True)
         self.add("INSTrument:NSELect", self._select)
         self.add("INSTrument:NSELect?", lambda _c, _a: str(self.selected))
         self.add("VOLTage[:LEVel][:IMMediate]", self._set_volts)
@@ -74,6 +80,7 @@ class ScpiPsuSimulator(ScpiSimulator):
         self.add("OUTPut[:STATe]?", lambda _c, _a: "1" if self._chan().on else "0")
         self.add("MEASure:VOLTage[:DC]?", lambda _c, _a: f"{self.measure(self.selected)[0]:.4f}")
         self.add("MEASure:CURRent[:DC]?", lambda _c, _a: f"{self.measure(self.selected)[1]:.4f}")
+        self._update()
 
     def _chan(self) -> Channel:
         return self.channels[self.selected - 1]
