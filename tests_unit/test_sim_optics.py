@@ -118,3 +118,16 @@ def test_e_sfr_of_simulated_edges_recovers_the_truth_mtf50(name: str, focus: flo
         y0 = int(truth["y_px"] - side / 3)
         result = measure_sfr(img[y0:y0 + int(2 * side / 3), x0:x0 + 48])
         assert result.mtf50_cy_per_px == pytest.approx(truth["mtf50_cy_px"], rel=0.02)
+
+
+def test_focus_texture_is_sharpest_at_best_focus() -> None:
+    import cv2
+
+    m = make_module()
+    scene = layout("focus", 640, 480)
+    sharpness = {}
+    for z in (-24.0, -8.0, 0.0, 8.0, 24.0):
+        img = render(m, scene, "E", z, slice(0, 480), slice(0, 640))
+        sharpness[z] = float(cv2.Laplacian(img, cv2.CV_32F).var())
+    assert max(sharpness, key=sharpness.__getitem__) == 0.0
+    assert sharpness[-24.0] < sharpness[-8.0] < sharpness[0.0] > sharpness[8.0] > sharpness[24.0]
