@@ -308,3 +308,15 @@ def test_defect_analysis_finds_exactly_the_truth_positions() -> None:
     truth = {(p.row, p.col) for p in cam.sensor.defects}
     assert found == truth
     assert max(c.size for c in result.clusters) == 4  # the 3x3 hot block: 2x2 on the R plane
+
+
+def test_crosstalk_matrix_mixes_the_channel_responses() -> None:
+    from harness.sim.colour_response import channel_response, qe_curves
+
+    plain = make_module(base="small.yaml")
+    mix = ((0.8, 0.2, 0.0), (0.1, 0.8, 0.1), (0.0, 0.3, 0.7))
+    skewed = make_module({"spectral": {"crosstalk": [list(r) for r in mix]}}, base="small.yaml")
+    assert np.allclose(qe_curves(skewed), np.asarray(mix) @ qe_curves(plain))
+    white_plain = channel_response(plain, "D65", 1.0)
+    white_skewed = channel_response(skewed, "D65", 1.0)
+    assert np.allclose(white_skewed, np.asarray(mix) @ white_plain)
