@@ -66,6 +66,10 @@ def test_scpi_led_over_tcp_socket_and_asrl(hub: SimulatorHub, opened: list[Any],
     assert led.is_on() and led.level() == 37.5
     led.set_cct(3200)
     assert state.cct_k == 3200 and led.cct() == 3200
+    led.set_illuminant("D50")
+    assert state.cct_k == 5003 and state.illuminant == "5003K"
+    with pytest.raises(ConfigError, match="illuminant 'F2' unknown; allowed: <CCT>K, D65"):
+        led.set_illuminant("F2")
     led.off()
     assert not state.on and not led.is_on()
 

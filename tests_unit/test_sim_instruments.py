@@ -225,7 +225,11 @@ def test_simulators_adopt_the_bench_state_at_power_up() -> None:
             assert light.on and light.level == pytest.approx(50.0)  # 0.5 ** 2 = 25 % output
             assert light.illuminant == "D50"
             assert bench.level_pct == pytest.approx(25.0) and bench.light_on
-            assert hub.simulator("psu").channels[0].volts == 3.6 and bench.powered
+            psu = hub.simulator("psu")
+            assert psu.channels[0].volts == 3.6 and bench.powered
+            assert psu.measure(1) == (3.6, psu.spec.idle_a)
+            bench.camera_streaming = True  # the contract: the SimCamera sets it in start/stop
+            assert psu.measure(1) == (3.6, psu.spec.streaming_a)
             assert hub.simulator("focus").axis.now() == 12.5
             assert hub.simulator("chart").current == "edge" and bench.chart == "edge"
         finally:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from harness.errors import InstrumentError
-from harness.station.stability import StabilityError, wait_stable
+from harness.station.stability import StabilityError, meter_settle, wait_stable
 
 
 class FakeTime:
@@ -73,3 +73,17 @@ def test_read_errors_propagate_and_bad_arguments_are_refused() -> None:
         wait_stable(broken, 1, 1, 1)
     with pytest.raises(ValueError, match="must be positive"):
         wait_stable(lambda: 1.0, 0, 1, 1)
+
+
+def test_meter_settle_hook_returns_the_trace() -> None:
+    from harness.devices.protocols import MeterReading
+
+    class Meter:
+        name = "meter"
+
+        def read(self) -> MeterReading:
+            return MeterReading(250.0, "lx")
+
+    record = meter_settle(Meter(), window_s=0.02, interval_s=0.005)()
+    assert record["stability"]["stable"] is True
+    assert record["stability"]["samples"][-1][1] == 250.0

@@ -29,6 +29,9 @@ LEVEL_TOLERANCE = 0.01
 """Read-back tolerance of a level in percent (the SCPI reply has 3 decimals, Gardasoft 1)."""
 
 
+NOMINAL_CCT_K = {"D65": 6504.0, "D50": 5003.0, "A": 2856.0, "F11": 4000.0, "TL84": 4000.0}
+
+
 def check_level(device: str, percent: float) -> float:
     if not 0.0 <= percent <= 100.0:
         raise ConfigError(f"{device}: light level {percent} % outside 0..100", field="level")
@@ -123,6 +126,20 @@ class ScpiLed(InstrumentDriver):
         if not self.confirmed(lambda: self._set(f"SOUR{self.ch}:CCT {kelvin:.0f}"), check):
             raise self.fail(f"CCT reads back {back[-1]:g} K, not {kelvin:g} K",
                             f"SOUR{self.ch}:CCT?")
+
+    def set_illuminant(self, name: str) -> None:
+        """Approximate an illuminant by its CCT (``<CCT>K``, or D65, D50, A, F11/TL84 by their
+        nominal CCTs, CIE 15:2004 Table T.1): a tunable-white LED matches the colour
+        temperature, not the spectrum."""
+        key = name.strip().upper()
+        if key.endswith("K") and key[:-1].replace(".", "", 1).isdigit():
+            kelvin = float(key[:-1])
+        elif key in NOMINAL_CCT_K:
+            kelvin = NOMINAL_CCT_K[key]
+        else:
+            raise ConfigError(f"{self.name}: illuminant {name!r} unknown; allowed: <CCT>K, "
+                              f"{', '.join(NOMINAL_CCT_K)}", field="illuminant")
+        self.set_cct(kelvin)
 
     def cct(self) -> float:
         self._need_cct()
@@ -226,4 +243,4 @@ class Gardasoft(InstrumentDriver):
             raise self.fail("light still on after the safe-state command", f"RS{self.ch},0")
 
 
-__all__ = ["Gardasoft", "ScpiLed", "check_level"]
+__all__ = ["NOMINAL_CCT_K", "Gardasoft", "ScpiLed", "check_level"]

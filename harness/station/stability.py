@@ -105,4 +105,18 @@ def wait_stable(read: Callable[[], float], tolerance_pct: float, window_s: float
         sleep(interval_s)
 
 
-__all__ = ["StabilityError", "StabilityTrace", "wait_stable"]
+def meter_settle(meter: Any, *, tolerance_pct: float = 0.5, window_s: float = 0.5,
+                 timeout_s: float = 30.0, interval_s: float = 0.05
+                 ) -> Callable[[], dict[str, Any]]:
+    """A ``settle`` hook for capture sequences: wait until ``meter`` is stable, return the trace
+    (for the record); raises :class:`StabilityError` when it is not."""
+    def settle() -> dict[str, Any]:
+        trace = wait_stable(lambda: float(meter.read().value), tolerance_pct, window_s,
+                            timeout_s, interval_s=interval_s, device=getattr(meter, "name", None),
+                            what="meter reading")
+        return {"stability": trace.as_dict()}
+
+    return settle
+
+
+__all__ = ["StabilityError", "StabilityTrace", "meter_settle", "wait_stable"]
