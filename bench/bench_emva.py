@@ -118,6 +118,69 @@ def _reference_seconds(descriptor: Path, repeat: int = 2) -> float | None:
     return _best(once, repeat)
 
 
+def stream_12mp(steps: int = 10, spatial: int = 8) -> dict[str, float]:
+    """A 12 MP sweep streamed through EmvaReducer (frames made on the fly from a small pool
+    of noise images): wall time of reduce + analyze, and how much the peak RSS grew, which
+    shows that frames are not kept (one frame is 24 MB; the run has 4*steps + 2*spatial)."""
+    import resource
+
+    from harness.analysis.emva1288 import EmvaReducer
+
+    rng = np.random.default_rng(2)
+    noise = [rng.standard_normal((H12, W12), dtype=np.float32) for _ in range(3)]
+    k = 0.25
+    work = np.empty((H12, W12), np.float32)
+    counter = iter(range(1 << 30))
+
+    def make(mean_e: float) -> np.ndarray:
+        n = noise[next(counter) % 3]
+        np.multiply(n, np.float32(np.sqrt(k * k * mean_e + 1.0)), out=work)
+        np.add(work, np.float32(40 + k * mean_e), out=work)
+        np.clip(np.rint(work, out=work), 0, 4095, out=work)
+        return work.astype(np.uint16, copy=True)
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    reducer = EmvaReducer(12)
+    for step in range(steps):
+        mean_e = 14000.0 * (step + 1) / steps
+        for dark in (False, False, True, True):
+            reducer.add(make(0.0 if dark else mean_e), dark=dark, spatial=False,
+                        exposure_ns=1e6 * (step + 1), photons=None, key=float(step))
+    for dark in [False] * spatial + [True] * spatial:
+        reducer.add(make(0.0 if dark else 7000.0), dark=dark, spatial=True,
+                    exposure_ns=5e6, key=-1.0)
+    analyze(reducer.finish())
+    wall = time.perf_counter() - start
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB on Linux
+    frames = 4 * steps + 2 * spatial
+    return {"stream_12mp_frames": frames, "stream_12mp_wall_s": round(wall, 2),
+            "stream_12mp_peak_rss_growth_mb": round(grown / 1024, 1),
+            "stream_12mp_frames_if_kept_mb": round(frames * H12 * W12 * 2 / 2**20, 1)}
+
+
+def _stream_in_fresh_processes() -> dict[str, Any]:
+    """stream_12mp at two sweep lengths, each in a new interpreter (ru_maxrss is a process
+    high-water mark): equal peaks show that memory does not grow with the frame count."""
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    out: dict[str, Any] = {}
+    for label, steps, spatial in (("short", 4, 4), ("long", 16, 16)):
+        code = ("import json; from bench.bench_emva import stream_12mp; "
+                f"print(json.dumps(stream_12mp({steps}, {spatial})))")
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                              text=True, check=False)
+        try:
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            out[f"stream_{label}"] = f"failed: {done.stderr.strip()[-200:]}"
+            continue
+        out |= {key.replace("stream_12mp", f"stream_12mp_{label}"): value
+                for key, value in figures.items()}
+    return out
+
+
 _OURS = """
 import sys, time
 from harness.analysis.emva1288 import analyze
@@ -197,5 +260,6 @@ def run() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     figures.update(reduction_12mp())
     figures.update(defects_12mp())
+    figures.update(_stream_in_fresh_processes())
     figures.update(end_to_end_640())
     return figures

@@ -129,3 +129,21 @@ def test_mismatched_or_signal_free_stacks_are_rejected() -> None:
         detect_defects(a.stats(), b.stats())
     with pytest.raises(ConfigError, match="no signal"):
         detect_defects(a.stats(), a.stats())
+
+
+def test_clusters_sizes_boxes_and_members_per_plane() -> None:
+    from harness.analysis.defects import _clusters
+
+    mask = np.zeros((20, 20), bool)
+    mask[2, 2] = mask[2, 4] = mask[4, 4] = True  # R plane (even, even): 3, 8-connected
+    mask[10, 10] = mask[12, 12] = True  # R plane diagonal couplet
+    mask[11, 11] = True  # B plane, alone: not a cluster
+    mask[3, 3] = True  # B plane neighbour of nothing on its own plane
+    mask[15, 15] = True  # B plane
+    found = _clusters(mask, bayer_planes("RGGB"))
+    assert [(c.plane, c.size) for c in found] == [("R", 3), ("R", 2)]
+    assert (found[0].top, found[0].left, found[0].bottom, found[0].right) == (2, 2, 4, 4)
+    assert set(found[0].pixels) == {(2, 2), (2, 4), (4, 4)}
+    assert set(found[1].pixels) == {(10, 10), (12, 12)}
+    mono = _clusters(mask, bayer_planes(None))  # full-frame neighbours
+    assert sorted(c.size for c in mono) == [3, 4]  # (3, 3) joins the first, (11, 11) the second

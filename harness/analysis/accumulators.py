@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -181,12 +182,14 @@ class StackStats:
         """<y>: the per-pixel mean image (float64)."""
         return self.mean()
 
-    def mean(self, view: tuple[slice, slice] | None = None) -> np.ndarray:
+    def mean(self, view: tuple[slice, slice] | None = None,
+             dtype: type[np.floating[Any]] = np.float64) -> np.ndarray:
         """Per-pixel mean of the stack, optionally of a view (e.g. one Bayer plane)."""
         s = self.sum_img if view is None else self.sum_img[view]
-        return s / float(self.frames)
+        return np.divide(s, self.frames, dtype=dtype)
 
-    def var_img(self, view: tuple[slice, slice] | None = None) -> np.ndarray:
+    def var_img(self, view: tuple[slice, slice] | None = None,
+                dtype: type[np.floating[Any]] = np.float64) -> np.ndarray:
         """Per-pixel unbiased temporal variance (L * sum y^2 - (sum y)^2) / (L (L - 1)).
 
         The numerator is formed in int64, exactly: it is a small difference of two large
@@ -196,15 +199,19 @@ class StackStats:
             raise ConfigError("a stack needs at least 2 frames for a temporal variance")
         s = (self.sum_img if view is None else self.sum_img[view]).astype(np.int64)
         q = (self.sumsq_img if view is None else self.sumsq_img[view]).astype(np.int64)
-        num = self.frames * q - s * s
-        return num / (self.frames * (self.frames - 1.0))
+        np.multiply(q, self.frames, out=q)  # in place: two int64 images at most
+        np.multiply(s, s, out=s)
+        np.subtract(q, s, out=q)
+        del s
+        return np.divide(q, self.frames * (self.frames - 1.0), dtype=dtype)
 
     def temporal_var_dn2(self, mask: np.ndarray | None = None,
                          view: tuple[slice, slice] | None = None) -> float:
         """sigma^2_y.stack: mean per-pixel temporal variance over the pixels in ``mask`` (of
         the ``view``'s shape when a view is given)."""
-        var = self.var_img(view)
-        return float(var.mean() if mask is None else var[mask].mean())
+        var = self.var_img(view, np.float32)
+        return float(var.mean(dtype=np.float64) if mask is None
+                     else var[mask].mean(dtype=np.float64))
 
 
 class StackAccumulator:
