@@ -158,7 +158,7 @@ class LineTransport:
         with self._lock:
             yield
 
-    def write(self, command: str, *, timeout_s: float | None = None) -> None:
+    def write(self, command: str) -> None:
         """Send one command that has no reply (reconnects once on a connection error)."""
         with self._lock:
             self._ensure_open()
