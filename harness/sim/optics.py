@@ -91,7 +91,7 @@ def mtf50(psf: Psf, fill: float = 1.0, theta_deg: float = 0.0, lens_only: bool =
                         grid[k - 1], grid[k]))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4096)
 def esf_table(sigma: float, radius: float, fill: float, theta_deg: float
               ) -> tuple[np.ndarray, np.ndarray]:
     """Edge-spread function (distance in px along the edge normal -> 0..1), tabulated.
