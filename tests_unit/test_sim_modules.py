@@ -192,6 +192,14 @@ def test_truth_cli_prints_json_and_rejects_bad_input(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "module file not found" in bad.output
     gain = runner.invoke(app, ["sim", "truth", str(MODULES / "small.yaml"), "--gain", "99"])
     assert gain.exit_code == 2 and "outside 0..24" in gain.output
+    small = runner.invoke(app, ["sim", "truth", str(MODULES / "hot-cluster.yaml"), "--json",
+                                "--size", "640x480"])
+    assert small.exit_code == 0, small.output
+    cam_truth = SensorModel(load_module(MODULES / "hot-cluster.yaml").with_sensor_size(640, 480))
+    assert [(d["row"], d["col"]) for d in json.loads(small.stdout)["defects"]] == [
+        (p.row, p.col) for p in cam_truth.defects]
+    bad_size = runner.invoke(app, ["sim", "truth", str(MODULES / "small.yaml"), "--size", "big"])
+    assert bad_size.exit_code == 2 and "expected WIDTHxHEIGHT" in bad_size.output
 
 
 def test_render_cli_writes_a_tiff(tmp_path: Path) -> None:

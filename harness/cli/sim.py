@@ -29,6 +29,9 @@ def truth(
     focus_um: Annotated[float | None, typer.Option(
         "--focus", help="Focus position, um (default: best focus).")] = None,
     illuminant: Annotated[str, typer.Option(help="Illuminant for the QE figures.")] = "D65",
+    size: Annotated[str | None, typer.Option(
+        help="Sensor size override WxH, as the camera's sensor_size setting (e.g. 640x480).")
+    ] = None,
 ) -> None:
     """Print the ground truth the module's frames are made from."""
     with error_boundary():
@@ -38,6 +41,8 @@ def truth(
 
         check_illuminant(illuminant)
         mod = load_module(module)
+        if size is not None:
+            mod = mod.with_sensor_size(*_parse_size(size))
         if not 0.0 <= gain_db <= mod.sensor.gain_max_db:
             raise ConfigError(f"--gain {gain_db} outside 0..{mod.sensor.gain_max_db} dB")
         data = module_truth(mod, gain_db=gain_db, temperature_c=temperature_c,
@@ -46,6 +51,16 @@ def truth(
             typer.echo(json.dumps(data, indent=2))
             return
         _print_truth(data)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480")
+    width, height = int(parts[0]), int(parts[1])
+    if not (16 <= width <= 16384 and 16 <= height <= 16384):
+        raise ConfigError(f"--size {text!r}: width and height must be 16..16384")
+    return width, height
 
 
 def _print_truth(data: dict[str, object]) -> None:
