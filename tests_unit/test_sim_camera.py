@@ -277,3 +277,13 @@ def test_time_scale_paces_frames_in_wall_time() -> None:
     stack = free.grab(3)
     assert time.perf_counter() - start < 2.0  # 3 s of simulated time, no sleeping
     assert stack.meta[-1].timestamp_s - stack.meta[0].timestamp_s == pytest.approx(2.0)
+
+
+def test_truth_at_the_current_operating_point(cam: SimCamera) -> None:
+    cam.set("Gain", 6.0)
+    cam.bench.set_focus(10.0)
+    truth = cam.truth()
+    assert truth["system_gain_dn_per_e"] == pytest.approx(0.42 * 10 ** (6 / 20), rel=1e-5)
+    assert truth["operating_point"]["temperature_c"] == cam.get("DeviceTemperature")
+    assert truth["lens"][0]["defocus_radius_px"] == pytest.approx(10 / (2 * 2.0 * 1.4),
+                                                                  rel=1e-5)

@@ -278,6 +278,20 @@ class SimCamera:
                                   f.get("DeviceFirmwareVersion"),
                                   {"module": self.module.name, "source": self.module.source})
 
+    def truth(self) -> dict[str, Any]:
+        """Ground truth at the camera's current operating point (gain, black level, die
+        temperature) and the bench's focus and illuminant (:func:`~harness.sim.truth.module_truth`).
+        """
+        from harness.sim.truth import module_truth
+
+        with self._lock:
+            port = self._check_power()
+            state = self.bench.state()
+            return module_truth(self.module, gain_db=port.get_u32(P.GAIN_RAW) / 10.0,
+                                temperature_c=self.temperature_c(), focus_um=state.focus_um,
+                                illuminant=state.illuminant,
+                                black_level_dn=port.get_f64(P.BLACK_LEVEL))
+
     # -- Camera protocol: acquisition -------------------------------------------------------------
 
     def start(self) -> None:
