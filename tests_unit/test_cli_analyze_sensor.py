@@ -150,3 +150,15 @@ def test_uniformity_on_bare_tiffs_with_a_dark_stack(tmp_path: Path) -> None:
     payload = json.loads(result.stdout)
     assert set(payload["channels"]) == {"R", "G", "B"}
     assert payload["relative_illumination_min"] == pytest.approx(1.0, abs=0.03)
+
+
+def test_emva1288_notes_questionable_data(tmp_path: Path) -> None:
+    # the sweep stops at 60 % of the full well: saturation is not reached, and the spatial
+    # stacks (placed at the 40 % step by hand) are far from 50 % of the measured maximum
+    sensor = Sensor(height=48, width=64, seed=96)
+    path = write_descriptor_set(tmp_path, sensor, steps=12, max_electrons=0.6 * 12000.0,
+                                spatial_frames=4, spatial_step=1)
+    result = runner.invoke(app, ["analyze", "emva1288", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "does not reach saturation" in result.stderr
+    assert "spatial stacks sit at" in result.stderr

@@ -160,3 +160,33 @@ def test_reference_saturation_search_fails_on_a_plateau_ours_does_not(tmp_path: 
     truth = sensor.true_saturation_e()
     assert ours.saturation_capacity_e == pytest.approx(truth, rel=0.03)
     assert reference(path).u_e_sat > 1.2 * truth
+
+
+def test_reference_generated_data_set_loads_and_agrees(tmp_path: Path, reference: Any) -> None:
+    """A data set written by the reference package's own generator (int32 'mode I' TIFFs,
+    backslash paths) loads here; K and QE agree with the package at the same saturation
+    index. Its default full well (below the ADC range) also puts its 'spatial' point on the
+    plateau, which our spatial_fraction_of_saturation reports (> 1)."""
+    generator = pytest.importorskip("emva1288.camera.dataset_generator")
+    gen = generator.DatasetGenerator(steps=20, L=4, image_format="tiff", outdir=str(tmp_path),
+                                     width=64, height=48, bit_depth=12, seed=3)
+    path = Path(gen.descriptor_path)
+    assert tifffile.imread(next((tmp_path / "images").iterdir())).dtype == np.int32
+    ours = analyze(reduce_descriptor(path))
+    ref = reference(path, index_u_ysat=ours.saturation_index)
+    assert ours.system_gain_dn_per_e == pytest.approx(ref.K, rel=1e-6)
+    assert ours.quantum_efficiency_pct == pytest.approx(ref.QE, rel=1e-6)
+    assert ours.spatial_fraction_of_saturation is not None
+    assert ours.spatial_fraction_of_saturation > 1.0
+    assert reference(path).u_e_sat > 2 * ours.saturation_capacity_e  # its plateau failure
+
+
+def test_wide_integer_images_must_fit_16_bits(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "ok.tif", np.full((4, 6), 4000, np.int32))
+    assert load_image(tmp_path / "ok.tif", bits=12).dtype == np.uint16
+    tifffile.imwrite(tmp_path / "neg.tif", np.full((4, 6), -1, np.int32))
+    with pytest.raises(ConfigError, match="do not fit"):
+        load_image(tmp_path / "neg.tif")
+    tifffile.imwrite(tmp_path / "float.tif", np.zeros((4, 6), np.float32))
+    with pytest.raises(ConfigError, match="not supported"):
+        load_image(tmp_path / "float.tif")

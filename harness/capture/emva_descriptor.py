@@ -212,8 +212,16 @@ def load_image(path: Path, *, bits: int | None = None,
         raise ConfigError(f"expected a single-channel 2-D image, got shape {image.shape}",
                           source=str(path))
     if image.dtype not in (np.uint8, np.uint16):
-        raise ConfigError(f"pixel type {image.dtype} not supported; allowed: uint8, uint16",
-                          source=str(path))
+        # other tools write wider integers, e.g. the emva1288 package's PIL mode-I (int32)
+        # TIFFs: accepted when every value fits 0..65535, then stored as uint16
+        if image.dtype.kind not in "iu":
+            raise ConfigError(f"pixel type {image.dtype} not supported; allowed: integer "
+                              "images with values 0..65535", source=str(path))
+        low, high = int(image.min()), int(image.max())
+        if low < 0 or high > 65535:
+            raise ConfigError(f"{image.dtype} values {low}..{high} do not fit 0..65535",
+                              source=str(path))
+        image = image.astype(np.uint16)
     if shape is not None and image.shape != shape:
         raise ConfigError(f"image is {image.shape[1]}x{image.shape[0]}, expected "
                           f"{shape[1]}x{shape[0]} (descriptor / first frame)", source=str(path))

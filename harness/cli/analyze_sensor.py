@@ -15,7 +15,7 @@ import numpy as np
 import typer
 
 from harness.cli.analyze import analyze_app
-from harness.cli.app import console, error_boundary
+from harness.cli.app import console, err_console, error_boundary
 from harness.errors import ConfigError
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -120,6 +120,8 @@ def emva1288_command(
             _emva_plots(result, plots)
         if json_out is not None:
             emit_json(result.to_json(), json_out)
+        for note in emva_notes(result):
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         if json_out != "-":
             rows = [
                 ("system gain K", _fmt(result.system_gain_dn_per_e, "DN/e-")),
@@ -137,6 +139,22 @@ def emva1288_command(
             ]
             for name, value in rows:
                 console.print(f"{name:>22}: {value}", highlight=False)
+
+
+def emva_notes(result: Any) -> list[str]:
+    """Warnings about the data (not errors: the figures are still computed)."""
+    notes = []
+    frac = result.spatial_fraction_of_saturation
+    if frac is not None and not 0.3 <= frac <= 0.7:
+        notes.append(f"the spatial stacks sit at {100 * frac:.0f} % of saturation (EMVA 1288 "
+                     "asks ~50 %); DSNU/PRNU may be invalid")
+    if not result.saturation_reached:
+        notes.append("the sweep does not reach saturation: saturation capacity, SNR max and "
+                     "dynamic range are lower bounds")
+    if result.dark_noise_quantisation_limited:
+        notes.append("dark noise is below the quantisation limit (0.24 DN^2): the dark noise "
+                     "figure is an upper bound")
+    return notes
 
 
 def _emva_plots(result: Any, folder: Path) -> None:
