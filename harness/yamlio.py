@@ -58,24 +58,75 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
-def _walk(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], source: str) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(
-                    f"duplicate key {key!r} (first at line {seen[key]})",
-                    source=source, line=line, field=format_path((*path, key)),
-                )
-            seen[key] = line
-            lines[(*path, key)] = line
-            _walk(value_node, (*path, key), lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, (*path, i), lines, source)
+#: Bounds on a document's shape: station files, limit specs and module files are a few levels
+#: deep and a few hundred values long; these bounds refuse alias bombs ("billion laughs"),
+#: self-referencing anchors and absurd nesting with one line instead of a hang or a
+#: RecursionError.
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+class _Walk:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[FieldPath, int] = {}
+        self.count = 0
+        self.active: set[int] = set()
+
+    def fail(self, node: yaml.Node, path: FieldPath, message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, line=node.start_mark.line + 1,
+                           field=format_path(path) or None)
+
+    def walk(self, node: yaml.Node, path: FieldPath) -> None:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, path, f"more than {MAX_NODES} values once aliases are "
+                                        "expanded; refusing the document")
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, path, f"nested deeper than {MAX_DEPTH} levels")
+        if id(node) in self.active:
+            raise self.fail(node, path, "an alias refers to a value that contains it "
+                                        "(recursive anchor)")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            self.active.add(id(node))
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value
+                line = key_node.start_mark.line + 1
+                if not isinstance(key, str):
+                    raise self.fail(key_node, path, "a key must be a plain value, "
+                                                    "not a list or mapping")
+                if key in seen:
+                    raise ConfigError(
+                        f"duplicate key {key!r} (first at line {seen[key]})",
+                        source=self.source, line=line, field=format_path((*path, key)),
+                    )
+                seen[key] = line
+                self.lines[(*path, key)] = line
+                self.walk(value_node, (*path, key))
+            self.active.discard(id(node))
+        elif isinstance(node, yaml.SequenceNode):
+            self.active.add(id(node))
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+            self.active.discard(id(node))
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags) whose value errors carry the value's line.
+
+    PyYAML's safe constructors raise a bare ``ValueError`` for a value of the right shape
+    but impossible content (``2027-13-01`` as a date); this turns it into a marked error.
+    """
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"bad value {str(node.value)[:40]!r}: {exc}",
+                node.start_mark) from None
 
 
 def _substitute(value: Any, path: FieldPath, doc: LoadedYaml, env: Mapping[str, str]) -> Any:
@@ -116,9 +167,11 @@ def load_yaml(path: str | Path, *, what: str = "file",
 
 def parse_yaml(text: str, *, source: str, what: str = "file",
                env: Mapping[str, str] | None = None) -> LoadedYaml:
+    loader: _SafeLoader | None = None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        loader = _SafeLoader(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -126,9 +179,16 @@ def parse_yaml(text: str, *, source: str, what: str = "file",
         raise ConfigError(f"invalid YAML: {problem}", source=source, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}".splitlines()[0], source=source) from None
-    lines: dict[FieldPath, int] = {}
+    except RecursionError:
+        raise ConfigError(f"invalid YAML: nested deeper than {MAX_DEPTH} levels",
+                          source=source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    walker = _Walk(source)
     if node is not None:
-        _walk(node, (), lines, source)
+        walker.walk(node, ())
+    lines = walker.lines
     doc = LoadedYaml(data, source, lines)
     if data is None:
         raise ConfigError(f"empty {what}", source=source, line=1)

@@ -25,9 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 import tifffile
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import ConfigError, EvidenceError
+from harness.paths import safe_relative
 
 FORMAT_NAME = "harness-capture-set"
 FORMAT_VERSION = 1
@@ -62,6 +63,15 @@ class FrameRecord(BaseModel):
     frame_id: int | None = None
     timestamp_s: float | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("file")
+    @classmethod
+    def _inside_the_set(cls, value: str) -> str:
+        """A frame file is relative to the set's folder and stays inside it (no traversal)."""
+        try:
+            return safe_relative(value, "file")
+        except ConfigError as exc:
+            raise ValueError(exc.detail) from None
 
 
 class Manifest(BaseModel):
@@ -136,6 +146,11 @@ class CaptureSet:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ConfigError(f"manifest is not valid JSON: {exc}".splitlines()[0],
                               source=str(mpath)) from None
+        except RecursionError:
+            raise ConfigError("manifest is not valid JSON: nested too deeply",
+                              source=str(mpath)) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read manifest: {exc.strerror}", source=str(mpath)) from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
             raise ConfigError(f"not a capture-set manifest (format must be {FORMAT_NAME!r})",
                               source=str(mpath), field="format")
@@ -147,8 +162,9 @@ class CaptureSet:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"{err['msg']}, found {err.get('input')!r}"[:300],
-                              source=str(mpath), field=loc) from None
+            msg = (str(err["msg"]).removeprefix("Value error, ") if err["type"] == "value_error"
+                   else f"{err['msg']}, found {err.get('input')!r}")
+            raise ConfigError(msg[:300], source=str(mpath), field=loc) from None
         return cls(root, manifest)
 
     def records(self, role: str | None = None, group: str | None = None) -> list[FrameRecord]:
@@ -166,13 +182,18 @@ class CaptureSet:
             data = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError("frame file missing", source=str(path)) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read frame file: {exc.strerror}", source=str(path)) from None
         if verify and hashlib.sha256(data).hexdigest() != record.sha256:
             raise ConfigError(f"checksum mismatch (manifest says {record.sha256[:12]}…)",
                               source=str(path))
         try:
-            return tifffile.imread(path)
+            image = np.asarray(tifffile.imread(path))
         except Exception as exc:
             raise ConfigError(f"unreadable TIFF: {exc}".splitlines()[0], source=str(path)) from None
+        if image.ndim not in (2, 3) or image.size == 0:
+            raise ConfigError(f"no image in the TIFF (shape {image.shape})", source=str(path))
+        return image
 
     def iter_frames(self, role: str | None = None,
                     group: str | None = None) -> Iterator[tuple[FrameRecord, np.ndarray]]:

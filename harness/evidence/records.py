@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -52,7 +53,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord
@@ -386,8 +393,9 @@ def resolve_url(target: str | Path | None) -> str:
         return f"sqlite:///{path}"
     try:
         url = make_url(text_)
-    except ArgumentError:
-        raise ConfigError(f"not a database URL: {text_!r}", field="--records") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text_)  # never echo a password
+        raise ConfigError(f"not a database URL: {shown!r}", field="--records") from None
     backend = url.get_backend_name()
     if backend == "postgresql":
         if url.drivername == "postgresql":
@@ -447,6 +455,10 @@ class RecordStore:
             self.engine.dispose()
             raise EvidenceError(f"records database {shown}: "
                                 f"{str(exc.orig).strip().splitlines()[0]}") from None
+        except DatabaseError as exc:  # e.g. "file is not a database": bad input, not a fault
+            self.engine.dispose()
+            raise ConfigError(f"not a usable records database: "
+                              f"{str(exc.orig).strip().splitlines()[0]}", source=shown) from None
 
     def close(self) -> None:
         self.engine.dispose()

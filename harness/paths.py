@@ -1,0 +1,62 @@
+"""Names from the outside world made safe to use in file paths.
+
+Station ids, DUT serials, run ids and sequence names end up in file names (lock files,
+evidence folders, sign-off pages, capture sets); file names inside a capture-set manifest are
+joined to the set's folder. A hostile or broken value (``../../etc/x``, ``/abs``, a NUL byte,
+a 5000-character name) must never reach a path outside the folder it was meant for: these
+helpers refuse it with a one-line :class:`~harness.errors.ConfigError` (OWASP "Path
+Traversal"; POSIX.1-2017 3.282 portable filename character set).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath, PureWindowsPath
+
+from harness.errors import ConfigError
+
+#: POSIX portable filename characters; first one not a dot or dash (no hidden files, no
+#: option-like names); 128 characters leave room for suffixes under NAME_MAX = 255.
+COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+MAX_RELATIVE = 1024
+
+
+def safe_component(text: str, what: str) -> str:
+    """``text`` unchanged if it is usable as ONE file-name component, else a ConfigError.
+
+    Allowed: letters, digits, ``.``, ``_``, ``-``, 1..128 characters, not starting with
+    ``.`` or ``-`` (so never ``.``, ``..`` or a hidden file) and never a separator or NUL.
+    """
+    if not isinstance(text, str) or not COMPONENT.fullmatch(text):
+        shown = repr(text)[:60]
+        raise ConfigError(f"{shown} cannot be used in a file name; allowed: 1..128 of "
+                          "A-Z a-z 0-9 . _ - (not starting with . or -)", field=what)
+    return text
+
+
+def safe_relative(text: str, what: str, *, source: str | None = None) -> str:
+    """``text`` unchanged if it is a relative path that stays inside its base folder.
+
+    Refused: empty, NUL bytes, absolute paths (POSIX ``/x`` or Windows ``C:\\x``, ``\\\\host``),
+    any ``..`` component, longer than 1024 characters.
+    """
+    problem = ""
+    if not isinstance(text, str) or not text:
+        problem = "empty path"
+    elif "\x00" in text:
+        problem = "NUL byte in path"
+    elif len(text) > MAX_RELATIVE:
+        problem = f"path longer than {MAX_RELATIVE} characters"
+    else:
+        posix, windows = PurePosixPath(text), PureWindowsPath(text)
+        if posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+            problem = "absolute path"
+        elif ".." in posix.parts or ".." in windows.parts:
+            problem = "'..' leaves the folder"
+    if problem:
+        raise ConfigError(f"{problem} {repr(text)[:60]}; allowed: a relative path inside "
+                          "the folder", source=source, field=what)
+    return text
+
+
+__all__ = ["safe_component", "safe_relative"]
