@@ -91,6 +91,9 @@ def test_dropped_connection_tcp_and_pty(hub: SimulatorHub, devs: dict[str, Any])
     gs.on()
     assert hub.simulator("gs").levels[0] == 20.0
     assert gs.transport.reconnects == 1
+    arm(hub, "meter", kind="drop", count=1)  # 7E2 framing on a fresh pty after the hang-up
+    assert devs["meter"].read().unit == "lx"
+    assert devs["meter"].transport.reconnects == 1
     # a connection that keeps dropping: give up with InstrumentError, then safe state.
     # pyvisa-py sees a socket closed by the peer only as a read timeout; a pty hang-up is EIO.
     psu.output(True)
