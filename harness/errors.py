@@ -13,6 +13,15 @@ A DUT out of spec is an ``AssertionError`` raised by the limit judge, nothing he
 
 from __future__ import annotations
 
+#: Every character ``str.splitlines`` breaks a line at, other than ``\n`` (which becomes a space).
+_BREAKS = {ord(c): repr(c)[1:-1] for c in "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line: newlines become spaces, other line breaks are shown escaped
+    (a key or value from a file may hold any of them)."""
+    return text.replace("\n", " ").translate(_BREAKS)
+
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
@@ -38,7 +47,7 @@ class ConfigError(HarnessError):
             prefix = f"{source}:{line}: " if line else f"{source}: "
         if field:
             prefix += f"{field}: "
-        super().__init__((prefix + message).replace("\n", " "))
+        super().__init__(one_line(prefix + message))
 
 
 class CalibrationExpired(ConfigError):

@@ -151,7 +151,8 @@ def load_limits(path: str | Path) -> LimitSpec:
         parsed = LimitFile.model_validate(doc.data)
     except ValidationError as exc:
         fields: dict[tuple[str | int, ...], list[str]] = {(): list(LimitFile.model_fields)}
-        for i in range(len(doc.data.get("limits") or []) if isinstance(doc.data, dict) else 0):
+        listed = doc.data.get("limits") if isinstance(doc.data, dict) else None
+        for i in range(len(listed) if isinstance(listed, list) else 0):
             fields[("limits", i)] = list(Limit.model_fields)
         raise validation_error(doc, exc, model_fields=fields) from None
     seen: dict[str, int] = {}

@@ -182,6 +182,8 @@ def parse_yaml(text: str, *, source: str, what: str = "file",
     except RecursionError:
         raise ConfigError(f"invalid YAML: nested deeper than {MAX_DEPTH} levels",
                           source=source) from None
+    except (ValueError, OverflowError) as exc:  # the scanner on e.g. a "\U7fffffff" escape
+        raise ConfigError(f"invalid YAML: {exc}".splitlines()[0], source=source) from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord, worst
+from harness.paths import safe_component
 
 EventType = Literal["run_start", "test_start", "capture", "artefact", "measurement", "error",
                     "test_end", "run_end"]
@@ -247,11 +248,35 @@ def read_journal(path: str | Path) -> JournalContents:
 def _parse(line: bytes) -> dict[str, Any] | None:
     try:
         event = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         return None
-    if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) \
+            or event["type"] not in EVENT_TYPES:
         return None
     return event
+
+
+def _seq(value: Any) -> int | None:
+    """An event's sequence number, None if it is not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_start(start: Mapping[str, Any], source: str) -> None:
+    """The run_start event names the run: its shape must be right or nothing is rebuilt.
+
+    The run id becomes a folder and file name (Allure results, sign-off page), so it must be
+    one safe file-name component.
+    """
+    safe_component(str(start.get("run_id", "")), "run_id")
+    for key, kind in (("dut", dict), ("software", dict), ("devices", list),
+                      ("calibrations", list)):
+        value = start.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(f"run_start {key} must be a {'mapping' if kind is dict else 'list'}"
+                              f", found {type(value).__name__}", source=source, field=key)
+        if kind is list and value and not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"run_start {key} must be a list of mappings", source=source,
+                              field=key)
 
 
 def _test(tests: dict[str, dict[str, Any]], test_id: str) -> dict[str, Any]:
@@ -269,18 +294,23 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
     if not contents.events or contents.events[0].get("type") != "run_start":
         raise ConfigError("the journal does not begin with a run_start event", source=source)
     start = contents.events[0]
+    try:
+        _check_start(start, source)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source, field=exc.field) from None
     tests: dict[str, dict[str, Any]] = {}
     artefacts: list[Artefact] = []
     run_errors: list[Outcome] = []
     reasons: list[str] = []
     end: dict[str, Any] | None = None
     last_time = start.get("time", "")
-    expected_seq = start.get("seq", 1)
+    expected_seq = _seq(start.get("seq", 1)) or 1
     for event in contents.events:
-        if event.get("seq") != expected_seq:
+        seq = _seq(event.get("seq"))
+        if seq != expected_seq:
             reasons.append(f"journal sequence jumps from {expected_seq - 1} to {event.get('seq')}")
             run_errors.append(Outcome.ERROR)
-        expected_seq = int(event.get("seq", expected_seq)) + 1
+        expected_seq = (seq if seq is not None else expected_seq) + 1
         last_time = event.get("time", last_time)
         kind = str(event["type"])
         test_id = str(event.get("test_id", ""))
@@ -316,7 +346,7 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
                          message=event.get("message", ""))
             elif kind == "run_end":
                 end = event
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             reasons.append(f"journal event #{event.get('seq')} ({kind}) is malformed: {exc}")
             run_errors.append(Outcome.ERROR)
     records: list[TestRecord] = []
@@ -343,7 +373,11 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
         reasons.append(f"the journal ends without run_end after {last_time} (process killed?)")
         ended = last_time
     else:
-        outcomes.append(Outcome.parse(end["outcome"]))
+        try:
+            outcomes.append(Outcome.parse(str(end["outcome"])))
+        except (KeyError, ValueError) as exc:
+            outcomes.append(Outcome.ERROR)
+            reasons.append(f"journal event #{end.get('seq')!r} (run_end) is malformed: {exc}")
         if end.get("reason"):
             reasons.insert(0, str(end["reason"]))
         ended = end.get("time", "")

@@ -160,7 +160,8 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
         top = _model_keys(StationHeader)
         top[("calibration", "*")] = list(Calibration.model_fields)
         fields = dict(top)
-        for role in (doc.data.get("calibration") or {}) if isinstance(doc.data, dict) else {}:
+        calibration = doc.data.get("calibration") if isinstance(doc.data, dict) else None
+        for role in calibration if isinstance(calibration, dict) else {}:
             fields[("calibration", role)] = list(Calibration.model_fields)
         raise validation_error(doc, exc, model_fields=fields) from None
 
