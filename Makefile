@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-STATION ?= stations/fake.yaml
+STATION ?= stations/sim-small.yaml
+LIMITS ?= tests_hil/limits/cm12.yaml
 
 SYSTEM_STAMP := $(VENV)/.system
 NODE_STAMP := node_modules/.installed
@@ -41,13 +42,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	$(PY) -m pytest tests_unit tests_hil --station $(STATION) -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests_unit tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir out/test-evidence -q $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest tests_unit -q $(PYTEST_ARGS)
 
+# The qualification suite on the simulated 12 MP station, then the single-file Allure report
+# (out/report/index.html); the suite's exit status is kept.
 qualify: venv
-	$(PY) -m pytest tests_hil --station stations/sim.yaml -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests_hil --station stations/sim.yaml --limits $(LIMITS) \
+	  --evidence-dir out/evidence --records out/records.sqlite \
+	  --alluredir out/allure-results --clean-alluredir -q $(PYTEST_ARGS); \
+	status=$$?; $(VENV)/bin/harness report out/allure-results --out out/report || status=1; \
+	exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check harness tests_unit tests_hil bench

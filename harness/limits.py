@@ -20,6 +20,10 @@ A limit spec is versioned YAML data, one file per product (``tests_hil/limits/<p
         min: 0.20
         condition: {zone: corner}    # zone, channel, illuminant, ... matched by the suite
 
+An optional ``conditions:`` section holds the test conditions per sequence (exposure steps,
+frame counts, focus positions, illuminants), so a product's limits and the conditions they
+were set for travel together.
+
 The file's sha256 goes into every record, so a verdict can always be traced to the exact
 limits it was judged against. :func:`judge` turns a value into a
 :class:`~harness.evidence.model.Measurement` (the verdict: value, unit, limits, margin,
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +109,7 @@ class LimitFile(BaseModel):
     product: str = Field(pattern=LIMIT_ID)
     version: int | str
     description: str = ""
+    conditions: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limits: list[Limit] = Field(min_length=1)
 
 
@@ -118,6 +123,11 @@ class LimitSpec:
     limits: tuple[Limit, ...]
     source: str
     sha256: str
+    conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def condition(self, sequence: str) -> dict[str, Any]:
+        """Test conditions for ``sequence`` (exposures, frame counts, positions...)."""
+        return dict(self.conditions.get(sequence, {}))
 
     def __iter__(self) -> Iterator[Limit]:
         return iter(self.limits)
@@ -163,7 +173,7 @@ def load_limits(path: str | Path) -> LimitSpec:
         seen[limit.id] = i
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return LimitSpec(parsed.product, str(parsed.version), parsed.description,
-                     tuple(parsed.limits), str(path), digest)
+                     tuple(parsed.limits), str(path), digest, dict(parsed.conditions))
 
 
 def judge(limit: Limit, value: float | None, **condition: Any) -> Measurement:

@@ -97,6 +97,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "hil_requires(*devices): skip unless the station has these devices "
         "(camera, light, power, meter, focus, chart)",
     )
+    config.addinivalue_line(
+        "markers", "hil_family(name): the test family (linearity, defects, ...) for the report")
+    config.addinivalue_line(
+        "markers", "selftest: a station self-test on a reference module")
     station_file = config.getoption("station", default=None)
     if not station_file:
         return

@@ -15,6 +15,7 @@ def test_station_opens_and_identifies_every_device(hil_station: Station) -> None
 
 
 def test_camera_grabs_a_stack_with_metadata(hil_camera) -> None:  # type: ignore[no-untyped-def]
+    hil_camera.start()
     stack = hil_camera.grab(3, timeout_s=5.0)
     assert len(stack) == 3
     assert stack.frames.ndim in (3, 4)

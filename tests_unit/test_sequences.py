@@ -78,7 +78,7 @@ def test_focus_sweep_moves_the_actuator(station: Station, tmp_path: Path) -> Non
 
 
 def test_unknown_sequence(station: Station, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown sequence 'exposure'; available: exposure_sweep"):
+    with pytest.raises(ConfigError, match="unknown sequence 'exposure'; available: saturation_level, exposure_sweep"):
         run_sequence("exposure", context(station, tmp_path))
 
 

@@ -55,6 +55,7 @@ class CaptureContext:
     photons_per_pixel: Callable[[float], float | None] | None = None
     grab_timeout_s: float = 10.0
     light_level_pct: float = 50.0
+    saturation_dn: float | None = None
     _counter: int = 0
 
     def new_set(self, sequence: str) -> CaptureSetWriter:
@@ -176,8 +177,23 @@ def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, 
             frames=len(stack), exposure_us=exposure_set)
 
 
+def _level(stack: FrameStack, statistic: str = "mean") -> float:
+    """Signal level of a stack's first frame: its mean (``statistic="mean"``, for flat fields)
+    or its 99.5th percentile (``"high"``, for charts: the brightest patch, not the mean of a
+    mostly dark frame, must stay below saturation); on a colour sensor that of its brightest
+    Bayer plane (the channel that saturates first)."""
+    frame = stack.frames[0]
+    if stack.cfa is None or frame.ndim != 2:
+        planes = [frame]
+    else:
+        planes = [frame[r::2, c::2] for r in (0, 1) for c in (0, 1)]
+    if statistic == "high":
+        return max(float(np.percentile(p[::2, ::2], 99.5)) for p in planes)
+    return max(float(np.mean(p, dtype=np.float64)) for p in planes)
+
+
 def _mean_fraction(stack: FrameStack, bits: int) -> float:
-    return float(np.mean(stack.frames[0], dtype=np.float64)) / float(2**bits - 1)
+    return _level(stack) / float(2**bits - 1)
 
 
 def _probe(ctx: CaptureContext, writer: CaptureSetWriter | None, exposure: float) -> FrameStack:
@@ -190,23 +206,71 @@ def _probe(ctx: CaptureContext, writer: CaptureSetWriter | None, exposure: float
     return stack
 
 
+def _black_level(ctx: CaptureContext) -> float:
+    try:
+        return float(ctx.camera.get("BlackLevel"))
+    except Exception:  # a camera without BlackLevel: assume no offset
+        return 0.0
+
+
 def find_saturation_exposure(ctx: CaptureContext, *, bits: int, start_us: float,
                              max_us: float, clip_fraction: float = 0.9,
                              writer: CaptureSetWriter | None = None) -> float:
-    """Shortest exposure (doubling from ``start_us``) whose mean reaches ``clip_fraction``
-    of full scale, or where the mean stops rising (a full well below the ADC range)."""
-    exposure, previous = start_us, -1.0
+    """Exposure at which the response saturates (the knee), from doubling probes.
+
+    Probes double the exposure from ``start_us`` until the mean reaches ``clip_fraction`` of
+    full scale or stops rising (a full well below the ADC range). The knee is then estimated
+    by extrapolating the linear part (the last probe still below half of the final level) to
+    the final level, so the sweep ends just past saturation instead of up to two doublings
+    beyond it.
+    """
+    black = _black_level(ctx)
+    full = float(2**bits - 1)
+    probes: list[tuple[float, float]] = []
+    exposure = start_us
     while exposure < max_us:
-        frac = _mean_fraction(_probe(ctx, writer, exposure), bits)
-        if frac >= clip_fraction or (previous > 0 and frac < previous * 1.05):
-            return exposure
-        previous, exposure = frac, exposure * 2
-    return max_us
+        mean = _mean_fraction(_probe(ctx, writer, exposure), bits) * full
+        probes.append((exposure, mean))
+        if mean >= clip_fraction * full:
+            break
+        if len(probes) > 1 and mean < probes[-2][1] * 1.05:
+            break
+        exposure *= 2
+    else:
+        return max_us
+    top = probes[-1][1] - black
+    linear = [(e, m - black) for e, m in probes if 0.02 * full < m - black < 0.5 * top]
+    if not linear:
+        return probes[-1][0]
+    e_lin, s_lin = linear[-1]
+    return float(min(max_us, e_lin * top / s_lin))
+
+
+def saturation_level(ctx: CaptureContext, *, start_us: float = 1000.0,
+                     beyond: float = 2.0) -> CaptureSet:
+    """The signal level at which the sensor saturates (ADC clip or full well), on a flat field.
+
+    Finds the knee with doubling probes, then takes a frame ``beyond`` times past it; its
+    level (brightest Bayer plane) is the saturation level every later closed loop targets a
+    fraction of (kept in ``ctx.saturation_dn`` and in the manifest).
+    """
+    bits = int(ctx.header.get("bits", 12))
+    info = ctx.camera.feature_info("ExposureTime")
+    ctx.scene("flat")
+    ctx.light_on()
+    with ctx.new_set("saturation_level") as writer:
+        knee = find_saturation_exposure(ctx, bits=bits, start_us=start_us,
+                                        max_us=float(info.maximum or 1e6), writer=writer)
+        stack = _probe(ctx, writer, min(knee * beyond, float(info.maximum or 1e6)))
+        ctx.saturation_dn = _level(stack)
+        writer.manifest.extra["saturation_dn"] = ctx.saturation_dn
+        writer.manifest.extra["knee_exposure_us"] = knee
+    return CaptureSet.open(writer.root)
 
 
 def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int = 16,
                    exposure_min_us: float | None = None, exposure_max_us: float | None = None,
-                   overshoot: float = 1.25) -> CaptureSet:
+                   overshoot: float = 1.15) -> CaptureSet:
     """EMVA 1288 exposure-time sweep: bright and dark pairs per step, spatial stacks at ~50 %.
 
     Without ``exposure_max_us`` the saturation exposure is found first and the sweep runs to
@@ -283,34 +347,42 @@ def dark_stack(ctx: CaptureContext, *, frames: int = 8, exposure_us: float = 100
 
 
 def exposure_for_level(ctx: CaptureContext, *, target_fraction: float, bits: int,
-                       start_us: float, tolerance: float = 0.03, max_iter: int = 8,
-                       writer: CaptureSetWriter | None = None) -> float:
-    """Closed loop on the mean DN: the exposure whose mean is ``target_fraction`` of full scale.
+                       start_us: float, tolerance: float = 0.03, max_iter: int = 10,
+                       writer: CaptureSetWriter | None = None, statistic: str = "mean"
+                       ) -> float:
+    """Closed loop on the mean DN: the exposure whose signal is ``target_fraction`` of the
+    range from the black level to saturation.
 
-    Assumes a linear response through the black level (first frame dark-corrected by the
-    camera's BlackLevel when readable); converges in 2-3 iterations on a linear sensor.
+    Saturation is full scale, or the plateau where a longer exposure stops raising the mean
+    (a full well below the ADC range): the target is then taken relative to the plateau, so
+    a "50 %" flat field is 50 % of what the pixel can hold, not an unreachable ADC level.
+    Converges in 2-4 frames on a linear sensor.
     """
     full = float(2**bits - 1)
-    try:
-        black = float(ctx.camera.get("BlackLevel"))
-    except Exception:
-        black = 0.0
+    black = _black_level(ctx)
+    ceiling = ctx.saturation_dn or full
     exposure = start_us
+    previous: tuple[float, float] | None = None
+    mean = 0.0
     for _ in range(max_iter):
         stack = _probe(ctx, writer, exposure)
         actual = float(stack.meta[0].exposure_us or exposure)
-        mean = float(stack.frames.mean(dtype=np.float64))
-        frac = mean / full
-        if abs(frac - target_fraction) <= tolerance * target_fraction:
+        mean = _level(stack, statistic)
+        if previous is not None and actual > previous[0] * 1.2 and mean < previous[1] * 1.02:
+            ceiling = min(ceiling, max(mean, previous[1]))  # stopped rising: the plateau
+        wanted = black + target_fraction * (ceiling - black)
+        if abs(mean - wanted) <= tolerance * (wanted - black):
             return actual
         signal = max(mean - black, 1.0)
-        wanted = target_fraction * full - black
-        ratio = wanted / signal
+        ratio = (wanted - black) / signal
+        if mean >= 0.98 * ceiling:
+            ratio = min(ratio, 0.5)  # clipped: the signal says nothing, halve
+        previous = (actual, mean)
         exposure = actual * float(np.clip(ratio, 0.25, 4.0))
         if math.isclose(exposure, actual, rel_tol=1e-6):
             return actual
-    raise CameraError(f"flat level did not converge to {100 * target_fraction:.0f} % of full "
-                      f"scale within {max_iter} exposures (last mean {mean:.1f} DN)")
+    raise CameraError(f"flat level did not converge to {100 * target_fraction:.0f} % of the "
+                      f"saturation level within {max_iter} exposures (last mean {mean:.1f} DN)")
 
 
 def flat_stack(ctx: CaptureContext, *, frames: int = 8, target_fraction: float = 0.5,
@@ -330,7 +402,7 @@ def flat_stack(ctx: CaptureContext, *, frames: int = 8, target_fraction: float =
 
 
 def focus_sweep(ctx: CaptureContext, *, positions: Sequence[float], chart: str = "edge",
-                frames_per_step: int = 1, target_fraction: float = 0.45,
+                frames_per_step: int = 1, target_fraction: float = 0.7,
                 start_us: float = 1000.0) -> CaptureSet:
     """One or more frames of ``chart`` at each focus position (through the actuator)."""
     if ctx.focus is None:
@@ -344,7 +416,7 @@ def focus_sweep(ctx: CaptureContext, *, positions: Sequence[float], chart: str =
     ctx.focus.wait_settled()
     with ctx.new_set("focus_sweep") as writer:
         exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
-                                      start_us=start_us, writer=writer)
+                                      start_us=start_us, writer=writer, statistic="high")
         for step, position in enumerate(positions):
             ctx.focus.move_to(float(position))
             ctx.focus.wait_settled()
@@ -355,9 +427,10 @@ def focus_sweep(ctx: CaptureContext, *, positions: Sequence[float], chart: str =
 
 
 def chart_capture(ctx: CaptureContext, *, chart: str, frames: int = 4,
-                  target_fraction: float = 0.45, illuminants: Sequence[str] = (),
+                  target_fraction: float = 0.7, illuminants: Sequence[str] = (),
                   start_us: float = 1000.0) -> CaptureSet:
-    """``frames`` of ``chart`` (averaged later), under each illuminant the light offers."""
+    """``frames`` of ``chart`` (averaged later), under each illuminant the light offers; the
+    exposure puts the chart's brightest parts at ``target_fraction`` of saturation."""
     bits = int(ctx.header.get("bits", 12))
     ctx.scene(chart)
     names: list[str | None] = list(illuminants) or [None]
@@ -367,7 +440,7 @@ def chart_capture(ctx: CaptureContext, *, chart: str, frames: int = 4,
                 ctx.light.set_illuminant(illuminant)
             ctx.light_on()
             exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
-                                          start_us=start_us, writer=writer)
+                                          start_us=start_us, writer=writer, statistic="high")
             _store(ctx, writer, ctx.grab(frames), role=chart, step=step, exposure_set=exposure,
                    illuminant=illuminant)
             ctx.tick(step + 1, len(names), f"{chart} {illuminant or ''}".strip())
@@ -375,6 +448,7 @@ def chart_capture(ctx: CaptureContext, *, chart: str, frames: int = 4,
 
 
 SEQUENCES: dict[str, Callable[..., CaptureSet]] = {
+    "saturation_level": saturation_level,
     "exposure_sweep": exposure_sweep,
     "dark_stack": dark_stack,
     "flat_stack": flat_stack,

@@ -166,12 +166,28 @@ def reduce_descriptor(path: str | Path) -> EmvaData:
     return reducer.finish()
 
 
-def reduce_capture_set(path: str | Path) -> tuple[EmvaData, str | None]:
+def reduce_capture_set(path: str | Path, *, plane: str | None = None
+                       ) -> tuple[EmvaData, str | None]:
     """Reduce an EMVA capture set: roles bright/dark, groups temporal/spatial, ``step``
-    pairs a bright point with its dark pair. Returns the data and the manifest's CFA."""
+    pairs a bright point with its dark pair. Returns the data and the manifest's CFA.
+
+    ``plane`` (``R``, ``Gr``, ``Gb``, ``B``) reduces one Bayer plane only (and returns no
+    CFA): on a colour sensor the channels saturate at different exposures, so the photon
+    transfer of the whole mosaic blends their saturation points; one plane gives the
+    sensor's own saturation capacity, as EMVA 1288 measures a colour camera per channel."""
+    from harness.analysis.defects import bayer_planes
     from harness.capture.captureset import CaptureSet
 
     cs = CaptureSet.open(path)
+    view: tuple[slice, slice] | None = None
+    if plane is not None:
+        layout = {name: (r0, c0, s) for name, r0, c0, s in bayer_planes(cs.manifest.cfa)}
+        if plane not in layout:
+            raise ConfigError(f"plane {plane!r} not in this capture set's CFA "
+                              f"{cs.manifest.cfa}; allowed: {', '.join(layout)}",
+                              source=str(path), field="plane")
+        r0, c0, stride = layout[plane]
+        view = (slice(r0, None, stride), slice(c0, None, stride))
     reducer = EmvaReducer(cs.manifest.bits)
     records = [rec for rec in cs.records() if rec.role in ("bright", "dark")
                and rec.group in ("temporal", "spatial")]
@@ -184,11 +200,13 @@ def reduce_capture_set(path: str | Path) -> tuple[EmvaData, str | None]:
                               field="exposure_us")
     for rec, frame in zip(records, prefetch(partial(cs.load, r) for r in records),
                           strict=True):
+        if view is not None:
+            frame = np.ascontiguousarray(frame[view])
         reducer.add(frame, dark=rec.role == "dark", spatial=rec.group == "spatial",
                     exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
                     photons=rec.photons if rec.role == "bright" else None,
                     key=float(rec.step))
-    return reducer.finish(), cs.manifest.cfa
+    return reducer.finish(), (cs.manifest.cfa if view is None else None)
 
 
 def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
