@@ -11,6 +11,7 @@ from harness.cli.app import app, console, error_boundary
 from harness.cli.records import RecordsOpt, open_existing
 from harness.evidence.records import DEFAULT_RECORDS
 from harness.evidence.signoff import write_signoff
+from harness.paths import safe_component
 
 
 @app.command("signoff")
@@ -28,7 +29,8 @@ def signoff_cmd(
             record = store.get_run(run_id)
             chain = store.chain_info(run_id)
             verify = store.verify()
-        path = write_signoff(record, out or Path("out/signoff") / f"{run_id}.html",
+        default = Path("out/signoff") / f"{safe_component(run_id, 'RUN_ID')}.html"
+        path = write_signoff(record, out or default,
                              chain=chain, verify=verify, pdf=pdf)
         console.print(f"sign-off: {path} (verdict {record.outcome.value}; chain "
                       f"{'intact' if verify.ok else 'BROKEN'})", highlight=False)

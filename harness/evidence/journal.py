@@ -87,7 +87,7 @@ class Journal:
     @classmethod
     def create(cls, directory: str | Path, run_id: str | None = None) -> Journal:
         """A new journal ``<directory>/<run_id>.jsonl`` (the run id is made if not given)."""
-        run_id = run_id or new_run_id()
+        run_id = safe_component(run_id, "run_id") if run_id else new_run_id()
         return cls(Path(directory) / f"{run_id}.jsonl", run_id)
 
     @property

@@ -22,6 +22,7 @@ from harness.evidence import allure as ev
 from harness.evidence.journal import Journal, new_run_id, rebuild
 from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord
 from harness.evidence.records import RecordStore, StoredRun
+from harness.paths import safe_component
 
 SOFTWARE = ("camera-qual-harness", "numpy", "scipy", "opencv-python-headless", "harvesters",
             "genicam", "pyvisa", "pyvisa-py", "pyserial", "pytest", "allure-pytest",
@@ -48,7 +49,7 @@ class RunEvidence:
                  devices: Sequence[Mapping[str, Any]] = (),
                  calibrations: Sequence[Mapping[str, Any]] = (),
                  records: str | Path | None = None, run_id: str | None = None) -> None:
-        self.run_id = run_id or new_run_id()
+        self.run_id = safe_component(run_id, "run_id") if run_id else new_run_id()
         self.dir = Path(out_dir) / self.run_id
         self.records = records
         self.journal = Journal(self.dir / "journal.jsonl", self.run_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import StationLocked
+from harness.paths import safe_component
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class StationLock:
 
     def __init__(self, station_id: str, lock_dir: Path | None = None) -> None:
         self.station_id = station_id
-        self.path = (lock_dir or default_lock_dir()) / f"{station_id}.lock"
+        name = safe_component(station_id, "station id")  # never a path outside lock_dir
+        self.path = (lock_dir or default_lock_dir()) / f"{name}.lock"
         self._file: IO[str] | None = None
         self.previous_holder: dict[str, Any] | None = None
 
