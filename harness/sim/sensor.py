@@ -193,6 +193,7 @@ class SensorModel:
         self._blink = [p for p in self.defects if p.cls == "blinking"]
         self._blink_state = np.zeros(len(self._blink), bool)
         self._cache: _Cache | None = None
+        self._response: tuple[tuple[object, ...], np.ndarray] | None = None
 
     @staticmethod
     def _vector(seed: list[int], n: int, scale: float) -> np.ndarray:
@@ -293,7 +294,7 @@ class SensorModel:
 
     def _build(self, scene: Scene, illuminant: str, focus_um: float, photons_per_um2_s: float,
                op: Operating, roi: Roi) -> _Cache:
-        m, s = self.module, self.module.sensor
+        s = self.module.sensor
         key = (scene.name, illuminant, focus_um, photons_per_um2_s, op, roi)
         if self._cache is not None and self._cache.key == key:
             return self._cache
@@ -305,19 +306,14 @@ class SensorModel:
         lit = scene.lit and mu_p > 0.0
         sig = np.empty((roi.height, roi.width), np.float32)
         off = np.empty_like(sig)
+        response = self._response_map(scene, illuminant, focus_um, roi) if lit else None
         for r0 in range(rows.start, rows.stop, CHUNK_ROWS):
             r1 = min(rows.stop, r0 + CHUNK_ROWS)
             strip = slice(r0, r1)
             dst = slice(r0 - rows.start, r1 - rows.start)
-            if lit:
-                resp = render(m, scene, illuminant, focus_um, strip, cols)
-                resp *= relative_illumination(m, strip, cols)
-                prnu = self._pattern(1, strip, cols)
-                prnu += 1.0
-                resp *= prnu
-                resp *= np.float32(mu_p)
-                resp += np.float32(dark_e)
-                sig[dst] = resp
+            if response is not None:
+                np.multiply(response[dst], np.float32(mu_p), out=sig[dst])
+                sig[dst] += np.float32(dark_e)
             else:
                 sig[dst] = dark_e
             off[dst] = self._pattern(2, strip, cols)
@@ -355,6 +351,30 @@ class SensorModel:
             sig *= np.float32(k)
         self._cache = _Cache(key, sig, off, fast, not lit, sparse)
         return self._cache
+
+    def _response_map(self, scene: Scene, illuminant: str, focus_um: float,
+                      roi: Roi) -> np.ndarray:
+        """Scene response x relative illumination x (1 + PRNU) per pixel: everything of the
+        signal that does not depend on exposure, gain or light level, kept across operating
+        points so an exposure sweep renders the optics once (costs one float32 map)."""
+        key = (scene.name, illuminant, focus_um, roi)
+        if self._response is not None and self._response[0] == key:
+            return self._response[1]
+        self._response = None
+        m = self.module
+        rows, cols = roi.rows, roi.cols
+        out = np.empty((roi.height, roi.width), np.float32)
+        for r0 in range(rows.start, rows.stop, CHUNK_ROWS):
+            r1 = min(rows.stop, r0 + CHUNK_ROWS)
+            strip = slice(r0, r1)
+            resp = render(m, scene, illuminant, focus_um, strip, cols)
+            resp *= relative_illumination(m, strip, cols)
+            prnu = self._pattern(1, strip, cols)
+            prnu += 1.0
+            resp *= prnu
+            out[r0 - rows.start:r1 - rows.start] = resp
+        self._response = (key, out)
+        return out
 
     # -- frames ------------------------------------------------------------------------------
 
