@@ -72,3 +72,23 @@ def test_capture_bad_input_is_one_line(tmp_path: Path) -> None:
     again = runner.invoke(app, ["capture", str(station), "--out", str(tmp_path / "t"), "-n", "1"])
     assert again.exit_code == 2 and "already exists" in again.output
     assert "Traceback" not in again.output
+
+
+def test_capture_named_sequence_on_the_simulated_station(tmp_path: Path) -> None:
+    """``harness capture --sequence`` runs a sequence with the spec's conditions and overrides."""
+    from harness.capture.captureset import CaptureSet
+
+    root = Path(__file__).resolve().parents[1]
+    result = CliRunner().invoke(app, [
+        "capture", str(root / "stations" / "sim-small.yaml"), "--sequence", "dark_stack",
+        "--limits", str(root / "tests_hil" / "limits" / "cm12.yaml"), "--param", "frames=3",
+        "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    cs = CaptureSet.open(tmp_path / "out" / "01-dark_stack")
+    darks = cs.records(role="dark")
+    assert len(darks) == 3  # --param overrides the spec's 8 frames
+    assert darks[0].exposure_us_set == 20000.0  # from the spec's conditions
+    bad = CliRunner().invoke(app, ["capture", str(root / "stations" / "sim-small.yaml"),
+                                   "--sequence", "dark_stack", "--param", "frames",
+                                   "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "'frames' is not key=value" in bad.output

@@ -22,6 +22,9 @@ from harness.devices.camera.pixelformats import BY_NAME
 from harness.errors import ConfigError
 from harness.station.station import Station
 
+LEVELLED = ("flat_stack", "focus_sweep", "edge", "colour")
+"""Sequences whose closed loop targets a fraction of the measured saturation level."""
+
 BURST = 16
 """Frames grabbed per burst while the stream runs (then written before the next burst)."""
 
@@ -93,6 +96,77 @@ def run_capture(station_file: Path, out: Path, frames: int, role: str | None,
                 "shape": list(stack.shape), "cfa": stack.cfa}
 
 
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as YAML scalars or lists (``positions=[-10,0,10]``)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"{item!r} is not key=value", field="--param")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"{item!r}: value is not a number, word or [list]",
+                              field="--param") from None
+    return out
+
+
+def run_named_sequence(station_file: Path, out: Path, sequence: str,
+                       params: dict[str, Any], limits: Path | None) -> Any:
+    """Run sequence ``sequence`` on the station into ``out`` (one capture set per sequence),
+    with the limit spec's conditions for it (overridden by ``params``) and a progress bar."""
+    import inspect
+
+    from harness.capture.sequences import SEQUENCES, CaptureContext, chart_capture, run_sequence
+    from harness.limits import load_limits
+    from harness.station.stability import meter_settle
+
+    if sequence not in SEQUENCES:
+        raise ConfigError(f"unknown sequence {sequence!r}; available: {', '.join(SEQUENCES)}",
+                          field="--sequence")
+    target = chart_capture if sequence in ("edge", "colour") else SEQUENCES[sequence]
+    accepted = {p for p in inspect.signature(target).parameters if p not in ("ctx", "chart")}
+    conditions = load_limits(limits).condition(sequence) if limits else {}
+    merged = {k: v for k, v in {**conditions, **params}.items() if k in accepted}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ConfigError(f"{sequence} takes no parameter {unknown[0]!r}; it takes: "
+                          f"{', '.join(sorted(accepted))}", field="--param")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError("the output folder is not empty; choose a new --out", source=str(out))
+    with Station.load(station_file) as station:
+        camera = station.camera()
+        camera.start()
+        probe = camera.grab(1)
+
+        def device(role: str) -> Any:
+            return station.device(role) if station.has(role) else None
+
+        columns = (TextColumn(f"[bold]{sequence}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("", total=None)
+
+            def tick(done: int, total: int, what: str) -> None:
+                progress.update(task, completed=done, total=total, description=what)
+
+            ctx = CaptureContext(
+                camera=camera, out_dir=out, light=device("light"), chart=device("chart"),
+                focus=device("focus"), meter=device("meter"),
+                header={"bits": _bits(probe), "cfa": probe.cfa,
+                        "station": {"id": station.id, "file": str(station_file)}},
+                progress=tick,
+                settle=meter_settle(station.device("meter")) if station.has("meter") else None)
+            try:
+                if sequence in LEVELLED and ctx.light is not None:
+                    run_sequence("saturation_level", ctx)  # levels are fractions of it
+                return run_sequence(sequence, ctx, **merged)
+            finally:
+                camera.stop()
+
+
 @app.command("capture")
 def capture_command(
     station: Annotated[Path, typer.Argument(help="Station file (YAML).")],
@@ -103,11 +177,23 @@ def capture_command(
         "--camera", help="Camera role (camera, or a name under cameras:).")] = None,
     exposure_us: Annotated[float | None, typer.Option(
         "--exposure-us", min=0.0, help="Set ExposureTime (us) before grabbing.")] = None,
+    sequence: Annotated[str | None, typer.Option(
+        "--sequence", help="Run a capture sequence (saturation_level, exposure_sweep, "
+                           "dark_stack, flat_stack, focus_sweep, edge, colour).")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="Sequence parameter key=value (repeatable).")] = None,
+    limits: Annotated[Path | None, typer.Option(
+        "--limits", help="Limit spec whose conditions give the sequence parameters.")] = None,
 ) -> None:
-    """Grab N frames from a station's camera into a capture set (TIFF frames + manifest)."""
+    """Grab N frames from a station's camera into a capture set (TIFF frames + manifest), or
+    run a named capture sequence with ``--sequence``."""
     with error_boundary():
         if not station.is_file():
             raise ConfigError("station file not found", source=str(station))
+        if sequence is not None:
+            cs = run_named_sequence(station, out, sequence, _parse_params(param or []), limits)
+            console.print(f"wrote {len(cs.records())} frames of {sequence} to {cs.root}")
+            return
         result = run_capture(station, out, frames, camera, exposure_us)
         gaps = result["frame_id_gaps"]
         note = f"; frame-id gaps {gaps}" if gaps else ""
