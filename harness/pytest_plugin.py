@@ -50,11 +50,13 @@ class HilSession:
     records: str | None
     evidence_dir: Path
     allow_expired_calibration: bool
+    label: str | None = None
     limit_spec: LimitSpec | None = None
     alluredir: str | None = None
     station: Station | None = None
     run: QualificationRun | None = None
     interrupted: bool = False
+    safe_report: Any = None
     current_test: str = ""
     previous_sigterm: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +91,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where frames, journal and plots go (default out/evidence)")
     group.addoption("--allow-expired-calibration", action="store_true", default=False,
                     help="run even if an instrument's calibration has expired")
+    group.addoption("--label", default=None, metavar="SERIAL",
+                    help="the DUT label as scanned (otherwise prompted for when the station's "
+                         "settings.confirm_label is true)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -121,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
         records=config.getoption("records"),
         evidence_dir=Path(config.getoption("evidence_dir")),
         allow_expired_calibration=bool(config.getoption("allow_expired_calibration")),
+        label=config.getoption("label"),
         limit_spec=limit_spec,
         alluredir=config.getoption("allure_report_dir", default=None),
     )
@@ -146,7 +152,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state in _ACTIVE:
         _ACTIVE.remove(state)
     if state.station is not None and state.station.is_open:
-        state.station.close()
+        state.safe_report = state.station.close()
+    _finish_run(state, state.safe_report)
     if state.previous_sigterm is not None:
         signal.signal(signal.SIGTERM, state.previous_sigterm)
 
@@ -187,16 +194,64 @@ def hil_station(request: pytest.FixtureRequest) -> Iterator[Station]:
     state.station = station
     station.open()
     try:
-        if state.dut is not None and any(r.startswith("camera") for r in station.devices):
-            serial = station.camera().identity().serial
-            if serial != state.dut:
-                raise ConfigError(f"DUT serial mismatch: --dut {state.dut!r} but the camera "
-                                  f"reports {serial!r}", field="--dut")
         state.run = _start_run(state, station)
+        if any(r.startswith("camera") for r in station.devices):
+            serial = station.camera().identity().serial
+            try:
+                if state.dut is not None and serial != state.dut:
+                    raise ConfigError(f"DUT serial mismatch: --dut {state.dut!r} but the "
+                                      f"camera reports {serial!r}", field="--dut")
+                confirm_label(request.config, state, serial)
+            except ConfigError as exc:
+                state.run.record_error("", str(exc), "station", Outcome.ERROR)
+                raise
         yield station
     finally:
-        report = station.close()
-        _finish_run(state, report)
+        state.safe_report = station.close()
+
+
+def read_label(prompt: str, timeout_s: float) -> str | None:
+    """One line from standard input within ``timeout_s`` (a barcode scanner types the label
+    and Enter), or None."""
+    import select
+    import sys
+
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], timeout_s)
+    except (OSError, ValueError):
+        return None
+    if not ready:
+        return None
+    line = sys.stdin.readline()
+    return line.strip() or None
+
+
+def confirm_label(config: pytest.Config, state: HilSession, serial: str) -> None:
+    """When the station asks for it (``settings.confirm_label``), the scanned DUT label must
+    match the camera's serial; no label within ``settings.label_timeout_s`` or a mismatch is an
+    ERROR (the wrong unit must never be qualified under another's serial)."""
+    settings = state.config.settings
+    if not settings.get("confirm_label", False) and state.label is None:
+        return
+    label = state.label
+    if label is None:
+        timeout = float(settings.get("label_timeout_s", 60.0))
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)  # the real stdin and terminal
+        try:
+            label = read_label(f"\nScan the DUT label (camera reports {serial}; "
+                               f"{timeout:g} s): ", timeout)
+        finally:
+            if capture is not None:
+                capture.resume_global_capture()
+        if label is None:
+            raise ConfigError(f"no DUT label scanned within {timeout:g} s", field="label")
+    if label != serial:
+        raise ConfigError(f"DUT label mismatch: the label reads {label!r} but the camera "
+                          f"reports {serial!r}", field="label")
 
 
 def _device(station: Station, role: str) -> Any:
@@ -275,9 +330,17 @@ def _start_run(state: HilSession, station: Station) -> QualificationRun:
     return run
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """End the run's evidence after every test and the station's teardown (safe state)."""
+    state = session.config.stash.get(_STATE, None)
+    if state is not None:
+        _finish_run(state, state.safe_report)
+
+
 def _finish_run(state: HilSession, safe: Any) -> None:
     run = state.run
-    if run is None or run.journal is None:
+    if run is None or run.journal is None or run.finished:
         return
     for role, message in getattr(safe, "failed", ()):
         with contextlib.suppress(HarnessError):
@@ -351,7 +414,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     state = item.config.stash.get(_STATE, None)
     if call.excinfo is not None and isinstance(call.excinfo.value, HarnessError):
         item.user_properties.append(("harness_error", str(call.excinfo.value)))
-    if state is None or state.run is None or "hil_station" not in getattr(item, "fixturenames", ()):
+    if (state is None or state.run is None or state.run.finished
+            or "hil_station" not in getattr(item, "fixturenames", ())):
         return report
     run = state.run
     test_id = item.nodeid

@@ -102,6 +102,7 @@ class QualificationRun:
     evidence: RunEvidence | None = None
     outcome_override: Outcome | None = None
     notes: list[str] = field(default_factory=list)
+    finished: bool = False
 
     @property
     def run_id(self) -> str:
@@ -177,8 +178,9 @@ class QualificationRun:
 
     def finish(self, outcome: Outcome, reason: str = "") -> RunRecord | None:
         """Close the journal with the run's outcome, rebuild the record, store it."""
-        if self.evidence is None:
+        if self.evidence is None or self.finished:
             return None
+        self.finished = True
         final = outcome if self.outcome_override is None else Outcome.ERROR
         try:
             return self.evidence.finish(final, reason or "; ".join(self.notes),
