@@ -34,6 +34,7 @@ from harness.devices.camera.nodemap import GENAPI_LOCK, NodeMapFeatures
 from harness.errors import CameraDisconnected, CameraError, CameraTimeout
 from harness.sim import port as P
 from harness.sim.bench import Bench
+from harness.sim.faults import CameraFaults, CameraFaultSpec
 from harness.sim.module import Module, load_module
 from harness.sim.scene import layout
 from harness.sim.sensor import Operating, Roi, SensorModel
@@ -57,6 +58,8 @@ class SimCameraSettings(BaseModel):
     exact_normal: bool = False
     exposure_us: float = Field(10_000.0, gt=0.0)
     gain_db: float = Field(0.0, ge=0.0)
+    faults: CameraFaultSpec | None = Field(None, description="scripted frame faults "
+                                           "(harness.sim.faults.CameraFaults)")
 
 
 def format_bits(pixel_format: str) -> int:
@@ -91,6 +94,9 @@ class SimCamera:
         self._heat = 0.0
         self._heat_time = self.bench.clock.now()
         self._was_powered = self.bench.powered
+        self._faults = CameraFaults.from_spec(settings.faults)
+        self._fault_index = 0
+        self._disconnected = False
 
     def _use_module(self, module: Module) -> None:
         if self.settings.sensor_size is not None:
@@ -185,6 +191,9 @@ class SimCamera:
         powered = self.bench.powered
         if self._port is None or self._features is None:
             raise CameraError("camera is not open", device=self.name)
+        if self._disconnected:
+            raise CameraDisconnected("camera vanished from its transport (injected fault)",
+                                     device=self.name)
         if not powered:
             self._was_powered = False
             self._streaming = False
@@ -357,6 +366,20 @@ class SimCamera:
                 raise CameraTimeout(f"no frame within {timeout_s} s: TriggerMode is On and no "
                                     f"TriggerSoftware was executed", device=self.name)
             self._triggers -= 1
+        fate = self._faults.fate(self._fault_index)
+        self._fault_index += 1
+        if fate == "disconnect":
+            self._disconnected = True
+            self._streaming = False
+            raise CameraDisconnected(f"camera vanished from its transport after "
+                                     f"{self._fault_index - 1} frames (injected fault)",
+                                     device=self.name)
+        if fate == "timeout":
+            clock.advance(timeout_s)
+            raise CameraTimeout(f"no frame within {timeout_s} s (injected fault)",
+                                device=self.name)
+        if fate == "drop":
+            self._frame_id += 1  # the lost frame's id: the stack shows a gap
         exposure = port.get_f64(P.EXPOSURE)
         gain_db = port.get_u32(P.GAIN_RAW) / 10.0
         black = port.get_f64(P.BLACK_LEVEL)
@@ -373,7 +396,8 @@ class SimCamera:
         self._frame_id += 1
         if self._frames_left is not None:
             self._frames_left -= 1  # at 0 the Single/MultiFrame acquisition has ended
-        return FrameMeta(self._frame_id, stamp, exposure, gain_db, temperature, pixel_format)
+        return FrameMeta(self._frame_id, stamp, exposure, gain_db, temperature, pixel_format,
+                         incomplete=fate == "incomplete")
 
     def _convert(self, raw: np.ndarray, pixel_format: str) -> np.ndarray:
         bits = format_bits(pixel_format)

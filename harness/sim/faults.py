@@ -67,6 +67,8 @@ class CameraFaultSpec(BaseModel):
     drop_every: int | None = Field(None, ge=2, description="every Nth frame is lost")
     timeout_after: int | None = Field(None, ge=0, description="frames delivered, then none")
     disconnect_after: int | None = Field(None, ge=0, description="frames delivered, then gone")
+    incomplete_every: int | None = Field(None, ge=2,
+                                         description="every Nth buffer arrives incomplete")
 
 
 class FaultPlan(BaseModel):
@@ -133,30 +135,32 @@ class FaultState:
         return None
 
 
-FrameFate = Literal["ok", "drop", "timeout", "disconnect"]
+FrameFate = Literal["ok", "drop", "timeout", "disconnect", "incomplete"]
 
 
 @dataclass(frozen=True)
 class CameraFaults:
-    """What the SimCamera does with its ``index``-th frame since acquisition start (0-based).
+    """What the SimCamera does with its ``index``-th frame since the camera opened (0-based).
 
     The SimCamera calls :meth:`fate` for each frame it would deliver:
 
     * ``"drop"``: the frame is lost (skip it: the frame id jumps, so gaps are detectable);
     * ``"timeout"``: no frame arrives (``grab`` waits its timeout, then raises CameraTimeout);
-    * ``"disconnect"``: the camera vanishes (raise CameraDisconnected; further calls too).
+    * ``"disconnect"``: the camera vanishes (raise CameraDisconnected; further calls too);
+    * ``"incomplete"``: the buffer arrives partially (``FrameMeta.incomplete``).
     """
 
     drop_every: int | None = None
     timeout_after: int | None = None
     disconnect_after: int | None = None
+    incomplete_every: int | None = None
 
     @classmethod
     def from_spec(cls, spec: CameraFaultSpec | dict[str, object] | None) -> CameraFaults:
         if spec is None:
             return cls()
         s = spec if isinstance(spec, CameraFaultSpec) else CameraFaultSpec.model_validate(spec)
-        return cls(s.drop_every, s.timeout_after, s.disconnect_after)
+        return cls(s.drop_every, s.timeout_after, s.disconnect_after, s.incomplete_every)
 
     def fate(self, index: int) -> FrameFate:
         if self.disconnect_after is not None and index >= self.disconnect_after:
@@ -165,12 +169,14 @@ class CameraFaults:
             return "timeout"
         if self.drop_every is not None and (index + 1) % self.drop_every == 0:
             return "drop"
+        if self.incomplete_every is not None and (index + 1) % self.incomplete_every == 0:
+            return "incomplete"
         return "ok"
 
     @property
     def any(self) -> bool:
         return any(v is not None for v in (self.drop_every, self.timeout_after,
-                                           self.disconnect_after))
+                                           self.disconnect_after, self.incomplete_every))
 
 
 __all__ = ["PROTOCOL_FAULTS", "CameraFaultSpec", "CameraFaults", "FaultKind", "FaultPlan",
