@@ -62,6 +62,20 @@ class Checker:
                 report_measurement(verdict)
         return verdicts
 
+    def against(self, name: str, value: float | None, unit: str, *, limit_id: str,
+                low: float | None = None, high: float | None = None, **condition: Any
+                ) -> Measurement:
+        """Judge ``value`` against limits given here (e.g. a self-test's stored reference)
+        rather than the spec; journaled and reported like every other figure."""
+        verdict = Measurement.judged(name, value, unit, low=low, high=high, limit_id=limit_id,
+                                     condition=condition, test_id=self.test_id)
+        self.verdicts.append(verdict)
+        if self.run is not None and self.run.evidence is not None:
+            self.run.record_measurement(verdict)
+        else:
+            report_measurement(verdict)
+        return verdict
+
     def limited(self, name: str, **condition: Any) -> bool:
         """True when the spec has a limit on ``name`` under ``condition``."""
         return bool(self.limits and self.limits.find(name, **condition))

@@ -153,3 +153,19 @@ def mean_frame(cs: CaptureSet, role: str) -> np.ndarray:
     for rec in records:
         acc += cs.load(rec)
     return acc / len(records)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--selftest-record", action="store_true", default=False,
+                     help="store this run's self-test figures as the station's reference")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The station self-test runs only when asked for (``-m selftest``)."""
+    if "selftest" in (config.getoption("markexpr") or ""):
+        return
+    keep = [i for i in items if i.get_closest_marker("selftest") is None]
+    dropped = [i for i in items if i.get_closest_marker("selftest") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
