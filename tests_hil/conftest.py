@@ -88,6 +88,12 @@ class Suite:
         if self.run is not None:
             self.run.attach(test_id, png, name)
 
+    def attach_thumbnail(self, frame: np.ndarray, name: str) -> None:
+        """A downscaled 8-bit preview in the report (the raw frame stays in its capture set)."""
+        from harness.evidence.allure import attach_thumbnail
+
+        attach_thumbnail(frame, name)
+
     def attach_json(self, test_id: str, data: bytes, name: str) -> None:
         if self.run is not None:
             self.run.attach(test_id, data, name, kind="data", ext="json")

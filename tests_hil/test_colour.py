@@ -32,6 +32,7 @@ def test_colour_accuracy(hil_suite, hil_check, test_id) -> None:  # type: ignore
         black = float(hil_suite.camera.get("BlackLevel"))
         img = prepare(np.rint(raw).astype(np.uint16), "colour chart", bayer=hil_suite.cfa,
                       bits=hil_suite.bits)
+        hil_suite.attach_thumbnail(raw, f"colour chart {illuminant} (mean)")
         rgb = rgb_image(img)
         result = analyze_colour(rgb, illuminant=illuminant,
                                 black_level=black / (2 ** hil_suite.bits - 1))

@@ -58,6 +58,7 @@ def test_mtf_centre_and_corners(hil_suite, hil_check, test_id) -> None:  # type:
     raw = mean_frame(cs, "edge")
     img = prepare(np.rint(raw).astype(np.uint16), "edge chart", bayer=hil_suite.cfa,
                   bits=hil_suite.bits)
+    hil_suite.attach_thumbnail(raw, "edge chart (mean)")
     # green pixels only on a colour sensor: demosaicing would add its own blur
     plane = sfr_plane(img, "G" if hil_suite.cfa is not None else "Y")
     rois = find_edge_rois(plane.plane)

@@ -22,6 +22,7 @@ def test_relative_illumination_and_colour_shading(hil_suite, hil_check, test_id)
     dark = mean_frame(dark_cs, "dark")
     if dark.shape != flat.shape:
         raise AssertionError("dark and flat stacks differ in size")
+    hil_suite.attach_thumbnail(flat, "flat field (mean)")
     # the dark stack may use another exposure: only its offset (black level) is subtracted
     result = analyze_uniformity(flat, dark_mean=np.full_like(dark, np.median(dark)),
                                 cfa=hil_suite.cfa)

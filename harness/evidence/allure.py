@@ -62,6 +62,12 @@ FAMILIES: dict[str, Family] = {
     "shading": Family("Shading and uniformity", "normal"),
     "focus": Family("Focus", "normal"),
     "station": Family("Station self-test", "minor"),
+    # the tests_hil families (hil_family markers)
+    "linearity": Family("EMVA 1288 sensor performance", "critical"),
+    "uniformity": Family("Shading and uniformity", "normal"),
+    "power": Family("Module power", "normal"),
+    "interface": Family("Camera interface", "critical"),
+    "selftest": Family("Station self-test", "minor"),
 }
 
 #: Allure 2 ``categories.json`` (Allure 3 reads the same rules from ``allurerc.mjs``).

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import allure
+
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence import allure as ev
 from harness.evidence.journal import Journal, new_run_id, rebuild
@@ -92,6 +94,10 @@ class RunEvidence:
         self.journal.artefact(test_id, Artefact(sha, kind, name, str(path), test_id))
         if ext == "png":
             ev.attach_png(data, name)
+        elif ext == "json":
+            allure.attach(data, name=name, attachment_type=allure.attachment_type.JSON)
+        elif ext == "csv":
+            allure.attach(data, name=name, attachment_type=allure.attachment_type.CSV)
         return path
 
     def error(self, message: str, *, test_id: str = "", kind: str = "station",
