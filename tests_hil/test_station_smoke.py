@@ -6,6 +6,8 @@ import pytest
 
 from harness.station.station import Station
 
+pytestmark = pytest.mark.hil_family("station")
+
 
 def test_station_opens_and_identifies_every_device(hil_station: Station) -> None:
     identities = hil_station.identities()
