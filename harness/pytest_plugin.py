@@ -57,6 +57,8 @@ class HilSession:
     run: QualificationRun | None = None
     interrupted: bool = False
     safe_report: Any = None
+    watchdog: Any = None
+    record: Any = None
     current_test: str = ""
     previous_sigterm: Any = None
     notes: dict[str, Any] = field(default_factory=dict)
@@ -154,6 +156,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state.station is not None and state.station.is_open:
         state.safe_report = state.station.close()
     _finish_run(state, state.safe_report)
+    _stop_watchdog(state)
     if state.previous_sigterm is not None:
         signal.signal(signal.SIGTERM, state.previous_sigterm)
 
@@ -195,6 +198,7 @@ def hil_station(request: pytest.FixtureRequest) -> Iterator[Station]:
     station.open()
     try:
         state.run = _start_run(state, station)
+        state.watchdog = _start_watchdog(state)
         if any(r.startswith("camera") for r in station.devices):
             serial = station.camera().identity().serial
             try:
@@ -334,8 +338,35 @@ def _start_run(state: HilSession, station: Station) -> QualificationRun:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """End the run's evidence after every test and the station's teardown (safe state)."""
     state = session.config.stash.get(_STATE, None)
-    if state is not None:
-        _finish_run(state, state.safe_report)
+    if state is None:
+        return
+    _finish_run(state, state.safe_report)
+    record = state.record
+    if record is not None and record.outcome is Outcome.ERROR and session.exitstatus == 0:
+        # Every test passed but the run's evidence failed (records, Allure environment):
+        # the run is ERROR, and so is pytest's exit status.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"harness: run {record.run_id} is ERROR: {record.reason}",
+                                red=True)
+
+
+def _start_watchdog(state: HilSession) -> Any:
+    """The SIGKILL watchdog (:mod:`harness.station.watchdog`), unless the station's
+    ``settings.watchdog`` is false."""
+    if not state.config.settings.get("watchdog", True) or state.run is None:
+        return None
+    from harness.station.watchdog import start_watchdog
+
+    journal = state.run.journal.path if state.run.journal is not None else None
+    return start_watchdog(state.config.source, journal)
+
+
+def _stop_watchdog(state: HilSession) -> None:
+    watchdog, state.watchdog = state.watchdog, None
+    if watchdog is not None:
+        watchdog.stop()
 
 
 def _finish_run(state: HilSession, safe: Any) -> None:
@@ -350,7 +381,8 @@ def _finish_run(state: HilSession, safe: Any) -> None:
         with contextlib.suppress(HarnessError):
             run.test_end(state.current_test, Outcome.ABORTED, "interrupted")
     outcome = Outcome.ABORTED if state.interrupted else run.journal.outcome
-    run.finish(outcome, reason="interrupted" if state.interrupted else "")
+    state.record = run.finish(outcome, reason="interrupted" if state.interrupted else "")
+    _stop_watchdog(state)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -94,6 +94,7 @@ class FaultState:
         self._lock = threading.Lock()
         self._armed: list[_Armed] = []
         self.fired: list[str] = []
+        self._active_seen: set[int] = set()
         for fault in faults:
             self.arm(fault)
 
@@ -131,6 +132,9 @@ class FaultState:
         with self._lock:
             for armed in self._armed:
                 if armed.fault.kind == kind and not armed.skip:
+                    if id(armed) not in self._active_seen:  # fired: once per armed fault
+                        self._active_seen.add(id(armed))
+                        self.fired.append(kind)
                     return armed.fault
         return None
 

@@ -14,12 +14,19 @@ calls :func:`start_simulators` before it builds the drivers, and drivers resolve
 
 Each entry's ``type`` picks the simulator (:data:`SIMULATOR_TYPES`), ``transport`` overrides its
 default server (``pty`` or ``tcp``), ``faults`` scripts faults (:mod:`harness.sim.faults`).
+
+With :data:`STATE_FILE_ENV` set, :meth:`SimulatorHub.close` writes every simulator's final state
+(:meth:`SimulatorHub.states`) to that file as JSON, so a test can check the safe state of a
+station that ran in another process (the fault matrix, :mod:`harness.reliability`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +42,9 @@ from harness.sim.instruments.focus_stage import FocusStageSimulator
 from harness.sim.instruments.gardasoft import GardasoftSimulator
 from harness.sim.instruments.scpi_led import ScpiLedSimulator
 from harness.sim.instruments.scpi_psu import ScpiPsuSimulator
+
+STATE_FILE_ENV = "HARNESS_SIM_STATE_FILE"
+"""Environment variable naming the JSON file the hub writes its simulators' final state to."""
 
 SIMULATOR_TYPES: dict[str, type[Any]] = {
     "scpi-led": ScpiLedSimulator,
@@ -96,7 +106,24 @@ class SimulatorHub:
             for fault in faults:
                 sim.faults.arm(fault)
 
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Every simulator's :meth:`describe` plus its type and the faults that fired."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, sim in self._sims.items():
+            try:
+                state: dict[str, Any] = dict(sim.describe())
+            except Exception as exc:  # a state we cannot read is reported, not hidden
+                state = {"name": name, "describe_error": f"{type(exc).__name__}: {exc}"}
+            state["type"] = getattr(getattr(sim, "spec", None), "type", "")
+            state["faults_fired"] = list(sim.faults.fired)
+            out[name] = state
+        return out
+
     def close(self) -> None:
+        target = os.environ.get(STATE_FILE_ENV)
+        if target and self._servers:
+            with contextlib.suppress(OSError):
+                Path(target).write_text(json.dumps(self.states(), default=str, indent=1))
         self.link.close()
         for server in self._servers.values():
             with contextlib.suppress(Exception):
@@ -180,4 +207,4 @@ def start_simulators(specs: Mapping[str, Mapping[str, Any]], bench: Any = None,
     return hub
 
 
-__all__ = ["SIMULATOR_TYPES", "SimulatorHub", "start_simulators"]
+__all__ = ["SIMULATOR_TYPES", "STATE_FILE_ENV", "SimulatorHub", "start_simulators"]
