@@ -12,7 +12,11 @@ device runs in its own pytest process, and for each:
 * the journal is complete up to the fault (no torn line, no sequence gap, every test ended,
   ``run_end`` written).
 
-The matrix is printed (``pytest -s``) and is what ``harness reliability`` shows.
+The matrix is printed (``pytest -s``) and is what ``harness reliability`` shows. By default the
+test runs a covering subset (every camera fault, every instrument fault kind on at least one
+device and over both transports, every device, drift, over-range, stall, evidence, records:
+13 of the 24 pytest runs) to keep ``make test`` short; ``HARNESS_FULL_FAULT_MATRIX=1`` runs all
+24, as ``harness reliability`` always does.
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from harness.reliability import (
 from harness.sim.faults import FaultState, InstrumentFault
 from harness.sim.instruments.hub import STATE_FILE_ENV, start_simulators
 
-CASES = default_cases()
+ALL_CASES = default_cases()
+COVERING = {"camera-timeout", "camera-disconnect", "camera-drop", "camera-incomplete",
+            "light-timeout", "light-drift", "power-garbage", "meter-drop", "meter-over-range",
+            "chart-garbage", "focus-stall", "evidence-unwritable", "records-unreachable"}
+CASES = (ALL_CASES if os.environ.get("HARNESS_FULL_FAULT_MATRIX") == "1"
+         else [c for c in ALL_CASES if c.name in COVERING])
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +58,8 @@ def matrix() -> dict[str, FaultResult]:
 
 
 def test_the_matrix_covers_every_fault_the_issue_names() -> None:
-    names = {c.name for c in CASES}
+    names = {c.name for c in ALL_CASES}
+    assert names >= COVERING
     for device in ("light", "power", "meter", "focus", "chart"):
         assert {f"{device}-timeout", f"{device}-garbage", f"{device}-drop"} <= names
     assert {"camera-timeout", "camera-disconnect", "camera-drop", "camera-incomplete",
@@ -132,7 +142,7 @@ def test_events_lost_counts_gaps_torn_lines_and_open_ends(tmp_path: Path) -> Non
 def test_station_copy_scripts_the_fault_and_keeps_the_rest(tmp_path: Path) -> None:
     import yaml
 
-    case = next(c for c in CASES if c.name == "power-garbage")
+    case = next(c for c in ALL_CASES if c.name == "power-garbage")
     path = write_station(DEFAULT_STATION, case, tmp_path, {"psu": 7})
     data = yaml.safe_load(path.read_text())
     assert data["simulators"]["psu"]["faults"] == [{"after": 7, "kind": "garbage", "count": 3}]
