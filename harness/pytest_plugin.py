@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from harness.errors import Aborted, ConfigError, HarnessError
+from harness.errors import Aborted, ConfigError, EvidenceError, HarnessError
 from harness.evidence.model import Outcome
 from harness.limits import LimitSpec, load_limits
 from harness.run_context import Checker, QualificationRun
@@ -197,7 +197,12 @@ def hil_station(request: pytest.FixtureRequest) -> Iterator[Station]:
     state.station = station
     station.open()
     try:
-        state.run = _start_run(state, station)
+        try:
+            state.run = _start_run(state, station)
+        except EvidenceError as exc:
+            # No journal, no run: stop at once with one line (the station still goes safe).
+            pytest.exit(f"harness: ERROR: the run's evidence cannot be written: {exc}",
+                        returncode=pytest.ExitCode.TESTS_FAILED)
         state.watchdog = _start_watchdog(state)
         if any(r.startswith("camera") for r in station.devices):
             serial = station.camera().identity().serial

@@ -291,19 +291,22 @@ def events_lost(journal: Path) -> tuple[int, list[str]]:
     return lost, notes
 
 
-def _junit(path: Path) -> tuple[Outcome, str]:
-    """pytest's own verdict (ERROR > FAIL > PASS) and the first error's message."""
+def _pytest_verdict(junit: Path, code: int, output: str) -> tuple[Outcome, str]:
+    """pytest's own verdict when the run left no journal: the harness's one-line message
+    (``harness: ...``) or the first JUnit error, ERROR for any non-zero exit status."""
+    lines = [ln.strip(" !") for ln in output.splitlines() if "harness: " in ln]
+    message = lines[0][lines[0].index("harness: "):] if lines else ""
     try:
-        root = ET.parse(path).getroot()
+        root = ET.parse(junit).getroot()
+        errors = [e.get("message", "") for e in root.iter("error")]
+        failures = [e.get("message", "") for e in root.iter("failure")]
     except (OSError, ET.ParseError):
-        return Outcome.ERROR, "pytest wrote no JUnit report"
-    errors = [e.get("message", "") for e in root.iter("error")]
-    failures = [e.get("message", "") for e in root.iter("failure")]
-    if errors:
-        return Outcome.ERROR, errors[0]
+        errors, failures = [], []
+    if errors or (code != 0 and not failures):
+        return Outcome.ERROR, message or (errors[0] if errors else f"pytest exit status {code}")
     if failures:
-        return Outcome.FAIL, failures[0]
-    return Outcome.PASS, ""
+        return Outcome.FAIL, message or failures[0]
+    return Outcome.PASS, message
 
 
 def _errors(journal: Path) -> list[str]:
@@ -350,7 +353,7 @@ def run_case(case: FaultCase, base: Path, folder: Path, after: dict[str, int],
         if outcome is Outcome.PASS and code != 0:
             outcome = Outcome.ERROR  # never call a run that pytest failed a PASS
     else:
-        outcome, message = _junit(junit)
+        outcome, message = _pytest_verdict(junit, code, output)
         errors = [message]
     message = " ".join(message.split())
     states = json.loads(state_file.read_text()) if state_file.exists() else None

@@ -14,9 +14,10 @@ device runs in its own pytest process, and for each:
 
 The matrix is printed (``pytest -s``) and is what ``harness reliability`` shows. By default the
 test runs a covering subset (every camera fault, every instrument fault kind on at least one
-device and over both transports, every device, drift, over-range, stall, evidence, records:
-13 of the 24 pytest runs) to keep ``make test`` short; ``HARNESS_FULL_FAULT_MATRIX=1`` runs all
-24, as ``harness reliability`` always does.
+device and over both transports, every device, over-range, stall, evidence, records: 12 of the
+24 pytest runs) to keep ``make test`` short; ``HARNESS_FULL_FAULT_MATRIX=1`` runs all 24, as
+``harness reliability`` always does (light drift alone takes 45 s: the suite's meter settle
+waits 30 s before it gives up).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from harness.sim.instruments.hub import STATE_FILE_ENV, start_simulators
 
 ALL_CASES = default_cases()
 COVERING = {"camera-timeout", "camera-disconnect", "camera-drop", "camera-incomplete",
-            "light-timeout", "light-drift", "power-garbage", "meter-drop", "meter-over-range",
+            "light-timeout", "power-garbage", "meter-drop", "meter-over-range",
             "chart-garbage", "focus-stall", "evidence-unwritable", "records-unreachable"}
 CASES = (ALL_CASES if os.environ.get("HARNESS_FULL_FAULT_MATRIX") == "1"
          else [c for c in ALL_CASES if c.name in COVERING])

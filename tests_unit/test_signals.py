@@ -85,7 +85,7 @@ CASES = [(sig, round(random.Random(SEED + i).uniform(0.0, 2.5), 2))
 @pytest.fixture(scope="module")
 def signal_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, float], dict]:
     folder = tmp_path_factory.mktemp("signals")
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:  # the runs mostly wait for their signal
         runs = pool.map(lambda c: _signal_run(c[0], c[1], folder / f"{c[0].name}-{c[1]}"), CASES)
         return {(sig.name, delay): run for (sig, delay), run in zip(CASES, runs, strict=True)}
 
