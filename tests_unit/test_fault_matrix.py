@@ -151,3 +151,23 @@ def test_station_copy_scripts_the_fault_and_keeps_the_rest(tmp_path: Path) -> No
     assert Path(data["camera"]["module"]).is_absolute() and data["lock_dir"] == str(tmp_path)
     assert path.with_name("power-garbage.light-cal.json").exists()
     assert os.path.exists(data["camera"]["module"])
+
+
+def test_reliability_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli.app import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["reliability", "--list"])
+    assert listed.exit_code == 0 and "focus-stall" in listed.output
+    bad = runner.invoke(app, ["reliability", "--only", "camera-melt"])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+    assert "unknown fault(s) camera-melt; allowed:" in bad.output
+    missing = runner.invoke(app, ["reliability", "--station", str(tmp_path / "none.yaml")])
+    assert missing.exit_code == 2 and "no such station file" in missing.output
+    ran = runner.invoke(app, ["reliability", "--only", "camera-incomplete", "--json"])
+    assert ran.exit_code == 0, ran.output
+    rows = json.loads(ran.output)
+    assert [(r["fault"], r["outcome"], r["ok"]) for r in rows] == [
+        ("camera-incomplete", "ERROR", True)]

@@ -222,3 +222,30 @@ def test_sigkill_on_the_simulated_station_is_journaled(tmp_path: Path) -> None:
     assert "simulated instrument died with the runner" in error["message"]
     assert rebuild(journal).outcome is Outcome.ABORTED
     assert events_lost(journal) == (0, [])
+
+
+def test_watchdog_leaves_a_station_taken_over_by_a_new_run_alone(tmp_path: Path) -> None:
+    """If a new run already holds the station, the watchdog must not switch its light off."""
+    from harness.station.lock import StationLock
+    from harness.station.watchdog import apply_safe_state
+
+    station = tmp_path / "st.yaml"
+    station.write_text(f"id: taken-st\nlock_dir: {tmp_path}\nlight: {{driver: fake}}\n")
+    with StationLock("taken-st", tmp_path):
+        reached, failed = apply_safe_state(station)
+    assert reached == [] and failed[0][0] == "station" and "in use by pid" in failed[0][1]
+    reached, failed = apply_safe_state(station)  # free again: the watchdog does its job
+    assert reached == ["light"] and failed == []
+
+
+def test_watchdog_stops_quietly_after_a_clean_close(tmp_path: Path) -> None:
+    from harness.station.watchdog import start_watchdog
+
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text('{"seq": 1, "type": "run_start", "run_id": "r"}\n')
+    station = tmp_path / "st.yaml"
+    station.write_text(f"id: clean-st\nlock_dir: {tmp_path}\nlight: {{driver: fake}}\n")
+    watchdog = start_watchdog(station, journal)
+    watchdog.stop()
+    assert watchdog.proc.returncode == 0
+    assert len(read_journal(journal).events) == 1  # nothing appended
