@@ -36,7 +36,7 @@ from typer.testing import CliRunner
 from harness.capture import emva_descriptor as ed
 from harness.capture import image_input as ii
 from harness.capture import stack_input as si
-from harness.capture.captureset import CaptureSet, CaptureSetWriter
+from harness.capture.captureset import CaptureSet, CaptureSetWriter, guard_image_size
 from harness.errors import ConfigError, EvidenceError, HarnessError
 from harness.evidence.journal import rebuild
 from harness.evidence.records import RecordStore
@@ -312,7 +312,65 @@ def _via_stack_input(load: Callable[[], Any]) -> Any:
 
 
 def _stack_of(path: Path) -> Any:
+    try:  # see test_stack_tiff_declaring_gigabytes: stack_input decodes such headers as is
+        guard_image_size(path)
+    except ConfigError:
+        return None
     return _via_stack_input(lambda: si.open_stack(path).reduce())
+
+
+def tiff_declaring(rows: int) -> bytes:
+    """A 24 x 32 uint16 TIFF whose ImageLength tag claims ``rows`` rows (a flipped bit)."""
+    raw = bytearray(TIFFS["mono16"])
+    with tifffile.TiffFile(io.BytesIO(bytes(raw))) as tif:
+        entry = tif.pages.first.tags[257].offset  # code(2) type(2) count(4) value(4)
+    raw[entry + 2:entry + 4] = (4).to_bytes(2, "little")  # LONG
+    raw[entry + 8:entry + 12] = rows.to_bytes(4, "little")
+    return bytes(raw)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG signature + IHDR (16-bit grey) claiming ``width`` x ``height``, then nothing."""
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + ihdr + bytes(4)
+
+
+@pytest.mark.parametrize("rows", [2**31, 8_388_632], ids=["128 GiB", "512 MiB in 1.6 kB"])
+def test_headers_declaring_gigabytes_are_refused_before_decoding(tmp_path: Path,
+                                                                 rows: int) -> None:
+    """Found by the fuzzer: a flipped bit in ImageLength made the readers allocate (and fill)
+    8-32 GiB; a run was OOM-killed at 24 GB. Now refused from the header, in milliseconds."""
+    path = tmp_path / "frame.tif"
+    path.write_bytes(tiff_declaring(rows))
+    png = tmp_path / "chart.png"
+    png.write_bytes(png_declaring(40000, 40000))
+    root = tmp_path / "set"
+    with CaptureSetWriter(root) as writer:
+        record = writer.add(_FRAME, role="dark")
+    (root / record.file).write_bytes(tiff_declaring(rows))
+    cs = CaptureSet.open(root)
+    cases: list[tuple[Path, Callable[[], Any]]] = [
+        (path, lambda: ed.load_image(path)), (path, lambda: ii.load_image(path)),
+        (path, lambda: ii.load_stack(path)), (png, lambda: ii.load_image(png)),
+        (png, lambda: ed.load_image(png)),
+        (root / record.file, lambda: cs.load(record, verify=False))]
+    for name, load in cases:
+        with pytest.raises(ConfigError, match="declares") as info:
+            load()
+        one_line_naming(info.value, name)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="harness/capture/stack_input.py (being edited by its owner): "
+                   "open_stack/_tiff_pages decode pages without guard_image_size, so a corrupt "
+                   "header makes it allocate gigabytes (here 128 GiB: refused by the kernel, "
+                   "reported as 'Unable to allocate'; 6-8 GiB ones are allocated and filled)")
+def test_stack_tiff_declaring_gigabytes(tmp_path: Path) -> None:
+    path = tmp_path / "stack.tif"
+    path.write_bytes(tiff_declaring(2**31))
+    with pytest.raises(ConfigError) as info:
+        si.open_stack(path).reduce()
+    assert "declares" in str(info.value)
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError,
@@ -509,12 +567,13 @@ def mutate_lines(data: st.DataObject, lines: list[str]) -> list[str]:
             del out[i]
         elif op == "duplicate" and out:
             out.insert(i, out[i])
-        elif op == "garble" and out:
+        elif op == "garble" and out and out[i].split():
             tokens = out[i].split()
             j = data.draw(st.integers(0, len(tokens) - 1), label="token")
             tokens[j] = data.draw(st.one_of(st.text(max_size=10), st.sampled_from(
                 ["-1", "1e999", "nan", "0", "99999999999999999999", "1,5", "../../etc/passwd",
-                 "/etc/hostname", "x" * 400, "images\\p1b0.tif"])), label="token text")
+                 "/etc/hostname", "x" * 400, "x" * 5000, "images\\p1b0.tif"])),
+                label="token text")
             out[i] = " ".join(tokens)
         elif op == "insert":
             out.insert(i, data.draw(st.text(max_size=30), label="new line"))

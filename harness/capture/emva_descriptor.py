@@ -24,7 +24,9 @@ import cv2
 import numpy as np
 import tifffile
 
+from harness.capture.captureset import guard_image_size
 from harness.errors import ConfigError
+from harness.paths import safe_relative
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 
@@ -87,6 +89,13 @@ def _integer(token: str, path: Path, line: int, field: str, low: int, high: int)
     return value
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def _image_path(token: str, folder: Path) -> Path:
     parts = PureWindowsPath(token).parts if "\\" in token else PurePosixPath(token).parts
     return folder.joinpath(*parts)
@@ -144,8 +153,13 @@ def read_descriptor(path: str | Path, *, check_files: bool = True) -> EmvaDescri
             if len(fields) != 2:
                 raise ConfigError("expected 'i <relative path>' (no spaces in the path)",
                                   source=str(path), line=number)
+            try:  # relative to the descriptor's folder, and inside it
+                safe_relative(fields[1], "image path")
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, source=str(path), line=number,
+                                  field="i") from None
             image = _image_path(fields[1], folder)
-            if check_files and not image.is_file():
+            if check_files and not _is_file(image):
                 raise ConfigError(f"image file not found: {image}", source=str(path),
                                   line=number)
             images.append(image)
@@ -193,8 +207,9 @@ def load_image(path: Path, *, bits: int | None = None,
     if suffix not in _IMAGE_SUFFIXES:
         raise ConfigError(f"unsupported image type {suffix!r}; allowed: .tif, .tiff, .png",
                           source=str(path))
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError("image file not found", source=str(path))
+    guard_image_size(path)
     try:
         # cv2 reads a plain 16-bit TIFF ~3x faster than tifffile; anything it cannot read
         # (or reads as colour) goes to tifffile, which also names the problem.

@@ -21,6 +21,7 @@ import numpy as np
 import tifffile
 from numpy.typing import NDArray
 
+from harness.capture.captureset import guard_image_size
 from harness.errors import ConfigError
 
 FloatArray = NDArray[np.float64]
@@ -76,6 +77,7 @@ def _read_pixels(path: Path) -> NDArray[Any]:
     if suffix not in IMAGE_SUFFIXES:
         raise ConfigError(f"unsupported file type {suffix!r}; use .tif, .tiff or .png",
                           source=str(path))
+    guard_image_size(path)
     try:
         if suffix == ".png":
             arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -316,6 +318,7 @@ def load_stack(path: str | Path, *, positions: str | None = None, bayer: str | N
         found_pos = [_position_from_name(n) for n in names]
         pos_from = "file names"
     elif p.suffix.lower() in (".tif", ".tiff"):
+        guard_image_size(p)
         try:
             with tifffile.TiffFile(p) as tif:
                 pages = [np.asarray(pg.asarray()) for pg in tif.pages]
