@@ -37,11 +37,14 @@ from harness.capture import emva_descriptor as ed
 from harness.capture import image_input as ii
 from harness.capture import stack_input as si
 from harness.capture.captureset import CaptureSet, CaptureSetWriter, guard_image_size
-from harness.errors import ConfigError, EvidenceError, HarnessError
+from harness.devices.instrument import InstrumentDriver
+from harness.devices.transport import LineTransport, LinkSettings, ReadTimeout
+from harness.errors import ConfigError, EvidenceError, HarnessError, InstrumentError
 from harness.evidence.journal import rebuild
 from harness.evidence.records import RecordStore
 from harness.limits import load_limits
 from harness.sim.module import load_module
+from harness.station.registry import DriverContext, driver_class, registered_drivers
 from harness.station.schema import load_station_file
 
 # Each example must finish well inside 2 s on the shared 2-core box (they take ~1-30 ms);
@@ -775,3 +778,112 @@ def test_one_line_naming_rejects_what_it_should() -> None:
         one_line_naming(ConfigError("bad", source="other.yaml"), "f.yaml")
     one_line_naming(ConfigError("bad", source="f.yaml", line=3), "f.yaml")
     assert re.fullmatch(r"f\.yaml:3: bad", str(ConfigError("bad", source="f.yaml", line=3)))
+
+
+# ---- instrument replies --------------------------------------------------------------------
+
+class ScriptedLink(LineTransport):
+    """A line transport whose far end answers with a fuzzed script (then times out)."""
+
+    def __init__(self, device: str, replies: list[str | bytes]) -> None:
+        super().__init__(device, "fuzz://bench", LinkSettings(timeout_s=0.01, retries=1))
+        self.replies = replies
+
+    def _open(self) -> None:
+        pass
+
+    def _close(self) -> None:
+        pass
+
+    def _write(self, data: str) -> None:
+        pass
+
+    def _drain(self, quiet_s: float) -> None:
+        pass
+
+    def _read_line(self, timeout_s: float) -> str:
+        if not self.replies:
+            raise ReadTimeout()
+        reply = self.replies.pop(0)
+        if isinstance(reply, bytes):
+            raise UnicodeDecodeError("ascii", reply, 0, 1, "ordinal not in range(128)")
+        return reply
+
+
+REPLY_TEXT = ["", "0", "1", "-1", "50.0", "1e999", "nan", "inf", "-0", "1,2", "1,2,3,4",
+              "ACME,LED-9,SN-1,1.0", "ON", "OFF", "IDLE", "MOVING", "OK", "ERR", "E01",
+              '0,"No error"', '-222,"Data out of range"', "dark,flat,edge", "um", "mm",
+              "0,100", "100,0", "1.5 V", "999999999999999999999999", "\x00\x01", "é", "\x1e",
+              ",,,", "x" * 300]
+replies = st.lists(st.one_of(st.sampled_from(REPLY_TEXT), st.text(max_size=20),
+                             st.binary(min_size=1, max_size=4).map(lambda b: b"\xff" + b)),
+                   max_size=6)
+
+
+def _call(method: str, *args: Any) -> Callable[[Any], Any]:
+    def call(driver: Any) -> Any:
+        return getattr(driver, method)(*args)
+
+    call.__name__ = method
+    return call
+
+
+def _instrument_calls() -> list[tuple[str, str, Callable[[Any], Any]]]:
+    calls: list[tuple[str, str, Callable[[Any], Any]]] = []
+    for kind in ("light", "power", "meter", "focus", "chart"):
+        for name in registered_drivers(kind):
+            cls = driver_class(kind, name)
+            if not issubclass(cls, InstrumentDriver):
+                continue
+            for method in ("identity", "_after_open", "is_on", "level", "cct", "output_enabled",
+                           "measure", "read", "position", "moving", "current"):
+                if callable(getattr(cls, method, None)):
+                    calls.append((kind, name, _call(method)))
+            for method, arg in (("set_level", 40.0), ("set_voltage", 1.0), ("check_errors", "x"),
+                                ("select", "flat"), ("move_to", 10.0)):
+                if callable(getattr(cls, method, None)):
+                    calls.append((kind, name, _call(method, arg)))
+    return calls
+
+
+INSTRUMENT_CALLS = _instrument_calls()
+
+
+def _driver(kind: str, name: str, link: ScriptedLink) -> Any:
+    cls = driver_class(kind, name)
+    address = {"resource": "fuzz"} if cls.backend == "visa" else {"port": "fuzz"}
+    extra = {"max_voltage_v": 5.0, "max_current_a": 1.0} if kind == "power" else {}
+    settings = cls.Settings.model_validate({**address, **extra, "timeout_s": 0.01,
+                                            "retries": 0})
+    driver = cls(link.device, settings, DriverContext("fuzz", Path(".")))
+    driver.transport = link
+    if hasattr(driver, "maximum"):  # a focus stage as _after_open would have left it
+        driver.minimum, driver.maximum = 0.0, 100.0
+    if hasattr(driver, "_charts"):
+        driver._charts = ("dark", "flat", "edge")
+    return driver
+
+
+def test_every_instrument_driver_is_fuzzed() -> None:
+    kinds = {kind for kind, _, _ in INSTRUMENT_CALLS}
+    assert kinds == {"light", "power", "meter", "focus", "chart"}, kinds
+    assert len(INSTRUMENT_CALLS) >= 20
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=st.data())
+def test_instrument_replies_fuzz(data: st.DataObject) -> None:
+    """Whatever an instrument answers: a value, or an InstrumentError (a station fault, never
+    a DUT FAIL) in one line naming the device and the command; never a hang."""
+    kind, name, call = data.draw(st.sampled_from(INSTRUMENT_CALLS), label="call")
+    device = f"{kind}-under-fuzz"
+    link = ScriptedLink(device, data.draw(replies, label="replies"))
+    driver = _driver(kind, name, link)
+    try:
+        call(driver)
+    except ConfigError as exc:  # a setting outside what the (fuzzed) instrument reported
+        one_line_naming(exc, device)
+    except InstrumentError as exc:
+        one_line_naming(exc, device)
+    except Exception as exc:
+        raise AssertionError(f"{name}: {type(exc).__name__} escaped: {exc}") from exc
