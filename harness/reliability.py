@@ -403,9 +403,12 @@ def table(results: Sequence[FaultResult]) -> str:
     for r in results:
         lost = "no journal" if r.events_lost is None else str(r.events_lost)
         msg = r.message if len(r.message) <= 90 else r.message[:87] + "..."
+        safe = "yes" if r.safe_state else "NO: " + r.safe_detail
+        notes = [n for n in r.safe_detail.split("; ") if "silent" in n]
+        if r.safe_state and notes:
+            safe += f" ({'; '.join(notes)})"
         lines.append(f"| {r.case.name}: {r.case.fault} | {r.case.device} | {r.outcome.value} | "
-                     f"{'yes' if r.safe_state else 'NO: ' + r.safe_detail} | {lost} | "
-                     f"{msg.replace('|', '/')} |")
+                     f"{safe} | {lost} | {msg.replace('|', '/')} |")
     return "\n".join(lines)
 
 

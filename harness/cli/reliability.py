@@ -64,7 +64,8 @@ def reliability(
         for r in results:
             grid.add_row(f"{r.case.name}: {escape(r.case.fault)}", r.case.device,
                          r.outcome.value if r.ok else f"[red]{r.outcome.value}[/]",
-                         "yes" if r.safe_state else f"[red]NO: {escape(r.safe_detail)}[/]",
+                         escape(r.safe_detail) if r.safe_state
+                         else f"[red]NO: {escape(r.safe_detail)}[/]",
                          "no journal" if r.events_lost is None else str(r.events_lost),
                          escape(r.message[:120]))
         console.print(grid)
