@@ -887,3 +887,22 @@ def test_instrument_replies_fuzz(data: st.DataObject) -> None:
         one_line_naming(exc, device)
     except Exception as exc:
         raise AssertionError(f"{name}: {type(exc).__name__} escaped: {exc}") from exc
+
+
+LONG = "x" * 5000 + ".tif"
+LONG_ARG_CASES = [["station", "check", LONG], ["sim", "truth", LONG],
+                  ["analyze", "emva1288", LONG], ["analyze", "defects", LONG, LONG],
+                  ["analyze", "uniformity", LONG], ["analyze", "sfr", LONG],
+                  ["analyze", "colour", LONG], ["analyze", "focus", LONG],
+                  ["report", "--from-journal", LONG, "--no-records"], ["report", LONG],
+                  ["records", "runs", "--records", LONG], ["signoff", "R-1", "--records", LONG]]
+
+
+@pytest.mark.parametrize("argv", LONG_ARG_CASES, ids=[" ".join(a[:2]) for a in LONG_ARG_CASES])
+def test_cli_path_the_os_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 argv: list[str]) -> None:
+    """Found by the fuzzer: a 5000-character path made Path.exists() raise OSError
+    (ENAMETOOLONG) and most commands printed a traceback."""
+    monkeypatch.chdir(tmp_path)
+    code, output = run_cli(*argv)
+    assert_bad_input(code, output, "x" * 50 + ".tif")

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from harness import __version__
-from harness.errors import Aborted, ConfigError, HarnessError
+from harness.errors import Aborted, ConfigError, HarnessError, one_line
 
 app = typer.Typer(
     name="harness",
@@ -49,6 +49,10 @@ def error_boundary() -> Iterator[None]:
         fail(str(exc), EXIT_BAD_INPUT)
     except HarnessError as exc:
         fail(str(exc), EXIT_DEVICE)
+    except OSError as exc:  # a path the OS refuses (name too long, NUL, permissions, ...)
+        name = str(exc.filename or "")
+        where = f"{name if len(name) <= 160 else name[:80] + '…' + name[-60:]}: " if name else ""
+        fail(one_line(f"{where}{exc.strerror or exc}"), EXIT_BAD_INPUT)
     except (Aborted, KeyboardInterrupt):
         fail("aborted", EXIT_ABORTED)
 
