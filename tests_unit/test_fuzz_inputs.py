@@ -20,7 +20,6 @@ import io
 import json
 import os
 import re
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from typer.testing import CliRunner
 from harness.capture import emva_descriptor as ed
 from harness.capture import image_input as ii
 from harness.capture import stack_input as si
-from harness.capture.captureset import CaptureSet, CaptureSetWriter, guard_image_size
+from harness.capture.captureset import CaptureSet, CaptureSetWriter
 from harness.devices.instrument import InstrumentDriver
 from harness.devices.transport import LineTransport, LinkSettings, ReadTimeout
 from harness.errors import ConfigError, EvidenceError, HarnessError, InstrumentError
@@ -293,33 +292,34 @@ def broken_tiff(data: st.DataObject) -> bytes:
     return raw
 
 
-# Known bug, xfail-tracked in test_stack_errors_name_the_file (stack_input.py is being edited
-# by its owner): open_stack(...).reduce() and reduce_emva(...) pass frames and points to the
-# pure analysis layer (accumulators, EmvaReducer), whose ConfigErrors carry no source, and do
-# not attribute them: "spatial stack has no frames", "no dark temporal pairs: ...", "spatial
-# stack: pixel type float32 not supported" reach the user without the file's name. Until that
-# is fixed the fuzzer accepts exactly those (one line, raised inside harness/analysis/, no
-# source); the strict xfail turns red once they are attributed, to drop this allowance.
-def unattributed_analysis_error(exc: ConfigError) -> bool:
-    origin = traceback.extract_tb(exc.__traceback__)[-1].filename
-    return exc.source is None and f"harness{os.sep}analysis{os.sep}" in origin
-
-
-def _via_stack_input(load: Callable[[], Any]) -> Any:
-    try:
-        return load()
-    except ConfigError as exc:
-        if unattributed_analysis_error(exc) and len(str(exc).splitlines()) == 1:
-            return None
-        raise
-
-
 def _stack_of(path: Path) -> Any:
-    try:  # see test_stack_tiff_declaring_gigabytes: stack_input decodes such headers as is
-        guard_image_size(path)
-    except ConfigError:
-        return None
-    return _via_stack_input(lambda: si.open_stack(path).reduce())
+    return si.open_stack(path).reduce()
+
+
+@pytest.mark.parametrize("kind", ["float32 pages", "mixed shapes", "no pages", "no dark pair"])
+def test_stack_errors_name_the_file(tmp_path: Path, kind: str) -> None:
+    """Found by the fuzzer: errors of the pure analysis layer (accumulators, EmvaReducer) came
+    out of open_stack(...).reduce() and reduce_emva(...) without the file's name: "spatial
+    stack has no frames", "no dark temporal pairs: every step needs a dark pair"."""
+    path = tmp_path / "stack.tif"
+    if kind == "mixed shapes":
+        with tifffile.TiffWriter(path) as tif:
+            tif.write(_FRAME)
+            tif.write(_FRAME[:8])
+    elif kind == "no pages":
+        path.write_bytes(TIFFS["mono16"][:8])  # header only: tifffile finds no pages
+    elif kind == "no dark pair":
+        lines = _descriptor_folder(tmp_path)
+        path = tmp_path / "EMVA1288descriptor.txt"
+        path.write_text("\n".join(ln for ln in lines if not ln.startswith("d ")) + "\n")
+    else:
+        path.write_bytes(TIFFS["float32"])
+    with pytest.raises(ConfigError) as info:
+        if kind == "no dark pair":
+            si.reduce_emva(path)
+        else:
+            si.open_stack(path).reduce()
+    one_line_naming(info.value, path)
 
 
 def tiff_declaring(rows: int) -> bytes:
@@ -363,43 +363,13 @@ def test_headers_declaring_gigabytes_are_refused_before_decoding(tmp_path: Path,
         one_line_naming(info.value, name)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="harness/capture/stack_input.py (being edited by its owner): "
-                   "open_stack/_tiff_pages decode pages without guard_image_size, so a corrupt "
-                   "header makes it allocate gigabytes (here 128 GiB: refused by the kernel, "
-                   "reported as 'Unable to allocate'; 6-8 GiB ones are allocated and filled)")
 def test_stack_tiff_declaring_gigabytes(tmp_path: Path) -> None:
+    """Multi-page stacks go through the same header guard as single frames."""
     path = tmp_path / "stack.tif"
     path.write_bytes(tiff_declaring(2**31))
     with pytest.raises(ConfigError) as info:
         si.open_stack(path).reduce()
     assert "declares" in str(info.value)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="harness/capture/stack_input.py (being edited by its "
-                   "owner): errors of the analysis layer reach the user without the file name")
-@pytest.mark.parametrize("kind", ["float32 pages", "mixed shapes", "no pages", "no dark pair"])
-def test_stack_errors_name_the_file(tmp_path: Path, kind: str) -> None:
-    path = tmp_path / "stack.tif"
-    if kind == "mixed shapes":
-        with tifffile.TiffWriter(path) as tif:
-            tif.write(_FRAME)
-            tif.write(_FRAME[:8])
-    elif kind == "no pages":
-        path.write_bytes(TIFFS["mono16"][:8])  # header only: tifffile finds no pages
-    elif kind == "no dark pair":
-        lines = _descriptor_folder(tmp_path)
-        path = tmp_path / "EMVA1288descriptor.txt"
-        path.write_text("\n".join(ln for ln in lines if not ln.startswith("d ")) + "\n")
-    else:
-        path.write_bytes(TIFFS["float32"])
-    with pytest.raises(ConfigError) as info:
-        if kind == "no dark pair":
-            si.reduce_emva(path)
-        else:
-            si.open_stack(path).reduce()
-    one_line_naming(info.value, path)
 
 
 def tiff_readers(path: Path) -> list[Callable[[], Any]]:
@@ -459,8 +429,7 @@ def test_capture_manifest_fuzz(tmp_path: Path, data: st.DataObject) -> None:
         return len(cs.records())
 
     loads_or_refuses(load_all, root)
-    loads_or_refuses(lambda: _via_stack_input(
-        lambda: si.open_stack(root, roles=("dark",)).reduce()), root)
+    loads_or_refuses(lambda: si.open_stack(root, roles=("dark",)).reduce(), root)
 
 
 @FEW
@@ -597,7 +566,7 @@ def test_emva_descriptor_fuzz(tmp_path: Path, data: st.DataObject) -> None:
     text = ("\n".join(mutate_lines(data, lines)) + "\n").encode("utf-8")
     path.write_bytes(mangle_bytes(data, text))
     loads_or_refuses(lambda: ed.read_descriptor(path), path, folder)
-    loads_or_refuses(lambda: _via_stack_input(lambda: si.reduce_emva(path)), path, folder)
+    loads_or_refuses(lambda: si.reduce_emva(path), path, folder)
 
 
 @FEW

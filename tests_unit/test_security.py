@@ -368,11 +368,8 @@ class _Camera:
         raise KeyError(name)
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, pytest.fail.Exception),
-                   reason="harness/capture/sequences.py (lead's, being edited now): "
-                   "CaptureContext.new_set joins the sequence name to out_dir unchecked; "
-                   "wrap it in harness.paths.safe_component (names come from code today)")
 def test_sequence_name_cannot_leave_the_capture_dir(tmp_path: Path) -> None:
+    """A capture set goes to ``<out_dir>/<nn>-<sequence>``; the name comes from code today."""
     from harness.capture.sequences import CaptureContext
 
     ctx = CaptureContext(camera=_Camera(), out_dir=tmp_path / "a" / "b" / "captures")

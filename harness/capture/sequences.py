@@ -27,6 +27,7 @@ import numpy as np
 from harness.capture.captureset import CaptureSet, CaptureSetWriter
 from harness.devices.camera.frames import FrameStack
 from harness.errors import CameraError, ConfigError
+from harness.paths import safe_component
 
 
 class Progress(Protocol):
@@ -59,6 +60,7 @@ class CaptureContext:
     _counter: int = 0
 
     def new_set(self, sequence: str) -> CaptureSetWriter:
+        safe_component(sequence, "sequence")  # the name becomes a folder under out_dir
         self._counter += 1
         path = self.out_dir / f"{self._counter:02d}-{sequence}"
         n = 1

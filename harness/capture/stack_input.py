@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,8 @@ import tifffile
 from harness.analysis.accumulators import StackAccumulator, StackStats
 from harness.analysis.defects import CFA_PATTERNS
 from harness.analysis.emva1288 import EmvaData, EmvaReducer
-from harness.capture.emva_descriptor import load_image, read_descriptor
+from harness.capture.captureset import guard_image_size
+from harness.capture.emva_descriptor import EmvaDescriptor, load_image, read_descriptor
 from harness.errors import ConfigError
 
 MANIFEST = "manifest.json"
@@ -58,10 +60,24 @@ class StackSource:
 
     def reduce(self) -> StackStats:
         """One pass through the frames into exact per-pixel sums."""
-        acc = StackAccumulator()
-        for frame in self.frames():
-            acc.add(frame)
-        return acc.stats()
+        with attributed(self.source):
+            acc = StackAccumulator()
+            for frame in self.frames():
+                acc.add(frame)
+            return acc.stats()
+
+
+@contextmanager
+def attributed(source: str | Path) -> Iterator[None]:
+    """Name the input in errors of the pure analysis layer, which knows no files (it says
+    "spatial stack has no frames", not which stack)."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.source is not None:
+            raise
+        raise ConfigError(exc.detail, source=str(source), line=exc.line,
+                          field=exc.field) from None
 
 
 def is_capture_set(path: Path) -> bool:
@@ -104,6 +120,7 @@ def _capture_set_stack(path: Path, roles: tuple[str, ...], cfa: str | None) -> S
 
 
 def _tiff_pages(path: Path) -> Iterator[np.ndarray]:
+    guard_image_size(path)
     try:
         with tifffile.TiffFile(path) as tif:
             for page in tif.pages:
@@ -133,6 +150,7 @@ def open_stack(path: str | Path, *, roles: tuple[str, ...] = ("dark",),
         if p.suffix.lower() not in (".tif", ".tiff"):
             raise ConfigError("a stack file must be a multi-page TIFF (.tif/.tiff)",
                               source=str(p))
+        guard_image_size(p)
         try:
             with tifffile.TiffFile(p) as tif:
                 count = len(tif.pages)
@@ -155,6 +173,11 @@ def open_stack(path: str | Path, *, roles: tuple[str, ...] = ("dark",),
 def reduce_descriptor(path: str | Path) -> EmvaData:
     """Stream every image of a descriptor's points through :class:`EmvaReducer`."""
     desc = read_descriptor(path)
+    with attributed(path):
+        return _reduce_descriptor(desc)
+
+
+def _reduce_descriptor(desc: EmvaDescriptor) -> EmvaData:
     reducer = EmvaReducer(desc.bits)
     shape = (desc.height, desc.width)
     jobs = [(point, image) for point in desc.points for image in point.images]
@@ -188,25 +211,26 @@ def reduce_capture_set(path: str | Path, *, plane: str | None = None
                               source=str(path), field="plane")
         r0, c0, stride = layout[plane]
         view = (slice(r0, None, stride), slice(c0, None, stride))
-    reducer = EmvaReducer(cs.manifest.bits)
-    records = [rec for rec in cs.records() if rec.role in ("bright", "dark")
-               and rec.group in ("temporal", "spatial")]
-    if not records:
-        raise ConfigError("no bright/dark temporal or spatial frames; is this an EMVA 1288 "
-                          "sweep?", source=str(path))
-    for rec in records:
-        if rec.exposure_us is None:
-            raise ConfigError(f"frame {rec.file} has no exposure_us", source=str(path),
-                              field="exposure_us")
-    for rec, frame in zip(records, prefetch(partial(cs.load, r) for r in records),
-                          strict=True):
-        if view is not None:
-            frame = np.ascontiguousarray(frame[view])
-        reducer.add(frame, dark=rec.role == "dark", spatial=rec.group == "spatial",
-                    exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
-                    photons=rec.photons if rec.role == "bright" else None,
-                    key=float(rec.step))
-    return reducer.finish(), (cs.manifest.cfa if view is None else None)
+    with attributed(path):
+        reducer = EmvaReducer(cs.manifest.bits)
+        records = [rec for rec in cs.records() if rec.role in ("bright", "dark")
+                   and rec.group in ("temporal", "spatial")]
+        if not records:
+            raise ConfigError("no bright/dark temporal or spatial frames; is this an EMVA 1288 "
+                              "sweep?", source=str(path))
+        for rec in records:
+            if rec.exposure_us is None:
+                raise ConfigError(f"frame {rec.file} has no exposure_us", source=str(path),
+                                  field="exposure_us")
+        for rec, frame in zip(records, prefetch(partial(cs.load, r) for r in records),
+                              strict=True):
+            if view is not None:
+                frame = np.ascontiguousarray(frame[view])
+            reducer.add(frame, dark=rec.role == "dark", spatial=rec.group == "spatial",
+                        exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
+                        photons=rec.photons if rec.role == "bright" else None,
+                        key=float(rec.step))
+        return reducer.finish(), (cs.manifest.cfa if view is None else None)
 
 
 def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
