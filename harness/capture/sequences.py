@@ -163,12 +163,13 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, role: str,
            group: str = "", step: int = 0, exposure_set: float | None = None,
            photons: float | None = None, **extra: Any) -> None:
+    device = getattr(ctx.camera, "name", None)
     gaps = stack.frame_id_gaps()
     if gaps:
-        raise CameraError(f"dropped frames: frame ids jump {gaps}")
+        raise CameraError(f"dropped frames: frame ids jump {gaps}", device=device)
     incomplete = [m.frame_id for m in stack.meta if m.incomplete]
     if incomplete:
-        raise CameraError(f"incomplete buffers for frame ids {incomplete}")
+        raise CameraError(f"incomplete buffers for frame ids {incomplete}", device=device)
     cond = {**ctx.conditions(), **extra}
     for frame, meta in stack:
         writer.add(frame, role=role, group=group, step=step, exposure_us_set=exposure_set,
