@@ -89,3 +89,22 @@ def test_not_json_and_missing(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{trunc")
     with pytest.raises(ConfigError, match="not valid JSON"):
         CaptureSet.open(tmp_path)
+
+
+def test_manifest_rewritten_at_most_once_per_interval_and_at_close(tmp_path: Path) -> None:
+    writes: list[int] = []
+    writer = CaptureSetWriter(tmp_path / "cs")
+    original = writer.flush
+
+    def counting() -> None:
+        writes.append(len(writer.manifest.frames))
+        original()
+
+    writer.flush = counting  # type: ignore[method-assign]
+    writer.FLUSH_INTERVAL_S = 3600.0
+    for i in range(5):
+        writer.add(np.full((4, 4), i, np.uint16), role="dark")
+    assert writes == [1]  # the first frame at once, then not within the interval
+    writer.close()
+    assert writes == [1, 5]
+    assert len(CaptureSet.open(tmp_path / "cs").records()) == 5

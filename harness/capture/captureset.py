@@ -7,8 +7,8 @@ Layout of a capture set directory::
 
 Frames are written before the manifest mentions them; every file is written to a temporary
 name and renamed into place, so a crash never leaves a half-written frame or manifest. The
-manifest is rewritten after each frame (cheap: metadata only) so a killed capture still
-leaves a readable set of the frames taken so far.
+manifest is rewritten at least once a second while frames stream in (and at close), so a
+killed capture still leaves a readable set of the frames taken up to a second before.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -250,7 +252,11 @@ class CaptureSet:
 
 
 class CaptureSetWriter:
-    """Write a capture set frame by frame (atomic files, manifest refreshed after each frame)."""
+    """Write a capture set frame by frame (atomic files, manifest refreshed as frames come)."""
+
+    FLUSH_INTERVAL_S = 1.0
+    """The manifest is rewritten at most this often while frames stream in (and always at
+    close): rewriting it after every 12 MP frame cost a third of the write time."""
 
     def __init__(self, path: str | Path, *, sequence: str = "", cfa: str | None = None,
                  bits: int = 12, **header: Any) -> None:
@@ -266,6 +272,7 @@ class CaptureSetWriter:
                                  created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                                  **header)
         self._index: dict[tuple[str, str, int], int] = {}
+        self._flushed_at = -math.inf
 
     def add(self, frame: np.ndarray, *, role: str, group: str = "", step: int = 0,
             **fields: Any) -> FrameRecord:
@@ -287,7 +294,8 @@ class CaptureSetWriter:
         if self.manifest.width is None:
             self.manifest.height, self.manifest.width = int(frame.shape[0]), int(frame.shape[1])
         self.manifest.frames.append(record)
-        self.flush()
+        if time.monotonic() - self._flushed_at >= self.FLUSH_INTERVAL_S:
+            self.flush()
         return record
 
     def flush(self) -> None:
@@ -296,6 +304,7 @@ class CaptureSetWriter:
                                self.manifest.model_dump_json(indent=1).encode("utf-8"))
         except OSError as exc:
             raise EvidenceError(f"{self.root}: cannot write manifest: {exc.strerror}") from None
+        self._flushed_at = time.monotonic()
 
     def close(self) -> CaptureSet:
         self.flush()
