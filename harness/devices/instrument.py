@@ -183,3 +183,24 @@ class InstrumentDriver:
 
 
 __all__ = ["InstrumentDriver", "InstrumentSettings", "SerialSettings", "VisaSettings", "show"]
+
+
+class ScpiErrorQueue:
+    """SCPI error-queue checking shared by the SCPI drivers (IEEE 488.2 ``SYST:ERR?``)."""
+
+    def check_errors(self: Any, after: str, *, safe: bool = False) -> None:
+        """Raise if the error queue (``SYST:ERR?``) holds anything after ``after``."""
+        reply = self.query("SYST:ERR?", safe=safe)
+        code, _, message = reply.partition(",")
+        try:
+            number = int(code)
+        except ValueError:
+            raise self.fail("unreadable error queue", "SYST:ERR?", reply) from None
+        if number != 0:
+            raise self.fail(f"instrument error {number} {message.strip()} after {after!r}",
+                            "SYST:ERR?", reply)
+
+    def send_checked(self: Any, command: str) -> None:
+        """Write ``command`` and check the error queue after it."""
+        self.write(command)
+        self.check_errors(command)

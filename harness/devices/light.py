@@ -21,7 +21,12 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from harness.devices.base import DeviceIdentity
-from harness.devices.instrument import InstrumentDriver, SerialSettings, VisaSettings
+from harness.devices.instrument import (
+    InstrumentDriver,
+    ScpiErrorQueue,
+    SerialSettings,
+    VisaSettings,
+)
 from harness.errors import ConfigError
 from harness.station.registry import DriverContext, register_driver
 
@@ -44,7 +49,7 @@ class ScpiLedSettings(VisaSettings):
 
 
 @register_driver("light", "scpi-led")
-class ScpiLed(InstrumentDriver):
+class ScpiLed(ScpiErrorQueue, InstrumentDriver):
     """A SCPI LED light source over VISA."""
 
     Settings = ScpiLedSettings
@@ -64,21 +69,8 @@ class ScpiLed(InstrumentDriver):
         self.write("*CLS")
         self.check_errors("*CLS")
 
-    def check_errors(self, after: str, *, safe: bool = False) -> None:
-        """Raise if the error queue (``SYST:ERR?``) holds anything after ``after``."""
-        reply = self.query("SYST:ERR?", safe=safe)
-        code, _, message = reply.partition(",")
-        try:
-            number = int(code)
-        except ValueError:
-            raise self.fail("unreadable error queue", "SYST:ERR?", reply) from None
-        if number != 0:
-            raise self.fail(f"instrument error {number} {message.strip()} after {after!r}",
-                            "SYST:ERR?", reply)
-
     def _set(self, command: str) -> None:
-        self.write(command)
-        self.check_errors(command)
+        self.send_checked(command)
 
     def _bool(self, command: str, *, safe: bool = False) -> bool:
         reply = self.query(command, safe=safe)

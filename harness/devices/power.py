@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from harness.devices.base import DeviceIdentity
-from harness.devices.instrument import InstrumentDriver, VisaSettings
+from harness.devices.instrument import InstrumentDriver, ScpiErrorQueue, VisaSettings
 from harness.devices.protocols import PowerReading
 from harness.errors import ConfigError
 from harness.station.registry import DriverContext, register_driver
@@ -46,7 +46,7 @@ class ScpiPsuSettings(VisaSettings):
 
 
 @register_driver("power", "scpi-psu")
-class ScpiPsu(InstrumentDriver):
+class ScpiPsu(ScpiErrorQueue, InstrumentDriver):
     """One channel of a SCPI bench supply."""
 
     Settings = ScpiPsuSettings
@@ -78,20 +78,8 @@ class ScpiPsu(InstrumentDriver):
                                   f"current_limit_a", field="output_at_open")
             self.output(True)
 
-    def check_errors(self, after: str, *, safe: bool = False) -> None:
-        reply = self.query("SYST:ERR?", safe=safe)
-        code, _, message = reply.partition(",")
-        try:
-            number = int(code)
-        except ValueError:
-            raise self.fail("unreadable error queue", "SYST:ERR?", reply) from None
-        if number != 0:
-            raise self.fail(f"instrument error {number} {message.strip()} after {after!r}",
-                            "SYST:ERR?", reply)
-
     def _send(self, command: str) -> None:
-        self.write(command)
-        self.check_errors(command)
+        self.send_checked(command)
 
     def _set(self, command: str, query: str, value: float, tolerance: float) -> None:
         back: list[float] = []
