@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary, fail
-from harness.errors import ConfigError, HarnessError, StationLocked
+from harness.errors import HarnessError, StationLocked
 from harness.station.schema import load_station_file
 from harness.station.station import Station
 
@@ -45,7 +45,7 @@ def run_check(path: Path, allow_expired: bool) -> tuple[dict[str, Any], list[str
     station = Station(config, allow_expired_calibration=True)
     try:
         station.open()
-    except StationLocked:
+    except StationLocked:  # another run holds it: not a device problem, exit 3
         raise
     except HarnessError as exc:
         problems.append(f"open failed: {exc}")
@@ -95,10 +95,7 @@ def check(
     2 on a malformed file, 3 when the station is locked by another run.
     """
     with error_boundary():
-        try:
-            report, problems = run_check(file, allow_expired_calibration)
-        except ConfigError:
-            raise
+        report, problems = run_check(file, allow_expired_calibration)
         if allow_expired_calibration:
             problems = [p for p in problems if "expired" not in p]
             report["problems"] = problems
