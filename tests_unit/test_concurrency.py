@@ -64,9 +64,16 @@ def _station(folder: Path, station_id: str) -> Path:
     return path
 
 
+HOLD = "import time\n\n\ndef test_hold(hil_station):\n    time.sleep(120)\n"
+"""A run that holds its station until it is stopped (so a loaded machine cannot let it end
+before the second run has tried the lock)."""
+
+
 def test_second_run_on_a_station_in_use_is_refused_at_once(tmp_path: Path) -> None:
     station = _station(tmp_path, "busy-st")
-    first = _start(station, tmp_path / "ev-1", UNIFORMITY)
+    hold = tmp_path / "test_hold.py"
+    hold.write_text(HOLD)
+    first = _start(station, tmp_path / "ev-1", str(hold))
     try:
         _wait_journal(tmp_path / "ev-1", first)  # the first run holds the station now
         t0 = time.monotonic()
