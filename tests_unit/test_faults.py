@@ -67,7 +67,7 @@ def test_delay_past_timeout(hub: SimulatorHub, devs: dict[str, Any]) -> None:
     with pytest.raises(InstrumentError, match=r"light: no reply within 0\.2 s after 3 attempts "
                                               r"\(command 'SOUR1:BRIG\?'\)") as info:
         led.level()
-    assert time.monotonic() - t0 < 1.5  # bounded: 1 + 1 retry + 1 after reconnect
+    assert time.monotonic() - t0 < 5.0  # bounded (3 x 0.2 s and a reconnect), not a hang
     assert is_error_outcome(info.value)
     hub.simulator("led").faults.clear()  # the instrument recovers ...
     time.sleep(0.6)  # ... once its busy spell is over
