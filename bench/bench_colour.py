@@ -7,27 +7,17 @@ floor) and the 24-patch CCM fit alone (colour-science).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import cv2
 import numpy as np
 
+from bench.timing import best_ms
 from harness.analysis.charts import sample_patches
 from harness.analysis.colour import analyze_colour, analyze_colour_patches, locate_chart
 from tests_unit.optics_synth import render_colour_checker
 
 TARGET_MS = 400.0
-
-
-def best_ms(fn: Callable[[], Any], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 def run() -> dict[str, Any]:

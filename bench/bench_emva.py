@@ -13,12 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.timing import best_s
 from harness.analysis.accumulators import PairAccumulator, StackAccumulator
 from harness.analysis.defects import detect_defects
 from harness.analysis.emva1288 import analyze
@@ -27,20 +27,11 @@ from harness.capture.stack_input import reduce_descriptor
 H12, W12 = 3024, 4032
 
 
-def _best(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def reduction_12mp(repeat: int = 7) -> dict[str, float]:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 4096, (H12, W12), dtype=np.uint16) for _ in range(2)]
     dst = np.empty_like(frames[0])
-    copy_s = _best(lambda: np.copyto(dst, frames[0]), repeat)
+    copy_s = best_s(lambda: np.copyto(dst, frames[0]), repeat)
 
     scratch = np.empty_like(frames[0])
 
@@ -50,10 +41,10 @@ def reduction_12mp(repeat: int = 7) -> dict[str, float]:
         acc.add(frames[1])
         acc.stats()
 
-    pair_s = _best(pair, repeat) / 2.0
+    pair_s = best_s(pair, repeat) / 2.0
     stack = StackAccumulator()
     stack.add(frames[0])  # allocate the accumulators outside the timing
-    stack_s = _best(lambda: stack.add(frames[1]), repeat)
+    stack_s = best_s(lambda: stack.add(frames[1]), repeat)
     # a standard run: 100 steps x (bright + dark pair) = 400 temporal + 2 x 50 spatial frames
     mix_s = (400 * pair_s + 100 * stack_s) / 500
     routines = _reference_routines()
@@ -64,7 +55,7 @@ def reduction_12mp(repeat: int = 7) -> dict[str, float]:
             np.sum(imgs["sum"])
             np.sum(imgs["pvar"])
 
-        ref_pair_s = _best(ref_pair, 2) / 2.0
+        ref_pair_s = best_s(ref_pair, 2) / 2.0
         ref = {"reference_pair_frame_12mp_ms": round(1e3 * ref_pair_s, 1),
                "reference_pair_frame_vs_copyto": round(ref_pair_s / copy_s, 1),
                "pair_speedup_vs_reference": round(ref_pair_s / pair_s, 1)}
@@ -115,7 +106,7 @@ def _reference_seconds(descriptor: Path, repeat: int = 2) -> float | None:
         results = process.Results1288(process.Data1288(loaded.data).data, loglevel=logging.ERROR)
         _ = (results.K, results.QE, results.DSNU1288, results.PRNU1288, results.LE_min)
 
-    return _best(once, repeat)
+    return best_s(once, repeat)
 
 
 def stream_12mp(steps: int = 10, spatial: int = 8) -> dict[str, float]:
@@ -230,7 +221,7 @@ def end_to_end_640(steps: int = 100, spatial: int = 50) -> dict[str, Any]:
                                           spatial_frames=spatial)
         generate_s = time.perf_counter() - start
         result = analyze(reduce_descriptor(descriptor))
-        ours_warm = _best(lambda: analyze(reduce_descriptor(descriptor)), 3)
+        ours_warm = best_s(lambda: analyze(reduce_descriptor(descriptor)), 3)
         ours_fresh = _fresh_process_seconds(_OURS, descriptor)
         out: dict[str, Any] = {
             "dataset_640x480_frames": 4 * steps + 2 * spatial,

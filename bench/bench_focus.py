@@ -6,24 +6,14 @@ Anchor measured in the same run: one ``cv2.meanStdDev`` pass over the same float
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import cv2
 import numpy as np
 
+from bench.timing import best_ms
 from harness.analysis.focus import analyze_sweep, focus_metric
 from tests_unit.optics_synth import texture
-
-
-def best_ms(fn: Callable[[], Any], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
 
 
 def run() -> dict[str, Any]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.timing import best_ms
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 60.0
 
@@ -26,12 +28,7 @@ TARGET_S = 60.0
 def copyto_ms() -> float:
     src = np.random.default_rng(0).integers(0, 4096, (3024, 4032), dtype=np.uint16)
     dst = np.empty_like(src)
-    best = float("inf")
-    for _ in range(7):
-        t = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t)
-    return best * 1000.0
+    return best_ms(lambda: np.copyto(dst, src), 7)
 
 
 def run() -> dict[str, object]:

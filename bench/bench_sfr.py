@@ -6,27 +6,16 @@ pixels (the pattern REFERENCE 2.2 timed at ~31 ms per 200x200 ROI) against ``np.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from bench.timing import best_ms
 from harness.analysis.edges import find_edge_rois
 from harness.analysis.sfr import measure_rois, measure_sfr
 from tests_unit.optics_synth import render_edge, render_square_chart, truth_mtf50
 
 TARGET_MS = 3.0
-
-
-def best_ms(fn: Callable[[], Any], repeat: int = 5, number: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t) / number)
-    return best * 1e3
 
 
 def _python_binning(img: np.ndarray, slope: float, oversampling: int = 4) -> list[float]:
