@@ -186,7 +186,16 @@ __all__ = ["InstrumentDriver", "InstrumentSettings", "SerialSettings", "VisaSett
 
 
 class ScpiErrorQueue:
-    """SCPI error-queue checking shared by the SCPI drivers (IEEE 488.2 ``SYST:ERR?``)."""
+    """What the SCPI drivers share: VISA with newline termination, and the error queue
+    (IEEE 488.2 ``*CLS``, ``SYST:ERR?``) checked after every setting."""
+
+    backend: ClassVar[Literal["serial", "visa"]] = "visa"
+    link_defaults: ClassVar[dict[str, Any]] = {"read_termination": "\n",
+                                               "write_termination": "\n"}
+
+    def clear_status(self: Any) -> None:
+        """``*CLS``, then check that the error queue is empty."""
+        self.send_checked("*CLS")
 
     def check_errors(self: Any, after: str, *, safe: bool = False) -> None:
         """Raise if the error queue (``SYST:ERR?``) holds anything after ``after``."""

@@ -54,9 +54,6 @@ class ScpiLed(ScpiErrorQueue, InstrumentDriver):
 
     Settings = ScpiLedSettings
     settings: ScpiLedSettings
-    backend = "visa"
-    link_defaults: ClassVar[dict[str, Any]] = {"read_termination": "\n",
-                                               "write_termination": "\n"}
 
     def __init__(self, name: str, settings: ScpiLedSettings, context: DriverContext) -> None:
         super().__init__(name, settings, context)
@@ -66,8 +63,7 @@ class ScpiLed(ScpiErrorQueue, InstrumentDriver):
         return self.idn()
 
     def _after_open(self) -> None:
-        self.write("*CLS")
-        self.check_errors("*CLS")
+        self.clear_status()
 
     def _set(self, command: str) -> None:
         self.send_checked(command)

@@ -13,8 +13,6 @@ Safe state: output off, confirmed by read-back.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from pydantic import Field, model_validator
 
 from harness.devices.base import DeviceIdentity
@@ -51,9 +49,6 @@ class ScpiPsu(ScpiErrorQueue, InstrumentDriver):
 
     Settings = ScpiPsuSettings
     settings: ScpiPsuSettings
-    backend = "visa"
-    link_defaults: ClassVar[dict[str, Any]] = {"read_termination": "\n",
-                                               "write_termination": "\n"}
 
     def __init__(self, name: str, settings: ScpiPsuSettings, context: DriverContext) -> None:
         super().__init__(name, settings, context)
@@ -66,8 +61,7 @@ class ScpiPsu(ScpiErrorQueue, InstrumentDriver):
                                                "channel": str(self.settings.channel)})
 
     def _after_open(self) -> None:
-        self.write("*CLS")
-        self.check_errors("*CLS")
+        self.clear_status()
         if self.settings.current_limit_a is not None:
             self.set_current_limit(self.settings.current_limit_a)
         if self.settings.voltage_v is not None:
