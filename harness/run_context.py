@@ -173,8 +173,9 @@ class QualificationRun:
         run = self
 
         def journal(event: str, payload: dict[str, Any]) -> None:
-            if event == "sequence_end" and payload.get("path"):
-                run._write("capture", test_id, payload.get("frames_sha256", []),
+            # every step, as soon as its frames are on disk (before anything analyses them)
+            if event == "capture":
+                run._write("capture", test_id, payload["frames_sha256"],
                            capture_set=payload["path"], sequence=payload.get("sequence", ""))
 
         def device(role: str) -> Any:

@@ -171,13 +171,14 @@ def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, 
     if incomplete:
         raise CameraError(f"incomplete buffers for frame ids {incomplete}", device=device)
     cond = {**ctx.conditions(), **extra}
-    for frame, meta in stack:
-        writer.add(frame, role=role, group=group, step=step, exposure_us_set=exposure_set,
-                   exposure_us=meta.exposure_us, gain_db=meta.gain_db, photons=photons,
-                   temperature_c=meta.temperature_c, frame_id=meta.frame_id,
-                   timestamp_s=meta.timestamp_s, **cond)
+    stored = [writer.add(frame, role=role, group=group, step=step, exposure_us_set=exposure_set,
+                         exposure_us=meta.exposure_us, gain_db=meta.gain_db, photons=photons,
+                         temperature_c=meta.temperature_c, frame_id=meta.frame_id,
+                         timestamp_s=meta.timestamp_s, **cond)
+              for frame, meta in stack]
     ctx.log("capture", sequence=writer.manifest.sequence, role=role, group=group, step=step,
-            frames=len(stack), exposure_us=exposure_set)
+            frames=len(stack), exposure_us=exposure_set, path=str(writer.root),
+            frames_sha256=[r.sha256 for r in stored])
 
 
 def _level(stack: FrameStack, statistic: str = "mean") -> float:
