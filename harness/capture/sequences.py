@@ -15,6 +15,7 @@ range does not put the spatial point on the plateau).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ import numpy as np
 
 from harness.capture.captureset import CaptureSet, CaptureSetWriter
 from harness.devices.camera.frames import FrameStack
-from harness.errors import CameraError, ConfigError
+from harness.errors import CameraError, ConfigError, HarnessError
 from harness.paths import safe_component
 
 
@@ -133,6 +134,9 @@ class CaptureContext:
         out: dict[str, Any] = {}
         if self.light is not None:
             out["light_level_pct"] = float(self.light.level()) if self.light.is_on() else 0.0
+            if callable(getattr(self.light, "cct", None)):
+                with contextlib.suppress(HarnessError):  # a light without a settable CCT
+                    out["light_cct_k"] = float(self.light.cct())
         if self.chart is not None:
             out["chart"] = self.chart.current()
         if self.focus is not None:
