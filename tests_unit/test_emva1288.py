@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -82,6 +83,50 @@ def test_exactness_holds_beyond_2_pow_53_by_row_blocks() -> None:
     exact = (a.size - 1) * 65535**2 + 65534**2
     assert frame_sum_squares(a) == exact
     assert pair_diff_squares(a, z) == exact
+
+
+@pytest.mark.parametrize("bits", [8, 10, 12, 14, 16])
+def test_pair_diff_squares_is_exact_at_every_bit_depth(bits: int) -> None:
+    # cv2.norm returns its float64 sum through a square root and back; the block bound and
+    # the rounding must give the exact integer at every depth, also with extreme differences.
+    rng = np.random.default_rng(bits)
+    top = (1 << bits) - 1
+    a = rng.integers(0, top + 1, (613, 827), dtype=np.uint16)
+    b = rng.integers(0, top + 1, (613, 827), dtype=np.uint16)
+    a[::7] = top
+    b[::7] = 0
+    exact = int(((a.astype(np.int64) - b.astype(np.int64)) ** 2).sum())
+    assert pair_diff_squares(a, b, top) == exact
+    assert pair_diff_squares(a, b) == exact
+
+
+def test_pair_diff_squares_recounts_values_above_the_stated_range() -> None:
+    # a frame with values above max_value breaks the block bound: the histogram recounts it
+    a = np.full((300, 400), 65535, np.uint16)
+    z = np.zeros_like(a)
+    assert pair_diff_squares(a, z, 4095) == a.size * 65535**2
+
+
+def test_pair_diff_squares_falls_back_when_norm_is_not_integral(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.analysis.accumulators as acc_mod
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4096, (64, 64), dtype=np.uint16)
+    b = rng.integers(0, 4096, (64, 64), dtype=np.uint16)
+    exact = int(((a.astype(np.int64) - b.astype(np.int64)) ** 2).sum())
+    real_norm = acc_mod.cv2.norm
+
+    class Cv2Shim:
+        def __getattr__(self, name: str) -> object:
+            return getattr(cv2, name)
+
+        @staticmethod
+        def norm(*args: object) -> float:
+            return float(real_norm(*args)) + 0.5
+
+    monkeypatch.setattr(acc_mod, "cv2", Cv2Shim())
+    assert pair_diff_squares(a, b, 4095) == exact
 
 
 def test_pair_variance_removes_the_mean_difference() -> None:

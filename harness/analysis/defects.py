@@ -29,7 +29,6 @@ stack streams. All coordinates are (row, col) in full-frame pixels.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -184,9 +183,9 @@ def bayer_planes(cfa: str | None) -> list[tuple[str, int, int, int]]:
     return names
 
 
-def _sample(values: np.ndarray, most: int = 1 << 18) -> np.ndarray:
+def _sample(values: np.ndarray, most: int = 1 << 16) -> np.ndarray:
     """A regular subsample of at most ~``most`` finite values: medians of 12 MP planes cost
-    ~50 ms each, and a quarter-million values fix a median to ~0.3 % of sigma."""
+    ~50 ms each, and 65 536 values fix a median to ~0.5 % of sigma (1.25 sigma / sqrt(n))."""
     flat = values.ravel()
     flat = flat[:: max(1, flat.size // most)]
     return flat[np.isfinite(flat)]
@@ -312,15 +311,16 @@ def detect_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = None
 def _plane_lines(name: str, r0: int, c0: int, stride: int, defect: np.ndarray,
                  d_mean: np.ndarray, f_sig: np.ndarray, th: DefectThresholds) -> list[LineDefect]:
     found: list[LineDefect] = []
+    keep = ~defect
+    clean_dark = np.where(keep, d_mean, 0.0)
+    clean_flat = np.where(keep, f_sig, 0.0)
     for axis, label, offset in ((0, "column", c0), (1, "row", r0)):
         for line, run in _longest_runs(defect, axis, th.line_min_run).items():
             found.append(LineDefect(name, label, offset + stride * line, "run", float(run)))
-        clean_dark = np.where(defect, np.nan, d_mean)
-        clean_flat = np.where(defect, np.nan, f_sig)
-        with warnings.catch_warnings():  # an all-defect line is NaN: 'mean of empty slice'
-            warnings.simplefilter("ignore", RuntimeWarning)
-            dark_lines = np.nanmean(clean_dark, axis=axis)
-            flat_lines = np.nanmean(clean_flat, axis=axis)
+        good = np.count_nonzero(keep, axis=axis)
+        with np.errstate(divide="ignore", invalid="ignore"):  # an all-defect line is NaN
+            dark_lines = clean_dark.sum(axis=axis, dtype=np.float64) / good
+            flat_lines = clean_flat.sum(axis=axis, dtype=np.float64) / good
         if dark_lines.size < th.line_window:
             continue
         d_off = _line_offsets(dark_lines, th.line_window)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import cv2
 import numpy as np
 import tifffile
 
 from harness.capture.captureset import guard_image_size
+from harness.capture.tiff_layout import LayoutCache
 from harness.errors import ConfigError
 from harness.paths import safe_relative
 
@@ -97,8 +98,9 @@ def _is_file(path: Path) -> bool:
 
 
 def _image_path(token: str, folder: Path) -> Path:
-    parts = PureWindowsPath(token).parts if "\\" in token else PurePosixPath(token).parts
-    return folder.joinpath(*parts)
+    """``token`` (checked by safe_relative: relative, no ``..``) under ``folder``; a
+    backslash is a separator, as in descriptors written on Windows."""
+    return folder / token.replace("\\", "/")
 
 
 def read_descriptor(path: str | Path, *, check_files: bool = True) -> EmvaDescriptor:
@@ -200,13 +202,24 @@ def read_descriptor(path: str | Path, *, check_files: bool = True) -> EmvaDescri
     return EmvaDescriptor(path, bits, width, height, version, tuple(points))
 
 
-def load_image(path: Path, *, bits: int | None = None,
-               shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Load one TIFF or PNG image as a 2-D unsigned integer array, checking shape and range."""
+def load_image(path: Path, *, bits: int | None = None, shape: tuple[int, int] | None = None,
+               layouts: LayoutCache | None = None) -> np.ndarray:
+    """Load one TIFF or PNG image as a 2-D unsigned integer array, checking shape and range.
+
+    ``layouts`` (one per data set) reads a TIFF laid out like the previous one without
+    parsing it again (:mod:`harness.capture.tiff_layout`)."""
     suffix = path.suffix.lower()
     if suffix not in _IMAGE_SUFFIXES:
         raise ConfigError(f"unsupported image type {suffix!r}; allowed: .tif, .tiff, .png",
                           source=str(path))
+    fast = layouts.read(path) if layouts is not None and suffix != ".png" else None
+    image = fast if fast is not None else _decode(path, suffix)
+    if layouts is not None and fast is None and suffix != ".png":
+        layouts.learn(path)
+    return _checked(image, path, bits, shape)
+
+
+def _decode(path: Path, suffix: str) -> np.ndarray:
     if not _is_file(path):
         raise ConfigError("image file not found", source=str(path))
     guard_image_size(path)
@@ -222,7 +235,11 @@ def load_image(path: Path, *, bits: int | None = None,
         raise ConfigError("image file not found", source=str(path)) from None
     except Exception as exc:  # tifffile/cv2 raise many kinds on corrupt files
         raise ConfigError(f"cannot read image: {exc}", source=str(path)) from None
-    image = np.asarray(image)
+    return np.asarray(image)
+
+
+def _checked(image: np.ndarray, path: Path, bits: int | None,
+             shape: tuple[int, int] | None) -> np.ndarray:
     if image.ndim != 2:
         raise ConfigError(f"expected a single-channel 2-D image, got shape {image.shape}",
                           source=str(path))
@@ -241,7 +258,7 @@ def load_image(path: Path, *, bits: int | None = None,
         raise ConfigError(f"image is {image.shape[1]}x{image.shape[0]}, expected "
                           f"{shape[1]}x{shape[0]} (descriptor / first frame)", source=str(path))
     if bits is not None and image.dtype == np.uint16 and bits < 16:
-        peak = int(image.max())
+        peak = int(cv2.minMaxLoc(image)[1]) if image.size else 0
         if peak >= 1 << bits:
             raise ConfigError(f"pixel value {peak} exceeds the {bits}-bit range "
                               f"0..{(1 << bits) - 1}", source=str(path))
