@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.analysis import emva1288
-from harness.capture.stack_input import reduce_capture_set
+from harness.capture.stack_input import reduce_capture_set_planes
 from harness.evidence import plots
 
 pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_family("linearity")]
@@ -34,9 +34,11 @@ def emva_result(suite, test_id, *, mosaic: bool = False):  # type: ignore[no-unt
     key = "emva-mosaic" if mosaic else "emva"
     if key not in suite.captures:
         cs = suite.sequence("exposure_sweep", test_id)
-        plane = "Gr" if suite.cfa is not None and not mosaic else None
-        data, cfa = reduce_capture_set(cs.root, plane=plane)
-        suite.captures[key] = emva1288.analyze(data, cfa=cfa)  # type: ignore[assignment]
+        # both views from one pass over the sweep's frames (each is read and checked once)
+        reduced = reduce_capture_set_planes(cs.root, ("Gr", None) if suite.cfa else (None,))
+        for name, plane in (("emva", "Gr" if suite.cfa else None), ("emva-mosaic", None)):
+            data, cfa = reduced[plane]
+            suite.captures[name] = emva1288.analyze(data, cfa=cfa)  # type: ignore[assignment]
     return suite.captures[key]
 
 

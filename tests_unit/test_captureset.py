@@ -108,3 +108,29 @@ def test_manifest_rewritten_at_most_once_per_interval_and_at_close(tmp_path: Pat
     writer.close()
     assert writes == [1, 5]
     assert len(CaptureSet.open(tmp_path / "cs").records()) == 5
+
+
+def test_frames_of_one_layout_are_parsed_once_and_others_in_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.capture.captureset as captureset
+
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 4096, (30, 40), dtype=np.uint16) for _ in range(5)]
+    frames.append(rng.integers(0, 256, (30, 40), dtype=np.uint8))  # another layout
+    with CaptureSetWriter(tmp_path / "cs", sequence="s") as w:
+        for i, frame in enumerate(frames):
+            w.add(frame, role="flat", step=i)
+    parsed: list[int] = []
+    real = captureset.tifffile.imread
+
+    def counting(*args: object, **kwargs: object) -> object:
+        parsed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(captureset.tifffile, "imread", counting)
+    cs = CaptureSet.open(tmp_path / "cs")
+    for rec, frame in zip(cs.records(), frames, strict=True):
+        loaded = cs.load(rec)
+        assert loaded.dtype == frame.dtype
+        np.testing.assert_array_equal(loaded, frame)
+    assert len(parsed) == 2

@@ -19,6 +19,7 @@ import pytest
 from harness.analysis.accumulators import (
     PairAccumulator,
     StackAccumulator,
+    StackStats,
     frame_sum,
     frame_sum_squares,
     pair_diff_squares,
@@ -166,6 +167,31 @@ def test_stack_accumulator_matches_numpy() -> None:
     assert np.array_equal(st.sum_img, frames.astype(np.int64).sum(axis=0))
     assert np.array_equal(st.sumsq_img, (frames.astype(np.int64) ** 2).sum(axis=0))
     assert np.allclose(st.var_img(), frames.astype(np.float64).var(axis=0, ddof=1), rtol=1e-12)
+
+
+def test_variance_image_is_exact_on_both_paths_and_cached_read_only() -> None:
+    # float64 path while L * max(sum y^2) < 2**53; int64 beyond (2000 full-scale 16-bit frames)
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 65536, (5, 20, 30), dtype=np.uint16)
+    acc = StackAccumulator()
+    for f in frames:
+        acc.add(f)
+    st = acc.stats()
+    wide = frames.astype(np.int64)
+    numerator = 5 * (wide**2).sum(axis=0) - wide.sum(axis=0) ** 2
+    assert np.array_equal(st.var_img(), numerator / 20.0)
+    assert st.var_img() is st.var_img()
+    assert not st.var_img().flags.writeable
+    view = (slice(1, None, 2), slice(0, None, 2))
+    assert np.array_equal(st.var_img(view), (numerator / 20.0)[view])
+    big = StackStats(np.full((4, 4), 2000 * 65535, np.int32),
+                     np.full((4, 4), 2000.0 * 65535**2), 2000)
+    big.sumsq_img[0, 0] -= 65535**2 - 65534**2  # one frame at 65534 on pixel (0, 0)
+    big.sum_img[0, 0] -= 1
+    var = big.var_img()
+    assert var[0, 0] == (2000 * (2000 * 65535**2 - 65535**2 + 65534**2)
+                         - (2000 * 65535 - 1) ** 2) / (2000 * 1999.0)
+    assert np.all(var.ravel()[1:] == 0.0)
 
 
 def test_spatial_split_recovers_row_column_and_pixel_variances() -> None:

@@ -235,8 +235,18 @@ class StackStats:
 
     def _compute_var(self, view: tuple[slice, slice] | None,
                      dtype: type[np.floating[Any]]) -> np.ndarray:
-        s = (self.sum_img if view is None else self.sum_img[view]).astype(np.int64)
-        q = (self.sumsq_img if view is None else self.sumsq_img[view]).astype(np.int64)
+        sums = self.sum_img if view is None else self.sum_img[view]
+        squares = self.sumsq_img if view is None else self.sumsq_img[view]
+        if self.frames * cv2.minMaxLoc(squares)[1] < _EXACT:
+            # (sum y)^2 <= L * sum y^2 (Cauchy-Schwarz): both terms are integers below 2**53,
+            # so float64 holds them and their difference exactly
+            numerator = np.multiply(squares, float(self.frames))
+            s = sums.astype(np.float64)
+            np.multiply(s, s, out=s)
+            np.subtract(numerator, s, out=numerator)
+            return np.divide(numerator, self.frames * (self.frames - 1.0), dtype=dtype)
+        s = sums.astype(np.int64)
+        q = squares.astype(np.int64)
         np.multiply(q, self.frames, out=q)  # in place: two int64 images at most
         np.multiply(s, s, out=s)
         np.subtract(q, s, out=q)

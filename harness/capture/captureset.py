@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import numpy as np
 import tifffile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from harness.capture.tiff_layout import LayoutCache, read_into_array
 from harness.errors import ConfigError, EvidenceError
 from harness.paths import safe_relative
 
@@ -163,8 +165,6 @@ def guard_image_size(path: Path) -> None:
 
 def frame_to_tiff(frame: np.ndarray) -> bytes:
     """Encode one frame as an uncompressed TIFF (16-bit unless the data are 8-bit)."""
-    import io
-
     if frame.dtype not in (np.uint8, np.uint16):
         if frame.size and (frame.min() < 0 or frame.max() > 65535):
             raise ValueError("frame values outside 0..65535 cannot be stored as 16-bit TIFF")
@@ -181,6 +181,7 @@ class CaptureSet:
     def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = root
         self.manifest = manifest
+        self._layouts = LayoutCache()
 
     @classmethod
     def open(cls, path: str | Path) -> CaptureSet:
@@ -228,19 +229,28 @@ class CaptureSet:
         """The frame's pixels; checks the sha256 so a corrupt file is never analysed."""
         path = self.path_of(record)
         try:
-            data = path.read_bytes()
+            with open(path, "rb", buffering=0) as fh:
+                buffer = read_into_array(fh, os.fstat(fh.fileno()).st_size)
         except FileNotFoundError:
             raise ConfigError("frame file missing", source=str(path)) from None
         except OSError as exc:
             raise ConfigError(f"cannot read frame file: {exc.strerror}", source=str(path)) from None
-        if verify and hashlib.sha256(data).hexdigest() != record.sha256:
+        if buffer is None:
+            raise ConfigError("frame file shrank while being read", source=str(path))
+        if verify and hashlib.sha256(buffer.data).hexdigest() != record.sha256:
             raise ConfigError(f"checksum mismatch (manifest says {record.sha256[:12]}…)",
                               source=str(path))
-        guard_image_size(path)
-        try:
-            image = np.asarray(tifffile.imread(path))
-        except Exception as exc:
-            raise ConfigError(f"unreadable TIFF: {exc}".splitlines()[0], source=str(path)) from None
+        # frames of one set share a layout: decoded from the bytes just hashed, parsed once
+        image = self._layouts.match(buffer)
+        if image is None:
+            guard_image_size(path)
+            data = buffer.tobytes()
+            try:
+                image = np.asarray(tifffile.imread(io.BytesIO(data)))
+            except Exception as exc:
+                raise ConfigError(f"unreadable TIFF: {exc}".splitlines()[0],
+                                  source=str(path)) from None
+            self._layouts.learn_bytes(data)
         if image.ndim not in (2, 3) or image.size == 0:
             raise ConfigError(f"no image in the TIFF (shape {image.shape})", source=str(path))
         return image

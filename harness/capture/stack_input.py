@@ -36,7 +36,13 @@ def prefetch(loaders: Iterable[Callable[[], np.ndarray]], depth: int = 2) -> Ite
     """Run frame loaders in a thread ahead of the consumer, at most ``depth`` frames waiting:
     reading and decoding (file I/O, cv2 and tifffile release the GIL) overlap the reduction,
     memory stays bounded. Errors surface in order, as raised by the loader. One thread and a
-    bounded queue, not an executor: a future per frame cost 20 ms on 500 small frames."""
+    bounded queue, not an executor: a future per frame cost 20 ms on 500 small frames.
+
+    ``depth=0`` loads inline: for small frames that fit the CPU cache, reducing a frame right
+    after reading it beats handing it between threads (measured on a 640 x 480 data set)."""
+    if depth <= 0:
+        yield from (loader() for loader in loaders)
+        return
     ready: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -200,7 +206,13 @@ def open_stack(path: str | Path, *, roles: tuple[str, ...] = ("dark",),
 
 def _folder_frames(files: list[Path], shape: tuple[int, int]) -> Iterator[np.ndarray]:
     layouts = LayoutCache()
-    return prefetch(partial(load_image, f, shape=shape, layouts=layouts) for f in files)
+    return prefetch((partial(load_image, f, shape=shape, layouts=layouts) for f in files),
+                    _depth_for(shape))
+
+
+def _depth_for(shape: tuple[int, int]) -> int:
+    """Inline loading while a frame fits a core's L2 cache (1 MB here), a thread beyond."""
+    return 0 if shape[0] * shape[1] * 2 <= 1 << 20 else 2
 
 
 # ---- EMVA sweeps ---------------------------------------------------------------------------
@@ -217,8 +229,8 @@ def _reduce_descriptor(desc: EmvaDescriptor) -> EmvaData:
     shape = (desc.height, desc.width)
     jobs = [(point, image) for point in desc.points for image in point.images]
     layouts = LayoutCache()
-    frames = prefetch(partial(load_image, image, bits=desc.bits, shape=shape, layouts=layouts)
-                      for _, image in jobs)
+    frames = prefetch((partial(load_image, image, bits=desc.bits, shape=shape, layouts=layouts)
+                       for _, image in jobs), _depth_for(shape))
     for (point, _), frame in zip(jobs, frames, strict=True):
         reducer.add(frame, dark=point.dark, spatial=point.kind == "spatial",
                     exposure_ns=point.exposure_ns, photons=point.photons)
@@ -234,21 +246,31 @@ def reduce_capture_set(path: str | Path, *, plane: str | None = None
     CFA): on a colour sensor the channels saturate at different exposures, so the photon
     transfer of the whole mosaic blends their saturation points; one plane gives the
     sensor's own saturation capacity, as EMVA 1288 measures a colour camera per channel."""
+    return reduce_capture_set_planes(path, (plane,))[plane]
+
+
+def reduce_capture_set_planes(path: str | Path, planes: tuple[str | None, ...]
+                              ) -> dict[str | None, tuple[EmvaData, str | None]]:
+    """:func:`reduce_capture_set` for several planes (``None`` = the whole mosaic) in one
+    pass over the frames: each 12 MP frame is read, checked and decoded once."""
     from harness.analysis.defects import bayer_planes
     from harness.capture.captureset import CaptureSet
 
     cs = CaptureSet.open(path)
-    view: tuple[slice, slice] | None = None
-    if plane is not None:
+    views: dict[str | None, tuple[slice, slice] | None] = {}
+    for plane in planes:
+        if plane is None:
+            views[None] = None
+            continue
         layout = {name: (r0, c0, s) for name, r0, c0, s in bayer_planes(cs.manifest.cfa)}
         if plane not in layout:
             raise ConfigError(f"plane {plane!r} not in this capture set's CFA "
                               f"{cs.manifest.cfa}; allowed: {', '.join(layout)}",
                               source=str(path), field="plane")
         r0, c0, stride = layout[plane]
-        view = (slice(r0, None, stride), slice(c0, None, stride))
+        views[plane] = (slice(r0, None, stride), slice(c0, None, stride))
     with attributed(path):
-        reducer = EmvaReducer(cs.manifest.bits)
+        reducers = {plane: EmvaReducer(cs.manifest.bits) for plane in views}
         records = [rec for rec in cs.records() if rec.role in ("bright", "dark")
                    and rec.group in ("temporal", "spatial")]
         if not records:
@@ -260,13 +282,14 @@ def reduce_capture_set(path: str | Path, *, plane: str | None = None
                                   field="exposure_us")
         for rec, frame in zip(records, prefetch(partial(cs.load, r) for r in records),
                               strict=True):
-            if view is not None:
-                frame = np.ascontiguousarray(frame[view])
-            reducer.add(frame, dark=rec.role == "dark", spatial=rec.group == "spatial",
-                        exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
-                        photons=rec.photons if rec.role == "bright" else None,
-                        key=float(rec.step))
-        return reducer.finish(), (cs.manifest.cfa if view is None else None)
+            for plane, view in views.items():
+                reducers[plane].add(frame if view is None else np.ascontiguousarray(frame[view]),
+                                    dark=rec.role == "dark", spatial=rec.group == "spatial",
+                                    exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
+                                    photons=rec.photons if rec.role == "bright" else None,
+                                    key=float(rec.step))
+        return {plane: (reducer.finish(), cs.manifest.cfa if views[plane] is None else None)
+                for plane, reducer in reducers.items()}
 
 
 def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
