@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.capture.captureset import CaptureSet, CaptureSetWriter
-from harness.errors import ConfigError
+from harness.capture.captureset import CaptureSet, CaptureSetWriter, frame_to_tiff
+from harness.errors import ConfigError, EvidenceError
 
 
 def make_set(path: Path) -> CaptureSet:
@@ -104,10 +105,69 @@ def test_manifest_rewritten_at_most_once_per_interval_and_at_close(tmp_path: Pat
     writer.FLUSH_INTERVAL_S = 3600.0
     for i in range(5):
         writer.add(np.full((4, 4), i, np.uint16), role="dark")
-    assert writes == [1]  # the first frame at once, then not within the interval
+    assert len(writes) == 1  # at the first frame, then not within the interval
     writer.close()
-    assert writes == [1, 5]
+    assert len(writes) == 2 and writes[-1] == 5
     assert len(CaptureSet.open(tmp_path / "cs").records()) == 5
+
+
+def test_manifest_lists_only_frames_already_on_disk(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.capture.captureset as captureset
+
+    real = captureset.atomic_write_bytes
+    seen: list[int] = []
+
+    def slow_frames(path: Path, data: object) -> None:
+        if path.name == "manifest.json":
+            listed = json.loads(bytes(data)).get("frames", [])  # type: ignore[call-overload]
+            assert all((tmp_path / "cs" / f["file"]).exists() for f in listed)
+            seen.append(len(listed))
+        else:
+            time.sleep(0.01)
+        real(path, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(captureset, "atomic_write_bytes", slow_frames)
+    writer = CaptureSetWriter(tmp_path / "cs")
+    writer.FLUSH_INTERVAL_S = 0.0
+    for i in range(8):
+        writer.add(np.full((4, 4), i, np.uint16), role="dark")
+    writer.close()
+    assert seen[-1] == 8 and len(seen) == 9
+
+
+def test_a_frame_that_cannot_be_written_is_reported(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.capture.captureset as captureset
+
+    real = captureset.atomic_write_bytes
+
+    def full_disk(path: Path, data: object) -> None:
+        if path.name != "manifest.json":
+            raise OSError(28, "No space left on device")
+        real(path, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(captureset, "atomic_write_bytes", full_disk)
+    writer = CaptureSetWriter(tmp_path / "cs")
+    writer.add(np.zeros((4, 4), np.uint16), role="dark")
+    with pytest.raises(EvidenceError, match="cannot write frame: No space left on device"):
+        writer.close()
+    assert CaptureSet.open(tmp_path / "cs").records() == []
+    with pytest.raises(RuntimeError, match="camera gone"), \
+            CaptureSetWriter(tmp_path / "cs2") as second:  # the first error is the one seen
+        second.add(np.zeros((4, 4), np.uint16), role="dark")
+        raise RuntimeError("camera gone")
+
+
+def test_files_written_from_the_reused_header_equal_tifffiles_own(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    frames = [rng.integers(0, 65536, (31, 47), dtype=np.uint16) for _ in range(3)]
+    frames.append(rng.integers(0, 256, (31, 47), dtype=np.uint8))
+    frames.append(np.asfortranarray(rng.integers(0, 4096, (31, 47), dtype=np.uint16)))
+    with CaptureSetWriter(tmp_path / "cs") as writer:
+        records = [writer.add(f, role="flat", step=i) for i, f in enumerate(frames)]
+    for record, frame in zip(records, frames, strict=True):
+        assert (tmp_path / "cs" / record.file).read_bytes() == frame_to_tiff(frame)
 
 
 def test_frames_of_one_layout_are_parsed_once_and_others_in_full(

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -472,30 +473,34 @@ def test_manifest_frame_paths_stay_inside_the_set(tmp_path: Path, file: str) -> 
 def test_capture_writer_leaves_no_half_written_file(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A write that fails (disk full at fsync) leaves the previous manifest intact and no
-    temporary or partial frame file: the set stays readable with the frames it had."""
+    temporary or partial frame file: the set stays readable with the frames it had. A frame
+    is written in the background, so its failure is raised by the next add or by wait/close;
+    a writer that lost a frame takes no more."""
     import harness.capture.captureset as capset
 
-    root = tmp_path / "set"
-    writer = CaptureSetWriter(root, sequence="s", bits=12)
-    writer.FLUSH_INTERVAL_S = 0.0  # rewrite the manifest after every frame, as in a slow capture
-    writer.add(_FRAME, role="dark")
-    before = {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     real_fsync = os.fsync
-    calls = {"n": 0}
-
     for fail_at in (1, 2):  # 1: the frame's fsync fails, 2: the manifest's fsync fails
-        calls["n"] = 0
-
-        def full_disk(fd: int, at: int = fail_at) -> None:
-            calls["n"] += 1
-            if calls["n"] == at:
+        frame_writer = fail_at == 1  # frames are written by the writer thread, manifests not
+        root = tmp_path / f"set{fail_at}"
+        writer = CaptureSetWriter(root, sequence="s", bits=12)
+        writer.FLUSH_INTERVAL_S = 0.0  # rewrite the manifest after every frame
+        writer.add(_FRAME, role="dark")
+        writer.wait()
+        writer.flush()
+        before = {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        def full_disk(fd: int, in_writer: bool = frame_writer) -> None:
+            if threading.current_thread().name.startswith("capture-set-writer") == in_writer:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             real_fsync(fd)
 
         monkeypatch.setattr(capset.os, "fsync", full_disk)
         with pytest.raises(EvidenceError, match="No space left"):
             writer.add(_FRAME + 7 + fail_at, role="dark")
+            writer.wait()
         monkeypatch.setattr(capset.os, "fsync", real_fsync)
+        if fail_at == 1:
+            with pytest.raises(EvidenceError, match="cannot write frame"):
+                writer.add(_FRAME + 20, role="dark")  # nothing more after a lost frame
         leftovers = [p.name for p in root.rglob("*") if p.name.endswith(".tmp")]
         assert leftovers == []
         manifest = json.loads((root / "manifest.json").read_text())
@@ -503,7 +508,7 @@ def test_capture_writer_leaves_no_half_written_file(tmp_path: Path,
             assert {p.name: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
         listed = {f["file"] for f in manifest["frames"]}
         assert all((root / f).is_file() for f in listed)
-    assert len(CaptureSet.open(root).records()) == 1
+        assert len(CaptureSet.open(root).records()) == 1
 
 
 # ---- EMVA descriptor files -----------------------------------------------------------------
