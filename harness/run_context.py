@@ -173,7 +173,9 @@ class QualificationRun:
         run = self
 
         def journal(event: str, payload: dict[str, Any]) -> None:
-            # every step, as soon as its frames are on disk (before anything analyses them)
+            # every step as soon as its frames are captured and hashed, before anything
+            # analyses them (the files reach disk from the capture set's writer thread; the
+            # set's manifest lists only files on disk, and all are before the sequence ends)
             if event == "capture":
                 run._write("capture", test_id, payload["frames_sha256"],
                            capture_set=payload["path"], sequence=payload.get("sequence", ""))

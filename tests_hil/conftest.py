@@ -43,6 +43,7 @@ class Suite:
     cfa: str | None = None
     saturation_dn: float | None = None
     captures: dict[str, CaptureSet] = field(default_factory=dict)
+    settled_light: dict[str, Any] = field(default_factory=dict)
 
     @property
     def camera(self) -> Any:
@@ -65,6 +66,7 @@ class Suite:
             raise RuntimeError("no run")
         ctx.light_level_pct = level
         ctx.saturation_dn = self.saturation_dn
+        ctx.settled_light = self.settled_light
         return ctx
 
     def sequence(self, name: str, test_id: str, **override: Any) -> CaptureSet:

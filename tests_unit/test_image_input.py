@@ -151,3 +151,12 @@ def test_bad_stacks(tmp_path: Path) -> None:
         w.add(np.zeros((4, 4), np.uint16), role="dark")
     with pytest.raises(ConfigError, match="no frames of role 'focus'"):
         load_stack(tmp_path / "cs")
+
+
+@pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+def test_bayer_luminance_equals_demosaic_then_luminance(pattern: str) -> None:
+    from harness.capture.image_input import bayer_luminance, luminance
+
+    raw = np.random.default_rng(8).random((40, 56))
+    np.testing.assert_allclose(bayer_luminance(raw, pattern),
+                               luminance(demosaic(raw, pattern)), rtol=0, atol=1e-14)

@@ -102,3 +102,35 @@ def test_level_loop_that_cannot_converge(station: Station, tmp_path: Path) -> No
     station.camera().settings.dn_per_us = 0.0  # no response to exposure at all
     with pytest.raises(CameraError, match="did not converge"):
         exposure_for_level(ctx, target_fraction=0.5, bits=12, start_us=100.0, max_iter=3)
+
+
+def test_light_settle_is_skipped_only_when_nothing_changed(
+        station: Station, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.devices.meter import MeterReading
+
+    meter = station.device("meter")
+    lux = {"value": 500.0}
+    monkeypatch.setattr(meter, "read", lambda: MeterReading(lux["value"], "lx"))
+    settles: list[float] = []
+
+    def settle() -> dict[str, Any]:
+        settles.append(lux["value"])
+        return {"stability": {"mean": lux["value"], "tolerance_pct": 0.5}}
+
+    ctx = context(station, tmp_path, settle=settle)
+    ctx.light_on(50.0)
+    ctx.light_on(50.0)  # unchanged, and the meter agrees: no wait
+    assert len(settles) == 1
+    assert [e for e, _ in ctx.events] == ["settle_skipped"]  # type: ignore[attr-defined]
+    ctx.light_on(60.0)  # another level
+    assert len(settles) == 2
+    lux["value"] = 510.0  # same state, but the light drifted (or was cycled) meanwhile
+    ctx.light_on(60.0)
+    assert len(settles) == 3
+    ctx.dark()
+    ctx.light_on(60.0)  # off and on again
+    assert len(settles) == 5
+    shared = context(station, tmp_path, settle=settle)
+    shared.settled_light = ctx.settled_light  # a later test's context in the same session
+    shared.light_on(60.0)
+    assert len(settles) == 5

@@ -58,6 +58,9 @@ class CaptureContext:
     grab_timeout_s: float = 10.0
     light_level_pct: float = 50.0
     saturation_dn: float | None = None
+    settled_light: dict[str, Any] = field(default_factory=dict)
+    """The light's state (on, level, CCT) and meter mean at the last completed settle; shared
+    by the contexts of one session so an unchanged light is not waited for again."""
     _counter: int = 0
 
     def new_set(self, sequence: str) -> CaptureSetWriter:
@@ -108,7 +111,7 @@ class CaptureContext:
             return
         self.light.set_level(self.light_level_pct if level_pct is None else level_pct)
         self.light.on()
-        self.wait_settled()
+        self._settle_light()
 
     def dark(self) -> None:
         """Dark frames: the cap (dark chart) where there is one, else the light off."""
@@ -116,7 +119,37 @@ class CaptureContext:
             self.chart.select("dark")
         if self.light is not None:
             self.light.off()
-        self.wait_settled()
+        self._settle_light()
+
+    def _light_state(self) -> tuple[Any, ...] | None:
+        if self.light is None:
+            return None
+        cct = None
+        if callable(getattr(self.light, "cct", None)):
+            with contextlib.suppress(HarnessError):
+                cct = float(self.light.cct())
+        return (bool(self.light.is_on()), float(self.light.level()), cct)
+
+    def _settle_light(self) -> None:
+        """Wait for the light to settle, unless nothing changed since the last settle: same
+        on/off state, level and CCT, and one meter reading now within the settle tolerance of
+        the mean that was judged stable then (a light switched off and on again behind the
+        sequence's back fails the reading or the state and is waited for)."""
+        if self.settle is None:
+            return
+        state = self._light_state()
+        last = self.settled_light
+        if state is not None and last.get("state") == state and self.meter is not None:
+            reading = float(self.meter.read().value)
+            mean, tolerance = float(last["mean"]), float(last["tolerance_pct"])
+            if abs(reading - mean) <= tolerance / 100.0 * abs(mean):
+                self.log("settle_skipped", light=list(state), meter=reading, settled_mean=mean)
+                return
+        result = self.wait_settled() or {}
+        trace = result.get("stability") or {}
+        last.clear()
+        if state is not None and "mean" in trace:
+            last.update(state=state, mean=trace["mean"], tolerance_pct=trace["tolerance_pct"])
 
     def set_exposure(self, exposure_us: float) -> float:
         info = self.camera.feature_info("ExposureTime")

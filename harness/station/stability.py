@@ -53,7 +53,7 @@ class StabilityTrace:
 
     def as_dict(self) -> dict[str, Any]:
         return {"tolerance_pct": self.tolerance_pct, "window_s": self.window_s,
-                "stable": self.stable, "settled_s": self.settled_s,
+                "stable": self.stable, "settled_s": self.settled_s, "mean": self.mean,
                 "samples": [list(s) for s in self.samples]}
 
 
