@@ -30,8 +30,13 @@ distribution within ~1/500 of normal in CDF, tails truncated at 4.07 sigma (an e
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -41,7 +46,42 @@ from harness.sim.module import Module
 from harness.sim.optics import relative_illumination
 from harness.sim.scene import Scene, render
 
-CHUNK_ROWS = 256
+CHUNK_ROWS = 128
+RENDER_THREADS = min(2, os.cpu_count() or 1)
+"""Threads that render a frame's row chunks (1 renders on the calling thread only)."""
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+_BUFFERS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+"""Per render thread: two float32 chunk buffers, kept between frames (no page faults)."""
+
+
+def release_buffers() -> None:
+    """Drop the render threads' chunk buffers (they are made again on the next frame)."""
+    _BUFFERS.clear()
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _in_parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``[func(x) for x in items]`` on the render pool (in order; errors re-raised)."""
+    pool = _render_pool() if len(items) > 1 else None
+    if pool is None:
+        return [func(item) for item in items]
+    return list(pool.map(func, items))
+
+
+def _render_pool() -> ThreadPoolExecutor | None:
+    """The shared render pool for :data:`RENDER_THREADS` (None for one thread)."""
+    global _POOL
+    if RENDER_THREADS <= 1:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != RENDER_THREADS:
+            if _POOL is not None:
+                _POOL[1].shutdown(wait=False)
+            _POOL = (RENDER_THREADS, ThreadPoolExecutor(RENDER_THREADS,
+                                                        thread_name_prefix="sim-render"))
+        return _POOL[1]
 BLOCK_ROWS = 64
 """Fixed-pattern maps are generated in 64-row blocks seeded by block index: any window of the
 sensor sees the same pattern."""
@@ -298,25 +338,34 @@ class SensorModel:
         key = (scene.name, illuminant, focus_um, photons_per_um2_s, op, roi)
         if self._cache is not None and self._cache.key == key:
             return self._cache
-        self._cache = None  # free the old maps before allocating new ones
+        old, self._cache = self._cache, None
         rows, cols = roi.rows, roi.cols
         t = op.exposure_us * 1e-6
         mu_p = self.photons_per_pixel(photons_per_um2_s, op.exposure_us)
         dark_e = self.dark_current(op.temperature_c) * t
         lit = scene.lit and mu_p > 0.0
-        sig = np.empty((roi.height, roi.width), np.float32)
-        off = np.empty_like(sig)
+        shape = (roi.height, roi.width)
+        if old is not None and old.a.shape == shape:  # reuse: no fresh pages to fault in
+            sig, off = old.a, old.b
+        else:
+            del old
+            sig = np.empty(shape, np.float32)
+            off = np.empty_like(sig)
         response = self._response_map(scene, illuminant, focus_um, roi) if lit else None
-        for r0 in range(rows.start, rows.stop, CHUNK_ROWS):
-            r1 = min(rows.stop, r0 + CHUNK_ROWS)
-            strip = slice(r0, r1)
+        strips = [(r0, min(rows.stop, r0 + CHUNK_ROWS))
+                  for r0 in range(rows.start, rows.stop, CHUNK_ROWS)]
+
+        def maps(strip_rows: tuple[int, int]) -> None:
+            r0, r1 = strip_rows
             dst = slice(r0 - rows.start, r1 - rows.start)
             if response is not None:
                 np.multiply(response[dst], np.float32(mu_p), out=sig[dst])
                 sig[dst] += np.float32(dark_e)
             else:
                 sig[dst] = dark_e
-            off[dst] = self._pattern(2, strip, cols)
+            off[dst] = self._pattern(2, slice(r0, r1), cols)
+
+        _in_parallel(maps, strips)
         for p in self.defects:
             r, c = p.row - roi.offset_y, p.col - roi.offset_x
             if not (0 <= r < roi.height and 0 <= c < roi.width):
@@ -338,17 +387,29 @@ class SensorModel:
         sigma_r = self.read_noise_e(op.gain_db)
         full = s.full_well_e
         limit = full * (s.nonlinearity.onset if s.nonlinearity.strength_pct > 0 else 1.0)
-        top = max(float(np.max(sig[r:r + CHUNK_ROWS] + off[r:r + CHUNK_ROWS]))
-                  for r in range(0, roi.height, CHUNK_ROWS))
+        local = [(r0 - rows.start, r1 - rows.start) for r0, r1 in strips]
+
+        def extremes(strip_rows: tuple[int, int]) -> tuple[float, float]:
+            r0, r1 = strip_rows
+            return (float(np.max(sig[r0:r1] + off[r0:r1])), float(sig[r0:r1].min()))
+
+        found = _in_parallel(extremes, local)
+        top = max(hi for hi, _ in found)
         peak_sigma = math.sqrt(max(top, 0.0) + sigma_r**2)
-        fast = float(sig.min()) >= s.poisson_threshold_e and top + 6.0 * peak_sigma < limit
+        fast = min(lo for _, lo in found) >= s.poisson_threshold_e and \
+            top + 6.0 * peak_sigma < limit
         if fast:
-            off += sig
-            off *= np.float32(k)
-            off += np.float32(op.black_level_dn + 0.5)
-            sig += np.float32(sigma_r**2)
-            np.sqrt(sig, out=sig)
-            sig *= np.float32(k)
+            def transform(strip_rows: tuple[int, int]) -> None:
+                r0, r1 = strip_rows
+                a, b = sig[r0:r1], off[r0:r1]
+                b += a
+                b *= np.float32(k)
+                b += np.float32(op.black_level_dn + 0.5)
+                a += np.float32(sigma_r**2)
+                np.sqrt(a, out=a)
+                a *= np.float32(k)
+
+            _in_parallel(transform, local)
         self._cache = _Cache(key, sig, off, fast, not lit, sparse)
         return self._cache
 
@@ -380,29 +441,47 @@ class SensorModel:
 
     def frame(self, scene: Scene, illuminant: str, focus_um: float, photons_per_um2_s: float,
               op: Operating, roi: Roi, rng: np.random.Generator, out: np.ndarray) -> None:
-        """Render one frame into ``out`` (uint16, roi.height x roi.width), in ADC DN."""
-        s = self.module.sensor
+        """Render one frame into ``out`` (uint16, roi.height x roi.width), in ADC DN.
+
+        Row chunks draw from their own random streams spawned from ``rng`` (so a seed gives
+        the same frame whatever the thread count) and are rendered by up to
+        :data:`RENDER_THREADS` threads: numpy and OpenCV release the GIL, and a station's
+        second core is otherwise idle while the camera renders."""
         cache = self._build(scene, illuminant, focus_um, photons_per_um2_s, op, roi)
         k = np.float32(self.system_gain(op.gain_db))
-        maxv = np.float32(s.max_dn)
-        buf = np.empty((min(CHUNK_ROWS, roi.height), roi.width), np.float32)
-        tmp = np.empty_like(buf) if not cache.fast else buf
         sigma_r = np.float32(self.read_noise_e(op.gain_db))
-        for r0 in range(0, roi.height, CHUNK_ROWS):
-            r1 = min(roi.height, r0 + CHUNK_ROWS)
-            e = buf[:r1 - r0]
-            if cache.fast:
-                fill_normal(rng, e, self.exact_normal)
-                e *= cache.a[r0:r1]
-                e += cache.b[r0:r1]
-            else:
-                self._general(cache, r0, r1, e, tmp[:r1 - r0], rng, sigma_r)
-                e *= k
-                e += np.float32(op.black_level_dn + 0.5)
-            np.clip(e, 0.0, maxv, out=e)
-            out[r0:r1] = e
+        chunks = [(r0, min(roi.height, r0 + CHUNK_ROWS))
+                  for r0 in range(0, roi.height, CHUNK_ROWS)]
+        streams = rng.spawn(len(chunks))
+
+        def render_chunk(job: tuple[tuple[int, int], np.random.Generator]) -> None:
+            (r0, r1), stream = job
+            self._chunk(cache, op, k, sigma_r, r0, r1, stream, out)
+
+        _in_parallel(render_chunk, list(zip(chunks, streams, strict=True)))
         self._sparse(cache, op, rng, out)
         self._finish(out, roi, k, rng)
+
+    def _chunk(self, cache: _Cache, op: Operating, k: np.float32, sigma_r: np.float32,
+               r0: int, r1: int, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Rows r0..r1 of the frame, with this thread's float32 buffers."""
+        width = out.shape[1]
+        buffers = _BUFFERS.get(threading.get_ident())
+        if buffers is None or buffers[0].shape[1] != width:
+            buffers = (np.empty((CHUNK_ROWS, width), np.float32),
+                       np.empty((CHUNK_ROWS, width), np.float32))
+            _BUFFERS[threading.get_ident()] = buffers
+        e, tmp = buffers[0][:r1 - r0], buffers[1][:r1 - r0]
+        if cache.fast:
+            fill_normal(rng, e, self.exact_normal)
+            e *= cache.a[r0:r1]
+            e += cache.b[r0:r1]
+        else:
+            self._general(cache, r0, r1, e, tmp, rng, sigma_r)
+            e *= k
+            e += np.float32(op.black_level_dn + 0.5)
+        np.clip(e, 0.0, np.float32(self.module.sensor.max_dn), out=e)
+        out[r0:r1] = e
 
     def _sparse(self, cache: _Cache, op: Operating, rng: np.random.Generator,
                 out: np.ndarray) -> None:
