@@ -19,9 +19,12 @@ For each pixel, per frame:
 
 Speed (12 MP at >= 10 frames/s on one core, REFERENCE 6): the frame is produced in row chunks
 with float32 buffers. Where no pixel is below the Poisson threshold or near the full-well clip,
-steps 3-7 collapse exactly into y = round(mu_y + sigma_y n) with per-pixel maps mu_y =
-K(mu_e + DSNU) + black and sigma_y = K sqrt(mu_e + sigma_r^2) computed once per operating point,
-and one normal draw n per pixel. The normal generator is, by default, the sum of two 256-level
+steps 3-7 collapse exactly into y = round(mu_y + sigma_y n) with mu_y = K(mu_e + DSNU) + black,
+sigma_y = K sqrt(mu_e + sigma_r^2) and one normal draw n per pixel. The maps that depend on no
+operating point (scene response with PRNU and shading, DSNU) are kept; a new exposure, gain or
+light level costs one map (sigma_y), and mu_y is formed while rendering, so an exposure sweep
+does not regenerate fixed patterns. Row chunks render on :data:`RENDER_THREADS` threads.
+The normal generator is, by default, the sum of two 256-level
 inverse-CDF samples of N(0, 1/2) driven by raw PCG64 bytes: mean 0 and variance 1 exactly,
 distribution within ~1/500 of normal in CDF, tails truncated at 4.07 sigma (an exact
 ``Generator.standard_normal`` is available with ``exact_normal=True``).
@@ -60,6 +63,10 @@ def release_buffers() -> None:
     _BUFFERS.clear()
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+def _strips(height: int) -> list[tuple[int, int]]:
+    return [(r0, min(height, r0 + CHUNK_ROWS)) for r0 in range(0, height, CHUNK_ROWS)]
 
 
 def _in_parallel(func: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
@@ -201,17 +208,36 @@ def resolve_defects(module: Module
 
 
 class _Cache:
-    """Per-operating-point maps: fast (mean_dn, sigma_dn) or general (signal_e, offset_e)."""
+    """Per-operating-point data. Fast path: ``a`` = sigma_y map (DN) and the scalars that form
+    mu_y from the response and DSNU maps at render time; general path: ``a`` = mean signal
+    (e-) map, or None when the frame is unlit (one dark mean everywhere, ``dark_e``)."""
 
-    def __init__(self, key: tuple[object, ...], a: np.ndarray, b: np.ndarray, fast: bool,
-                 uniform_dark: bool, sparse: tuple[np.ndarray, ...]) -> None:
+    def __init__(self, key: tuple[object, ...], a: np.ndarray | None, fast: bool,
+                 response: np.ndarray | None, mu_p: float, dark_e: float,
+                 sparse: tuple[np.ndarray, ...]) -> None:
         self.key = key
         self.a = a
-        self.b = b
         self.fast = fast
-        self.uniform_dark = uniform_dark
+        self.response = response
+        self.mu_p = mu_p
+        self.dark_e = dark_e
         self.sparse = sparse
         """(rows, cols, signal_e, offset_e) of defect pixels, simulated one by one."""
+
+
+class _Dsnu:
+    """The DSNU map of a window (e-; pixel + row + column parts and column defects; zero on
+    defect pixels, which are simulated apart), its extremes, and the defect pixels in it."""
+
+    def __init__(self, roi: Roi, off: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                 values: np.ndarray) -> None:
+        self.roi = roi
+        self.off = off
+        self.rows = rows
+        self.cols = cols
+        self.values = values
+        self.low = float(off.min())
+        self.high = float(off.max())
 
 
 class SensorModel:
@@ -230,10 +256,12 @@ class SensorModel:
         self._dsnu_col_clean = self._dsnu_col.copy()
         for col, value in self.column_defects:
             self._dsnu_col[col] += value
+        self._defect_at = {(p.row, p.col): p for p in self.defects}
         self._blink = [p for p in self.defects if p.cls == "blinking"]
         self._blink_state = np.zeros(len(self._blink), bool)
         self._cache: _Cache | None = None
-        self._response: tuple[tuple[object, ...], np.ndarray] | None = None
+        self._response: tuple[tuple[object, ...], np.ndarray, float, float] | None = None
+        self._dsnu: _Dsnu | None = None
 
     @staticmethod
     def _vector(seed: list[int], n: int, scale: float) -> np.ndarray:
@@ -334,108 +362,110 @@ class SensorModel:
 
     def _build(self, scene: Scene, illuminant: str, focus_um: float, photons_per_um2_s: float,
                op: Operating, roi: Roi) -> _Cache:
+        """The per-operating-point data. The exposure-independent maps (scene response with
+        PRNU and shading, DSNU) are kept across operating points; a new exposure, gain or
+        light level costs one map (sigma_y, or the mean signal on the general path)."""
         s = self.module.sensor
         key = (scene.name, illuminant, focus_um, photons_per_um2_s, op, roi)
         if self._cache is not None and self._cache.key == key:
             return self._cache
         old, self._cache = self._cache, None
-        rows, cols = roi.rows, roi.cols
         t = op.exposure_us * 1e-6
         mu_p = self.photons_per_pixel(photons_per_um2_s, op.exposure_us)
         dark_e = self.dark_current(op.temperature_c) * t
         lit = scene.lit and mu_p > 0.0
-        shape = (roi.height, roi.width)
-        if old is not None and old.a.shape == shape:  # reuse: no fresh pages to fault in
-            sig, off = old.a, old.b
-        else:
-            del old
-            sig = np.empty(shape, np.float32)
-            off = np.empty_like(sig)
-        response = self._response_map(scene, illuminant, focus_um, roi) if lit else None
-        strips = [(r0, min(rows.stop, r0 + CHUNK_ROWS))
-                  for r0 in range(rows.start, rows.stop, CHUNK_ROWS)]
-
-        def maps(strip_rows: tuple[int, int]) -> None:
-            r0, r1 = strip_rows
-            dst = slice(r0 - rows.start, r1 - rows.start)
-            if response is not None:
-                np.multiply(response[dst], np.float32(mu_p), out=sig[dst])
-                sig[dst] += np.float32(dark_e)
-            else:
-                sig[dst] = dark_e
-            off[dst] = self._pattern(2, slice(r0, r1), cols)
-
-        _in_parallel(maps, strips)
-        for p in self.defects:
-            r, c = p.row - roi.offset_y, p.col - roi.offset_x
-            if not (0 <= r < roi.height and 0 <= c < roi.width):
-                continue
+        dsnu = self._dsnu_map(roi)
+        found = self._response_map(scene, illuminant, focus_um, roi) if lit else None
+        response = None if found is None else found[0]
+        resp_low, resp_high = (0.0, 0.0) if found is None else found[1:]
+        sr, sc = dsnu.rows, dsnu.cols
+        sig_defects = (response[sr, sc].astype(np.float64) * mu_p if response is not None
+                       else np.zeros(sr.size)) + dark_e
+        for i, (r, c) in enumerate(zip(sr.tolist(), sc.tolist(), strict=True)):
+            p = self._defect_at[(r + roi.offset_y, c + roi.offset_x)]
             if p.cls in ("dead", "cold"):
-                sig[r, c] = dark_e + (sig[r, c] - dark_e) * p.value
+                sig_defects[i] = dark_e + (sig_defects[i] - dark_e) * p.value
             elif p.cls == "hot":
-                sig[r, c] += p.value * t
+                sig_defects[i] += p.value * t
+        sparse = (sr, sc, sig_defects, dsnu.values)
+        k = self.system_gain(op.gain_db)
+        sigma_r = self.read_noise_e(op.gain_db)
+        limit = s.full_well_e * (s.nonlinearity.onset if s.nonlinearity.strength_pct > 0
+                                 else 1.0)
+        # bounds of the signal and of signal + DSNU over the window, from the maps' extremes
+        low = resp_low * mu_p + dark_e
+        top = resp_high * mu_p + dark_e + dsnu.high
+        peak_sigma = math.sqrt(max(top, 0.0) + sigma_r**2)
+        fast = low >= s.poisson_threshold_e and top + 6.0 * peak_sigma < limit
+        a: np.ndarray | None = None
+        if response is not None:
+            a = old.a if old is not None and old.a is not None and \
+                old.a.shape == response.shape else np.empty_like(response)
+            del old
+
+            def fill(strip_rows: tuple[int, int]) -> None:
+                r0, r1 = strip_rows
+                part = a[r0:r1]
+                np.multiply(response[r0:r1], np.float32(mu_p), out=part)
+                part += np.float32(dark_e + (sigma_r**2 if fast else 0.0))
+                if fast:
+                    np.sqrt(part, out=part)
+                    part *= np.float32(k)
+
+            _in_parallel(fill, _strips(roi.height))
+        self._cache = _Cache(key, a, fast, response, mu_p, dark_e, sparse)
+        return self._cache
+
+    def _dsnu_map(self, roi: Roi) -> _Dsnu:
+        """The DSNU map of ``roi``, made once (it depends on no operating point)."""
+        if self._dsnu is not None and self._dsnu.roi == roi:
+            return self._dsnu
+        self._dsnu = None
+        off = np.empty((roi.height, roi.width), np.float32)
+
+        def fill(strip_rows: tuple[int, int]) -> None:
+            r0, r1 = strip_rows
+            off[r0:r1] = self._pattern(2, slice(roi.offset_y + r0, roi.offset_y + r1), roi.cols)
+
+        _in_parallel(fill, _strips(roi.height))
         inside = [(p.row - roi.offset_y, p.col - roi.offset_x) for p in self.defects
                   if roi.offset_y <= p.row < roi.offset_y + roi.height
                   and roi.offset_x <= p.col < roi.offset_x + roi.width]
         sr = np.array([r for r, _ in inside], np.intp)
         sc = np.array([c for _, c in inside], np.intp)
-        sparse = (sr, sc, sig[sr, sc].astype(np.float64), off[sr, sc].astype(np.float64))
-        if inside:  # defect pixels are simulated separately (_sparse): keep them out of the maps
-            sig[sr, sc] = float(np.mean(sig, dtype=np.float64)) if lit else dark_e
-            off[sr, sc] = 0.0
-        k = self.system_gain(op.gain_db)
-        sigma_r = self.read_noise_e(op.gain_db)
-        full = s.full_well_e
-        limit = full * (s.nonlinearity.onset if s.nonlinearity.strength_pct > 0 else 1.0)
-        local = [(r0 - rows.start, r1 - rows.start) for r0, r1 in strips]
-
-        def extremes(strip_rows: tuple[int, int]) -> tuple[float, float]:
-            r0, r1 = strip_rows
-            return (float(np.max(sig[r0:r1] + off[r0:r1])), float(sig[r0:r1].min()))
-
-        found = _in_parallel(extremes, local)
-        top = max(hi for hi, _ in found)
-        peak_sigma = math.sqrt(max(top, 0.0) + sigma_r**2)
-        fast = min(lo for _, lo in found) >= s.poisson_threshold_e and \
-            top + 6.0 * peak_sigma < limit
-        if fast:
-            def transform(strip_rows: tuple[int, int]) -> None:
-                r0, r1 = strip_rows
-                a, b = sig[r0:r1], off[r0:r1]
-                b += a
-                b *= np.float32(k)
-                b += np.float32(op.black_level_dn + 0.5)
-                a += np.float32(sigma_r**2)
-                np.sqrt(a, out=a)
-                a *= np.float32(k)
-
-            _in_parallel(transform, local)
-        self._cache = _Cache(key, sig, off, fast, not lit, sparse)
-        return self._cache
+        values = off[sr, sc].astype(np.float64)
+        off[sr, sc] = 0.0  # defect pixels are simulated separately (_sparse)
+        self._dsnu = _Dsnu(roi, off, sr, sc, values)
+        return self._dsnu
 
     def _response_map(self, scene: Scene, illuminant: str, focus_um: float,
-                      roi: Roi) -> np.ndarray:
+                      roi: Roi) -> tuple[np.ndarray, float, float]:
         """Scene response x relative illumination x (1 + PRNU) per pixel: everything of the
         signal that does not depend on exposure, gain or light level, kept across operating
-        points so an exposure sweep renders the optics once (costs one float32 map)."""
+        points so an exposure sweep renders the optics once (costs one float32 map); with its
+        minimum and maximum over the window."""
         key = (scene.name, illuminant, focus_um, roi)
         if self._response is not None and self._response[0] == key:
-            return self._response[1]
+            return self._response[1:]
         self._response = None
         m = self.module
-        rows, cols = roi.rows, roi.cols
         out = np.empty((roi.height, roi.width), np.float32)
-        for r0 in range(rows.start, rows.stop, CHUNK_ROWS):
-            r1 = min(rows.stop, r0 + CHUNK_ROWS)
-            strip = slice(r0, r1)
-            resp = render(m, scene, illuminant, focus_um, strip, cols)
-            resp *= relative_illumination(m, strip, cols)
-            prnu = self._pattern(1, strip, cols)
+
+        def fill(strip_rows: tuple[int, int]) -> tuple[float, float]:
+            r0, r1 = strip_rows
+            strip = slice(roi.offset_y + r0, roi.offset_y + r1)
+            resp = render(m, scene, illuminant, focus_um, strip, roi.cols)
+            resp *= relative_illumination(m, strip, roi.cols)
+            prnu = self._pattern(1, strip, roi.cols)
             prnu += 1.0
             resp *= prnu
-            out[r0 - rows.start:r1 - rows.start] = resp
-        self._response = (key, out)
-        return out
+            out[r0:r1] = resp
+            return float(resp.min()), float(resp.max())
+
+        extremes = _in_parallel(fill, _strips(roi.height))
+        self._response = (key, out, min(lo for lo, _ in extremes),
+                          max(hi for _, hi in extremes))
+        return self._response[1:]
 
     # -- frames ------------------------------------------------------------------------------
 
@@ -450,8 +480,7 @@ class SensorModel:
         cache = self._build(scene, illuminant, focus_um, photons_per_um2_s, op, roi)
         k = np.float32(self.system_gain(op.gain_db))
         sigma_r = np.float32(self.read_noise_e(op.gain_db))
-        chunks = [(r0, min(roi.height, r0 + CHUNK_ROWS))
-                  for r0 in range(0, roi.height, CHUNK_ROWS)]
+        chunks = _strips(roi.height)
         streams = rng.spawn(len(chunks))
 
         def render_chunk(job: tuple[tuple[int, int], np.random.Generator]) -> None:
@@ -472,10 +501,18 @@ class SensorModel:
                        np.empty((CHUNK_ROWS, width), np.float32))
             _BUFFERS[threading.get_ident()] = buffers
         e, tmp = buffers[0][:r1 - r0], buffers[1][:r1 - r0]
-        if cache.fast:
+        dsnu = self._dsnu
+        assert dsnu is not None
+        if cache.fast:  # y = sigma_y n + K (mu_p R + mu_d + DSNU) + black (+ 0.5: rounding)
             fill_normal(rng, e, self.exact_normal)
-            e *= cache.a[r0:r1]
-            e += cache.b[r0:r1]
+            if cache.a is not None:
+                e *= cache.a[r0:r1]
+            else:  # unlit: one sigma everywhere
+                e *= k * np.float32(math.sqrt(cache.dark_e + float(sigma_r) ** 2))
+            if cache.response is not None:
+                cv2.scaleAdd(cache.response[r0:r1], float(k) * cache.mu_p, e, dst=e)
+            cv2.scaleAdd(dsnu.off[r0:r1], float(k), e, dst=e)
+            e += np.float32(float(k) * cache.dark_e + op.black_level_dn + 0.5)
         else:
             self._general(cache, r0, r1, e, tmp, rng, sigma_r)
             e *= k
@@ -506,14 +543,16 @@ class SensorModel:
     def _general(self, cache: _Cache, r0: int, r1: int, e: np.ndarray, tmp: np.ndarray,
                  rng: np.random.Generator, sigma_r: np.float32) -> None:
         s = self.module.sensor
-        mean = cache.a[r0:r1]
-        if cache.uniform_dark:  # no light: one dark mean everywhere (defects are sparse)
-            lam = float(cache.a.flat[0])
+        dsnu = self._dsnu
+        assert dsnu is not None
+        if cache.a is None:  # no light: one dark mean everywhere (defects are sparse)
+            lam = cache.dark_e
             if lam <= 8.0:
                 fill_poisson(rng, lam, e)
             else:
                 e[...] = rng.poisson(lam, size=e.shape)
         else:
+            mean = cache.a[r0:r1]
             fill_normal(rng, e, self.exact_normal)
             np.sqrt(np.maximum(mean, 0.0, out=tmp), out=tmp)
             e *= tmp
@@ -521,7 +560,7 @@ class SensorModel:
             low = mean < s.poisson_threshold_e
             if low.any():
                 e[low] = rng.poisson(mean[low].astype(np.float64))
-        e += cache.b[r0:r1]
+        e += dsnu.off[r0:r1]
         nl = s.nonlinearity
         if nl.strength_pct > 0:
             onset = np.float32(nl.onset * s.full_well_e)
