@@ -501,6 +501,8 @@ def test_capture_writer_leaves_no_half_written_file(tmp_path: Path,
         if fail_at == 1:
             with pytest.raises(EvidenceError, match="cannot write frame"):
                 writer.add(_FRAME + 20, role="dark")  # nothing more after a lost frame
+        else:
+            writer.wait()  # the frame queued before the manifest failed is still written
         leftovers = [p.name for p in root.rglob("*") if p.name.endswith(".tmp")]
         assert leftovers == []
         manifest = json.loads((root / "manifest.json").read_text())
