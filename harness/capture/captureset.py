@@ -6,9 +6,11 @@ Layout of a capture set directory::
     frames/<sha256>.tiff     one frame each (uint16, or uint8 for 8-bit data), content-addressed
 
 Frames are written before the manifest mentions them; every file is written to a temporary
-name and renamed into place, so a crash never leaves a half-written frame or manifest. The
-manifest is rewritten at least once a second while frames stream in (and at close), so a
-killed capture still leaves a readable set of the frames taken up to a second before.
+name and renamed into place, so a crash never leaves a half-written frame or manifest. Frames
+go to disk from a writer thread while the next ones are grabbed; the manifest is rewritten
+when a frame is added a second or more after the last rewrite (and at close) and lists only
+frames already on disk, so a killed capture still leaves a readable set of the frames taken up
+to about a second before.
 """
 
 from __future__ import annotations
