@@ -157,13 +157,17 @@ def test_pair_accumulator_rejects_odd_frames_and_bad_types() -> None:
         PairAccumulator().add(np.zeros((4, 4), np.float32))
 
 
-def test_stack_accumulator_matches_numpy() -> None:
-    rng = np.random.default_rng(2)
-    frames = rng.integers(0, 4096, (7, 30, 40), dtype=np.uint16)
+def stack_of(frames: np.ndarray) -> StackStats:
     acc = StackAccumulator()
     for f in frames:
         acc.add(f)
-    st = acc.stats()
+    return acc.stats()
+
+
+def test_stack_accumulator_matches_numpy() -> None:
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 4096, (7, 30, 40), dtype=np.uint16)
+    st = stack_of(frames)
     assert np.array_equal(st.sum_img, frames.astype(np.int64).sum(axis=0))
     assert np.array_equal(st.sumsq_img, (frames.astype(np.int64) ** 2).sum(axis=0))
     assert np.allclose(st.var_img(), frames.astype(np.float64).var(axis=0, ddof=1), rtol=1e-12)
@@ -173,10 +177,7 @@ def test_variance_image_is_exact_on_both_paths_and_cached_read_only() -> None:
     # float64 path while L * max(sum y^2) < 2**53; int64 beyond (2000 full-scale 16-bit frames)
     rng = np.random.default_rng(4)
     frames = rng.integers(0, 65536, (5, 20, 30), dtype=np.uint16)
-    acc = StackAccumulator()
-    for f in frames:
-        acc.add(f)
-    st = acc.stats()
+    st = stack_of(frames)
     wide = frames.astype(np.int64)
     numerator = 5 * (wide**2).sum(axis=0) - wide.sum(axis=0) ** 2
     assert np.array_equal(st.var_img(), numerator / 20.0)
