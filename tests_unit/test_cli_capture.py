@@ -92,3 +92,28 @@ def test_capture_named_sequence_on_the_simulated_station(tmp_path: Path) -> None
                                    "--sequence", "dark_stack", "--param", "frames",
                                    "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "'frames' is not key=value" in bad.output
+
+
+def test_a_capture_cut_short_keeps_the_frames_taken(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.devices import fakes
+    from harness.errors import CameraTimeout
+
+    real = fakes.FakeCamera.grab
+    calls = {"n": 0}
+
+    def second_burst_fails(self: fakes.FakeCamera, n: int = 1,
+                           timeout_s: float = 5.0) -> object:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise CameraTimeout("no frame within 5 s (unplugged)", device=self.name)
+        return real(self, n, timeout_s)
+
+    monkeypatch.setattr(fakes.FakeCamera, "grab", second_burst_fails)
+    station = _station(tmp_path, "{driver: fake, width: 32, height: 24}")
+    out = tmp_path / "set"
+    result = CliRunner().invoke(app, ["capture", str(station), "-o", str(out), "-n", "20"])
+    assert result.exit_code != 0 and "unplugged" in result.output
+    cs = CaptureSet.open(out)  # the first burst of 16, on disk and in the manifest
+    assert len(cs.records()) == 16
+    assert all(cs.load(r).shape == (24, 32) for r in cs.records())

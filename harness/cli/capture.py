@@ -8,6 +8,7 @@ and a node-map snapshot taken before the first frame.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from harness.capture.captureset import CaptureSetWriter
 from harness.cli.app import app, console, error_boundary
 from harness.devices.camera.frames import FrameStack
 from harness.devices.camera.pixelformats import BY_NAME
-from harness.errors import ConfigError
+from harness.errors import ConfigError, EvidenceError
 from harness.station.station import Station
 
 LEVELLED = ("flat_stack", "focus_sweep", "edge", "colour")
@@ -87,6 +88,11 @@ def run_capture(station_file: Path, out: Path, frames: int, role: str | None,
                                           "incomplete": meta.incomplete})
                     done += len(stack)
                     progress.update(task, completed=done)
+        except BaseException:
+            if writer is not None:  # keep what was taken: frames on disk, manifest listing them
+                with contextlib.suppress(EvidenceError):
+                    writer.close()
+            raise
         finally:
             camera.stop()
         assert writer is not None
