@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -153,6 +154,19 @@ def test_a_frame_that_cannot_be_written_is_reported(tmp_path: Path,
     with pytest.raises(EvidenceError, match="cannot write frame: No space left on device"):
         writer.close()
     assert CaptureSet.open(tmp_path / "cs").records() == []
+    def broken(path: Path, data: object) -> None:
+        if path.name != "manifest.json":
+            raise ValueError("encoder bug")
+        real(path, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(captureset, "atomic_write_bytes", broken)
+    third = CaptureSetWriter(tmp_path / "cs3")
+    for _ in range(5):  # more than the queue holds: a dead thread would hang here
+        with contextlib.suppress(EvidenceError):
+            third.add(np.zeros((4, 4), np.uint16), role="dark")
+    with pytest.raises(EvidenceError, match="ValueError: encoder bug"):
+        third.close()
+    monkeypatch.setattr(captureset, "atomic_write_bytes", full_disk)
     with pytest.raises(RuntimeError, match="camera gone"), \
             CaptureSetWriter(tmp_path / "cs2") as second:  # the first error is the one seen
         second.add(np.zeros((4, 4), np.uint16), role="dark")

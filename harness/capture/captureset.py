@@ -365,6 +365,9 @@ class CaptureSetWriter:
                         self.manifest.frames.append(record)
             except OSError as exc:
                 self._error = EvidenceError(f"{self.root}: cannot write frame: {exc.strerror}")
+            except Exception as exc:  # never let the thread die with frames still queued
+                self._error = EvidenceError(f"{self.root}: cannot write frame: "
+                                            f"{type(exc).__name__}: {exc}")
             finally:
                 self._jobs.task_done()
         self._jobs.task_done()
