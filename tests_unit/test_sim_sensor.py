@@ -244,3 +244,27 @@ def test_cfa_pattern_puts_each_colour_where_it_belongs(cfa: str) -> None:
         # RI and PRNU average out alike on every site; shot noise SE < 0.1 %
         ratio = flat[i // 2::2, i % 2::2].mean() / green
         assert ratio == pytest.approx(1.0 / wb["RGB".index(letter)], rel=0.003)
+
+
+def test_a_forked_child_renders_with_its_own_pool() -> None:
+    # the render pool's threads do not survive a fork: without a fresh pool the child hangs
+    import multiprocessing as mp
+
+    from harness.sim import sensor
+
+    if sensor.RENDER_THREADS < 2:
+        pytest.skip("one render thread: no pool to lose across a fork")
+    first = _small_frame()  # the parent's pool exists now
+    with mp.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_small_frame).get(timeout=60)
+    assert np.array_equal(child, first)
+
+
+def _small_frame() -> np.ndarray:
+    module = load_module(Path(__file__).resolve().parents[1] / "fixtures/modules/golden.yaml")
+    roi = Roi(0, 0, 64, 600)
+    out = np.empty((roi.height, roi.width), np.uint16)
+    SensorModel(module).frame(layout("flat", module.sensor.width, module.sensor.height), "D65",
+                              0.0, 1e6, Operating(5000.0, 0.0, 64.0, 30.0), roi,
+                              np.random.default_rng(3), out)
+    return out

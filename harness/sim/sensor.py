@@ -61,6 +61,17 @@ _BUFFERS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 def release_buffers() -> None:
     """Drop the render threads' chunk buffers (they are made again on the next frame)."""
     _BUFFERS.clear()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of the parent's threads: it makes its own pool when needed."""
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+    _BUFFERS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
