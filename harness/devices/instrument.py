@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -50,7 +51,7 @@ class VisaSettings(InstrumentSettings):
     resource: str = Field(min_length=1)
 
 
-class InstrumentDriver:
+class InstrumentDriver(ABC):
     """Base of every line-protocol driver: open/close, identity, bounded safe state."""
 
     kind: ClassVar[str]
@@ -115,14 +116,17 @@ class InstrumentDriver:
         self._safe()
 
     # -- for subclasses ------------------------------------------------------------------
-    def _identify(self) -> DeviceIdentity:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _identify(self) -> DeviceIdentity:
+        ...
 
-    def _safe(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _safe(self) -> None:
+        ...
 
     def _after_open(self) -> None:
         """Bring the instrument to a known state after open (default: nothing)."""
+        return None
 
     @property
     def link_(self) -> LineTransport:

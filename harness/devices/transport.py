@@ -27,6 +27,7 @@ import contextlib
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -74,7 +75,7 @@ class ReadTimeout(Exception):
     """No complete line within the timeout (internal to this module)."""
 
 
-class LineTransport:
+class LineTransport(ABC):
     """A line-oriented link with timeouts, bounded retries, one reconnect and a lock."""
 
     def __init__(self, device: str, address: str, link: LinkSettings) -> None:
@@ -87,21 +88,25 @@ class LineTransport:
         self.reconnects = 0
 
     # -- backend hooks -------------------------------------------------------------------
-    def _open(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _open(self) -> None:
+        ...
 
-    def _close(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _close(self) -> None:
+        ...
 
-    def _write(self, data: str) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _write(self, data: str) -> None:
+        ...
 
-    def _read_line(self, timeout_s: float) -> str:  # pragma: no cover - abstract
+    @abstractmethod
+    def _read_line(self, timeout_s: float) -> str:
         """One reply line without its terminator; ReadTimeout / ConnectionLost on failure."""
-        raise NotImplementedError
 
-    def _drain(self, quiet_s: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _drain(self, quiet_s: float) -> None:
+        ...
 
     # -- public --------------------------------------------------------------------------
     def error(self, message: str, command: str | None = None,

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import tty
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -73,7 +74,7 @@ class Delayed:
 Reply = bytes | Delayed | Drop | None
 
 
-class LineSimulator:
+class LineSimulator(ABC):
     """Base of every instrument simulator: framing, fault handling, a lock around state.
 
     Subclasses set the framing class variables and implement :meth:`handle`, which returns the
@@ -99,8 +100,9 @@ class LineSimulator:
         self.log: list[tuple[str, str | None]] = []
         """Every (command, reply) this simulator answered, for tests."""
 
-    def handle(self, line: str) -> str | None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, line: str) -> str | None:
+        ...
 
     def error_fault(self) -> InstrumentFault | None:
         """The ``error`` fault, if due (consumed); simulators call this from ``handle``."""
@@ -146,7 +148,7 @@ class _Conversation:
         self.discard = discard
 
 
-class _Server:
+class _Server(ABC):
     """Shared server machinery: daemon threads, a stop event, line splitting."""
 
     def __init__(self, sim: LineSimulator) -> None:
@@ -155,8 +157,9 @@ class _Server:
         self._threads: list[threading.Thread] = []
 
     @property
-    def address(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def address(self) -> str:
+        ...
 
     def _serve_bytes(self, conv: _Conversation, data: bytes) -> bool:
         """Answer every complete line; ``False`` if the connection must drop."""
