@@ -11,7 +11,12 @@ import tifffile
 
 from harness.analysis.emva1288 import analyze
 from harness.capture.captureset import CaptureSetWriter
-from harness.capture.stack_input import open_stack, reduce_capture_set, reduce_emva
+from harness.capture.stack_input import (
+    open_stack,
+    reduce_capture_set,
+    reduce_capture_set_planes,
+    reduce_emva,
+)
 from harness.errors import ConfigError
 from tests_unit.emva_synth import Sensor, exposure_sweep
 
@@ -40,6 +45,34 @@ def test_emva_capture_set_reduces_and_pairs_by_step(tmp_path: Path) -> None:
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.03)
     assert res.nonuniformity is not None
     assert reduce_emva(path / "manifest.json")[0].points == data.points
+
+
+def test_one_pass_over_planes_equals_separate_passes(tmp_path: Path) -> None:
+    sensor = Sensor(height=48, width=64, seed=82)
+    path = write_emva_capture_set(tmp_path / "cs", sensor, cfa="RGGB", steps=8,
+                                  spatial_frames=3)
+    both = reduce_capture_set_planes(path, ("Gr", None))
+    for (data, cfa), (alone, alone_cfa) in ((both["Gr"], reduce_capture_set(path, plane="Gr")),
+                                            (both[None], reduce_capture_set(path))):
+        assert cfa == alone_cfa and data.points == alone.points
+        assert data.spatial_bright is not None and alone.spatial_bright is not None
+        assert np.array_equal(data.spatial_bright.sum_img, alone.spatial_bright.sum_img)
+    assert both[None][1] == "RGGB" and both["Gr"][1] is None
+    with pytest.raises(ConfigError, match=r"plane 'G' not in .* allowed: R, Gr, Gb, B"):
+        reduce_capture_set_planes(path, (None, "G"))
+
+
+def test_a_damaged_frame_stops_the_reduction_and_names_the_file(tmp_path: Path) -> None:
+    # frames load on a thread ahead of the reduction: its error must still surface, in order
+    sensor = Sensor(height=600, width=900, seed=83)  # > 1 MB per frame: the threaded path
+    path = write_emva_capture_set(tmp_path / "cs", sensor, cfa=None, steps=4, spatial_frames=2)
+    cs_frames = sorted((path / "frames").iterdir())
+    damaged = cs_frames[len(cs_frames) // 2]
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=f"{damaged.name}.*checksum mismatch"):
+        reduce_capture_set(path)
 
 
 def test_capture_set_without_emva_frames_is_rejected(tmp_path: Path) -> None:
