@@ -16,7 +16,7 @@ Decimal commas are accepted. Reading it lets data sets made by other tools load 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -263,14 +263,6 @@ def _checked(image: np.ndarray, path: Path, bits: int | None,
             raise ConfigError(f"pixel value {peak} exceeds the {bits}-bit range "
                               f"0..{(1 << bits) - 1}", source=str(path))
     return image
-
-
-def iter_point_images(descriptor: EmvaDescriptor,
-                      point: DescriptorPoint) -> Iterator[np.ndarray]:
-    """Yield a point's images one at a time (so big stacks stream)."""
-    shape = (descriptor.height, descriptor.width)
-    for image in point.images:
-        yield load_image(image, bits=descriptor.bits, shape=shape)
 
 
 def write_descriptor(path: str | Path, *, bits: int, width: int, height: int,
