@@ -8,7 +8,13 @@ The class of an exception decides the outcome a test gets (OpenHTF's outcome mod
   (Allure "broken"), never as a DUT failure.
 * :class:`Aborted`: an operator or a signal stopped the run (ABORTED).
 
-A DUT out of spec is an ``AssertionError`` raised by the limit judge, nothing here.
+* :class:`MeasurementError`: a figure could not be measured, or what was measured is not
+  physically possible (negative dark current, QE above 100 %, a fit with too few points, a
+  chart region not found). An ERROR of the step, never a FAIL: the DUT was not judged.
+* :class:`LimitFailure`: the only FAIL. Raised by the run's checker when a figure broke a
+  limit of the spec; an ``AssertionError`` so that pytest reports it as a failure.
+
+Outcomes are chosen by exception type, never by the text of a message.
 """
 
 from __future__ import annotations
@@ -84,6 +90,24 @@ class CameraDisconnected(CameraError):
 
 class FeatureError(CameraError):
     """A camera feature is unknown, out of range or not writable now."""
+
+
+class MeasurementError(HarnessError):
+    """A figure could not be measured, or is physically impossible: an ERROR, never a FAIL.
+
+    ``figure`` names the figure (or region) concerned, when there is one.
+    """
+
+    def __init__(self, message: str, *, figure: str | None = None) -> None:
+        self.figure = figure
+        super().__init__(one_line(message))
+
+
+class LimitFailure(AssertionError):
+    """One or more figures broke a limit of the spec: the DUT is out of spec (FAIL).
+
+    The only exception that makes a FAIL; every other one is an ERROR or ABORTED.
+    """
 
 
 class EvidenceError(HarnessError):
