@@ -46,6 +46,22 @@ def test_sfr_on_chart_finds_ten_rois(tmp_path: Path) -> None:
         assert {"edge_angle_deg", "mtf_at_0125", "mtf_at_025", "mtf_at_05", "frequencies",
                 "mtf"} <= set(r)
     assert data["summary"]["corner_to_centre_mtf50_ratio"] == pytest.approx(1.0, abs=0.02)
+    assert data["missing_rois"] == {"not_found": [], "no_finite_mtf50": []}
+    assert "incomplete field" not in out
+
+
+def test_sfr_on_chart_with_a_corner_missing_reports_it(tmp_path: Path) -> None:
+    from tests_unit.test_sfr_chart import chart_without
+
+    tifffile.imwrite(tmp_path / "chart.tif", u16(chart_without("bottom_left")))
+    code, out = run("sfr", str(tmp_path / "chart.tif"), "--json", str(tmp_path / "o.json"))
+    assert code == 0, out  # permissive on arbitrary images: the rest is measured
+    assert ("incomplete field: edge ROI not found: bottom_left vertical, bottom_left "
+            "horizontal") in " ".join(out.split())
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert len(data["rois"]) == 8
+    assert data["missing_rois"]["not_found"] == ["bottom_left vertical", "bottom_left horizontal"]
+    assert data["summary"]["missing"] == data["missing_rois"]["not_found"]
 
 
 def test_sfr_single_edge_srgb_png_and_explicit_roi(tmp_path: Path) -> None:
@@ -55,8 +71,9 @@ def test_sfr_single_edge_srgb_png_and_explicit_roi(tmp_path: Path) -> None:
     code, out = run("sfr", str(tmp_path / "edge.png"), "--encoding", "srgb", "--json",
                     str(tmp_path / "e.json"))
     assert code == 0, out
-    (r,) = json.loads((tmp_path / "e.json").read_text())["rois"]
-    assert r["roi"] == [0, 0, 140, 120]
+    data = json.loads((tmp_path / "e.json").read_text())
+    (r,) = data["rois"]
+    assert r["roi"] == [0, 0, 140, 120] and data["missing_rois"] is None  # one edge, no chart
     assert abs(r["mtf50_cy_per_px"] / 0.18739 - 1) < 0.01
     code, out = run("sfr", str(tmp_path / "edge.png"), "--encoding", "srgb", "--roi",
                     "20,10,100,100", "--json", str(tmp_path / "r.json"))

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois, parse_roi
-from harness.analysis.sfr import measure_rois, summarise_field
-from harness.errors import ConfigError
+from harness.analysis.edges import (
+    FIELD_POSITIONS,
+    find_edge_rois,
+    missing_rois,
+    parse_roi,
+    require_field,
+)
+from harness.analysis.sfr import (
+    field_gaps,
+    measure_rois,
+    summarise_field,
+    summarise_full_field,
+)
+from harness.errors import ConfigError, MeasurementError
 from tests_unit.optics_synth import render_edge, render_square_chart
 
 
@@ -89,3 +102,70 @@ def test_field_summary_finds_the_soft_corner() -> None:
     assert summary.corner_to_centre_mtf50_ratio == pytest.approx(0.5, rel=0.02)
     assert summary.centre_mtf50_cy_per_px == pytest.approx(0.18739 / 0.7, rel=0.01)
     assert summarise_field(results[:2]) is None  # centre only
+
+
+def chart_without(corner: str, shape: tuple[int, int] = (450, 600)) -> np.ndarray:
+    """The slanted-square chart with the square at ``corner`` painted over with the ground."""
+    img, squares = render_square_chart(shape, sigma=0.7)
+    sq = squares[FIELD_POSITIONS.index(corner)]
+    r = 0.8 * sq.side  # beyond the rotated square's half-diagonal (0.71 side) and its blur
+    y0, x0 = max(0, round(sq.cy - r)), max(0, round(sq.cx - r))
+    img[y0 : round(sq.cy + r), x0 : round(sq.cx + r)] = 0.75
+    return img
+
+
+def test_full_chart_meets_the_field_requirement() -> None:
+    img, _ = render_square_chart((450, 600), sigma=0.7)
+    rois = find_edge_rois(img, require=FIELD_POSITIONS)
+    assert len(rois) == 10 and missing_rois(rois) == [] and require_field(rois) is rois
+    results = measure_rois(img, rois)
+    assert field_gaps(results).complete
+    summary = summarise_full_field(results)
+    assert summary.missing == () and summary == summarise_field(results)
+
+
+@pytest.mark.parametrize("corner", FIELD_POSITIONS[1:])
+def test_a_corner_the_finder_misses_is_an_error_naming_its_two_rois(corner: str) -> None:
+    img = chart_without(corner)
+    named = f"{corner} vertical, {corner} horizontal"
+    expected = f"edge ROI not found: {named}"
+    with pytest.raises(MeasurementError) as exc:
+        find_edge_rois(img, require=FIELD_POSITIONS)
+    assert str(exc.value) == expected and exc.value.figure == named
+    # permissive finding still works (the CLI), and the field check names the same two ROIs
+    rois = find_edge_rois(img)
+    assert len(rois) == 8 and missing_rois(rois) == named.split(", ")
+    with pytest.raises(MeasurementError, match=f"^{expected}$"):
+        require_field(rois)
+    assert require_field(rois, ["centre"]) is rois
+    results = measure_rois(img, rois)
+    with pytest.raises(MeasurementError, match=f"^{expected}$"):
+        summarise_full_field(results)
+    partial = summarise_field(results)  # permissive: the three corners it has, the gap listed
+    assert partial is not None and partial.missing == tuple(named.split(", "))
+
+
+def test_no_square_found_with_a_requirement_is_no_fallback_roi() -> None:
+    with pytest.raises(MeasurementError, match=r"not found: centre vertical, centre horizontal, "
+                                               r"top_left vertical, .*bottom_right horizontal$"):
+        find_edge_rois(render_edge((120, 100)), require=FIELD_POSITIONS)
+    with pytest.raises(ConfigError, match=r"require: unknown field position 'middle'"):
+        find_edge_rois(render_edge((120, 100)), require=["middle"])
+
+
+def test_an_roi_without_a_finite_mtf50_counts_as_missing() -> None:
+    img, _ = render_square_chart((450, 600), sigma=0.7)
+    results = measure_rois(img, find_edge_rois(img))
+    bad = [replace(r, mtf50_cy_per_px=float("nan")) if r.label == "bottom_right_horizontal"
+           else r for r in results]
+    gaps = field_gaps(bad)
+    assert gaps.not_found == () and gaps.no_finite_mtf50 == ("bottom_right horizontal",)
+    with pytest.raises(MeasurementError,
+                       match=r"^edge ROI without a finite MTF50: bottom_right horizontal$"):
+        summarise_full_field(bad)
+    partial = summarise_field(bad)  # the NaN edge is left out, not taken as the worst
+    assert partial is not None and np.isfinite(partial.corner_mtf50_min_cy_per_px)
+    assert partial.missing == ("bottom_right horizontal",)
+    both = field_gaps([r for r in bad if not r.label.startswith("top_right")])
+    assert both.message() == ("edge ROI not found: top_right vertical, top_right horizontal; "
+                              "edge ROI without a finite MTF50: bottom_right horizontal")

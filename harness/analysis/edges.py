@@ -15,10 +15,18 @@ centre line; the left side for the centre square) and a horizontal edge (the sid
 horizontal centre line; the top side for the centre square). Each ROI is centred on the side's
 midpoint, ``roi_fraction`` x side long along the edge (clear of the square's corners) and as wide
 across it. An image in which no square is found is treated as one ROI holding a single edge.
+
+A square that is not found (a corner too degraded for the finder, a chart out of place) is simply
+absent from the result. A qualification judges the whole field, centre and four corners, each in
+both edge orientations (the e-SFR of ISO 12233:2023 Annex D depends on the edge direction, and
+a tilted lens softens one corner): ``require=`` or :func:`require_field` turn every absent ROI
+into a :class:`~harness.errors.MeasurementError` naming it, so a module cannot pass on fewer
+corner verdicts than the limit spec expects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,10 +34,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MeasurementError
 
 Orientation = Literal["vertical", "horizontal"]
 FIELD_POSITIONS = ("centre", "top_left", "top_right", "bottom_left", "bottom_right")
+ORIENTATIONS: tuple[Orientation, ...] = ("vertical", "horizontal")
 #: Longest side of the working copy used for detection (speed; ROIs are mapped back).
 DETECT_MAX_SIDE = 1200
 
@@ -133,14 +142,49 @@ def _pick(found: list[tuple[float, float, float, float]], w: float, h: float) ->
     return chosen
 
 
+def _check_positions(require: Sequence[str]) -> None:
+    unknown = [p for p in require if p not in FIELD_POSITIONS]
+    if unknown:
+        raise ConfigError(f"unknown field position {', '.join(map(repr, unknown))}; allowed: "
+                          f"{', '.join(FIELD_POSITIONS)}", field="require")
+
+
+def missing_rois(rois: Iterable[EdgeRoi], require: Sequence[str] = FIELD_POSITIONS) -> list[str]:
+    """``"<position> <orientation>"`` of every required field ROI absent from ``rois``, in
+    :data:`FIELD_POSITIONS` x :data:`ORIENTATIONS` order."""
+    _check_positions(require)
+    have = {(r.field_position, r.orientation) for r in rois}
+    return [f"{p} {o}" for p in require for o in ORIENTATIONS if (p, o) not in have]
+
+
+def require_field(rois: list[EdgeRoi], require: Sequence[str] = FIELD_POSITIONS
+                  ) -> list[EdgeRoi]:
+    """``rois`` unchanged if they hold a vertical and a horizontal edge at every position of
+    ``require``; else :class:`MeasurementError` naming every missing ROI (an ERROR: the field
+    was not measured, so the module is not judged on fewer field points)."""
+    missing = missing_rois(rois, require)
+    if missing:
+        raise MeasurementError(f"edge ROI not found: {', '.join(missing)}",
+                               figure=", ".join(missing))
+    return rois
+
+
 def find_edge_rois(
-    img: NDArray[Any], *, roi_fraction: float = 0.5, whole_image_fallback: bool = True
+    img: NDArray[Any],
+    *,
+    roi_fraction: float = 0.5,
+    whole_image_fallback: bool = True,
+    require: Sequence[str] = (),
 ) -> list[EdgeRoi]:
     """ROIs on the vertical and horizontal edges of the centre and corner squares.
 
     ``img`` is 2-D (luminance or one channel). See the module docstring for the chart geometry.
     With no square found, the whole image is one ROI (``whole_image_fallback``) or none.
+    ``require`` (e.g. :data:`FIELD_POSITIONS`): positions that must be found, both edges each,
+    else :class:`MeasurementError` naming every missing ROI (:func:`require_field`); the
+    whole-image fallback is then off. Empty (the default): what was found, silently.
     """
+    _check_positions(require)
     a = np.asarray(img, dtype=np.float32)
     if a.ndim != 2:
         raise ConfigError(f"edge finding needs a 2-D image, got shape {a.shape}", field="image")
@@ -180,6 +224,8 @@ def find_edge_rois(
             x0 = int(np.clip(round(p[0] - size / 2), 0, w - size))
             y0 = int(np.clip(round(p[1] - size / 2), 0, h - size))
             rois.append(EdgeRoi(x0, y0, size, size, pos, orient))  # type: ignore[arg-type]
+    if require:
+        return require_field(rois, require)
     if not rois and whole_image_fallback:
         rois.append(EdgeRoi(0, 0, w, h, "roi", None))
     return rois

@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from harness.analysis.edges import EdgeRoi
-from harness.errors import ConfigError
+from harness.analysis.edges import FIELD_POSITIONS, ORIENTATIONS, EdgeRoi
+from harness.errors import ConfigError, MeasurementError
 
 FloatArray = NDArray[np.float64]
 Orientation = Literal["vertical", "horizontal"]
@@ -377,8 +377,44 @@ def measure_rois(
 
 
 @dataclass(frozen=True)
+class FieldGaps:
+    """Field ROIs (centre and corners x vertical/horizontal) a set of results lacks.
+
+    ``not_found``: no result carries that ROI's label (the chart finder missed the square);
+    ``no_finite_mtf50``: the ROI was measured but has no finite MTF50. Names read
+    ``"top_left vertical"``.
+    """
+
+    not_found: tuple[str, ...] = ()
+    no_finite_mtf50: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return (*self.not_found, *self.no_finite_mtf50)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def message(self) -> str:
+        parts = []
+        if self.not_found:
+            parts.append(f"edge ROI not found: {', '.join(self.not_found)}")
+        if self.no_finite_mtf50:
+            parts.append(f"edge ROI without a finite MTF50: {', '.join(self.no_finite_mtf50)}")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"not_found": list(self.not_found), "no_finite_mtf50": list(self.no_finite_mtf50)}
+
+
+@dataclass(frozen=True)
 class FieldSummary:
-    """Centre against corners, the figures a limit spec judges (worst corner, worst edge)."""
+    """Centre against corners, the figures a limit spec judges (worst corner, worst edge).
+
+    ``missing``: field ROIs left out because they were not found or had no finite MTF50 (only a
+    permissive :func:`summarise_field` returns a summary with some missing).
+    """
 
     centre_mtf50_cy_per_px: float
     corner_mtf50_min_cy_per_px: float
@@ -386,6 +422,7 @@ class FieldSummary:
     centre_mtf_at_025: float
     corner_mtf_at_025_min: float
     worst_corner: str
+    missing: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -395,20 +432,45 @@ class FieldSummary:
             "centre_mtf_at_025": self.centre_mtf_at_025,
             "corner_mtf_at_025_min": self.corner_mtf_at_025_min,
             "worst_corner": self.worst_corner,
+            "missing": list(self.missing),
         }
 
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+#: Label given by :func:`harness.analysis.edges.find_edge_rois` -> (position, orientation).
+_FIELD_LABELS = {f"{p}_{o}": (p, o) for p in FIELD_POSITIONS for o in ORIENTATIONS}
 
 
-def summarise_field(results: list[SfrResult]) -> FieldSummary | None:
-    """Worst (lowest) centre edge and worst corner edge; None unless the chart's centre and at
-    least one corner were measured (labels from :func:`harness.analysis.edges.find_edge_rois`)."""
-    def pos(r: SfrResult) -> str:
-        return r.label.removesuffix(f"_{r.orientation}")
+def _usable(results: list[SfrResult]) -> dict[tuple[str, str], list[SfrResult]]:
+    """Results with a finite MTF50 per field (position, orientation), by ROI label (the measured
+    orientation of a misfound edge may differ; it carries a warning then)."""
+    out: dict[tuple[str, str], list[SfrResult]] = {}
+    for r in results:
+        key = _FIELD_LABELS.get(r.label)
+        if key is not None and np.isfinite(r.mtf50_cy_per_px):
+            out.setdefault(key, []).append(r)
+    return out
 
-    centre = [r for r in results if pos(r) == "centre"]
-    corner = [r for r in results if pos(r) in CORNERS]
+
+def field_gaps(results: list[SfrResult]) -> FieldGaps:
+    """Which field ROIs (:data:`~harness.analysis.edges.FIELD_POSITIONS`, each vertical and
+    horizontal) ``results`` lack, or hold without a finite MTF50."""
+    labelled = {_FIELD_LABELS[r.label] for r in results if r.label in _FIELD_LABELS}
+    usable = _usable(results)
+    not_found, no_mtf50 = [], []
+    for p in FIELD_POSITIONS:
+        for o in ORIENTATIONS:
+            if (p, o) not in labelled:
+                not_found.append(f"{p} {o}")
+            elif (p, o) not in usable:
+                no_mtf50.append(f"{p} {o}")
+    return FieldGaps(tuple(not_found), tuple(no_mtf50))
+
+
+def _summary(usable: dict[tuple[str, str], list[SfrResult]], missing: tuple[str, ...]
+             ) -> FieldSummary | None:
+    centre = [r for (p, _), rs in usable.items() if p == "centre" for r in rs]
+    corner = [r for (p, _), rs in usable.items() if p in CORNERS for r in rs]
     if not centre or not corner:
         return None
     c50 = min(r.mtf50_cy_per_px for r in centre)
@@ -420,4 +482,26 @@ def summarise_field(results: list[SfrResult]) -> FieldSummary | None:
         centre_mtf_at_025=min(r.mtf_at_025 for r in centre),
         corner_mtf_at_025_min=min(r.mtf_at_025 for r in corner),
         worst_corner=worst.label,
+        missing=missing,
     )
+
+
+def summarise_field(results: list[SfrResult]) -> FieldSummary | None:
+    """Worst (lowest) centre edge and worst corner edge over the field ROIs that have a finite
+    MTF50; None unless the centre and at least one corner have one (labels from
+    :func:`harness.analysis.edges.find_edge_rois`). Permissive, for arbitrary images (the
+    ``harness analyze sfr`` command): what is left out is listed in ``missing``. A qualification
+    uses :func:`summarise_full_field`."""
+    return _summary(_usable(results), field_gaps(results).missing)
+
+
+def summarise_full_field(results: list[SfrResult]) -> FieldSummary:
+    """:func:`summarise_field` over the complete field: the centre and the four corners, each
+    with a vertical and a horizontal edge of finite MTF50; else :class:`MeasurementError`
+    naming every missing ROI (an ERROR, never a PASS on fewer corner verdicts)."""
+    gaps = field_gaps(results)
+    if not gaps.complete:
+        raise MeasurementError(gaps.message(), figure=", ".join(gaps.missing))
+    summary = _summary(_usable(results), ())
+    assert summary is not None  # complete: centre and corners are there
+    return summary

@@ -18,7 +18,7 @@ from rich.table import Table
 from harness.analysis.colour import analyze_colour
 from harness.analysis.edges import find_edge_rois, parse_roi
 from harness.analysis.focus import analyze_sweep
-from harness.analysis.sfr import measure_rois, summarise_field
+from harness.analysis.sfr import field_gaps, measure_rois, summarise_field
 from harness.capture.image_input import (
     gray_image,
     load_image,
@@ -122,9 +122,14 @@ def sfr_command(
         if summary is not None:
             console.print(f"corner/centre MTF50 {summary.corner_to_centre_mtf50_ratio:.3f} "
                           f"(worst corner {summary.worst_corner})")
+        # on a chart, say which field ROIs the figures above lack (not found, or no MTF50)
+        gaps = field_gaps(results) if any(r.orientation for r in rois) else None
+        if gaps is not None and not gaps.complete:
+            console.print(f"[yellow]incomplete field:[/] {gaps.message()}")
         write_json({"image": str(image), "channel": plane.channel,
                     "rois": [r.as_dict() for r in results],
-                    "summary": summary.as_dict() if summary is not None else None}, json_out)
+                    "summary": summary.as_dict() if summary is not None else None,
+                    "missing_rois": gaps.as_dict() if gaps is not None else None}, json_out)
 
 
 @analyze_app.command("colour")
