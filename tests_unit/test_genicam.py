@@ -369,7 +369,8 @@ def test_frame_id_gaps_and_incomplete_buffers_are_reported(make_cam: Factory,
     assert report is not None and not report.clean
     ids = [m.frame_id for m in stack.meta]
     assert report.frame_id_gaps == ((ids[1], ids[2]),) and ids[2] - ids[1] >= 2
-    assert report.incomplete == 1
+    assert report.incomplete == 1 == stack.incomplete_count()
+    assert [m.incomplete_discarded for m in stack.meta] == [0, 0, 1, 0, 0]
     assert "frame-id gaps" in caplog.text and "1 incomplete" in caplog.text
 
 

@@ -16,7 +16,19 @@ class FrameMeta:
 
     ``exposure_us`` and ``gain_db`` come from chunk data or a node-map read-back taken with the
     frame; ``timestamp_s`` is the device timestamp in seconds when the camera offers one, else
-    the host's monotonic clock; ``incomplete`` marks a buffer the transport delivered partially.
+    the host's monotonic clock.
+
+    Incomplete buffers, two ways, because transports differ in what they hand over:
+
+    * ``incomplete``: this frame's own buffer arrived partially and is delivered as it is (the
+      simulated camera's fault, a driver that passes partial buffers on);
+    * ``incomplete_discarded``: how many incomplete buffers the transport threw away while this
+      frame was being fetched (GenTL through harvesters discards them inside ``fetch`` and only
+      signals them, so their pixels never reach us). The frame itself is complete and is not
+      marked ``incomplete``: its data are good, but the stream lost buffers just before it.
+
+    A frame with ``incomplete`` or ``incomplete_discarded > 0`` counts as an incomplete frame;
+    :meth:`FrameStack.incomplete_count` counts the incomplete buffers of a whole stack.
     """
 
     frame_id: int
@@ -26,6 +38,7 @@ class FrameMeta:
     temperature_c: float | None = None
     pixel_format: str = ""
     incomplete: bool = False
+    incomplete_discarded: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +75,11 @@ class FrameStack:
         """Pairs (previous id, next id) wherever consecutive frame ids are not contiguous."""
         ids = [m.frame_id for m in self.meta]
         return [(a, b) for a, b in itertools.pairwise(ids) if b != a + 1]
+
+    def incomplete_count(self) -> int:
+        """Incomplete buffers behind this stack: partial frames delivered (``incomplete``) plus
+        those the transport discarded while fetching its frames (``incomplete_discarded``)."""
+        return sum(int(m.incomplete) + m.incomplete_discarded for m in self.meta)
 
     @classmethod
     def from_frames(cls, frames: Sequence[np.ndarray], meta: Sequence[FrameMeta],

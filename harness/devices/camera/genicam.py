@@ -26,8 +26,10 @@ The traps it avoids (REFERENCE 7.2), each with a test in ``tests_unit/test_genic
 Per frame the driver records what the sensor did: with ``chunks: true`` the camera's
 ``ChunkExposureTime``/``ChunkGain``/``ChunkTimestamp``/``ChunkFrameID`` (when it offers them),
 otherwise a read-back of ``ExposureTime``/``Gain``/``DeviceTemperature`` taken with the grab.
-Frame-id gaps and incomplete buffers (which harvesters drops and signals by a callback) are
-counted in :attr:`GenICamCamera.last_grab` and logged.
+Frame-id gaps and incomplete buffers (which harvesters drops inside ``fetch`` and signals only by
+its ``INCOMPLETE_BUFFER`` callback) are counted in :attr:`GenICamCamera.last_grab` and logged;
+each delivered frame carries in ``FrameMeta.incomplete_discarded`` the incomplete buffers
+discarded while it was fetched, so ``FrameStack.incomplete_count()`` sees them.
 """
 
 from __future__ import annotations
@@ -493,6 +495,7 @@ class GenICamCamera:
                    ) -> tuple[np.ndarray, FrameMeta, PixelFormat, int]:
         ia = self.acquirer
         attempts = 1 + self.settings.retries
+        discarded_before = self._incomplete.count
         for attempt in range(attempts):
             if triggered:
                 self.trigger()
@@ -507,8 +510,9 @@ class GenICamCamera:
                 continue
             except (gt.GenericException, ga.GenericException) as exc:
                 raise self._transport_error(f"fetching frame {i + 1} of {n}", exc) from None
+            discarded = self._incomplete.count - discarded_before  # across retries too
             try:
-                frame, meta, spec = self._decode(raw, readback, out)
+                frame, meta, spec = self._decode(raw, readback, out, discarded)
             finally:
                 try:
                     raw.parent.queue_buffer(raw)
@@ -520,9 +524,10 @@ class GenICamCamera:
                             f"{'s' if attempts > 1 else ''} (frame {i + 1} of {n}, {mode})",
                             device=self.label)
 
-    def _decode(self, raw: Any, readback: dict[str, float | None], out: np.ndarray | None
-                ) -> tuple[np.ndarray, FrameMeta, PixelFormat]:
-        """Copy the pixels out of the GenTL buffer and build the frame's metadata."""
+    def _decode(self, raw: Any, readback: dict[str, float | None], out: np.ndarray | None,
+                discarded: int = 0) -> tuple[np.ndarray, FrameMeta, PixelFormat]:
+        """Copy the pixels out of the GenTL buffer and build the frame's metadata
+        (``discarded``: incomplete buffers the transport dropped while fetching this one)."""
         code = int(raw.pixel_format)
         spec = BY_CODE.get(code)
         if spec is None:
@@ -555,7 +560,8 @@ class GenICamCamera:
             exposure_us=chunks.get("ExposureTime", readback.get("ExposureTime")),
             gain_db=chunks.get("Gain", readback.get("Gain")),
             temperature_c=chunks.get("DeviceTemperature", readback.get("DeviceTemperature")),
-            pixel_format=spec.name)
+            pixel_format=spec.name,
+            incomplete_discarded=discarded)
         return frame, meta, spec
 
     def _chunks(self, raw: Any) -> dict[str, float]:
