@@ -8,23 +8,31 @@ import itertools
 import math
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 
 from harness.errors import CameraDisconnected
+from harness.sim.bench import Bench, BenchConfig
 from harness.sim.faults import FaultState, InstrumentFault
 from harness.sim.instruments.chart_wheel import ChartWheelSimulator, ChartWheelSpec
+from harness.sim.instruments.coupling import BenchLink
 from harness.sim.instruments.cs100a import Cs100aSimulator, Cs100aSpec, chromaticity
 from harness.sim.instruments.light_model import LightOutput, LightSpec
 from harness.sim.instruments.motion import Axis
 from harness.sim.instruments.scpi import compile_header
 from harness.sim.instruments.scpi_led import ScpiLedSimulator
 from harness.sim.instruments.scpi_psu import ScpiPsuSimulator, ScpiPsuSpec
+from harness.sim.module import Power, load_module
 from harness.station.station import Station
 
 from .instrument_sim import no_leaks
 
 STATIONS = Path(__file__).parent / "stations"
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ROOT / "fixtures" / "modules"
 
 
 class ManualClock:
@@ -115,6 +123,87 @@ def test_psu_constant_current_brown_out() -> None:
     psu.handle("INST:NSEL 2;:VOLT 12;OUTP ON")
     assert psu.measure(2) == (0.0, 0.0)  # 12 V > max_v 6: refused, channel 2 stays at 0 V
     assert psu.handle("SYST:ERR?") == '-222,"Data out of range"'
+
+
+def cm12_limit(limit_id: str) -> float:
+    spec = yaml.safe_load((ROOT / "tests_hil" / "limits" / "cm12.yaml").read_text())
+    return float(next(lim["max"] for lim in spec["limits"] if lim["id"] == limit_id))
+
+
+def psu_on_bench(module: str, **spec: Any) -> tuple[ScpiPsuSimulator, Bench]:
+    bench = Bench(BenchConfig(powered=False))
+    bench.set_module_power(load_module(MODULES / module).power)
+    psu = ScpiPsuSimulator("psu", ScpiPsuSpec(**spec), link=BenchLink(bench))
+    psu.handle("VOLT 3.3;CURR 0.8;OUTP ON")
+    return psu, bench
+
+
+@pytest.mark.parametrize(("module", "idle", "streaming"), [("golden.yaml", 0.12, 0.30),
+                                                           ("small.yaml", 0.12, 0.30),
+                                                           ("high-current.yaml", 0.32, 0.64)])
+def test_psu_draws_the_module_files_currents(module: str, idle: float, streaming: float) -> None:
+    psu, bench = psu_on_bench(module)
+    assert bench.powered and psu.measure(1) == (3.3, idle)
+    bench.camera_streaming = True
+    assert psu.measure(1) == (3.3, streaming)
+    # a reading carries the module's noise (golden: 2 mA rms), seeded
+    readings = [float(psu.handle("MEAS:CURR?") or "nan") for _ in range(200)]
+    assert abs(float(np.mean(readings)) - streaming) < 0.001
+    assert float(np.std(readings)) == pytest.approx(0.002, rel=0.25)
+    bench.camera_streaming = False
+    assert psu.measure(1) == (3.3, idle)
+
+
+def test_high_current_module_breaks_the_power_limits_golden_meets_them() -> None:
+    idle_max, stream_max = cm12_limit("PWR-IDLE"), cm12_limit("PWR-STREAM")
+    for module, fails in (("golden.yaml", False), ("high-current.yaml", True)):
+        psu, bench = psu_on_bench(module)
+        idle = psu.measure(1)[1]
+        bench.camera_streaming = True
+        streaming = psu.measure(1)[1]
+        assert (idle > idle_max, streaming > stream_max) == (fails, fails), module
+        assert psu.camera_powered(), module  # under the stations' 0.8 A limit: no brown-out
+
+
+def test_psu_without_a_module_draws_the_spec_currents() -> None:
+    psu = ScpiPsuSimulator("psu", ScpiPsuSpec(streaming_a=0.4), link=BenchLink(Bench()))
+    psu.handle("VOLT 3.3;CURR 0.8;OUTP ON")
+    assert psu.spec.idle_a == Power().idle_a and psu.measure(1) == (3.3, Power().idle_a)
+    psu.link.bench.camera_streaming = True
+    assert psu.measure(1) == (3.3, 0.4)
+    assert psu.module_power().noise_a == 0.0
+
+
+def test_psu_spec_currents_override_the_module() -> None:
+    psu, bench = psu_on_bench("golden.yaml", idle_a=0.2)
+    assert psu.measure(1) == (3.3, 0.2)
+    bench.camera_streaming = True
+    assert psu.measure(1) == (3.3, 0.30)  # not overridden: the module's
+    psu.handle("CURR 0.1")  # constant current: the reading is the limit, without noise
+    assert {psu.handle("MEAS:CURR?") for _ in range(5)} == {"0.1000"}
+
+
+def test_station_psu_measures_its_modules_currents(tmp_path: Path) -> None:
+    """Through the production PSU driver on a simulated station: the bench takes the currents
+    from the station camera's module file."""
+    text = (STATIONS / "sim-bench.yaml").read_text()
+    text = text.replace("current_limit_a: 0.5", "current_limit_a: 0.8")
+    for module, idle, streaming in (("small.yaml", 0.12, 0.30), ("high-current.yaml", 0.32, 0.64)):
+        path = tmp_path / f"{module}.station.yaml"
+        path.write_text(text.replace("../../fixtures/modules/small.yaml", str(MODULES / module)))
+        with no_leaks():
+            station = Station.load(path, lock_dir=tmp_path)
+            station.open()
+            try:
+                power, camera = station.device("power"), station.camera()
+                power.output(True)
+                assert power.measure().current_a == pytest.approx(idle, abs=0.01)
+                camera.start()
+                camera.grab(1)
+                assert power.measure().current_a == pytest.approx(streaming, abs=0.01)
+                camera.stop()
+            finally:
+                station.close()
 
 
 def test_axis_moves_at_speed_and_stalls() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -28,6 +29,7 @@ FAULTY = {
     "nonlinear.yaml": {"sensor.nonlinearity.onset", "sensor.nonlinearity.strength_pct"},
     "low-full-well.yaml": {"sensor.full_well_e"},
     "noisy.yaml": {"sensor.read_noise_e"},
+    "high-current.yaml": {"power.idle_a", "power.streaming_a"},
 }
 IDENTITY = {"name", "serial", "source"}
 
@@ -82,6 +84,52 @@ def test_bad_module_files_give_one_line_errors(tmp_path: Path, text: str, messag
     with pytest.raises(ConfigError, match=message) as info:
         load_module(bad)
     assert "\n" not in str(info.value)
+
+
+def test_supply_currents_come_from_the_module_file(tmp_path: Path) -> None:
+    golden = load_module(MODULES / "golden.yaml").power
+    assert (golden.idle_a, golden.streaming_a, golden.noise_a) == (0.12, 0.30, 0.002)
+    high = load_module(MODULES / "high-current.yaml").power
+    assert high.idle_a > 0.25 and high.streaming_a > 0.5  # PWR-IDLE, PWR-STREAM of cm12.yaml
+    assert high.noise_a == golden.noise_a  # inherited: only the currents differ
+    # a module file without a power section (or part of one) takes the schema's defaults
+    data = {k: v for k, v in load_module(MODULES / "golden.yaml").model_dump(by_alias=True).items()
+            if k != "power"}
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(data))
+    bare = load_module(tmp_path / "bare.yaml").power
+    assert (bare.idle_a, bare.streaming_a, bare.noise_a) == (0.18, 0.32, 0.0)
+    (tmp_path / "part.yaml").write_text(yaml.safe_dump({**data, "power": {"idle_a": 0.1}}))
+    assert load_module(tmp_path / "part.yaml").power.streaming_a == 0.32
+
+
+def test_bad_power_sections_give_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "golden.yaml").write_text((MODULES / "golden.yaml").read_text())
+    for text, message in (
+            ("power: {idle_a: 0.3, streaming_a: 0.2}", r"streaming_a 0.2 A is below idle_a 0.3"),
+            ("power: {idle_a: -0.1}", r"bad.yaml:2: power.idle_a: .*greater than or equal to 0"),
+            ("power: {volts: 3.3}", r"bad.yaml:2: power.volts: unknown key 'volts'; allowed: "
+                                    r"idle_a, noise_a, streaming_a")):
+        (tmp_path / "bad.yaml").write_text(f"extends: golden.yaml\n{text}\n")
+        with pytest.raises(ConfigError, match=message) as info:
+            load_module(tmp_path / "bad.yaml")
+        assert "\n" not in str(info.value)
+
+
+def test_a_station_bench_holds_its_camera_modules_power(tmp_path: Path) -> None:
+    from harness.station.schema import load_station_file
+
+    station = (Path(__file__).parent / "stations" / "sim-bench.yaml").read_text()
+    path = tmp_path / "st.yaml"
+    path.write_text(station.replace("../../fixtures/modules/small.yaml",
+                                    str(MODULES / "high-current.yaml")))
+    config = load_station_file(path)
+    assert build_bench(config.bench, config).module_power == load_module(
+        MODULES / "high-current.yaml").power
+    # no PSU simulator on the station: nothing draws the current, the module is not read
+    path.write_text(f"id: bare\nbench: {{chart: flat}}\ncamera: {{driver: sim, module: "
+                    f"{MODULES / 'high-current.yaml'}}}\n")
+    config = load_station_file(path)
+    assert build_bench(config.bench, config).module_power is None
 
 
 def test_bench_config_errors_name_the_field() -> None:

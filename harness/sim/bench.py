@@ -18,7 +18,11 @@ the simulated camera *reads* it when it renders a frame. The state is:
   PSU is simulated);
 * a simulated clock (:class:`SimClock`) that frames advance, so tests never sleep;
 * ``camera_streaming``: set by the SimCamera while it acquires (a PSU simulator draws more
-  current then).
+  current then);
+* ``module_power``: the supply currents of the module on the bench (the ``power`` section of its
+  module file, :class:`harness.sim.module.Power`), which a PSU simulator draws; ``None`` (no
+  module known) leaves the PSU at the schema's defaults. :func:`build_bench` takes it from the
+  station's simulated camera; a bench built by hand gets it from :meth:`Bench.set_module_power`.
 
 Every setter takes the bench lock and bumps :attr:`Bench.version`, so readers can cache what
 they derived from a state; :meth:`Bench.state` returns a consistent frozen snapshot.
@@ -28,12 +32,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import ConfigError
 from harness.sim.colour_response import check_illuminant, illuminance_lux, irradiance_w_m2
+from harness.sim.module import Power, load_module
 from harness.sim.scene import SCENES, check_scene
 from harness.yamlio import LoadedYaml, load_yaml, validation_error
 
@@ -131,6 +137,7 @@ class Bench:
         self.ambient_c = cfg.ambient_c
         self.powered = cfg.powered
         self.camera_streaming = False
+        self.module_power: Power | None = None
         self.closed = False
 
     def _bump(self) -> None:
@@ -175,6 +182,12 @@ class Bench:
     def set_powered(self, powered: bool) -> None:
         with self.lock:
             self.powered = bool(powered)
+            self._bump()
+
+    def set_module_power(self, power: Power | None) -> None:
+        """The supply currents of the module now on the bench (``None``: unknown)."""
+        with self.lock:
+            self.module_power = power
             self._bump()
 
     # -- readers ------------------------------------------------------------------------------
@@ -246,4 +259,21 @@ def build_bench(bench_cfg: dict[str, Any] | None, station_config: Any = None) ->
         except ConfigError:
             doc = None
     cfg = bench_config(bench_cfg, source=str(source or "bench"), doc=doc)
-    return Bench(cfg)
+    bench = Bench(cfg)
+    bench.set_module_power(_station_module_power(station_config))
+    return bench
+
+
+def _station_module_power(station_config: Any) -> Power | None:
+    """The ``power`` of the station's simulated camera module, when a PSU simulator feeds it
+    (the first ``driver: sim`` camera: the PSU simulator powers one module, on channel 1)."""
+    sims = getattr(station_config, "simulators", None) or {}
+    if not any(isinstance(s, dict) and s.get("type") == "scpi-psu" for s in sims.values()):
+        return None
+    for spec in getattr(station_config, "devices", ()):
+        if spec.kind == "camera" and spec.driver == "sim":
+            path = Path(spec.settings.module).expanduser()
+            if not path.is_absolute():  # as DriverContext.resolve_path: the station's folder
+                path = Path(station_config.source).parent / path
+            return load_module(path).power
+    return None

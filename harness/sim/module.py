@@ -1,9 +1,11 @@
 """Simulated camera-module files (``fixtures/modules/*.yaml``): schema and loader.
 
 A module file describes one physical unit: sensor (EMVA 1288 linear model parameters,
-EMVA 1288 Release 4.0 section 2), spectral response, lens and defects. ``extends: other.yaml``
-starts from another module file and overrides keys (mappings merge key by key, lists and scalars
-replace), so a faulty module states the ONE property in which it differs from the golden one.
+EMVA 1288 Release 4.0 section 2), spectral response, lens, defects and the supply current it
+draws (``power``, read by the simulated PSU; see :class:`Power` for its defaults).
+``extends: other.yaml`` starts from another module file and overrides keys (mappings merge key
+by key, lists and scalars replace), so a faulty module states the ONE property in which it
+differs from the golden one.
 
 Every problem is one :class:`~harness.errors.ConfigError` line naming file, line and field.
 """
@@ -147,6 +149,26 @@ class Defects(_Strict):
     column_e: float = Field(30.0)
 
 
+class Power(_Strict):
+    """Supply current the module draws from the station supply (the simulated PSU's channel 1),
+    anywhere inside the supply's powered range: ``idle_a`` with acquisition stopped,
+    ``streaming_a`` while acquiring; each current reading carries a Gaussian ``noise_a``
+    (1 sigma). A key the module file leaves out takes its default here: 0.18 A idle, 0.32 A
+    streaming, no noise, the fixed load the PSU simulator drew before modules had a ``power``
+    section."""
+
+    idle_a: float = Field(0.18, ge=0.0, le=5.0)
+    streaming_a: float = Field(0.32, ge=0.0, le=5.0)
+    noise_a: float = Field(0.0, ge=0.0, le=0.05)
+
+    @model_validator(mode="after")
+    def _streaming_draws_more(self) -> Power:
+        if self.streaming_a < self.idle_a:
+            raise ValueError(f"streaming_a {self.streaming_a} A is below idle_a {self.idle_a} A "
+                             f"(a sensor reading out draws more)")
+        return self
+
+
 class Module(_Strict):
     """One simulated camera module (what ``harness sim truth`` reports)."""
 
@@ -162,6 +184,7 @@ class Module(_Strict):
     spectral: Spectral = Spectral()
     optics: Optics = Optics()
     defects: Defects = Defects()
+    power: Power = Power()
     source: str = Field("", exclude=True)
 
     @model_validator(mode="after")

@@ -11,7 +11,8 @@ no-op and the simulators keep their own state, so they stay testable on their ow
   reads), so camera and meter agree;
 * focus: ``focus_um`` follows the actuator; chart: ``chart`` follows the wheel;
 * power: ``powered`` follows the PSU output; the PSU's load current reads
-  ``bench.camera_streaming`` (a bool the SimCamera may set) when present.
+  ``bench.camera_streaming`` (a bool the SimCamera may set) and ``bench.module_power`` (the
+  module file's supply currents) when present.
 
 Time: the bench's :class:`SimClock` only advances with frames, but instruments live in wall time
 (a stage moves while nobody grabs), so the simulators' clock is wall time since start plus the
@@ -115,6 +116,10 @@ class BenchLink:
 
     def camera_streaming(self) -> bool:
         return bool(getattr(self.bench, "camera_streaming", False))
+
+    def module_power(self) -> Any | None:
+        """The bench module's supply currents (:class:`harness.sim.module.Power`), if known."""
+        return getattr(self.bench, "module_power", None)
 
     # -- continuous state (settling, drift, motion) -----------------------------------------
     def on_sync(self, fn: Callable[[], None]) -> None:

@@ -12,9 +12,15 @@ acts on the selected channel, as DP800 ``:OUTP CHn,ON`` does)::
     SYSTem:ERRor?
 
 The load on channel 1 is the camera module: it is powered while the output voltage lies in
-``[module_min_v, module_max_v]`` and then draws ``idle_a`` (``streaming_a`` while acquiring).
-If that exceeds the current limit the supply goes constant-current: the output sags to
-``limit * V / I_load`` (the module seen as a resistor) and the module browns out.
+``[module_min_v, module_max_v]`` and then draws its idle current (its streaming current while
+the SimCamera acquires, ``bench.camera_streaming``). The currents are the module's: the
+``power`` section of its module file (:class:`harness.sim.module.Power`), which the bench holds
+for the station's simulated camera. ``idle_a``/``streaming_a`` given in the simulator's spec
+override the module's; without a bench or a known module the spec's values (their defaults are
+that schema's) are the load. A current reading adds the module's ``noise_a`` (seeded by
+``seed``). If the load exceeds the current limit the supply goes constant-current: the output
+sags to ``limit * V / I_load`` (the module seen as a resistor), the reading is the limit, and
+the module browns out.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 from pydantic import Field
 
 from harness.sim.faults import FaultState
 from harness.sim.instruments.base import Clock, SimSpec
 from harness.sim.instruments.coupling import BenchLink
 from harness.sim.instruments.scpi import ScpiError, ScpiSimulator
+from harness.sim.module import Power
 
 
 class ScpiPsuSpec(SimSpec):
@@ -37,8 +45,12 @@ class ScpiPsuSpec(SimSpec):
     max_a: float = Field(5.0, gt=0.0)
     module_min_v: float = Field(3.0, ge=0.0, description="camera powered from this voltage")
     module_max_v: float = Field(5.5, gt=0.0, description="... up to this voltage")
-    idle_a: float = Field(0.18, ge=0.0, description="camera current when idle")
-    streaming_a: float = Field(0.32, ge=0.0, description="camera current while acquiring")
+    idle_a: float = Field(Power().idle_a, ge=0.0, description="camera current when idle; "
+                          "given, it overrides the module file's power.idle_a")
+    streaming_a: float = Field(Power().streaming_a, ge=0.0, description="camera current while "
+                               "acquiring; given, it overrides the module file's "
+                               "power.streaming_a")
+    seed: int = 0
     power_up_v: float = Field(3.3, ge=0.0, description="channel 1 set point when the bench "
                                                       "starts powered")
     power_up_limit_a: float = Field(0.5, ge=0.0)
@@ -67,6 +79,7 @@ class ScpiPsuSimulator(ScpiSimulator):
             self.serial = spec.serial
         self.channels = [Channel() for _ in range(spec.channels)]
         self.selected = 1
+        self._rng = np.random.default_rng(spec.seed)
         start = self.link.initial()
         if start is not None and start.powered:  # the bench starts powered: channel 1 is on
             self.channels[0] = Channel(spec.power_up_v, spec.power_up_limit_a, True)
@@ -79,7 +92,7 @@ class ScpiPsuSimulator(ScpiSimulator):
         self.add("OUTPut[:STATe]", self._set_output)
         self.add("OUTPut[:STATe]?", lambda _c, _a: "1" if self._chan().on else "0")
         self.add("MEASure:VOLTage[:DC]?", lambda _c, _a: f"{self.measure(self.selected)[0]:.4f}")
-        self.add("MEASure:CURRent[:DC]?", lambda _c, _a: f"{self.measure(self.selected)[1]:.4f}")
+        self.add("MEASure:CURRent[:DC]?", lambda _c, _a: f"{self.read_current(self.selected):.4f}")
         self._update()
 
     def _chan(self) -> Channel:
@@ -108,11 +121,23 @@ class ScpiPsuSimulator(ScpiSimulator):
         self.selected = 1
         self._update()
 
+    def module_power(self) -> Power:
+        """The module's supply currents now: the bench's module with the currents the spec
+        gives explicitly on top; with no module known, the spec's (defaults: :class:`Power`'s)."""
+        s = self.spec
+        power = self.link.module_power()
+        if isinstance(power, Power):
+            given = s.model_fields_set & {"idle_a", "streaming_a"}
+        else:
+            power, given = Power(), {"idle_a", "streaming_a"}
+        return power.model_copy(update={k: getattr(s, k) for k in given})
+
     def _load_a(self, volts: float) -> float:
         s = self.spec
         if not s.module_min_v <= volts <= s.module_max_v:
             return 0.0
-        return s.streaming_a if self.link.camera_streaming() else s.idle_a
+        power = self.module_power()
+        return power.streaming_a if self.link.camera_streaming() else power.idle_a
 
     def measure(self, channel: int) -> tuple[float, float]:
         """(output volts, output amps) of ``channel`` now."""
@@ -125,6 +150,16 @@ class ScpiPsuSimulator(ScpiSimulator):
         if load <= ch.limit_a:
             return ch.volts, load
         return ch.limit_a * ch.volts / load, ch.limit_a  # constant current: the output sags
+
+    def read_current(self, channel: int) -> float:
+        """What ``MEAS:CURR?`` reads: :meth:`measure`'s amps plus the module's current noise
+        (none in constant-current mode, where the supply holds the limit)."""
+        _, amps = self.measure(channel)
+        ch = self.channels[channel - 1]
+        noise = self.module_power().noise_a
+        if channel != 1 or amps <= 0.0 or amps >= ch.limit_a or noise <= 0.0:
+            return amps
+        return max(0.0, amps + noise * float(self._rng.standard_normal()))
 
     def camera_powered(self) -> bool:
         volts, _ = self.measure(1)
