@@ -8,9 +8,12 @@ Every colour formula is colour-science's (0.4.x):
 * camera RGB <-> XYZ: the linear sRGB primaries, ``colour.RGB_to_XYZ`` / ``colour.XYZ_to_RGB``
   with ``illuminant`` = the capture illuminant and the Bradford transform (so a corrected
   neutral is neutral under the capture illuminant); the CCM target is the reference XYZ taken to
-  RGB that way (= plain linear sRGB for D65);
+  RGB that way (= plain linear sRGB for D65, IEC 61966-2-1's XYZ -> RGB matrix). RGB -> XYZ uses
+  that matrix's exact inverse, not the standard's separately rounded RGB -> XYZ matrix (3.5e-5
+  apart), so a perfect correction reads ΔE00 0, not ~0.002;
 * CCM: ``colour.characterisation.matrix_colour_correction(method='Cheung 2004', terms=3)``
-  (least squares, Cheung et al. 2004), applied with ``apply_matrix_colour_correction``;
+  (least squares, Cheung et al. 2004), applied with ``apply_matrix_colour_correction``: a CCM
+  is 3x3, rows = output R, G, B, ``corrected = CCM @ (gains * camera RGB)``;
 * colour difference: ``colour.delta_E(method='CIE 2000')`` (Sharma, Wu & Dalal 2005).
 
 Procedure: patch RGB minus black level; *as delivered*: one exposure scale (least squares on the
@@ -18,14 +21,29 @@ neutral patches' green, i.e. no per-channel balance) gives the "before" Lab and 
 white-balance error = mean chromatic distance sqrt(Δa*^2 + Δb*^2) of the neutral patches 8, 6.5,
 5 and 3.5 from their reference (white 9.5 and black 2 are left out: clipping and flare);
 *corrected*: per-channel gains from the same neutral patches (least squares against the
-reference), then the 3x3 CCM fitted on all unclipped patches; the "after" ΔE00 (unclipped
-patches) is what the suites judge.
+reference), then the 3x3 CCM fitted on all unclipped patches. Three "after" figures (means and
+maxima over the unclipped patches):
+
+* **in-sample** (``*_in_sample``): every patch judged by the gains and CCM fitted on it. The
+  best any 3x3 does on this chart, not the accuracy on colours the fit has not seen; it is
+  what the limit spec's ``delta_e_2000_mean``/``_max`` still name (legacy aliases).
+* **leave-one-out** (``*_loo``): patch i judged by gains and a CCM fitted without patch i
+  (cross-validation, Stone 1974). A neutral patch that sets the gains is also left out of the
+  gains it is judged by, so no figure sees its own patch. Note that an
+  unconstrained least-squares 3x3 absorbs any diagonal pre-gain exactly, so this choice changes
+  nothing in the ΔE today; it keeps the procedure honest if the CCM is ever constrained (e.g.
+  white-preserving rows). Clipped patches are not in any fit, so their LOO equals in-sample.
+* **production** (``*_production``, only with ``ccm=``): a fixed matrix, no fit; the gains are
+  the given ``wb_gains`` or, without them, the fitted ones (an AWB on the neutral patches). The
+  exposure is not part of a colour pipeline, so the output is scaled by one factor (least
+  squares over the neutral patches' RGB) before ΔE00.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import colour
@@ -40,7 +58,7 @@ from harness.analysis.charts import (
     find_colour_checker,
     sample_patches,
 )
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MeasurementError
 
 FloatArray = NDArray[np.float64]
 CHART = "ColorChecker24 - After November 2014"
@@ -48,6 +66,14 @@ OBSERVER = "CIE 1931 2 Degree Standard Observer"
 #: Neutral patches used for exposure and white balance: neutral 8, 6.5, 5, 3.5.
 NEUTRALS = (19, 20, 21, 22)
 CLIP_FRACTION = 0.98
+
+
+@lru_cache(maxsize=1)
+def _srgb() -> Any:
+    """colour-science's sRGB with RGB -> XYZ = the exact inverse of its XYZ -> RGB matrix."""
+    space = colour.RGB_COLOURSPACES["sRGB"].copy()
+    space.matrix_RGB_to_XYZ = np.linalg.inv(space.matrix_XYZ_to_RGB)
+    return space
 
 
 def illuminant_xy(name: str) -> FloatArray:
@@ -80,7 +106,7 @@ def chart_reference(illuminant: str = "D65") -> ChartReference:
                                       colour.xy_to_XYZ(wp), method="Von Kries",
                                       transform="Bradford")
     lab = colour.XYZ_to_Lab(xyz, wp)
-    rgb = colour.XYZ_to_RGB(xyz, "sRGB", illuminant=wp, chromatic_adaptation_transform="Bradford")
+    rgb = colour.XYZ_to_RGB(xyz, _srgb(), illuminant=wp, chromatic_adaptation_transform="Bradford")
     return ChartReference(illuminant, tuple(cc.data.keys()), np.asarray(xyz),
                           np.asarray(lab), np.asarray(rgb))
 
@@ -88,7 +114,8 @@ def chart_reference(illuminant: str = "D65") -> ChartReference:
 def rgb_to_lab(rgb: FloatArray, illuminant: str) -> FloatArray:
     """Linear RGB (sRGB primaries, scaled so a perfect white has Y = 1) to CIELAB."""
     wp = illuminant_xy(illuminant)
-    xyz = colour.RGB_to_XYZ(rgb, "sRGB", illuminant=wp, chromatic_adaptation_transform="Bradford")
+    xyz = colour.RGB_to_XYZ(rgb, _srgb(), illuminant=wp,
+                            chromatic_adaptation_transform="Bradford")
     return np.asarray(colour.XYZ_to_Lab(xyz, wp), dtype=np.float64)
 
 
@@ -99,36 +126,137 @@ def fit_residual(means: FloatArray, ref: ChartReference) -> float:
     return float(np.linalg.norm(means @ m - ref.rgb) / np.linalg.norm(ref.rgb))
 
 
+def check_ccm(value: Any, *, field: str = "ccm", source: str | None = None) -> FloatArray:
+    """``value`` as a 3x3 CCM (rows = output R, G, B), or a one-line :class:`ConfigError`."""
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"must be a 3x3 matrix of numbers, got {value!r:.80}", field=field,
+                          source=source) from None
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        raise ConfigError(f"must be a 3x3 matrix of finite numbers, got shape {m.shape}",
+                          field=field, source=source)
+    return m
+
+
+def check_wb_gains(value: Any, *, field: str = "wb_gains",
+                   source: str | None = None) -> FloatArray:
+    """``value`` as 3 positive finite gains (R, G, B), or a one-line :class:`ConfigError`."""
+    try:
+        g = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"must be 3 numbers (R, G, B gains), got {value!r:.80}", field=field,
+                          source=source) from None
+    if g.shape != (3,) or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ConfigError(f"must be 3 positive finite numbers (R, G, B gains), got "
+                          f"{np.array2string(g, separator=', ')}", field=field, source=source)
+    return g
+
+
+def _production_inputs(ccm: Any, wb_gains: Any) -> tuple[FloatArray | None, FloatArray | None]:
+    """The checked production matrix and gains (gains alone are refused)."""
+    if ccm is None:
+        if wb_gains is not None:
+            raise ConfigError("fixed gains need a fixed matrix (ccm) as well", field="wb_gains")
+        return None, None
+    return check_ccm(ccm), None if wb_gains is None else check_wb_gains(wb_gains)
+
+
+def _gains(cam: FloatArray, target: FloatArray, rows: NDArray[np.intp]) -> FloatArray:
+    """Per-channel gains g_c minimising sum over ``rows`` of (g_c cam_c - target_c)^2."""
+    c, t = cam[rows], target[rows]
+    return np.asarray(np.einsum("ij,ij->j", c, t) / np.einsum("ij,ij->j", c, c))
+
+
+def _fit_ccm(rgb: FloatArray, target: FloatArray) -> FloatArray:
+    return np.asarray(matrix_colour_correction(rgb, target, method="Cheung 2004", terms=3))
+
+
+def _apply_ccm(rgb: FloatArray, ccm: FloatArray) -> FloatArray:
+    return np.asarray(apply_matrix_colour_correction(rgb, ccm, method="Cheung 2004", terms=3),
+                      dtype=np.float64)
+
+
+def _leave_one_out(cam: FloatArray, target: FloatArray, neutral: NDArray[np.intp],
+                   fit: NDArray[np.bool_]) -> FloatArray:
+    """Corrected RGB of each patch by gains and a CCM fitted without it (module docstring)."""
+    out = np.empty_like(cam)
+    for i in range(cam.shape[0]):
+        balanced = cam * _gains(cam, target, neutral[neutral != i])
+        keep = fit.copy()
+        keep[i] = False
+        out[i] = _apply_ccm(balanced[i], _fit_ccm(balanced[keep], target[keep]))
+    return out
+
+
+def _exposure_scale(rgb: FloatArray, target: FloatArray, rows: NDArray[np.intp],
+                    figure: str) -> float:
+    """The one factor k minimising sum over ``rows`` of |k rgb - target|^2 (all channels)."""
+    k = float(np.sum(rgb[rows] * target[rows]) / np.sum(rgb[rows] ** 2))
+    if not np.isfinite(k) or k <= 0:
+        raise MeasurementError("the neutral patches come out at or below zero through this "
+                               "CCM and gains", figure=figure)
+    return k
+
+
+def _triple(v: FloatArray) -> tuple[float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
 @dataclass(frozen=True)
 class PatchResult:
-    """One patch: camera RGB (black-subtracted), corrected Lab, reference Lab and ΔE00."""
+    """One patch: camera RGB (black-subtracted), reference Lab, and per figure (in-sample,
+    leave-one-out, production, as delivered) its corrected Lab and ΔE00."""
 
     name: str
     rgb: tuple[float, float, float]
-    lab: tuple[float, float, float]
     lab_reference: tuple[float, float, float]
-    delta_e_2000: float
+    lab_in_sample: tuple[float, float, float]
+    delta_e_2000_in_sample: float
+    lab_loo: tuple[float, float, float]
+    delta_e_2000_loo: float
     delta_e_2000_before: float
     noise_rgb: tuple[float, float, float]
     clipped: bool
+    lab_production: tuple[float, float, float] | None = None
+    delta_e_2000_production: float | None = None
+
+    @property
+    def lab(self) -> tuple[float, float, float]:
+        """Legacy name of :attr:`lab_in_sample`."""
+        return self.lab_in_sample
+
+    @property
+    def delta_e_2000(self) -> float:
+        """Legacy name of :attr:`delta_e_2000_in_sample`."""
+        return self.delta_e_2000_in_sample
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON record; ``lab`` and ``delta_e_2000`` are the legacy (in-sample) keys."""
         return {
-            "name": self.name, "rgb": list(self.rgb), "lab": list(self.lab),
-            "lab_reference": list(self.lab_reference), "delta_e_2000": self.delta_e_2000,
+            "name": self.name, "rgb": list(self.rgb), "lab_reference": list(self.lab_reference),
+            "lab_in_sample": list(self.lab_in_sample),
+            "delta_e_2000_in_sample": self.delta_e_2000_in_sample,
+            "lab_loo": list(self.lab_loo), "delta_e_2000_loo": self.delta_e_2000_loo,
+            "lab_production": None if self.lab_production is None else list(self.lab_production),
+            "delta_e_2000_production": self.delta_e_2000_production,
             "delta_e_2000_before": self.delta_e_2000_before, "noise_rgb": list(self.noise_rgb),
             "clipped": self.clipped,
+            "lab": list(self.lab_in_sample), "delta_e_2000": self.delta_e_2000_in_sample,
         }
 
 
 @dataclass(frozen=True)
 class ColourResult:
-    """Colour accuracy of one ColorChecker capture (ΔE00 after white balance + CCM)."""
+    """Colour accuracy of one ColorChecker capture: ΔE00 after white balance + CCM in-sample,
+    leave-one-out and (with a given CCM) production, and as delivered."""
 
     illuminant: str
     patches: tuple[PatchResult, ...]
-    delta_e_2000_mean: float
-    delta_e_2000_max: float
+    delta_e_2000_mean_in_sample: float
+    delta_e_2000_max_in_sample: float
+    delta_e_2000_mean_loo: float
+    delta_e_2000_max_loo: float
     delta_e_2000_mean_before: float
     delta_e_2000_max_before: float
     white_balance_error_dc_ab: float
@@ -137,7 +265,21 @@ class ColourResult:
     black_level: tuple[float, float, float]
     chart_centres_px: tuple[tuple[float, float], ...]
     chart_method: str
+    delta_e_2000_mean_production: float | None = None
+    delta_e_2000_max_production: float | None = None
+    ccm_production: tuple[tuple[float, float, float], ...] | None = None
+    wb_gains_production: tuple[float, float, float] | None = None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def delta_e_2000_mean(self) -> float:
+        """Legacy name of :attr:`delta_e_2000_mean_in_sample` (limit spec id)."""
+        return self.delta_e_2000_mean_in_sample
+
+    @property
+    def delta_e_2000_max(self) -> float:
+        """Legacy name of :attr:`delta_e_2000_max_in_sample` (limit spec id)."""
+        return self.delta_e_2000_max_in_sample
 
     @property
     def camera_matrix(self) -> FloatArray:
@@ -145,17 +287,28 @@ class ColourResult:
         return np.asarray(np.linalg.inv(np.array(self.ccm) @ np.diag(self.wb_gains)))
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``harness analyze colour --json`` record."""
+        """The ``harness analyze colour --json`` record; ``delta_e_2000_mean``/``_max`` are the
+        legacy (in-sample) keys."""
         return {
             "illuminant": self.illuminant,
             "patches": [p.as_dict() for p in self.patches],
-            "delta_e_2000_mean": self.delta_e_2000_mean,
-            "delta_e_2000_max": self.delta_e_2000_max,
+            "delta_e_2000_mean_in_sample": self.delta_e_2000_mean_in_sample,
+            "delta_e_2000_max_in_sample": self.delta_e_2000_max_in_sample,
+            "delta_e_2000_mean_loo": self.delta_e_2000_mean_loo,
+            "delta_e_2000_max_loo": self.delta_e_2000_max_loo,
+            "delta_e_2000_mean_production": self.delta_e_2000_mean_production,
+            "delta_e_2000_max_production": self.delta_e_2000_max_production,
             "delta_e_2000_mean_before": self.delta_e_2000_mean_before,
             "delta_e_2000_max_before": self.delta_e_2000_max_before,
+            "delta_e_2000_mean": self.delta_e_2000_mean_in_sample,
+            "delta_e_2000_max": self.delta_e_2000_max_in_sample,
             "white_balance_error": self.white_balance_error_dc_ab,
             "wb_gains": list(self.wb_gains),
             "ccm": [list(r) for r in self.ccm],
+            "ccm_production": (None if self.ccm_production is None
+                               else [list(r) for r in self.ccm_production]),
+            "wb_gains_production": (None if self.wb_gains_production is None
+                                    else list(self.wb_gains_production)),
             "black_level": list(self.black_level),
             "chart_centres_px": [list(c) for c in self.chart_centres_px],
             "chart_method": self.chart_method,
@@ -175,8 +328,14 @@ def locate_chart(rgb: NDArray[Any], *, corners: Sequence[float] | None = None,
 def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
                            black_level: float | Sequence[float] = 0.0,
                            saturation: float | None = 1.0,
-                           location: CheckerLocation | None = None) -> ColourResult:
-    """White balance, CCM and ΔE00 from sampled patches (see the module docstring)."""
+                           location: CheckerLocation | None = None,
+                           ccm: Any = None, wb_gains: Any = None) -> ColourResult:
+    """White balance, CCM and ΔE00 from sampled patches (see the module docstring).
+
+    ``ccm`` (3x3, rows = output R, G, B) and ``wb_gains`` (R, G, B) describe a fixed production
+    pipeline to judge as well; ``wb_gains`` without ``ccm`` is refused.
+    """
+    prod_ccm, prod_gains = _production_inputs(ccm, wb_gains)
     ref = chart_reference(illuminant)
     if samples.mean.shape != (24, 3):
         raise ConfigError(f"need 24 RGB patch means, got shape {samples.mean.shape}",
@@ -189,7 +348,7 @@ def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
     if clipped.any():
         warnings.append(f"clipped patches left out of the CCM fit: "
                         f"{', '.join(ref.names[i] for i in np.nonzero(clipped)[0])}")
-    neutral = np.array([i for i in NEUTRALS if not clipped[i]])
+    neutral = np.array([i for i in NEUTRALS if not clipped[i]], dtype=np.intp)
     if neutral.size < 2:
         raise ConfigError("fewer than 2 unclipped neutral patches: lower the exposure",
                           field="image")
@@ -204,48 +363,62 @@ def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
     dab = lab_before[neutral, 1:] - ref.lab[neutral, 1:]
     wb_error = float(np.mean(np.hypot(dab[:, 0], dab[:, 1])))
     # Corrected: per-channel gains, then the 3x3 CCM on the unclipped patches.
-    gains = np.array([cam[neutral, c] @ ref.rgb[neutral, c] / (cam[neutral, c] @ cam[neutral, c])
-                      for c in range(3)])
+    gains = _gains(cam, ref.rgb, neutral)
     balanced = cam * gains
     fit = ~clipped
     if fit.sum() < 6:
         raise ConfigError(f"only {int(fit.sum())} unclipped patches: lower the exposure",
                           field="image")
-    ccm = np.asarray(matrix_colour_correction(balanced[fit], ref.rgb[fit],
-                                              method="Cheung 2004", terms=3))
-    corrected = np.asarray(apply_matrix_colour_correction(balanced, ccm, method="Cheung 2004",
-                                                          terms=3), dtype=np.float64)
-    lab_after = rgb_to_lab(corrected, illuminant)
-    de_after = np.asarray(colour.delta_E(lab_after, ref.lab, method="CIE 2000"))
+    fitted_ccm = _fit_ccm(balanced[fit], ref.rgb[fit])
+    # in-sample, leave-one-out and (optionally) production, as rows of one Lab/ΔE00 call
+    corrected = [_apply_ccm(balanced, fitted_ccm), _leave_one_out(cam, ref.rgb, neutral, fit)]
+    if prod_ccm is not None:
+        used_gains = gains if prod_gains is None else prod_gains
+        out = _apply_ccm(cam * used_gains, prod_ccm)
+        corrected.append(out * _exposure_scale(out, ref.rgb, neutral,
+                                               "delta_e_2000_mean_production"))
+    lab = rgb_to_lab(np.concatenate(corrected), illuminant).reshape(len(corrected), 24, 3)
+    de = np.asarray(colour.delta_E(lab, ref.lab[None], method="CIE 2000"))
+    lab_prod = lab[2] if prod_ccm is not None else None
     patches = tuple(
         PatchResult(
             name=ref.names[i],
-            rgb=(float(cam[i, 0]), float(cam[i, 1]), float(cam[i, 2])),
-            lab=(float(lab_after[i, 0]), float(lab_after[i, 1]), float(lab_after[i, 2])),
-            lab_reference=(float(ref.lab[i, 0]), float(ref.lab[i, 1]), float(ref.lab[i, 2])),
-            delta_e_2000=float(de_after[i]),
+            rgb=_triple(cam[i]),
+            lab_reference=_triple(ref.lab[i]),
+            lab_in_sample=_triple(lab[0, i]),
+            delta_e_2000_in_sample=float(de[0, i]),
+            lab_loo=_triple(lab[1, i]),
+            delta_e_2000_loo=float(de[1, i]),
             delta_e_2000_before=float(de_before[i]),
-            noise_rgb=(float(samples.noise[i, 0]), float(samples.noise[i, 1]),
-                       float(samples.noise[i, 2])),
+            noise_rgb=_triple(samples.noise[i]),
             clipped=bool(clipped[i]),
+            lab_production=_triple(lab_prod[i]) if lab_prod is not None else None,
+            delta_e_2000_production=float(de[2, i]) if lab_prod is not None else None,
         )
         for i in range(24)
     )
-    judged = de_after[fit]
+    judged = de[:, fit]
     centres = location.centres_px if location is not None else np.full((24, 2), np.nan)
     return ColourResult(
         illuminant=illuminant,
         patches=patches,
-        delta_e_2000_mean=float(judged.mean()),
-        delta_e_2000_max=float(judged.max()),
+        delta_e_2000_mean_in_sample=float(judged[0].mean()),
+        delta_e_2000_max_in_sample=float(judged[0].max()),
+        delta_e_2000_mean_loo=float(judged[1].mean()),
+        delta_e_2000_max_loo=float(judged[1].max()),
         delta_e_2000_mean_before=float(de_before.mean()),
         delta_e_2000_max_before=float(de_before.max()),
         white_balance_error_dc_ab=wb_error,
-        wb_gains=(float(gains[0]), float(gains[1]), float(gains[2])),
-        ccm=tuple((float(r[0]), float(r[1]), float(r[2])) for r in ccm),
-        black_level=(float(black[0]), float(black[1]), float(black[2])),
+        wb_gains=_triple(gains),
+        ccm=tuple(_triple(r) for r in fitted_ccm),
+        black_level=_triple(black),
         chart_centres_px=tuple((float(c[0]), float(c[1])) for c in centres),
         chart_method=location.method if location is not None else "samples",
+        delta_e_2000_mean_production=float(judged[2].mean()) if prod_ccm is not None else None,
+        delta_e_2000_max_production=float(judged[2].max()) if prod_ccm is not None else None,
+        ccm_production=(tuple(_triple(r) for r in prod_ccm) if prod_ccm is not None else None),
+        wb_gains_production=(_triple(gains if prod_gains is None else prod_gains)
+                             if prod_ccm is not None else None),
         warnings=tuple(warnings),
     )
 
@@ -253,10 +426,15 @@ def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
 def analyze_colour(rgb: NDArray[Any], *, illuminant: str = "D65",
                    corners: Sequence[float] | None = None,
                    black_level: float | Sequence[float] = 0.0,
-                   saturation: float | None = 1.0) -> ColourResult:
-    """Find (or place) the ColorChecker in linear RGB and measure its colour accuracy."""
+                   saturation: float | None = 1.0,
+                   ccm: Any = None, wb_gains: Any = None) -> ColourResult:
+    """Find (or place) the ColorChecker in linear RGB and measure its colour accuracy; with
+    ``ccm`` (and optionally ``wb_gains``) also that fixed production pipeline's."""
     illuminant_xy(illuminant)
+    _production_inputs(ccm, wb_gains)  # before the slow part
     loc = locate_chart(rgb, corners=corners, illuminant=illuminant)
     samples = sample_patches(rgb, loc)
     return analyze_colour_patches(samples, illuminant=illuminant, black_level=black_level,
-                                  saturation=saturation, location=loc)
+                                  saturation=saturation, location=loc, ccm=ccm,
+                                  wb_gains=wb_gains)
+
