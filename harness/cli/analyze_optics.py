@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.analysis.colour import analyze_colour
+from harness.analysis.colour import analyze_colour, check_ccm, check_wb_gains
 from harness.analysis.edges import find_edge_rois, parse_roi
 from harness.analysis.focus import analyze_sweep
 from harness.analysis.sfr import field_gaps, measure_rois, summarise_field
@@ -77,6 +77,32 @@ def _parse_floats(text: str, field: str, count: int) -> list[float]:
         raise ConfigError(f"expected {count} comma-separated numbers, got {len(values)}",
                           field=field)
     return values
+
+
+def load_ccm(path: Path) -> tuple[Any, Any]:
+    """(3x3 CCM, gains or None) from a JSON or YAML file: a bare 3x3 list, or a mapping with
+    ``ccm`` and optionally ``wb_gains`` (R, G, B)."""
+    import yaml
+
+    src = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=src, field="--ccm") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                          f"{exc}", source=src, field="--ccm") from None
+    if isinstance(data, dict):
+        unknown = sorted(set(map(str, data)) - {"ccm", "wb_gains"})
+        if unknown or "ccm" not in data:
+            raise ConfigError(f"expected keys ccm and optionally wb_gains, found "
+                              f"{', '.join(map(str, data)) or 'none'}", source=src)
+        gains = data.get("wb_gains")
+        return (check_ccm(data["ccm"], field="ccm", source=src),
+                None if gains is None else check_wb_gains(gains, field="wb_gains", source=src))
+    return check_ccm(data, field="ccm", source=src), None
 
 
 @analyze_app.command("sfr")
@@ -145,10 +171,16 @@ def colour_command(
     bits: BitsOpt = None,
     bayer: BayerOpt = None,
     encoding: EncodingOpt = "linear",
+    ccm_file: Annotated[Path | None, typer.Option(
+        "--ccm", help="A fixed production CCM to judge as well: JSON or YAML, a 3x3 list (rows "
+        "= output R, G, B) or {ccm: 3x3, wb_gains: [r, g, b]} (without gains: fitted on the "
+        "neutral patches).", dir_okay=False)] = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """Colour accuracy: ΔE2000 per patch before/after white balance + 3x3 CCM."""
+    """Colour accuracy: ΔE2000 per patch as delivered, after white balance + a 3x3 CCM fitted
+    on the chart (in-sample and leave-one-out) and, with --ccm, after a fixed production CCM."""
     with error_boundary():
+        ccm, wb_gains = load_ccm(ccm_file) if ccm_file is not None else (None, None)
         img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         rgb = rgb_image(img)
         pts = _parse_floats(corners, "--corners", 8) if corners is not None else None
@@ -159,21 +191,35 @@ def colour_command(
             raise ConfigError(f"must be in 0..{full:g} DN, got {black_level:g}",
                               field="--black-level")
         res = analyze_colour(rgb, illuminant=illuminant, corners=pts,
-                             black_level=black_level / full, saturation=img.saturation)
+                             black_level=black_level / full, saturation=img.saturation,
+                             ccm=ccm, wb_gains=wb_gains)
         if img.kind == "bayer":  # report centres in mosaic pixels
             res = replace(res, chart_centres_px=tuple((2 * x + 0.5, 2 * y + 0.5)
                                                       for x, y in res.chart_centres_px))
-        table = Table(title=f"ColorChecker {image.name} ({illuminant})")
-        for col in ("patch", "ΔE00 before", "ΔE00 after", "noise G"):
+        prod = res.ccm_production is not None
+        table = Table(title=f"ColorChecker {image.name} ({illuminant}), ΔE00")
+        for col in ("patch", "before", "in-sample", "leave-one-out",
+                    *(("production",) if prod else ()), "noise G"):
             table.add_column(col)
         for p in res.patches:
             table.add_row(p.name + (" (clipped)" if p.clipped else ""),
-                          f"{p.delta_e_2000_before:.2f}", f"{p.delta_e_2000:.2f}",
+                          f"{p.delta_e_2000_before:.2f}", f"{p.delta_e_2000_in_sample:.2f}",
+                          f"{p.delta_e_2000_loo:.2f}",
+                          *((f"{p.delta_e_2000_production or 0.0:.2f}",) if prod else ()),
                           f"{p.noise_rgb[1]:.2g}")
         console.print(table)
-        console.print(f"ΔE00 after WB + CCM: mean {res.delta_e_2000_mean:.2f}, max "
-                      f"{res.delta_e_2000_max:.2f}; as delivered: mean "
-                      f"{res.delta_e_2000_mean_before:.2f}, max {res.delta_e_2000_max_before:.2f}")
+        console.print(f"ΔE00 as delivered: mean {res.delta_e_2000_mean_before:.2f}, max "
+                      f"{res.delta_e_2000_max_before:.2f}")
+        console.print(f"ΔE00 after WB + CCM fitted on this chart: in-sample mean "
+                      f"{res.delta_e_2000_mean_in_sample:.2f}, max "
+                      f"{res.delta_e_2000_max_in_sample:.2f}; leave-one-out mean "
+                      f"{res.delta_e_2000_mean_loo:.2f}, max {res.delta_e_2000_max_loo:.2f}")
+        if prod:
+            console.print(f"ΔE00 after the production CCM ({ccm_file}): mean "
+                          f"{res.delta_e_2000_mean_production or 0.0:.2f}, max "
+                          f"{res.delta_e_2000_max_production or 0.0:.2f}; gains "
+                          + ", ".join(f"{g:.4g}" for g in res.wb_gains_production or ())
+                          + (" (fitted)" if wb_gains is None else ""))
         console.print(f"white-balance error {res.white_balance_error_dc_ab:.2f} Δa*b*; gains "
                       + ", ".join(f"{g:.4g}" for g in res.wb_gains))
         console.print("CCM " + "; ".join(", ".join(f"{v:.4f}" for v in row) for row in res.ccm))
