@@ -162,3 +162,48 @@ def test_emva1288_notes_questionable_data(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "does not reach saturation" in result.stderr
     assert "spatial stacks sit at" in result.stderr
+
+
+def _no_nan(name: str) -> None:
+    raise ValueError(f"{name} in the JSON")
+
+
+def test_emva1288_flagged_figure_is_an_object_in_json_and_red_in_the_table(
+        tmp_path: Path) -> None:
+    from tests_unit.test_emva1288 import DriftingSensor
+
+    # the dark level falls 3.2 DN over the sweep: the dark-current fit gives a negative slope
+    sensor = DriftingSensor(height=48, width=64, seed=97, offset_dn=60.0, drift_dn=0.05)
+    path = write_descriptor_set(tmp_path / "set", sensor, steps=16, spatial_frames=4)
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["analyze", "emva1288", str(path), "--json", str(out)])
+    assert result.exit_code == 0, result.output  # the analysis ran
+    payload = json.loads(out.read_text(), parse_constant=_no_nan)
+    assert tuple(payload) == summary_keys()
+    flagged = payload["dark_current_e_per_s"]
+    assert set(flagged) == {"value", "flagged"}
+    assert isinstance(flagged["value"], float) and flagged["value"] < 0
+    assert flagged["flagged"].startswith("negative dark current")
+    assert payload["flags"] == {"dark_current_e_per_s": flagged["flagged"]}
+    assert isinstance(payload["system_gain_dn_per_e"], float)  # unflagged: a plain number
+    line = next(ln for ln in result.stdout.splitlines() if "dark current:" in ln)
+    assert line.split(": ", 1)[1].startswith(f"{flagged['value']:.4g} e-/s  FLAGGED: negative "
+                                             "dark current")
+    assert result.stdout.splitlines()[-1].startswith("1 figure flagged")
+    assert sum("FLAGGED" in ln for ln in result.stdout.splitlines()) == 1
+    # JSON on stdout stays pure JSON; the count goes to stderr
+    piped = runner.invoke(app, ["analyze", "emva1288", str(path), "--json"])
+    assert piped.exit_code == 0
+    assert json.loads(piped.stdout, parse_constant=_no_nan)["flags"] == payload["flags"]
+    assert "1 figure flagged" in piped.stderr
+
+
+def test_emva1288_healthy_data_have_no_flags(descriptor: Path) -> None:
+    result = runner.invoke(app, ["analyze", "emva1288", str(descriptor)])
+    assert result.exit_code == 0, result.output
+    assert "FLAGGED" not in result.stdout
+    assert result.stdout.splitlines()[-1] == "no figure flagged"
+    piped = runner.invoke(app, ["analyze", "emva1288", str(descriptor), "--json"])
+    payload = json.loads(piped.stdout, parse_constant=_no_nan)
+    assert payload["flags"] == {}
+    assert not any(isinstance(v, dict) for k, v in payload.items() if k != "flags")

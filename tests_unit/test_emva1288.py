@@ -10,6 +10,7 @@ DSNU/PRNU come from 16-frame stacks of 30 k pixels (~0.5 %, limit 5 %).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -32,7 +33,7 @@ from harness.analysis.emva1288 import (
     spatial_variances,
     summary_keys,
 )
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MeasurementError
 from tests_unit.emva_synth import Sensor, exposure_sweep
 
 SHAPE: dict[str, Any] = {"height": 160, "width": 192}
@@ -403,3 +404,148 @@ def test_analyze_rejects_too_few_points_and_flat_data() -> None:
                      photons=None if d else float(k + 1))
     with pytest.raises(ConfigError):
         analyze(dark.finish())
+
+
+# ---- flags: physically impossible or unsupported figures ----------------------------------
+
+@dataclass
+class DriftingSensor(Sensor):
+    """The dark level (black-level clamp) falls by ``drift_dn`` per frame: over a sweep whose
+    exposures rise with time the dark mean falls with exposure, as in a real 8-bit CMOS data
+    set whose dark-current fit gave -5.8e5 e-/s."""
+
+    drift_dn: float = 0.0
+
+    def frame(self, photons: float, exposure_s: float = 0.01, *,
+              illumination: float = 1.0) -> np.ndarray:
+        out = super().frame(photons, exposure_s, illumination=illumination)
+        self.offset_map -= self.drift_dn
+        return out
+
+
+def drifting(seed: int = 71) -> EmvaData:
+    # 40 steps x 4 temporal frames, 0.02 DN/frame: the dark level falls by 3.2 DN over 1-50 ms
+    sensor = DriftingSensor(**SHAPE, seed=seed, offset_dn=60.0, drift_dn=0.02)
+    return reduce(sensor, steps=40, spatial_frames=4)
+
+
+def test_healthy_data_have_no_flags_and_require_gives_the_values(
+        below_adc: tuple[Sensor, EmvaData], above_adc: tuple[Sensor, EmvaData]) -> None:
+    # below_adc has no dark current: its dark slope scatters around 0 and must not be flagged
+    for _, data in (below_adc, above_adc):
+        res = analyze(data)
+        assert res.flags == {}
+        assert res.flag("dark_current_e_per_s") is None
+        for name in ("system_gain_dn_per_e", "saturation_capacity_e", "snr_max_db",
+                     "dynamic_range_db", "dark_current_e_per_s", "quantum_efficiency_pct",
+                     "dsnu_e", "prnu_pct", "dsnu_row_e", "linearity_error_max_pct"):
+            assert res.require(name) == res.figures()[name]
+        out = res.to_json()
+        assert out["flags"] == {}
+        assert all(not isinstance(out[k], dict) for k in summary_keys() if k != "flags")
+
+
+def test_a_drifting_dark_level_flags_the_negative_dark_current() -> None:
+    res = analyze(drifting())
+    assert res.dark_current_e_per_s is not None and res.dark_current_e_per_s < -100.0
+    reason = res.flag("dark_current_e_per_s")
+    assert reason is not None and reason.startswith("negative dark current")
+    with pytest.raises(MeasurementError, match=r"dark_current_e_per_s.*negative dark current") \
+            as info:
+        res.require("dark_current_e_per_s")
+    assert info.value.figure == "dark_current_e_per_s"
+    # the drift is the same in the bright and the dark pair of a step: the rest is sound
+    assert res.require("system_gain_dn_per_e") == pytest.approx(0.25, rel=0.01)
+    assert set(res.flags) == {"dark_current_e_per_s"}
+    assert res.to_json()["dark_current_e_per_s"] == {
+        "value": res.dark_current_e_per_s, "flagged": reason}
+
+
+def test_a_sweep_that_never_saturates_flags_saturation_and_what_follows_from_it() -> None:
+    sensor = Sensor(**SHAPE, seed=72)
+    res = analyze(reduce(sensor, steps=30, max_electrons=0.7 * sensor.full_well_e))
+    assert res.saturation_index == len(res.points) - 1
+    reason = res.flag("saturation_mean_dn")
+    assert reason is not None and "last of the 30 steps" in reason
+    for name in ("saturation_capacity_e", "snr_max", "snr_max_db", "dynamic_range",
+                 "dynamic_range_db", "linearity_error_min_pct", "linearity_error_max_pct"):
+        assert res.flag(name) == f"from flagged saturation_mean_dn: {reason}", name
+        with pytest.raises(MeasurementError, match="saturation_mean_dn"):
+            res.require(name)
+    assert res.saturation_capacity_e > 0  # kept for the record
+    # K needs only the linear range: it stays a measurement
+    assert res.flag("system_gain_dn_per_e") is None
+    assert res.require("system_gain_dn_per_e") == pytest.approx(0.25, rel=0.01)
+    assert res.flag("temporal_dark_noise_e") is None and res.flag("dsnu_e") is None
+    # a saturation step given by the caller is taken as is
+    assert analyze(reduce(sensor, steps=30, max_electrons=0.7 * sensor.full_well_e),
+                   saturation_index=29).flag("saturation_mean_dn") is None
+
+
+def test_fits_with_too_few_points_are_flagged() -> None:
+    # 4 steps at 2, 35, 67, 100 % of 1.3 x full well: saturation at step 2, so the gain fit
+    # (<= 70 % of saturation) has 2 points and the linearity fit (5-95 %) has 1
+    sensor = Sensor(**SHAPE, seed=73)
+    res = analyze(reduce(sensor, steps=4, spatial_frames=4))
+    assert res.saturation_index == 2 and res.flag("saturation_mean_dn") is None
+    assert res.gain_fit_range == (0, 1)
+    assert res.flag("system_gain_dn_per_e") == (
+        "the photon-transfer fit has 2 point(s) below 70 % of saturation; at least 3 are needed")
+    assert "fit has 2 point(s)" in (res.flag("responsivity_dn_per_photon") or "")
+    assert "at least 4 are needed" in (res.flag("linearity_error_max_pct") or "")
+    assert math.isnan(res.linearity_error_max_pct)
+    assert res.to_json()["linearity_error_max_pct"]["value"] is None
+    # everything in electrons comes from K
+    for name in ("temporal_dark_noise_e", "saturation_capacity_e", "quantum_efficiency_pct",
+                 "sensitivity_threshold_e", "dynamic_range_db", "dsnu_e", "dsnu_row_e",
+                 "dsnu_all_pixels_e", "dark_current_e_per_s"):
+        assert "from flagged system_gain_dn_per_e" in (res.flag(name) or ""), name
+    assert res.flag("temporal_dark_noise_dn") is None and res.flag("prnu_pct") is None
+    # 3 exposure times: the dark-current line has one degree of freedom
+    res3 = analyze(reduce(Sensor(**SHAPE, seed=74, dark_current_e_per_s=400.0), steps=3,
+                          spatial_frames=0))
+    assert "has 3 exposure times; at least 4" in (res3.flag("dark_current_e_per_s") or "")
+
+
+def test_quantum_efficiency_above_100_pct_is_flagged(below_adc: tuple[Sensor, EmvaData]) -> None:
+    from dataclasses import replace
+
+    data = below_adc[1]
+    # photon counts 2.5x too low (a calibration error): QE reads 125 %
+    fewer = tuple(replace(p, photons=(p.photons or 0.0) / 2.5) for p in data.points)
+    res = analyze(replace(data, points=fewer))
+    assert res.quantum_efficiency_pct == pytest.approx(125.0, rel=0.01)
+    assert "above 100 %" in (res.flag("quantum_efficiency_pct") or "")
+    # mu_e.sat = eta mu_p.sat with photon counts; the threshold in photons too
+    assert "from flagged quantum_efficiency_pct" in (res.flag("saturation_capacity_e") or "")
+    assert "from flagged quantum_efficiency_pct" in (
+        res.flag("sensitivity_threshold_photons") or "")
+    assert res.flag("system_gain_dn_per_e") is None
+
+
+def test_variance_that_does_not_grow_with_the_signal_flags_the_gain(
+        below_adc: tuple[Sensor, EmvaData]) -> None:
+    from dataclasses import replace
+
+    data = below_adc[1]
+    flat = tuple(replace(p, var_dn2=p.var_dark_dn2 * (1.0 - 1e-4 * i))
+                 for i, p in enumerate(data.points))
+    res = analyze(replace(data, points=flat))
+    assert res.system_gain_dn_per_e <= 0
+    assert "photon-transfer slope" in (res.flag("system_gain_dn_per_e") or "")
+    assert "from flagged system_gain_dn_per_e" in (res.flag("temporal_dark_noise_e") or "")
+    with pytest.raises(MeasurementError, match="system_gain_dn_per_e"):
+        res.require("system_gain_dn_per_e")
+
+
+def test_require_names_absent_and_unknown_figures() -> None:
+    sensor = Sensor(**SHAPE, seed=41)
+    res = analyze(reduce(sensor, steps=40, photons=False, spatial_frames=0))
+    assert res.flags == {}
+    with pytest.raises(MeasurementError, match="no photon counts") as info:
+        res.require("quantum_efficiency_pct")
+    assert info.value.figure == "quantum_efficiency_pct"
+    with pytest.raises(MeasurementError, match="no spatial stacks"):
+        res.require("dsnu_e")
+    with pytest.raises(ConfigError, match="unknown EMVA 1288 figure 'gain'"):
+        res.require("gain")

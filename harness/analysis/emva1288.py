@@ -36,13 +36,43 @@ standard's numbering):
   inflate DSNU: 2 -> 16 e- for 20 hot pixels in the reference data set, REFERENCE 1.7).
   With a CFA they are computed per Bayer plane (the raw frame's spread would mostly show the
   colour filters) and pooled as the RMS over the planes; the per-plane figures are kept.
+
+Flags (``Emva1288Result.flags``: figure name -> reason). A figure that is physically impossible
+or not supported by the data keeps its computed value, for the record, but is flagged, and
+:meth:`Emva1288Result.require` turns the flag into :class:`~harness.errors.MeasurementError`
+(an ERROR of the step: the DUT was not judged). Flagged are:
+
+* a negative dark current. The dark signal grows linearly with exposure time (sections 2.2,
+  7.1); a slope of the mean dark signal (or of the dark variance) that is below zero by more
+  than ``DARK_SLOPE_SIGMAS`` = 3 standard errors of the fit is a drifting dark level (black-level
+  clamp, temperature), not a dark current. Within 3 standard errors it is kept unflagged: a
+  sensor with no measurable dark current reads slightly negative half the time.
+* a negative temporal variance (of a pair in the photon-transfer fit, of a dark pair, or the
+  dark variance extrapolated to zero exposure) and a photon-transfer slope K <= 0: by the
+  noise model (section 2.3) sigma^2_y - sigma^2_y.dark = K (mu_y - mu_y.dark) with K > 0.
+* a quantum efficiency above 100 % (with photon counts): eta = mu_e / mu_p, one photon gives
+  at most one electron (section 2.1).
+* the saturation point (the maximum temporal variance, section 6.6) at the first or last
+  exposure step: saturation is not inside the sweep (a ``saturation_index`` given by the caller
+  is taken as is).
+* a fit with too few points. The minimum is the fit's number of parameters plus two: 3 points
+  for the zero-offset slopes (K and R, up to 70 % of saturation), 4 for lines with an offset
+  (linearity over 5-95 % of saturation, dark current over distinct exposure times). With no
+  degree of freedom left a fit passes through its points and says nothing of their scatter;
+  with one, the 95 % Student-t factor is 12.7; with two it is 4.3, the fewest points whose
+  residuals bound the fit usefully (and the dark-current test above needs them). The standard's
+  own sweeps are far longer; this only separates "computed" from "computed from nothing".
+
+A figure computed from a flagged one is flagged too, the reason naming the source: SNR_max and
+DR from a flagged saturation point, every figure in electrons from a flagged K, linearity (its
+range is relative to saturation) from a flagged saturation point.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -54,12 +84,20 @@ from harness.analysis.defects import (
     bayer_planes,
     detect_defects,
 )
-from harness.errors import ConfigError
+from harness.errors import ConfigError, MeasurementError
 
 QUANTISATION_VAR_DN2 = 1.0 / 12.0
 MIN_DARK_VAR_DN2 = 0.24
 #: defect classes left out of DSNU/PRNU "without defects" (weak pixels are PRNU's own tail).
 EXCLUDED_CLASSES = ("stuck", "hot", "dead", "bright", "blinking")
+#: Least points of a fit, its parameters plus two (module docstring, "Flags"): zero-offset
+#: slopes (system gain K, responsivity R) have one parameter, lines with an offset (linearity,
+#: dark current over exposure times) two.
+MIN_SLOPE_POINTS = 3
+MIN_LINE_POINTS = 4
+#: A falling dark signal is flagged when its slope is below zero by more than this many
+#: standard errors (a true dark current of zero reads negative half the time).
+DARK_SLOPE_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
@@ -307,10 +345,53 @@ def combine_planes(planes: Mapping[str, NonUniformity]) -> NonUniformity:
     return NonUniformity(**pooled)
 
 
+#: What each flaggable figure is computed from: a flag on a source flags the figure too.
+#: (DSNU in electrons, every variant, depends on K; added where the figures are known.)
+_DERIVED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("temporal_dark_noise_e", ("temporal_dark_noise_dn", "system_gain_dn_per_e")),
+    ("quantum_efficiency_pct", ("system_gain_dn_per_e", "responsivity_dn_per_photon")),
+    ("saturation_capacity_e",
+     ("saturation_mean_dn", "system_gain_dn_per_e", "quantum_efficiency_pct")),
+    ("full_well_e", ("saturation_mean_dn", "system_gain_dn_per_e")),
+    ("snr_max", ("saturation_capacity_e",)),
+    ("snr_max_db", ("saturation_capacity_e",)),
+    ("sensitivity_threshold_e", ("temporal_dark_noise_dn", "system_gain_dn_per_e")),
+    ("sensitivity_threshold_approx_e", ("temporal_dark_noise_dn", "system_gain_dn_per_e")),
+    ("sensitivity_threshold_photons", ("sensitivity_threshold_e", "quantum_efficiency_pct")),
+    ("dynamic_range", ("saturation_capacity_e", "sensitivity_threshold_e")),
+    ("dynamic_range_db", ("saturation_capacity_e", "sensitivity_threshold_e")),
+    ("linearity_error_min_pct", ("saturation_mean_dn",)),
+    ("linearity_error_max_pct", ("saturation_mean_dn",)),
+    ("dark_current_e_per_s", ("system_gain_dn_per_e",)),
+    ("dark_current_from_variance_e_per_s", ("system_gain_dn_per_e",)),
+    ("spatial_fraction_of_saturation", ("saturation_mean_dn",)),
+)
+#: Result fields that are not figures (indices, switches, ranges, containers).
+_NOT_FIGURES = frozenset({
+    "saturation_index", "saturation_reached", "dark_noise_quantisation_limited",
+    "linearity_fit_range", "gain_fit_range", "nonuniformity", "nonuniformity_all_pixels",
+    "nonuniformity_per_plane", "defects", "points", "flags"})
+#: Why a figure can be None: what the data lack.
+_ABSENT = {
+    "quantum_efficiency_pct": "the data have no photon counts",
+    "responsivity_dn_per_photon": "the data have no photon counts",
+    "sensitivity_threshold_photons": "the data have no photon counts",
+    "dark_current_e_per_s": "the dark pairs are at one exposure time",
+    "dark_current_from_variance_e_per_s": "the dark pairs are at one exposure time",
+    "full_well_e": "the sweep does not go past saturation",
+    "spatial_fraction_of_saturation": "the data have no spatial stacks",
+}
+
+
 @dataclass(frozen=True)
 class Emva1288Result:
     """All EMVA 1288 figures; names carry their units. ``None``: not measurable from the data
-    (no photon counts, a single exposure time, no spatial stacks)."""
+    (no photon counts, a single exposure time, no spatial stacks).
+
+    ``flags`` maps a figure's name to the reason it is physically impossible or not supported
+    by the data (module docstring, "Flags"). A flagged figure keeps its computed value for the
+    record; read figures for judging through :meth:`require`, which raises
+    :class:`~harness.errors.MeasurementError` for a flagged or absent one."""
 
     system_gain_dn_per_e: float
     temporal_dark_noise_e: float
@@ -343,6 +424,7 @@ class Emva1288Result:
     spatial_fraction_of_saturation: float | None
     defects: DefectResult | None
     points: tuple[EmvaPoint, ...]
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dsnu_e(self) -> float | None:
@@ -363,42 +445,88 @@ class Emva1288Result:
         nu = self.nonuniformity_all_pixels
         return None if nu is None else nu.prnu_pct
 
+    def figures(self) -> dict[str, float | None]:
+        """Every scalar figure by name: the fields, DSNU/PRNU with their Release-4 split (also
+        ``all_pixels_`` and Bayer-plane prefixed, as in :meth:`as_dict`) and the aliases
+        ``dsnu_all_pixels_e`` / ``prnu_all_pixels_pct``. These are the names of ``flags``."""
+        out: dict[str, float | None] = {}
+        for f in fields(self):
+            if f.name not in _NOT_FIGURES:
+                value = getattr(self, f.name)
+                out[f.name] = None if value is None else float(value)
+        nu_fields = [f.name for f in fields(NonUniformity) if f.name != "excluded_pixels"]
+        planes = self.nonuniformity_per_plane or {}
+        variants = (("", self.nonuniformity), ("all_pixels_", self.nonuniformity_all_pixels),
+                    *((f"{plane}_", nu) for plane, nu in planes.items()))
+        for prefix, nu in variants:
+            for name in nu_fields:
+                out[prefix + name] = None if nu is None else float(getattr(nu, name))
+        out["dsnu_all_pixels_e"] = self.dsnu_all_pixels_e
+        out["prnu_all_pixels_pct"] = self.prnu_all_pixels_pct
+        return out
+
+    def flag(self, name: str) -> str | None:
+        """Why figure ``name`` is flagged, or None when it is not."""
+        return self.flags.get(name)
+
+    def require(self, name: str) -> float:
+        """Figure ``name`` for judging: its value, or :class:`MeasurementError` (an ERROR of
+        the step, never a FAIL) when it is flagged, absent (None) or not a number."""
+        values = self.figures()
+        if name not in values:
+            raise ConfigError(f"unknown EMVA 1288 figure {name!r}; known: "
+                              f"{', '.join(sorted(values))}", field="measurement")
+        reason = self.flags.get(name)
+        if reason is not None:
+            raise MeasurementError(f"{name} = {_fmt_value(values[name])} is flagged: {reason}",
+                                   figure=name)
+        value = values[name]
+        if value is None:
+            why = _ABSENT.get(name, "the data have no spatial stacks")
+            raise MeasurementError(f"{name} not measured: {why}", figure=name)
+        if not math.isfinite(value):
+            raise MeasurementError(f"{name} is not a number (a negative variance under a "
+                                   "square root, or a division by zero)", figure=name)
+        return value
+
+    def _figure_json(self, name: str, value: Any) -> Any:
+        """A figure for JSON: the plain number, or ``{"value", "flagged"}`` when flagged."""
+        reason = self.flags.get(name)
+        return _num(value) if reason is None else {"value": _num(value), "flagged": reason}
+
     def to_json(self) -> dict[str, Any]:
-        """The CLI's JSON: exactly the documented keys; NaN becomes null."""
-        return {
-            "system_gain_dn_per_e": _num(self.system_gain_dn_per_e),
-            "temporal_dark_noise_e": _num(self.temporal_dark_noise_e),
-            "temporal_dark_noise_dn": _num(self.temporal_dark_noise_dn),
-            "saturation_capacity_e": _num(self.saturation_capacity_e),
-            "saturation_mean_dn": _num(self.saturation_mean_dn),
-            "snr_max_db": _num(self.snr_max_db),
-            "dynamic_range_db": _num(self.dynamic_range_db),
-            "linearity_error_min_pct": _num(self.linearity_error_min_pct),
-            "linearity_error_max_pct": _num(self.linearity_error_max_pct),
-            "quantum_efficiency_pct": _num(self.quantum_efficiency_pct),
-            "dark_current_e_per_s": _num(self.dark_current_e_per_s),
-            "dsnu_e": _num(self.dsnu_e),
-            "prnu_pct": _num(self.prnu_pct),
-            "points": [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points],
-        }
+        """The CLI's JSON: exactly the documented keys; NaN becomes null; a flagged figure is
+        ``{"value": number or null, "flagged": reason}``, and ``flags`` lists every flag."""
+        out: dict[str, Any] = {}
+        for name in summary_keys():
+            if name == "points":
+                out[name] = [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points]
+            elif name == "flags":
+                out[name] = dict(self.flags)
+            else:
+                out[name] = self._figure_json(name, getattr(self, name))
+        return out
 
     def as_dict(self) -> dict[str, Any]:
-        """Every figure by name (for limit judging and evidence), JSON-ready."""
+        """Every figure by name (for limit judging and evidence), JSON-ready; flagged figures
+        as in :meth:`to_json`, and ``flags``."""
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
             if name in ("points", "defects", "nonuniformity", "nonuniformity_all_pixels",
-                        "nonuniformity_per_plane"):
+                        "nonuniformity_per_plane", "flags"):
                 continue
-            out[name] = list(value) if isinstance(value, tuple) else _num(value)
+            out[name] = list(value) if isinstance(value, tuple) else \
+                self._figure_json(name, value)
         planes = self.nonuniformity_per_plane or {}
         variants = (("", self.nonuniformity), ("all_pixels_", self.nonuniformity_all_pixels),
                     *((f"{plane}_", nu) for plane, nu in planes.items()))
         for prefix, nu in variants:
             if nu is not None:
                 for key, value in asdict(nu).items():
-                    out[prefix + key] = _num(value)
+                    out[prefix + key] = self._figure_json(prefix + key, value)
         out["defect_counts"] = None if self.defects is None else self.defects.counts
         out["points"] = [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points]
+        out["flags"] = dict(self.flags)
         return out
 
 
@@ -410,12 +538,60 @@ def _num(value: Any) -> Any:
     return value
 
 
+def _fmt_value(value: float | None) -> str:
+    return "None" if value is None else f"{value:.4g}"
+
+
+class _Flags:
+    """Flags under construction: reasons of the figures flagged in their own right, and for
+    every flagged figure the names of those own flags it carries (itself, or its sources')."""
+
+    def __init__(self) -> None:
+        self.own: dict[str, str] = {}
+        self.roots: dict[str, list[str]] = {}
+
+    def add(self, name: str, reason: str) -> None:
+        self.own[name] = f"{self.own[name]}; {reason}" if name in self.own else reason
+        roots = self.roots.setdefault(name, [])
+        if name not in roots:
+            roots.insert(0, name)
+
+    def derive(self, name: str, sources: tuple[str, ...]) -> None:
+        found = [r for s in sources for r in self.roots.get(s, ())]
+        if found:
+            roots = self.roots.setdefault(name, [])
+            roots.extend(r for r in dict.fromkeys(found) if r not in roots)
+
+    def reasons(self, figures: Mapping[str, float | None]) -> dict[str, str]:
+        """name -> reason for every flagged figure that has a value (None is not measured)."""
+        out: dict[str, str] = {}
+        for name, roots in self.roots.items():
+            if figures.get(name) is None:
+                continue
+            parts = [self.own[name]] if name in self.own else []
+            parts += [f"from flagged {r}: {self.own[r]}" for r in roots if r != name]
+            out[name] = "; ".join(parts)
+        return out
+
+
 def _slope0(x: np.ndarray, y: np.ndarray) -> float:
     """Zero-offset least-squares slope sum(xy) / sum(x^2)."""
     den = float(np.dot(x, x))
     if den <= 0:
         raise ConfigError("photon transfer fit has no signal (all points at the dark level)")
     return float(np.dot(x, y) / den)
+
+
+def _line_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope of y on x and its standard error from the residuals
+    (s / sqrt(sum (x - mean x)^2), s^2 = sum r^2 / (n - 2)); inf with fewer than 3 points."""
+    slope, offset = np.polyfit(x, y, 1)
+    n = x.size
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    if n < 3 or sxx <= 0:
+        return float(slope), math.inf
+    residual = y - (slope * x + offset)
+    return float(slope), math.sqrt(float(np.dot(residual, residual)) / (n - 2) / sxx)
 
 
 def find_saturation(var_dn2: np.ndarray) -> tuple[int, bool]:
@@ -430,7 +606,9 @@ def find_saturation(var_dn2: np.ndarray) -> tuple[int, bool]:
 def analyze(data: EmvaData, *, cfa: str | None = None,
             defect_thresholds: DefectThresholds | None = None,
             saturation_index: int | None = None) -> Emva1288Result:
-    """Compute every EMVA 1288 figure from reduced data (see the module docstring)."""
+    """Compute every EMVA 1288 figure from reduced data and flag those that are physically
+    impossible or not supported by the data (see the module docstring). A ``saturation_index``
+    given by the caller is taken as is (not flagged at the ends of the sweep)."""
     pts = data.points
     if len(pts) < 3:
         raise ConfigError(f"{len(pts)} bright point(s); the photon transfer fit needs >= 3")
@@ -444,9 +622,15 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
     var_d = np.array([p.var_dark_dn2 for p in pts])
     photons = np.array([p.photons or 0.0 for p in pts]) if with_photons else None
     signal = mu - mu_d
+    flags = _Flags()
 
     if saturation_index is None:
         isat, reached = find_saturation(var)
+        if isat in (0, len(pts) - 1):
+            where = ("last", "does not reach saturation") if isat else \
+                ("first", "starts at or past saturation")
+            flags.add("saturation_mean_dn", f"the variance maximum is at the {where[0]} of the "
+                      f"{len(pts)} steps: the sweep {where[1]}")
     else:
         if not 0 <= saturation_index < len(pts):
             raise ConfigError(f"{saturation_index} outside 0..{len(pts) - 1}",
@@ -458,15 +642,29 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
 
     below = np.flatnonzero(signal[: isat + 1] <= 0.7 * y_sat)
     gain_hi = int(below.max()) if below.size else 0
-    if gain_hi < 1:
-        raise ConfigError("fewer than 2 points below 70 % of saturation for the gain fit")
     fit = slice(0, gain_hi + 1)
     k = _slope0(signal[fit], var[fit] - var_d[fit])
+    if gain_hi + 1 < MIN_SLOPE_POINTS:
+        few = (f"{gain_hi + 1} point(s) below 70 % of saturation; at least {MIN_SLOPE_POINTS} "
+               "are needed")
+        flags.add("system_gain_dn_per_e", f"the photon-transfer fit has {few}")
+        flags.add("responsivity_dn_per_photon", f"the responsivity fit has {few}")
     if not k > 0:
-        raise ConfigError("photon transfer slope is not positive: variance does not grow "
-                          "with the signal (check the pairs)")
+        flags.add("system_gain_dn_per_e", f"the photon-transfer slope is {k:.3g} DN/e- (<= 0): "
+                  "the temporal variance does not grow with the signal")
+    negative = np.flatnonzero((var[fit] < 0) | (var_d[fit] < 0))
+    if negative.size:
+        flags.add("system_gain_dn_per_e", "negative temporal variance at point(s) "
+                  f"{', '.join(str(int(i)) for i in negative[:5])} of the photon-transfer fit")
+    k_div = k if k != 0 else math.nan  # no ZeroDivisionError: a zero K is flagged above
     responsivity = _slope0(photons[fit], signal[fit]) if photons is not None else None
-    eta = responsivity / k if responsivity is not None else None
+    if responsivity is not None and not responsivity > 0:
+        flags.add("responsivity_dn_per_photon", f"the responsivity is {responsivity:.3g} "
+                  "DN/photon (<= 0): the signal does not grow with the photons")
+    eta = responsivity / k_div if responsivity is not None else None
+    if eta is not None and eta > 1.0:
+        flags.add("quantum_efficiency_pct", f"quantum efficiency {100.0 * eta:.4g} % is above "
+                  "100 % (one photon gives at most one electron; check the photon counts)")
 
     dark_t = np.array([ns for ns, _ in data.dark_points]) * 1e-9
     dark_mu = np.array([st.mean_dn for _, st in data.dark_points])
@@ -474,33 +672,62 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
     distinct = np.unique(dark_t).size
     var_dark0 = (float(np.polyfit(dark_t, dark_var, 1)[1]) if distinct > 2
                  else float(dark_var.mean()))
+    if var_dark0 < 0:
+        flags.add("temporal_dark_noise_dn", f"the dark variance extrapolated to zero exposure "
+                  f"is negative ({var_dark0:.3g} DN^2; shown at the quantisation limit)")
+    if (dark_var < 0).any():
+        flags.add("temporal_dark_noise_dn", "negative temporal variance of a dark pair")
+    if "temporal_dark_noise_dn" in flags.own:
+        flags.add("dark_var_dn2", flags.own["temporal_dark_noise_dn"])
     limited = var_dark0 < MIN_DARK_VAR_DN2
     var_dark0 = max(var_dark0, MIN_DARK_VAR_DN2)
-    sigma_d = math.sqrt(var_dark0 - QUANTISATION_VAR_DN2) / k
+    sigma_d = math.sqrt(var_dark0 - QUANTISATION_VAR_DN2) / k_div
     dark_current = dark_current_var = None
     if distinct >= 2:
-        dark_current = float(np.polyfit(dark_t, dark_mu, 1)[0]) / k
-        dark_current_var = float(np.polyfit(dark_t, dark_var, 1)[0]) / k**2
+        slope_mu, se_mu = _line_slope(dark_t, dark_mu)
+        slope_var, se_var = _line_slope(dark_t, dark_var)
+        dark_current = slope_mu / k_div
+        dark_current_var = slope_var / k_div**2
+        if distinct < MIN_LINE_POINTS:
+            for name in ("dark_current_e_per_s", "dark_current_from_variance_e_per_s"):
+                flags.add(name, f"the dark-current fit has {distinct} exposure times; at least "
+                          f"{MIN_LINE_POINTS} are needed")
+        else:
+            if slope_mu < -DARK_SLOPE_SIGMAS * se_mu:
+                flags.add("dark_current_e_per_s", "negative dark current: the mean dark signal "
+                          f"falls with exposure time ({slope_mu:.3g} +- {se_mu:.2g} DN/s; a "
+                          "drifting dark level?)")
+            if slope_var < -DARK_SLOPE_SIGMAS * se_var:
+                flags.add("dark_current_from_variance_e_per_s", "negative dark current: the "
+                          f"dark variance falls with exposure time ({slope_var:.3g} +- "
+                          f"{se_var:.2g} DN^2/s)")
 
     mu_e_sat = (eta * float(photons[isat]) if eta is not None and photons is not None
-                else y_sat / k)
+                else y_sat / k_div)
     plateau = signal[isat + 1:]
-    full_well = float(np.median(plateau[-3:])) / k if reached and plateau.size else None
-    e_min = 0.5 + math.sqrt(0.25 + var_dark0 / k**2)
-    e_min_approx = math.sqrt(var_dark0) / k + 0.5
+    full_well = float(np.median(plateau[-3:])) / k_div if reached and plateau.size else None
+    e_min = 0.5 + math.sqrt(0.25 + var_dark0 / k_div**2)
+    e_min_approx = math.sqrt(var_dark0) / k_div + 0.5
     snr_max = math.sqrt(mu_e_sat) if mu_e_sat > 0 else math.nan
     dr = mu_e_sat / e_min
 
     x_lin = photons if photons is not None else np.array([p.exposure_ns for p in pts])
     lo_idx = np.flatnonzero(signal[: isat + 1] >= 0.05 * y_sat)
     hi_idx = np.flatnonzero(signal[: isat + 1] <= 0.95 * y_sat)
-    if not lo_idx.size or not hi_idx.size or hi_idx.max() - lo_idx.min() < 1:
-        raise ConfigError("fewer than 2 points between 5 % and 95 % of saturation for the "
-                          "linearity fit")
-    lin = slice(int(lo_idx.min()), int(hi_idx.max()) + 1)
-    b0, a1 = np.polynomial.polynomial.polyfit(x_lin[lin], signal[lin], 1, w=1.0 / signal[lin])
-    model = a1 * x_lin[lin] + b0
-    deviation = 100.0 * (signal[lin] - model) / model
+    lo = int(lo_idx.min()) if lo_idx.size else 0
+    hi = int(hi_idx.max()) if hi_idx.size else -1
+    if hi - lo + 1 < MIN_LINE_POINTS:
+        for name in ("linearity_error_min_pct", "linearity_error_max_pct"):
+            flags.add(name, f"the linearity fit has {max(hi - lo + 1, 0)} point(s) between 5 % "
+                      f"and 95 % of saturation; at least {MIN_LINE_POINTS} are needed")
+    le_min = le_max = math.nan
+    if hi - lo >= 1:
+        lin = slice(lo, hi + 1)
+        b0, a1 = np.polynomial.polynomial.polyfit(x_lin[lin], signal[lin], 1,
+                                                  w=1.0 / signal[lin])
+        model = a1 * x_lin[lin] + b0
+        deviation = 100.0 * (signal[lin] - model) / model
+        le_min, le_max = float(deviation.min()), float(deviation.max())
 
     nu = nu_all = None
     per_plane: dict[str, NonUniformity] | None = None
@@ -517,14 +744,14 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
             view = (slice(r0, None, stride), slice(c0, None, stride))
             plane_good = good[view]
             per_plane_all[name] = nonuniformity(spatial_variances(bright_st, None, view),
-                                                spatial_variances(dark_st, None, view), k)
+                                                spatial_variances(dark_st, None, view), k_div)
             per_plane[name] = nonuniformity(
                 spatial_variances(bright_st, plane_good, view),
-                spatial_variances(dark_st, plane_good, view), k,
+                spatial_variances(dark_st, plane_good, view), k_div,
                 excluded=int(plane_good.size - plane_good.sum()))
         nu, nu_all = combine_planes(per_plane), combine_planes(per_plane_all)
 
-    return Emva1288Result(
+    result = Emva1288Result(
         system_gain_dn_per_e=k,
         temporal_dark_noise_e=sigma_d,
         temporal_dark_noise_dn=math.sqrt(var_dark0),
@@ -542,9 +769,9 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
         sensitivity_threshold_photons=e_min / eta if eta else None,
         dynamic_range=dr,
         dynamic_range_db=20.0 * math.log10(dr) if dr > 0 else math.nan,
-        linearity_error_min_pct=float(deviation.min()),
-        linearity_error_max_pct=float(deviation.max()),
-        linearity_fit_range=(lin.start, lin.stop - 1),
+        linearity_error_min_pct=le_min,
+        linearity_error_max_pct=le_max,
+        linearity_fit_range=(lo, hi),
         gain_fit_range=(0, gain_hi),
         responsivity_dn_per_photon=responsivity,
         quantum_efficiency_pct=100.0 * eta if eta is not None else None,
@@ -557,6 +784,13 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
         defects=defects,
         points=pts,
     )
+    figures = result.figures()
+    for name, sources in _DERIVED:
+        flags.derive(name, sources)
+    for name in figures:
+        if "dsnu" in name and name.endswith("_e"):
+            flags.derive(name, ("system_gain_dn_per_e",))
+    return replace(result, flags=flags.reasons(figures))
 
 
 def summary_keys() -> tuple[str, ...]:
@@ -564,5 +798,4 @@ def summary_keys() -> tuple[str, ...]:
     return ("system_gain_dn_per_e", "temporal_dark_noise_e", "temporal_dark_noise_dn",
             "saturation_capacity_e", "saturation_mean_dn", "snr_max_db", "dynamic_range_db",
             "linearity_error_min_pct", "linearity_error_max_pct", "quantum_efficiency_pct",
-            "dark_current_e_per_s", "dsnu_e", "prnu_pct", "points")
-
+            "dark_current_e_per_s", "dsnu_e", "prnu_pct", "points", "flags")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from harness.cli.analyze import analyze_app
 from harness.cli.app import console, err_console, error_boundary
@@ -123,22 +124,49 @@ def emva1288_command(
         for note in emva_notes(result):
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         if json_out != "-":
-            rows = [
-                ("system gain K", _fmt(result.system_gain_dn_per_e, "DN/e-")),
-                ("quantum efficiency", _fmt(result.quantum_efficiency_pct, "%")),
-                ("temporal dark noise", f"{_fmt(result.temporal_dark_noise_e, 'e-')} "
-                                        f"({_fmt(result.temporal_dark_noise_dn, 'DN')})"),
-                ("saturation capacity", _fmt(result.saturation_capacity_e, "e-")
-                 + ("" if result.saturation_reached else " (saturation not reached)")),
-                ("SNR max", _fmt(result.snr_max_db, "dB")),
-                ("dynamic range", _fmt(result.dynamic_range_db, "dB")),
-                ("linearity error", f"{_fmt(result.linearity_error_min_pct)} .. "
-                                    f"{_fmt(result.linearity_error_max_pct)} %"),
-                ("dark current", _fmt(result.dark_current_e_per_s, "e-/s")),
-                ("DSNU / PRNU", f"{_fmt(result.dsnu_e, 'e-')} / {_fmt(result.prnu_pct, '%')}"),
-            ]
-            for name, value in rows:
-                console.print(f"{name:>22}: {value}", highlight=False)
+            for name, value in emva_rows(result):
+                console.print(f"{name:>22}: {value}", highlight=False, soft_wrap=True)
+        count = len(result.flags)
+        summary = (f"[red]{count} figure{'s' if count != 1 else ''} flagged[/] (physically "
+                   "impossible or not supported by the data; kept for the record, not "
+                   "measurements)" if count else "no figure flagged")
+        (err_console if json_out == "-" else console).print(summary, highlight=False,
+                                                            soft_wrap=True)
+
+
+def emva_rows(result: Any) -> list[tuple[str, str]]:
+    """The console table: (label, rich markup). A row holding a flagged figure is red and ends
+    in ``FLAGGED: reason``, so a flagged figure is never shown as a plain value."""
+
+    def row(label: str, text: str, *names: str, extra: str = "") -> tuple[str, str]:
+        flagged = {name: result.flag(name) for name in names if result.flag(name)}
+        if not flagged:
+            return label, escape(text + extra)
+        reasons = list(dict.fromkeys(flagged.values()))
+        if len(flagged) == len(names) and len(reasons) == 1:
+            why = reasons[0]
+        else:
+            why = "; ".join(f"{name}: {reason}" for name, reason in flagged.items())
+        return label, f"[red]{escape(text)}  FLAGGED: {escape(why)}[/]"
+
+    r = result
+    return [
+        row("system gain K", _fmt(r.system_gain_dn_per_e, "DN/e-"), "system_gain_dn_per_e"),
+        row("quantum efficiency", _fmt(r.quantum_efficiency_pct, "%"), "quantum_efficiency_pct"),
+        row("temporal dark noise", f"{_fmt(r.temporal_dark_noise_e, 'e-')} "
+            f"({_fmt(r.temporal_dark_noise_dn, 'DN')})", "temporal_dark_noise_e",
+            "temporal_dark_noise_dn"),
+        row("saturation capacity", _fmt(r.saturation_capacity_e, "e-"), "saturation_capacity_e",
+            extra="" if r.saturation_reached else " (saturation not reached)"),
+        row("SNR max", _fmt(r.snr_max_db, "dB"), "snr_max_db"),
+        row("dynamic range", _fmt(r.dynamic_range_db, "dB"), "dynamic_range_db"),
+        row("linearity error", f"{_fmt(r.linearity_error_min_pct)} .. "
+            f"{_fmt(r.linearity_error_max_pct)} %", "linearity_error_min_pct",
+            "linearity_error_max_pct"),
+        row("dark current", _fmt(r.dark_current_e_per_s, "e-/s"), "dark_current_e_per_s"),
+        row("DSNU / PRNU", f"{_fmt(r.dsnu_e, 'e-')} / {_fmt(r.prnu_pct, '%')}", "dsnu_e",
+            "prnu_pct"),
+    ]
 
 
 def emva_notes(result: Any) -> list[str]:
@@ -185,6 +213,8 @@ def _emva_plots(result: Any, folder: Path) -> None:
     plt.close(fig)
     x = np.array([p.photons if p.photons is not None else p.exposure_ns for p in pts])
     lo, hi = result.linearity_fit_range
+    if hi - lo < 1:
+        return  # no linearity fit (flagged: too few points)
     xs, ys = x[lo:hi + 1], signal[lo:hi + 1]
     b0, a1 = np.polynomial.polynomial.polyfit(xs, ys, 1, w=1.0 / ys)
     fig, ax = plt.subplots(figsize=(6, 4))
