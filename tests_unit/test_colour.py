@@ -1,4 +1,5 @@
-"""Colour accuracy (harness.analysis.colour) on ColorCheckers rendered through a known camera.
+"""Colour accuracy (harness.analysis.colour) on ColorCheckers rendered through a known camera,
+and a measured light's chromaticity against a named illuminant.
 
 Truth: camera RGB = black + exposure * gains * (M @ reference linear RGB) with a known 3x3 M
 (tests_unit/optics_synth.py, its own path to the reference). White balance + CCM must invert
@@ -9,6 +10,7 @@ target's XYZ -> RGB). Illuminant truth: tabulated CIE xy and the u'v' formula wr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import colour
@@ -20,6 +22,7 @@ from harness.analysis.colour import (
     analyze_colour,
     analyze_colour_patches,
     chart_reference,
+    compare_illuminant,
     locate_chart,
 )
 from harness.errors import ConfigError, MeasurementError
@@ -247,3 +250,61 @@ def test_json_record_holds_every_figure() -> None:
     assert patch["delta_e_2000"] == patch["delta_e_2000_in_sample"]
     assert patch["lab_production"] == list(res.patches[0].lab_production or ())
 
+
+# --------------------------------------------------------------------------- illuminant check
+
+
+def u_prime_v_prime(x: float, y: float) -> tuple[float, float]:
+    """CIE 1976 UCS, written out: u' = 4x / (-2x + 12y + 3), v' = 9y / (-2x + 12y + 3)."""
+    d = -2 * x + 12 * y + 3
+    return 4 * x / d, 9 * y / d
+
+
+def test_d50_light_against_d65_reference() -> None:
+    # CIE 1931 2° xy as colour-science tabulates them (4 decimals)
+    d65, d50 = (0.3127, 0.3290), (0.3457, 0.3585)
+    (u1, v1), (u2, v2) = u_prime_v_prime(*d50), u_prime_v_prime(*d65)
+    hand = math.hypot(u1 - u2, v1 - v2)  # 0.0227871
+    res = compare_illuminant(d50, "D65")
+    assert res.illuminant == "D65" and res.reference_xy == d65 and res.measured_xy == d50
+    assert res.delta_u_prime_v_prime == pytest.approx(hand, abs=1e-12)
+    assert res.delta_u_prime_v_prime == pytest.approx(0.022787, abs=1e-6)
+    # McCamy 1992 from the tabulated xy: D65 6504 K and D50 5003 K nominal (CIE 15), +-2 K
+    assert res.reference_cct_k == pytest.approx(6504, abs=2)
+    assert res.measured_cct_k == pytest.approx(5003, abs=2)
+    assert res.measured_duv == pytest.approx(0.0032, abs=2e-4)  # D50 lies above the locus
+    assert res.warnings == ()
+    same = compare_illuminant(d65, "d65")
+    assert same.delta_u_prime_v_prime == 0 and same.measured_cct_k == same.reference_cct_k
+
+
+def test_planckian_and_fluorescent_references() -> None:
+    # Planckian 3000 K: x 0.43693, y 0.40407 (Wyszecki & Stiles, 1982, Table 1(3.11))
+    res = compare_illuminant((0.43693, 0.40407), "3000k")
+    assert res.illuminant == "3000K" and res.reference_cct_k == 3000
+    assert res.reference_xy == pytest.approx((0.43693, 0.40407), abs=2e-5)
+    assert res.delta_u_prime_v_prime < 3e-5
+    assert res.measured_cct_k == pytest.approx(3000, abs=6)  # McCamy's cubic: +4.9 K here
+    assert abs(res.measured_duv) < 1e-4
+    a = compare_illuminant((0.44758, 0.40745), "A")  # CIE A, 2856 K
+    assert a.measured_cct_k == pytest.approx(2856, abs=2)
+    for alias in ("F11", "TL84", "FL11"):
+        assert compare_illuminant((0.38, 0.38), alias).illuminant == "FL11"
+
+
+def test_off_locus_light_has_no_cct() -> None:
+    res = compare_illuminant((0.30, 0.50), "D65")  # green: Duv +0.074
+    assert math.isnan(res.measured_cct_k) and res.measured_duv > 0.05
+    assert res.delta_u_prime_v_prime > 0.05 and "no CCT" in res.warnings[0]
+
+
+def test_illuminant_check_refuses_bad_input() -> None:
+    with pytest.raises(ConfigError, match=r"^illuminant: unknown illuminant 'D66'; allowed: "
+                                          r"<N>K .*D50, .*D65, .*FL2, .*TL84"):
+        compare_illuminant((0.31, 0.33), "D66")
+    with pytest.raises(ConfigError, match=r"outside 1000\.\.25000 K"):
+        compare_illuminant((0.31, 0.33), "500K")
+    with pytest.raises(ConfigError, match=r"^xy: expected \(x, y\)"):
+        compare_illuminant((0.31, 0.33, 0.36), "D65")
+    with pytest.raises(MeasurementError, match="is not a colour"):
+        compare_illuminant((0.7, 0.4), "D65")

@@ -1,4 +1,5 @@
-"""Colour accuracy on a ColorChecker 24: white balance, 3x3 CCM, CIEDE2000 per patch.
+"""Colour accuracy on a ColorChecker 24 (white balance, 3x3 CCM, CIEDE2000 per patch) and the
+chromaticity of the light that lit it.
 
 Every colour formula is colour-science's (0.4.x):
 
@@ -37,10 +38,16 @@ maxima over the unclipped patches):
   the given ``wb_gains`` or, without them, the fitted ones (an AWB on the neutral patches). The
   exposure is not part of a colour pipeline, so the output is scaled by one factor (least
   squares over the neutral patches' RGB) before ΔE00.
+
+Illuminant check (:func:`compare_illuminant`): a measured CIE 1931 xy against a named reference,
+as the CIE 1976 UCS distance Δu'v' (``colour.xy_to_Luv_uv``, CIE 15:2018), the correlated
+colour temperature (``colour.xy_to_CCT``, McCamy 1992) and Duv (``colour.uv_to_CCT``, Ohno 2013,
+as ANSI C78.377 bins LED sources).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -438,3 +445,124 @@ def analyze_colour(rgb: NDArray[Any], *, illuminant: str = "D65",
                                   saturation=saturation, location=loc, ccm=ccm,
                                   wb_gains=wb_gains)
 
+
+# --------------------------------------------------------------------------- illuminant check
+
+#: CIE standard and CIE 15:2018 tabulated illuminants among colour-science's chromaticities.
+_CIE_NAME = re.compile(r"A|B|C|D50|D55|D65|D75|E|FL\d+(\.\d+)?|HP\d|ID50|ID65|LED-[A-Z0-9]+")
+#: Names used elsewhere in the harness (the simulator's meter and bench) for colour's FL names.
+_ALIASES = {"TL84": "FL11"}
+_KELVIN = re.compile(r"(\d+(?:\.\d+)?)K")
+#: CIE 15: a CCT is not to be quoted beyond this distance (CIE 1960 uv) from the Planckian locus.
+MAX_DUV = 0.05
+
+
+def cie_illuminant_names() -> tuple[str, ...]:
+    """The illuminant names :func:`compare_illuminant` accepts besides ``<N>K``."""
+    return tuple(k for k in colour.CCS_ILLUMINANTS[OBSERVER] if _CIE_NAME.fullmatch(k))
+
+
+@lru_cache(maxsize=64)
+def planckian_xy(kelvin: float) -> tuple[float, float]:
+    """CIE 1931 xy of a Planckian radiator: Planck's law (CIE 15:2018, c2 = 1.4388e-2 m K,
+    ``colour.sd_blackbody``) summed with the CIE 1931 2° CMFs over 360-830 nm in 1 nm steps
+    (``colour.sd_to_XYZ``, method "Integration", CIE 15:2018's sum)."""
+    cmfs = colour.MSDS_CMFS[OBSERVER]
+    sd = colour.sd_blackbody(kelvin, cmfs.shape)
+    xyz = colour.sd_to_XYZ(sd, cmfs, colour.sd_ones(cmfs.shape), method="Integration")
+    x, y = colour.XYZ_to_xy(xyz)
+    return float(x), float(y)
+
+
+def _reference(name: str) -> tuple[str, FloatArray, float | None]:
+    """(canonical name, xy, CCT if defined by the name) of a reference illuminant."""
+    key = name.strip().upper()
+    if (m := _KELVIN.fullmatch(key)) is not None:
+        kelvin = float(m.group(1))
+        if not 1000.0 <= kelvin <= 25000.0:
+            raise ConfigError(f"{name!r}: colour temperature outside 1000..25000 K",
+                              field="illuminant")
+        return f"{kelvin:g}K", np.array(planckian_xy(kelvin)), kelvin
+    key = _ALIASES.get(key, re.sub(r"^F(?=\d)", "FL", key))
+    names = cie_illuminant_names()
+    if key not in names:
+        raise ConfigError(f"unknown illuminant {name!r}; allowed: <N>K (Planckian, "
+                          f"1000..25000), {', '.join(names)}, TL84, F<n> (= FL<n>)",
+                          field="illuminant")
+    return key, np.asarray(colour.CCS_ILLUMINANTS[OBSERVER][key], dtype=np.float64), None
+
+
+def _uv_prime(xy: FloatArray) -> FloatArray:
+    return np.asarray(colour.xy_to_Luv_uv(xy), dtype=np.float64)
+
+
+def _cct_duv(xy: FloatArray) -> tuple[float, float]:
+    """(CCT in K by McCamy 1992, Duv by Ohno 2013) of a chromaticity."""
+    cct = float(colour.xy_to_CCT(xy, method="McCamy 1992"))
+    duv = float(colour.uv_to_CCT(colour.xy_to_UCS_uv(xy), method="Ohno 2013")[1])
+    return cct, duv
+
+
+@dataclass(frozen=True)
+class IlluminantComparison:
+    """A measured light's chromaticity against the illuminant a spec assumes.
+
+    ``delta_u_prime_v_prime``: Euclidean distance in the CIE 1976 UCS u'v' diagram (CIE 15:2018,
+    u' = 4x / (-2x + 12y + 3), v' = 9y / (-2x + 12y + 3)). CCTs by McCamy's cubic (McCamy 1992,
+    Color Res. Appl. 17(2) 142-144; a few K from the Planckian locus' own between 2700 and
+    6500 K); for ``<N>K`` the reference CCT is N by definition. ``measured_duv``: signed
+    distance from the Planckian locus in CIE 1960 uv (Ohno 2013, LEUKOS 10(1) 47-55); beyond
+    ``MAX_DUV`` the measured CCT is NaN (CIE 15 quotes none there).
+    """
+
+    illuminant: str
+    measured_xy: tuple[float, float]
+    reference_xy: tuple[float, float]
+    delta_u_prime_v_prime: float
+    measured_cct_k: float
+    reference_cct_k: float
+    measured_duv: float
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"illuminant": self.illuminant, "measured_xy": list(self.measured_xy),
+                "reference_xy": list(self.reference_xy),
+                "delta_u_prime_v_prime": self.delta_u_prime_v_prime,
+                "measured_cct_k": self.measured_cct_k, "reference_cct_k": self.reference_cct_k,
+                "measured_duv": self.measured_duv, "warnings": list(self.warnings)}
+
+
+def compare_illuminant(measured_xy: Sequence[float], illuminant: str) -> IlluminantComparison:
+    """Compare a measured CIE 1931 (x, y) (a colorimeter's reading of the light) with the named
+    reference ``illuminant``: a CIE illuminant as colour-science names it (D65, D50, A, FL2,
+    ...; ``F<n>`` and ``TL84`` as the simulator's meter names them) or ``<N>K``, a Planckian
+    radiator (the simulated light's ``<CCT>K`` spectrum). See :class:`IlluminantComparison`."""
+    name, ref_xy, ref_cct = _reference(illuminant)
+    try:
+        xy = np.asarray(measured_xy, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected (x, y), got {measured_xy!r:.80}", field="xy") from None
+    if xy.shape != (2,):
+        raise ConfigError(f"expected (x, y), got shape {xy.shape}", field="xy")
+    if not (np.all(np.isfinite(xy)) and xy[0] > 0 and xy[1] > 0 and xy.sum() < 1):
+        raise MeasurementError(f"chromaticity ({xy[0]:g}, {xy[1]:g}) is not a colour "
+                               f"(need x > 0, y > 0, x + y < 1)", figure="chromaticity")
+    duv_ref = float(np.linalg.norm(_uv_prime(xy) - _uv_prime(ref_xy)))
+    cct, duv = _cct_duv(xy)
+    warnings: list[str] = []
+    if abs(duv) > MAX_DUV:
+        warnings.append(f"measured chromaticity is {duv:+.3f} Duv from the Planckian locus "
+                        f"(beyond {MAX_DUV}): no CCT")
+        cct = float("nan")
+    if ref_cct is None:
+        ref_cct = _cct_duv(ref_xy)[0]
+    return IlluminantComparison(
+        illuminant=name,
+        measured_xy=(float(xy[0]), float(xy[1])),
+        reference_xy=(float(ref_xy[0]), float(ref_xy[1])),
+        delta_u_prime_v_prime=duv_ref,
+        measured_cct_k=cct,
+        reference_cct_k=float(ref_cct),
+        measured_duv=duv,
+        warnings=tuple(warnings),
+    )
