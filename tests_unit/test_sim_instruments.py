@@ -14,13 +14,15 @@ import numpy as np
 import pytest
 import yaml
 
+from harness.analysis.colour import compare_illuminant, planckian_xy
 from harness.errors import CameraDisconnected
 from harness.sim.bench import Bench, BenchConfig
 from harness.sim.faults import FaultState, InstrumentFault
 from harness.sim.instruments.chart_wheel import ChartWheelSimulator, ChartWheelSpec
 from harness.sim.instruments.coupling import BenchLink
 from harness.sim.instruments.cs100a import Cs100aSimulator, Cs100aSpec, chromaticity
-from harness.sim.instruments.light_model import LightOutput, LightSpec
+from harness.sim.instruments.hub import SimulatorHub, start_simulators
+from harness.sim.instruments.light_model import LightOutput, LightSpec, spectrum_xy
 from harness.sim.instruments.motion import Axis
 from harness.sim.instruments.scpi import compile_header
 from harness.sim.instruments.scpi_led import ScpiLedSimulator
@@ -97,6 +99,70 @@ def test_light_drift_and_flicker_faults() -> None:
     faults.arm(InstrumentFault(kind="flicker", amplitude_pct=10, frequency_hz=1.0))
     clock.t = 0.25  # sin(2 pi * 1 Hz * 0.25 s) = 1
     assert out.illuminance_lux() == pytest.approx(1100)
+
+
+def test_light_reports_the_cct_of_the_spectrum_it_renders() -> None:
+    clock = ManualClock()
+    a = LightOutput(LightSpec(illuminant="A"), clock)
+    assert a.illuminant == "A"
+    assert a.cct_k == pytest.approx(2856, abs=2)  # CIE A is 2856 K; McCamy's cubic +1.2 K
+    a.set_cct(3000)
+    assert (a.illuminant, a.cct_k) == ("3000K", 3000)
+    plain = LightOutput(LightSpec(cct_k=4200), clock)  # no illuminant: a 4200 K blackbody
+    assert (plain.illuminant, plain.cct_k) == ("4200K", 4200)
+    mono = LightOutput(LightSpec(), clock)
+    mono.power_up(True, 50.0, "mono:550")  # a line has no CCT
+    assert mono.illuminant == "mono:550" and math.isnan(mono.cct_k)
+    # the rendered D65 spectrum (5 nm, 380-780 nm) is D65's CIE 15 xy (0.31272, 0.32903)
+    assert spectrum_xy("D65") == pytest.approx((0.31272, 0.32903), abs=2e-5)
+
+
+def light_and_meter(bench_light: dict[str, object]) -> tuple[
+        Bench, SimulatorHub, ScpiLedSimulator, Cs100aSimulator]:
+    """A bench (D65 unless told), a SCPI LED and a CS-100A wired to it by the hub."""
+    bench = Bench(BenchConfig.model_validate({"light": bench_light}))
+    hub = start_simulators({"light": {"type": "scpi-led"},
+                            "meter": {"type": "cs100a", "noise_pct": 0.0}}, bench)
+    return bench, hub, hub.simulator("light"), hub.simulator("meter")
+
+
+def meter_xy(meter: Cs100aSimulator) -> tuple[float, float]:
+    code, _lv, x, y = meter.handle("MES").split(",")  # type: ignore[union-attr]
+    assert code == "OK00"
+    return float(x), float(y)
+
+
+def test_bench_d65_light_reads_back_its_cct_and_the_meter_its_xy() -> None:
+    with no_leaks():
+        bench, hub, led, meter = light_and_meter({"enabled": True, "level_pct": 20.0})
+        try:
+            assert bench.illuminant == "D65" and led.output.illuminant == "D65"
+            # D65's CCT is 6504 K (CIE 15); McCamy on the rendered spectrum gives 6503.7: +-2 K
+            assert float(led.handle("SOUR1:CCT?") or "nan") == pytest.approx(6504, abs=2)
+            assert led.describe()["cct_k"] == pytest.approx(6504, abs=2)
+            # the meter reads the xy of that same spectrum (to its 4 decimals)
+            xy = meter_xy(meter)
+            assert xy == pytest.approx(spectrum_xy("D65"), abs=6e-5)
+            assert compare_illuminant(xy, "D65").delta_u_prime_v_prime < 1e-4
+        finally:
+            hub.close()
+
+
+def test_light_set_to_3000k_reads_back_3000k_and_the_meter_agrees() -> None:
+    with no_leaks():
+        bench, hub, led, meter = light_and_meter({"enabled": True, "level_pct": 20.0})
+        try:
+            assert led.handle("SOUR1:CCT 3000;SOUR1:CCT?") == "3000"
+            assert bench.illuminant == "3000K"
+            xy = meter_xy(meter)
+            check = compare_illuminant(xy, "3000K")
+            assert check.reference_xy == pytest.approx(planckian_xy(3000.0))
+            # the meter's <CCT>K xy is Kang et al.'s (2002) Planckian-locus approximation, not
+            # the rendered blackbody's own: 2.7e-4 apart in u'v' at 3000 K (3.8e-4 at 2700 K)
+            assert check.delta_u_prime_v_prime < 5e-4
+            assert check.measured_cct_k == pytest.approx(3000, abs=15)  # measured 3011.8
+        finally:
+            hub.close()
 
 
 def test_meter_formula_and_codes() -> None:

@@ -12,6 +12,11 @@ The illuminance at the chart plane for a commanded level ``p`` (percent) is::
   junction heats and the output creeps by about a percent).
 * ``f(t)``: the ``drift`` (linear, ``rate_pct_per_s``) and ``flicker`` (sinusoidal,
   ``amplitude_pct`` at ``frequency_hz``) faults of :mod:`harness.sim.faults`.
+
+The spectrum is a ``<CCT>K`` blackbody (``cct_k``, or the CCT last set) or a named illuminant
+(the spec's ``illuminant``, or the bench's adopted at power-up). The CCT the light reports is
+that of the spectrum it renders: the set CCT for a blackbody, else the CCT of the named
+spectrum as the bench renders it (:func:`spectrum_cct_k`), e.g. about 6504 K for D65.
 """
 
 from __future__ import annotations
@@ -19,11 +24,40 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.sim.faults import FaultState
 from harness.sim.instruments.base import Clock
+
+
+@lru_cache(maxsize=32)
+def spectrum_xy(illuminant: str) -> tuple[float, float]:
+    """CIE 1931 2° xy of the spectrum the bench renders for ``illuminant``
+    (:func:`harness.sim.colour_response.photon_spectrum` back to power, p / lambda, on its
+    5 nm 380-780 nm grid), by colour-science's CIE 15:2018 sum (``sd_to_XYZ``, "Integration")."""
+    import colour
+
+    from harness.sim.colour_response import WAVELENGTHS, photon_spectrum
+
+    shape = colour.SpectralShape(float(WAVELENGTHS[0]), float(WAVELENGTHS[-1]), 5.0)
+    sd = colour.SpectralDistribution(photon_spectrum(illuminant) / WAVELENGTHS, WAVELENGTHS)
+    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"].copy().align(shape)
+    xyz = colour.sd_to_XYZ(sd, cmfs, colour.sd_ones(shape), method="Integration")
+    x, y = colour.XYZ_to_xy(xyz)
+    return float(x), float(y)
+
+
+@lru_cache(maxsize=32)
+def spectrum_cct_k(illuminant: str) -> float:
+    """CCT of the rendered spectrum (:func:`spectrum_xy`) by McCamy's cubic (McCamy 1992,
+    ``colour.xy_to_CCT``; D65 6504 K, A 2857 K); NaN for a monochromatic line, which has none."""
+    import colour
+
+    if illuminant.upper().startswith("MONO:"):
+        return math.nan
+    return float(colour.xy_to_CCT(spectrum_xy(illuminant), method="McCamy 1992"))
 
 
 class LightSpec(BaseModel):
@@ -67,7 +101,7 @@ class LightOutput:
         self._lock = threading.Lock()
         self.on = False
         self.level = 0.0
-        self.cct_k = spec.cct_k
+        self._cct_k = spec.cct_k
         self._cct_set = False
         self._adopted: str | None = None
         now = clock()
@@ -108,7 +142,7 @@ class LightOutput:
 
     def set_cct(self, kelvin: float) -> None:
         with self._lock:
-            self.cct_k = kelvin
+            self._cct_k = kelvin
             self._cct_set = True
 
     def power_up(self, on: bool, output_pct: float, illuminant: str | None) -> None:
@@ -121,12 +155,23 @@ class LightOutput:
             if illuminant is not None and self.spec.illuminant is None:
                 self._adopted = illuminant
 
+    def _blackbody(self) -> bool:
+        return self._cct_set or (self.spec.illuminant is None and self._adopted is None)
+
     @property
     def illuminant(self) -> str:
         """The spectrum the bench renders: ``<CCT>K`` once a CCT was set, else the spec's."""
-        if self._cct_set or (self.spec.illuminant is None and self._adopted is None):
-            return f"{self.cct_k:.0f}K"
+        if self._blackbody():
+            return f"{self._cct_k:.0f}K"
         return self.spec.illuminant or str(self._adopted)
+
+    @property
+    def cct_k(self) -> float:
+        """CCT of the spectrum rendered now: the set (or spec) CCT of a blackbody, else the
+        named spectrum's (:func:`spectrum_cct_k`)."""
+        if self._blackbody():
+            return self._cct_k
+        return spectrum_cct_k(self.illuminant)
 
     def relative_output(self, t: float | None = None) -> float:
         """Output as a fraction of full output (0 when off), faults included."""
