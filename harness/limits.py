@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import ConfigError
-from harness.evidence.model import Measurement, Outcome
+from harness.measurement import Measurement, Outcome
 from harness.yamlio import close_matches, load_yaml, validation_error
 
 Verdict = Measurement
@@ -49,7 +49,7 @@ Verdict = Measurement
 
 NAME = r"^[a-z][a-z0-9_]*$"
 LIMIT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-CONDITION_KEYS = ("zone", "channel", "illuminant", "field", "gain_db", "temperature")
+CONDITION_KEYS = ("zone", "channel", "illuminant", "field", "gain_db", "temperature", "ccm")
 
 
 class Limit(BaseModel):
@@ -92,14 +92,16 @@ class Limit(BaseModel):
         return all(str(condition.get(k)) == str(v) for k, v in self.condition.items())
 
     def judge(self, value: float | None, *, test_id: str = "",
-              condition: Mapping[str, Any] | None = None) -> Measurement:
-        """The verdict for ``value``: PASS, MARGINAL (inside the guard band), FAIL or ERROR."""
+              condition: Mapping[str, Any] | None = None, flag: str | None = None
+              ) -> Measurement:
+        """The verdict for ``value``: PASS, MARGINAL (inside the guard band), FAIL, or ERROR
+        (no finite value, or a figure the analysis ``flag``-ged as physically impossible)."""
         return Measurement.judged(
             self.measurement, value, self.unit, low=self.min, high=self.max,
             marginal_low=self.min + self.guard if self.min is not None and self.guard else None,
             marginal_high=self.max - self.guard if self.max is not None and self.guard else None,
             limit_id=self.id, condition={**self.condition, **(condition or {})},
-            test_id=test_id,
+            test_id=test_id, flag=flag,
         )
 
 
@@ -145,9 +147,9 @@ class LimitSpec:
         return [lim for lim in self.limits if lim.matches(measurement, condition)]
 
     def judge(self, measurement: str, value: float | None, *, test_id: str = "",
-              **condition: Any) -> list[Measurement]:
+              flag: str | None = None, **condition: Any) -> list[Measurement]:
         """Judge ``value`` against every matching limit (none match → an empty list)."""
-        return [lim.judge(value, test_id=test_id, condition=condition)
+        return [lim.judge(value, test_id=test_id, condition=condition, flag=flag)
                 for lim in self.find(measurement, **condition)]
 
     def measurements(self) -> set[str]:

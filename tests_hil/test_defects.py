@@ -1,4 +1,5 @@
-"""Defect pixels (hot, dead, stuck, clusters, lines) by zone, and DSNU/PRNU without defects."""
+"""Defect pixels (hot, dead, stuck, blinking, clusters, lines) by zone; DSNU/PRNU without
+defects."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 from harness.analysis.accumulators import StackAccumulator
-from harness.analysis.defects import detect_defects
+from harness.analysis.defects import CLASSES, detect_defects
+from harness.errors import MeasurementError
 from harness.evidence import plots
 
 pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_family("defects")]
@@ -21,23 +23,34 @@ def stack_stats(cs, role):  # type: ignore[no-untyped-def]
     return acc.stats()
 
 
-def test_defect_pixels(hil_suite, hil_check, test_id) -> None:  # type: ignore[no-untyped-def]
-    """Hot/dead/stuck pixels by zone, clusters and column/row defects."""
-    dark_cs = hil_suite.sequence("dark_stack", test_id)
-    flat_cs = hil_suite.sequence("flat_stack", test_id)
+def zone_totals(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Defect pixels per zone, checked against the class counts (every pixel has one class
+    and one zone, so the zone totals must add up to the number of defect pixels)."""
+    totals = {zone: int(by_class["total"]) for zone, by_class in result.zone_counts.items()}
+    if sum(totals.values()) != result.total:
+        raise MeasurementError(f"defect zone totals {totals} do not add up to the "
+                               f"{result.total} defect pixels found", figure="defect_count")
+    return totals
+
+
+@pytest.mark.hil_measures(*(f"defect_{cls}_count" for cls in CLASSES), "defect_count",
+                          "defect_cluster_count", "defect_cluster_max_size",
+                          "defect_line_count")
+def test_defect_pixels(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
+    """Hot/dead/stuck/blinking pixels by zone, clusters and column/row defects."""
+    dark_cs = hil_session.sequence("dark_stack")
+    flat_cs = hil_session.sequence("flat_stack")
     dark = stack_stats(dark_cs, "dark")
     flat = stack_stats(flat_cs, "flat")
     first = dark_cs.records(role="dark")[0]
-    result = detect_defects(dark, flat, cfa=hil_suite.cfa,
+    result = detect_defects(dark, flat, cfa=hil_session.cfa,
                             conditions={"exposure_us": first.exposure_us,
                                         "gain_db": first.gain_db,
                                         "temperature_c": first.temperature_c})
-    counts = result.counts
-    for cls in ("hot", "dead", "stuck", "weak", "bright", "blinking"):
-        if cls in counts:
-            hil_check(f"defect_{cls}_count", float(counts[cls]), "px")
-    for zone, by_class in result.zone_counts.items():
-        hil_check("defect_count", float(sum(by_class.values())), "px", zone=zone)
+    for cls, count in result.counts.items():
+        hil_check(f"defect_{cls}_count", float(count), "px")
+    for zone, total in zone_totals(result).items():
+        hil_check("defect_count", float(total), "px", zone=zone)
     sizes = [c.size for c in result.clusters]
     hil_check("defect_cluster_count", float(len(sizes)), "clusters")
     hil_check("defect_cluster_max_size", float(max(sizes, default=0)), "px")
@@ -45,19 +58,22 @@ def test_defect_pixels(hil_suite, hil_check, test_id) -> None:  # type: ignore[n
     marks = [(r, c, cls) for cls, pix in result.pixels.items() for r, c in pix]
     rows = np.array([m[0] for m in marks], dtype=int)
     cols = np.array([m[1] for m in marks], dtype=int)
-    hil_suite.attach_png(test_id, plots.defect_map(dark.mean_img, rows, cols,
-                                                   kinds=[m[2] for m in marks]), "defect map")
-    hil_suite.attach_json(test_id, json.dumps(result.as_dict(), default=str).encode(),
-                          "defects.json")
+    hil_session.attach_png(plots.defect_map(dark.mean_img, rows, cols,
+                                            kinds=[m[2] for m in marks]), "defect map")
+    hil_session.attach_json(json.dumps(result.as_dict(), default=str).encode(), "defects.json")
 
 
-def test_dsnu_prnu(hil_suite, hil_check, test_id) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.hil_measures("dsnu_e", "dsnu_row_e", "dsnu_column_e", "prnu_pixel_pct",
+                          "prnu_pct")
+def test_dsnu_prnu(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
     """DSNU and PRNU (EMVA 1288 R4.0 §8) with defect pixels excluded."""
     from test_linearity import emva_result
 
-    result = emva_result(hil_suite, test_id, mosaic=True)
+    result = emva_result(hil_session, mosaic=True)
     nu = result.nonuniformity
-    assert nu is not None, "the exposure sweep has no spatial stacks"
+    if nu is None:
+        raise MeasurementError("the exposure sweep has no spatial stacks: DSNU and PRNU "
+                               "cannot be measured", figure="dsnu_e")
     hil_check("dsnu_e", nu.dsnu_e, "e-")
     hil_check("dsnu_row_e", nu.dsnu_row_e, "e-")
     hil_check("dsnu_column_e", nu.dsnu_column_e, "e-")

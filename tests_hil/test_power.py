@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import pytest
 
+from harness.errors import MeasurementError
+
 pytestmark = [pytest.mark.hil_requires("camera", "power"), pytest.mark.hil_family("power")]
 
 
-def test_module_current(hil_suite, hil_power, hil_check) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.hil_measures("supply_voltage_v", "module_current_idle_a",
+                          "module_current_streaming_a")
+def test_module_current(hil_session, hil_power, hil_check) -> None:  # type: ignore[no-untyped-def]
     """Current drawn while idle (acquisition stopped) and while streaming."""
-    camera = hil_suite.camera
+    camera = hil_session.camera
     camera.stop()
     idle = hil_power.measure()
     camera.start()
-    camera.grab(2, timeout_s=10.0)
+    hil_session.grab("power_streaming", 2)
     streaming = hil_power.measure()
+    if streaming.current_a <= idle.current_a:
+        raise MeasurementError(f"streaming current {streaming.current_a:.4f} A is not above "
+                               f"idle {idle.current_a:.4f} A: is the module powered by this "
+                               f"supply?", figure="module_current_streaming_a")
     hil_check("supply_voltage_v", idle.voltage_v, "V")
     hil_check("module_current_idle_a", idle.current_a, "A")
     hil_check("module_current_streaming_a", streaming.current_a, "A")
-    if streaming.current_a <= idle.current_a:
-        raise AssertionError(f"streaming current {streaming.current_a:.4f} A is not above idle "
-                             f"{idle.current_a:.4f} A: is the module powered by this supply?")

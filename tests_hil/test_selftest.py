@@ -45,10 +45,11 @@ def stack_figures(cs, role):  # type: ignore[no-untyped-def]
     return float(stats.mean_img.mean()), float(np.sqrt(stats.temporal_var_dn2())), records[0]
 
 
-def test_station_selftest(hil_suite, hil_check, test_id, request) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.hil_measures(*FIGURES)
+def test_station_selftest(hil_session, hil_check, request) -> None:  # type: ignore[no-untyped-def]
     """Dark and flat stacks on the reference module against the station's stored figures."""
-    dark_cs = hil_suite.sequence("dark_stack", test_id, frames=4, exposure_us=10000.0)
-    flat_cs = hil_suite.sequence("flat_stack", test_id, frames=4, target_fraction=0.5)
+    dark_cs = hil_session.sequence("dark_stack", frames=4, exposure_us=10000.0)
+    flat_cs = hil_session.sequence("flat_stack", frames=4, target_fraction=0.5)
     dark_mean, dark_noise, _ = stack_figures(dark_cs, "dark")
     flat_mean, flat_noise, flat_rec = stack_figures(flat_cs, "flat")
     exposure_ms = float(flat_rec.exposure_us or flat_rec.exposure_us_set) / 1000.0
@@ -58,14 +59,18 @@ def test_station_selftest(hil_suite, hil_check, test_id, request) -> None:  # ty
         "selftest_flat_signal_dn_per_ms": (flat_mean - dark_mean) / exposure_ms,
         "selftest_flat_noise_dn": flat_noise,
     }
-    path = reference_path(hil_suite.station.config.source)
+    path = reference_path(hil_session.station.config.source)
     if request.config.getoption("selftest_record"):
         path.write_text(json.dumps({
-            "station": hil_suite.station.id,
-            "camera": hil_suite.camera.identity().as_dict(),
+            "station": hil_session.station.id,
+            "camera": hil_session.camera.identity().as_dict(),
             "recorded": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "figures": {k: {"value": v, "unit": FIGURES[k][0], "tolerance": FIGURES[k][1]}
                         for k, v in figures.items()}}, indent=1) + "\n")
+        for name, value in figures.items():  # recorded, not judged against themselves
+            hil_check.against(name, value, FIGURES[name][0],
+                              limit_id=f"SELFTEST-{name[9:].upper()}")
+        return
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no self-test reference for this station; record one "
                                 f"with --selftest-record on a known-good reference module")

@@ -9,23 +9,25 @@ import pytest
 from conftest import mean_frame
 
 from harness.analysis.uniformity import analyze_uniformity
+from harness.errors import MeasurementError
 from harness.evidence import plots
 
 pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_family("uniformity")]
 
 
-def test_relative_illumination_and_colour_shading(hil_suite, hil_check, test_id) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.hil_measures("relative_illumination_min", "colour_shading_max_pct")
+def test_relative_illumination_and_colour_shading(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
     """Relative illumination per channel and colour shading (R/G, B/G) over a grid."""
-    flat_cs = hil_suite.sequence("flat_stack", test_id)
-    dark_cs = hil_suite.sequence("dark_stack", test_id)
+    flat_cs = hil_session.sequence("flat_stack")
+    dark_cs = hil_session.sequence("dark_stack")
     flat = mean_frame(flat_cs, "flat")
     dark = mean_frame(dark_cs, "dark")
     if dark.shape != flat.shape:
-        raise AssertionError("dark and flat stacks differ in size")
-    hil_suite.attach_thumbnail(flat, "flat field (mean)")
+        raise MeasurementError(f"dark {dark.shape} and flat {flat.shape} stacks differ in size")
+    hil_session.attach_thumbnail(flat, "flat field (mean)")
     # the dark stack may use another exposure: only its offset (black level) is subtracted
     result = analyze_uniformity(flat, dark_mean=np.full_like(dark, np.median(dark)),
-                                cfa=hil_suite.cfa)
+                                cfa=hil_session.cfa)
     for channel, cu in result.channels.items():
         hil_check("relative_illumination_min", cu.relative_illumination_min, "ratio",
                   channel=channel)
@@ -35,5 +37,5 @@ def test_relative_illumination_and_colour_shading(hil_suite, hil_check, test_id)
         hil_check("colour_shading_max_pct", value, "%", channel=ratio)
     first = next(iter(result.channels.values()))
     grid = np.asarray(first.grid, dtype=float)
-    hil_suite.attach_png(test_id, plots.shading_map(100.0 * grid / grid.max()), "shading map")
-    hil_suite.attach_json(test_id, json.dumps(result.as_dict()).encode(), "uniformity.json")
+    hil_session.attach_png(plots.shading_map(100.0 * grid / grid.max()), "shading map")
+    hil_session.attach_json(json.dumps(result.as_dict()).encode(), "uniformity.json")

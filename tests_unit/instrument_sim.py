@@ -64,12 +64,7 @@ def driver(kind: str, name: str, hub: SimulatorHub, role: str | None = None,
 def is_error_outcome(exc: BaseException) -> bool:
     """The outcome the harness's pytest plugin gives a test that raised ``exc`` is ERROR (a
     station fault), not FAIL (a DUT out of spec), and the error is a DeviceError."""
-    from types import SimpleNamespace
+    from harness.measurement import Outcome
+    from harness.run.outcome import classify
 
-    from harness.evidence.model import Outcome
-    from harness.pytest_plugin import outcome_of
-
-    report = SimpleNamespace(skipped=False, passed=False, when="call")
-    call = SimpleNamespace(excinfo=SimpleNamespace(value=exc))
-    return isinstance(exc, DeviceError) and \
-        outcome_of(report, call) is Outcome.ERROR  # type: ignore[arg-type]
+    return isinstance(exc, DeviceError) and classify(exc).outcome is Outcome.ERROR

@@ -84,7 +84,11 @@ def test_capture_named_sequence_on_the_simulated_station(tmp_path: Path) -> None
         "--limits", str(root / "tests_hil" / "limits" / "cm12.yaml"), "--param", "frames=3",
         "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    cs = CaptureSet.open(tmp_path / "out" / "01-dark_stack")
+    # the same session as a run: the probe frame, the black and saturation levels, then the
+    # sequence, numbered in capture order
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "01-camera_probe", "02-saturation_level", "03-dark_stack"]
+    cs = CaptureSet.open(tmp_path / "out" / "03-dark_stack")
     darks = cs.records(role="dark")
     assert len(darks) == 3  # --param overrides the spec's 8 frames
     assert darks[0].exposure_us_set == 20000.0  # from the spec's conditions

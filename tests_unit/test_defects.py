@@ -4,9 +4,16 @@ Truth is the set of injected coordinates. Injected defects sit well above their 
 (hot +100 DN against a ~4 DN threshold, dead -60 %, bright +50 %, weak -15 %); the clean
 sensors carry DSNU (2 e-), PRNU (1 %) and temporal noise, and must give no defect at all: the
 8-sigma and chi-square rules put the expected false alarms far below one per sensor.
+
+The simulated module's telegraph pixels (harness.sim.sensor: 12 e- steps in 2.3 e- of dark
+noise, switching with probability 0.3 per frame) are checked against the simulator's defect
+truth with the recommended dark stack, 32 frames: 8 frames find ~1 in 5 of them (the chi-square
+limit is above their variance, see harness.analysis.defects), 32 frames ~99.6 %.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,10 +26,16 @@ from harness.analysis.defects import (
     zone_of,
 )
 from harness.errors import ConfigError
+from harness.sim.module import Module, _merge, load_module
 from tests_unit.emva_synth import Sensor
+from tests_unit.test_sim_sensor import MODULES
 
 H, W = 128, 160
 FLAT_PHOTONS = 12000.0  # 6000 e-: ~50 % of the 12 000 e- full well
+#: The dark stack that finds the simulated telegraph pixels (harness.analysis.defects,
+#: "blinking"): 32 frames; the exposure only has to show the hot pixels.
+DARK_FRAMES = 32
+DARK_EXPOSURE_US = 20_000.0
 
 
 def stacks(sensor: Sensor, frames: int = 16) -> tuple[StackStats, StackStats]:
@@ -147,3 +160,94 @@ def test_clusters_sizes_boxes_and_members_per_plane() -> None:
     assert set(found[1].pixels) == {(10, 10), (12, 12)}
     mono = _clusters(mask, bayer_planes(None))  # full-frame neighbours
     assert sorted(c.size for c in mono) == [3, 4]  # (3, 3) joins the first, (11, 11) the second
+
+
+def test_zone_totals_sum_to_the_class_totals() -> None:
+    # hot pixels in both zones and dead pixels: zone_counts[zone] holds the classes and their
+    # "total"; summing the dict would count every pixel twice
+    hot = {(64, 80): 400.0, (63, 78): 400.0, (2, 3): 400.0, (120, 150): 400.0}
+    dead = {(60, 90): 0.4, (5, 140): 0.4}
+    sensor = Sensor(height=H, width=W, seed=7, hot=hot, gain=dead)
+    result = detect_defects(*stacks(sensor))
+    assert result.counts["hot"] == 4 and result.counts["dead"] == 2
+    zones = [name for name, _ in result.thresholds.zones]
+    assert sum(result.zone_total(z) for z in zones) == result.total == 6
+    for cls, n in result.counts.items():
+        assert sum(result.zone_counts[z][cls] for z in zones) == n, cls
+    for zone in zones:
+        per_class = result.zone_class_counts(zone)
+        assert "total" not in per_class
+        assert sum(per_class.values()) == result.zone_total(zone)
+    assert (result.zone_total("centre"), result.zone_total("edge")) == (3, 3)
+    with pytest.raises(ConfigError, match="unknown zone 'corner'; allowed: centre, edge"):
+        result.zone_total("corner")
+
+
+def test_telegraph_pixel_sitting_mostly_high_is_blinking_not_hot() -> None:
+    # 32 dark frames, 1 DN of noise: a telegraph of 6 DN high in 26 frames raises the mean by
+    # 4.9 DN (hot) and the variance by ~6 DN^2; its inferred duty cycle m^2 / (m^2 + v) is
+    # ~0.8. A steady hot pixel (400 e- at K = 0.5) has shot noise only: duty 0.997, hot.
+    rng = np.random.default_rng(8)
+    high = np.zeros(32, bool)
+    high[rng.permutation(32)[:26]] = True
+    dark, flat = StackAccumulator(), StackAccumulator()
+    for i in range(32):
+        frame = 100.0 + rng.normal(0.0, 1.0, (H, W))
+        frame[20, 30] += 6.0 * high[i]
+        frame[90, 100] += 0.5 * rng.poisson(400.0)
+        frame[50, 60] += 12.0  # a steady offset: hot, with no extra noise
+        dark.add(np.rint(frame).astype(np.uint16))
+        flat.add(np.rint(frame + 1000.0 + rng.normal(0.0, 20.0, (H, W))).astype(np.uint16))
+    result = detect_defects(dark.stats(), flat.stats())
+    assert result.pixels["blinking"] == ((20, 30),)
+    assert set(result.pixels["hot"]) == {(50, 60), (90, 100)}
+    strict = detect_defects(dark.stats(), flat.stats(),
+                            thresholds=DefectThresholds(blink_max_duty=0.5))
+    assert (20, 30) in strict.pixels["hot"] and strict.pixels["blinking"] == ()
+
+
+def _sim_stacks(module: Module, seed: int, frames: int = DARK_FRAMES,
+                exposure_us: float = DARK_EXPOSURE_US) -> tuple[StackStats, StackStats, Any]:
+    """A dark and a flat stack (8 frames near 50 % of saturation) from SimCamera."""
+    from harness.sim.bench import Bench
+    from harness.sim.camera import SimCamera
+
+    bench = Bench()
+    cam = SimCamera.standalone(module, bench=bench, seed=seed, sensor_size=(640, 480))
+    cam.start()
+    out = []
+    for chart, exposure, n in (("dark", exposure_us, frames), ("flat", 16_000.0, 8)):
+        bench.set_chart(chart)
+        cam.set("ExposureTime", exposure)
+        acc = StackAccumulator()
+        for frame in cam.grab(n).frames:
+            acc.add(frame)
+        out.append(acc.stats())
+    return out[0], out[1], cam
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulated_blinking_pixels_are_found_exactly_at_the_recommended_dark_stack(
+        seed: int) -> None:
+    """The golden module's 4 seeded telegraph pixels (12 e-, switching with probability 0.3
+    per frame; small.yaml is the golden on 640 x 480) in a 32-frame dark stack at 20 ms: all
+    four as blinking, nothing else as blinking, every true defect found."""
+    dark, flat, cam = _sim_stacks(load_module(MODULES / "small.yaml"), seed)
+    result = detect_defects(dark, flat, cfa="RGGB")
+    truth = {(p.row, p.col): p.cls for p in cam.sensor.defects}
+    blinking = {rc for rc, cls in truth.items() if cls == "blinking"}
+    assert len(blinking) == 4
+    assert set(result.pixels["blinking"]) == blinking
+    found = {rc for cls in result.counts for rc in result.pixels[cls]}
+    assert found == set(truth)
+
+
+def test_no_blinking_pixel_is_found_on_a_module_without_any() -> None:
+    data = load_module(MODULES / "small.yaml").model_dump(by_alias=True)
+    module = Module.model_validate(_merge(data, {"defects": {"seeded": {"blinking": 0}}}))
+    for seed in (1, 2):
+        dark, flat, cam = _sim_stacks(module, seed)
+        result = detect_defects(dark, flat, cfa="RGGB")
+        assert result.pixels["blinking"] == ()
+        assert {rc for cls in result.counts for rc in result.pixels[cls]} == {
+            (p.row, p.col) for p in cam.sensor.defects}

@@ -10,7 +10,19 @@ from pathlib import Path
 from harness.evidence.journal import rebuild
 from harness.evidence.model import Outcome
 
-SUITE = "def test_dut(hil_dut):\n    assert hil_dut.serial == 'SN-9'\n"
+SUITE = """\
+import pytest
+
+@pytest.mark.hil_measures("serial_matches")
+def test_dut(hil_dut, hil_check):
+    hil_check("serial_matches", float(hil_dut.serial == 'SN-9'), "1")
+"""
+LIMITS = """\
+product: op
+version: 1
+limits:
+  - {id: SERIAL, measurement: serial_matches, unit: "1", min: 1}
+"""
 
 
 def run(tmp_path: Path, *args: str, stdin: str | None = None, confirm: bool = True
@@ -19,9 +31,10 @@ def run(tmp_path: Path, *args: str, stdin: str | None = None, confirm: bool = Tr
     (tmp_path / "st.yaml").write_text(
         f"id: op\nlock_dir: {tmp_path}\ncamera: {{driver: fake, serial: SN-9}}\n{settings}")
     (tmp_path / "test_op.py").write_text(SUITE)
+    (tmp_path / "limits.yaml").write_text(LIMITS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "--station=st.yaml", "--evidence-dir=ev", *args],
+                           "--station=st.yaml", "--limits=limits.yaml", "--evidence-dir=ev", *args],
                           cwd=tmp_path, input=stdin, capture_output=True, text=True,
                           timeout=120, env=env)
 

@@ -25,20 +25,24 @@ SUITE = """\
 import math
 import pytest
 
+@pytest.mark.hil_measures("mean_dn", "unlimited_figure")
 def test_pass(hil_camera, hil_check):
-    hil_check("mean_dn", float(hil_camera.grab(2).frames.mean()), "DN")
+    hil_check("mean_dn", float(hil_camera.grab(2).frames.mean()), "DN", step=1)
     hil_check("unlimited_figure", 1.5, "px")
 
+@pytest.mark.hil_measures("mean_dn")
 def test_marginal(hil_check, hil_station):
-    hil_check("mean_dn", 120.0, "DN")
+    hil_check("mean_dn", 120.0, "DN", step=2)
 
+@pytest.mark.hil_measures("mean_dn", "noise_dn")
 def test_fail_soft(hil_check, hil_station):
-    hil_check("mean_dn", 5000.0, "DN")
-    hil_check("noise_dn", 9.0, "DN")
-    hil_check("mean_dn", 500.0, "DN")
+    hil_check("mean_dn", 5000.0, "DN", step=3)
+    hil_check("noise_dn", 9.0, "DN", step=3)
+    hil_check("mean_dn", 500.0, "DN", step=4)
 
+@pytest.mark.hil_measures("noise_dn")
 def test_not_measured(hil_check, hil_station):
-    hil_check("noise_dn", math.nan, "DN")
+    hil_check("noise_dn", math.nan, "DN", step=5)
 
 def test_station_fault(hil_light):
     hil_light.set_level(150)
@@ -86,6 +90,9 @@ def test_verdicts_and_outcomes_in_the_journal(tmp_path: Path) -> None:
     assert len(record.limits_hash) == 64
     fail = next(t for t in record.tests if t.test_id.endswith("test_fail_soft"))
     assert [m.outcome for m in fail.measurements] == [Outcome.FAIL, Outcome.FAIL, Outcome.PASS]
+    passed = next(t for t in record.tests if t.test_id.endswith("test_pass"))
+    assert [m.outcome for m in passed.measurements] == [Outcome.PASS, Outcome.INFO]
+    assert record.unjudged == ()  # every limit of the spec got a verdict
     fault = next(t for t in record.tests if t.test_id.endswith("test_station_fault"))
     assert "light: level 150" in fault.message
     from harness.evidence.records import RecordStore
@@ -102,6 +109,9 @@ def test_sigterm_leaves_an_aborted_record(tmp_path: Path) -> None:
     (tmp_path / "test_long.py").write_text(textwrap.dedent(f"""
         import pathlib, time
 
+        import pytest
+
+        @pytest.mark.hil_measures("mean_dn")
         def test_first(hil_check, hil_station):
             hil_check("mean_dn", 500.0, "DN")
 

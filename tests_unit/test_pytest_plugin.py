@@ -92,7 +92,7 @@ def test_suite_passes_and_reaches_safe_state(tmp_path: Path) -> None:
         def test_needs_focus(hil_focus):
             hil_focus.move_to(10)
     """))
-    result = run_pytest(tmp_path, f"--station={station}", "--dut=DUT-7")
+    result = run_pytest(tmp_path, f"--station={station}", "--dut=DUT-7", "--characterise")
     assert outcome_counts(result.stdout) == {"passed": 2, "failed": 2}, result.stdout
     events = read_events(record)
     assert [e.split(":")[0] for e in events if e.endswith(":safe_state")] == ORDER[::-1]
@@ -115,7 +115,7 @@ def test_hil_requires_skips_with_reason(tmp_path: Path) -> None:
         def test_needs_light(hil_light):
             hil_light.on()
     """))
-    result = run_pytest(tmp_path, f"--station={station}", "-rs")
+    result = run_pytest(tmp_path, f"--station={station}", "-rs", "--characterise")
     assert outcome_counts(result.stdout) == {"passed": 1, "skipped": 2}, result.stdout
     assert "station plug has no focus (hil_requires)" in result.stdout
     assert "station plug has no chart" in result.stdout
@@ -124,7 +124,7 @@ def test_hil_requires_skips_with_reason(tmp_path: Path) -> None:
 def test_dut_mismatch_is_an_error_not_a_failure(tmp_path: Path) -> None:
     station = make_station(tmp_path)
     (tmp_path / "test_dut.py").write_text("def test_a(hil_camera):\n    pass\n")
-    result = run_pytest(tmp_path, f"--station={station}", "--dut=OTHER-1")
+    result = run_pytest(tmp_path, f"--station={station}", "--dut=OTHER-1", "--characterise")
     assert outcome_counts(result.stdout) == {"error": 1}, result.stdout
     assert "DUT serial mismatch: --dut 'OTHER-1' but the camera reports 'DUT-7'" in result.stdout
 
@@ -153,7 +153,7 @@ def test_signal_mid_run_reaches_safe_state(tmp_path: Path, sig: signal.Signals) 
     """))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             f"--station={station}"], cwd=tmp_path, env=env,
+                             f"--station={station}", "--characterise"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not ready.exists():

@@ -19,6 +19,7 @@ def record(tmp_path: Path) -> Path:
     with Station.load(path) as st:
         ctx = CaptureContext(camera=st.camera(), light=st.device("light"),
                              out_dir=tmp_path / "run" / "captures", header={"bits": 12})
+        run_sequence("saturation_level", ctx)
         run_sequence("flat_stack", ctx, frames=3)
         run_sequence("exposure_sweep", ctx, steps=4, spatial_frames=2, exposure_max_us=4000.0)
     return tmp_path / "run" / "captures"
@@ -36,15 +37,16 @@ def test_replay_serves_the_recording_frame_for_frame(tmp_path: Path) -> None:
     with Station.load(replay_station(tmp_path, captures)) as st:
         ctx = CaptureContext(camera=st.camera(), light=st.device("light"),
                              out_dir=tmp_path / "again", header={"bits": 12})
+        run_sequence("saturation_level", ctx)
         flat = run_sequence("flat_stack", ctx, frames=3)
         sweep = run_sequence("exposure_sweep", ctx, steps=4, spatial_frames=2,
                              exposure_max_us=4000.0)
         assert st.camera().remaining == 0
     original = sorted(p.name for p in captures.iterdir())
-    assert len(original) == 2
+    assert len(original) == 3
     from harness.capture.captureset import CaptureSet
 
-    for replayed, name in ((flat, original[0]), (sweep, original[1])):
+    for replayed, name in ((flat, original[1]), (sweep, original[2])):
         source = CaptureSet.open(captures / name)
         assert [r.sha256 for r in replayed.records()] == [r.sha256 for r in source.records()]
         a, b = replayed.records()[0], source.records()[0]
@@ -56,6 +58,7 @@ def test_replay_out_of_sync_is_an_error(tmp_path: Path) -> None:
     with Station.load(replay_station(tmp_path, captures)) as st:
         ctx = CaptureContext(camera=st.camera(), light=st.device("light"),
                              out_dir=tmp_path / "again", header={"bits": 12})
+        run_sequence("saturation_level", ctx)
         run_sequence("flat_stack", ctx, frames=3)
         with pytest.raises(CameraError, match=r"replay out of sync .* asked for ExposureTime 9999"):
             run_sequence("exposure_sweep", ctx, steps=4, spatial_frames=2,

@@ -10,7 +10,7 @@ import pytest
 
 from harness.capture.sequences import CaptureContext, exposure_for_level, run_sequence
 from harness.devices.camera.frames import FrameStack
-from harness.errors import CameraError, ConfigError
+from harness.errors import CameraError, ConfigError, MeasurementError
 from harness.station.station import Station
 
 
@@ -62,8 +62,35 @@ def test_exposure_sweep_structure(station: Station, tmp_path: Path) -> None:
     assert ctx.events[-1][0] == "sequence_end"  # type: ignore[attr-defined]
 
 
-def test_flat_stack_closes_the_loop_on_mean(station: Station, tmp_path: Path) -> None:
+def levelled(station: Station, tmp_path: Path) -> CaptureContext:
+    """A context after the saturation pre-step (measured black and saturation levels)."""
     ctx = context(station, tmp_path)
+    cs = run_sequence("saturation_level", ctx)
+    assert cs.manifest.extra["black_dn"] == pytest.approx(ctx.black_dn)
+    assert cs.manifest.extra["black_level_register"] == 64.0  # recorded beside, not used
+    assert [r.group for r in cs.records(role="dark")] == ["black"] * 4
+    return ctx
+
+
+def test_closed_loops_need_a_measured_black_level(station: Station, tmp_path: Path) -> None:
+    ctx = context(station, tmp_path)  # no saturation pre-step: no black level, no fallback
+    with pytest.raises(MeasurementError, match="no measured black level"):
+        run_sequence("flat_stack", ctx, frames=3, target_fraction=0.5)
+
+
+def test_black_level_is_measured_from_dark_frames(station: Station, tmp_path: Path) -> None:
+    camera = station.camera()
+    camera.set("BlackLevel", 200.0)  # the register says 200 ...
+    ctx = context(station, tmp_path)
+    cs = run_sequence("saturation_level", ctx)
+    # ... and the frames say 200 + the signal of the shortest exposure: the frames win
+    darks = [cs.load(r) for r in cs.records(role="dark")]
+    assert ctx.black_dn == pytest.approx(sum(float(d.mean()) for d in darks) / len(darks))
+    assert cs.manifest.extra["black_level_register"] == 200.0
+
+
+def test_flat_stack_closes_the_loop_on_mean(station: Station, tmp_path: Path) -> None:
+    ctx = levelled(station, tmp_path)
     cs = run_sequence("flat_stack", ctx, frames=3, target_fraction=0.5)
     frames = [cs.load(r) for r in cs.records(role="flat")]
     mean = sum(float(f.mean()) for f in frames) / len(frames)
@@ -71,7 +98,7 @@ def test_flat_stack_closes_the_loop_on_mean(station: Station, tmp_path: Path) ->
 
 
 def test_focus_sweep_moves_the_actuator(station: Station, tmp_path: Path) -> None:
-    ctx = context(station, tmp_path)
+    ctx = levelled(station, tmp_path)
     cs = run_sequence("focus_sweep", ctx, positions=[-20, -10, 0, 10, 20])
     assert [r.focus_position for r in cs.records(role="focus")] == [-20, -10, 0, 10, 20]
     assert {r.chart for r in cs.records()} == {"edge"}
@@ -98,7 +125,7 @@ def test_dropped_frames_are_a_camera_error(station: Station, tmp_path: Path) -> 
 
 
 def test_level_loop_that_cannot_converge(station: Station, tmp_path: Path) -> None:
-    ctx = context(station, tmp_path)
+    ctx = levelled(station, tmp_path)
     station.camera().settings.dn_per_us = 0.0  # no response to exposure at all
     with pytest.raises(CameraError, match="did not converge"):
         exposure_for_level(ctx, target_fraction=0.5, bits=12, start_us=100.0, max_iter=3)

@@ -151,7 +151,8 @@ def _kill_run(folder: Path, station: Path, tests: str) -> tuple[Path, subprocess
     evidence = folder / "evidence"
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", tests, "-q", "-p", "no:cacheprovider",
-         f"--station={station}", f"--evidence-dir={evidence}", f"--rootdir={folder}"],
+         f"--station={station}", "--characterise", f"--evidence-dir={evidence}",
+         f"--rootdir={folder}"],
         cwd=folder, env=_env(folder / "simulators.json"), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return _journal(evidence, proc), proc

@@ -66,6 +66,8 @@ class FrameRecord(BaseModel):
     light_cct_k: float | None = None
     illuminant: str | None = None
     meter_lux: float | None = None
+    meter_x: float | None = None
+    meter_y: float | None = None
     focus_position: float | None = None
     chart: str | None = None
     temperature_c: float | None = None

@@ -16,9 +16,10 @@ range does not put the spatial point on the plateau).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ import numpy as np
 
 from harness.capture.captureset import CaptureSet, CaptureSetWriter
 from harness.devices.camera.frames import FrameStack
-from harness.errors import CameraError, ConfigError, HarnessError
+from harness.errors import CameraError, ConfigError, FeatureError, HarnessError, MeasurementError
 from harness.paths import safe_component
 
 
@@ -40,8 +41,12 @@ class CaptureContext:
     """The devices a sequence drives and where its evidence goes.
 
     ``photons_per_pixel`` maps an exposure (µs) to the mean photon count per pixel at the
-    current light setting, when the station knows its irradiance (a radiometric calibration,
-    or the simulator's truth); EMVA responsivity and QE need it, everything else does not.
+    current light setting, when the station knows its irradiance (a radiometric calibration);
+    EMVA responsivity and QE need it, everything else does not.
+
+    ``black_dn`` is the black level measured from dark frames by :func:`saturation_level`
+    (never assumed from a register); ``counter`` numbers capture sets: contexts of one run
+    share it, so sets are numbered run-wide in the order they were captured.
     """
 
     camera: Any
@@ -58,19 +63,20 @@ class CaptureContext:
     grab_timeout_s: float = 10.0
     light_level_pct: float = 50.0
     saturation_dn: float | None = None
+    black_dn: float | None = None
     settled_light: dict[str, Any] = field(default_factory=dict)
     """The light's state (on, level, CCT) and meter mean at the last completed settle; shared
     by the contexts of one session so an unchanged light is not waited for again."""
-    _counter: int = 0
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def new_set(self, sequence: str) -> CaptureSetWriter:
         safe_component(sequence, "sequence")  # the name becomes a folder under out_dir
-        self._counter += 1
-        path = self.out_dir / f"{self._counter:02d}-{sequence}"
+        number = next(self.counter)
+        path = self.out_dir / f"{number:02d}-{sequence}"
         n = 1
         while path.exists():
             n += 1
-            path = self.out_dir / f"{self._counter:02d}-{sequence}-{n}"
+            path = self.out_dir / f"{number:02d}-{sequence}-{n}"
         stack_cfa = self.header.get("cfa")
         bits = int(self.header.get("bits", 12))
         header = {k: v for k, v in self.header.items() if k not in ("cfa", "bits")}
@@ -174,11 +180,11 @@ class CaptureContext:
             out["chart"] = self.chart.current()
         if self.focus is not None:
             out["focus_position"] = float(self.focus.position())
-        if self.meter is not None:
-            try:
-                out["meter_lux"] = float(self.meter.read().value)
-            except Exception:  # a meter reading is context; the frame still counts
-                out["meter_lux"] = None
+        if self.meter is not None:  # a failed reading stops the step (an ERROR), never None
+            reading = self.meter.read()
+            out["meter_lux"] = float(reading.value)
+            if reading.x is not None and reading.y is not None:
+                out["meter_x"], out["meter_y"] = float(reading.x), float(reading.y)
         return out
 
 
@@ -199,14 +205,19 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, role: str,
            group: str = "", step: int = 0, exposure_set: float | None = None,
-           photons: float | None = None, **extra: Any) -> None:
+           photons: float | None = None, strict: bool = True, **extra: Any) -> None:
+    """Write a grabbed stack into the set with what the station did for it, and journal it.
+
+    ``strict`` (every measurement stack): a dropped or incomplete frame is a
+    :class:`CameraError` of the step; an interface burst that judges drops records them."""
     device = getattr(ctx.camera, "name", None)
     gaps = stack.frame_id_gaps()
-    if gaps:
+    if gaps and strict:
         raise CameraError(f"dropped frames: frame ids jump {gaps}", device=device)
-    incomplete = [m.frame_id for m in stack.meta if m.incomplete]
-    if incomplete:
-        raise CameraError(f"incomplete buffers for frame ids {incomplete}", device=device)
+    incomplete = [m.frame_id for m in stack.meta if m.incomplete or m.incomplete_discarded]
+    if incomplete and strict:
+        raise CameraError(f"incomplete buffers at frame ids {incomplete} "
+                          f"({stack.incomplete_count()} buffers)", device=device)
     cond = {**ctx.conditions(), **extra}
     stored = [writer.add(frame, role=role, group=group, step=step, exposure_us_set=exposure_set,
                          exposure_us=meta.exposure_us, gain_db=meta.gain_db, photons=photons,
@@ -216,6 +227,17 @@ def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, 
     ctx.log("capture", sequence=writer.manifest.sequence, role=role, group=group, step=step,
             frames=len(stack), exposure_us=exposure_set, path=str(writer.root),
             frames_sha256=[r.sha256 for r in stored])
+
+
+def grab_set(ctx: CaptureContext, name: str, n: int, *, role: str, group: str = "",
+             strict: bool = True) -> tuple[CaptureSet, FrameStack]:
+    """Grab ``n`` frames as they come into a new capture set ``name`` (a probe, an interface
+    burst): every grab of a run is on record, in capture order. ``strict`` as for a
+    measurement stack (a dropped or incomplete frame is an error)."""
+    with ctx.new_set(name) as writer:
+        stack = ctx.grab(n)
+        _store(ctx, writer, stack, role=role, group=group, strict=strict)
+    return CaptureSet.open(writer.root), stack
 
 
 def _level(stack: FrameStack, statistic: str = "mean") -> float:
@@ -248,10 +270,36 @@ def _probe(ctx: CaptureContext, writer: CaptureSetWriter | None, exposure: float
 
 
 def _black_level(ctx: CaptureContext) -> float:
+    """The black level measured from dark frames (:func:`measure_black_level`)."""
+    if ctx.black_dn is None:
+        raise MeasurementError("no measured black level: the saturation_level step, which "
+                               "measures it from dark frames, has not run", figure="black_dn")
+    return ctx.black_dn
+
+
+def black_level_register(camera: Any) -> float | None:
+    """The camera's ``BlackLevel`` register, for the record beside the measured black level
+    (None on a camera without the feature)."""
     try:
-        return float(ctx.camera.get("BlackLevel"))
-    except Exception:  # a camera without BlackLevel: assume no offset
-        return 0.0
+        return float(camera.get("BlackLevel"))
+    except FeatureError:
+        return None
+
+
+def measure_black_level(ctx: CaptureContext, writer: CaptureSetWriter, *, exposure_us: float,
+                        frames: int = 4) -> float:
+    """The black level in DN: the mean of ``frames`` dark frames at ``exposure_us`` (the cap
+    where the chart changer has one, else the light off), kept in the capture set (role
+    ``dark``, group ``black``). Closed loops and the colour analysis subtract this measured
+    offset, not a register whose units and bit depth vary between cameras."""
+    if ctx.light is None and (ctx.chart is None or "dark" not in ctx.chart.charts()):
+        raise MeasurementError("cannot measure the black level: the station has neither a "
+                               "light to switch off nor a dark chart", figure="black_dn")
+    ctx.dark()
+    actual = ctx.set_exposure(exposure_us)
+    stack = ctx.grab(frames)
+    _store(ctx, writer, stack, role="dark", group="black", exposure_set=actual)
+    return float(stack.frames.mean(dtype=np.float64))
 
 
 def find_saturation_exposure(ctx: CaptureContext, *, bits: int, start_us: float,
@@ -289,17 +337,25 @@ def find_saturation_exposure(ctx: CaptureContext, *, bits: int, start_us: float,
 
 def saturation_level(ctx: CaptureContext, *, start_us: float = 1000.0,
                      beyond: float = 2.0) -> CaptureSet:
-    """The signal level at which the sensor saturates (ADC clip or full well), on a flat field.
+    """The black level and the signal level at which the sensor saturates (ADC clip or full
+    well), on a flat field: the run's first step, which every later closed loop relies on.
 
-    Finds the knee with doubling probes, then takes a frame ``beyond`` times past it; its
-    level (brightest Bayer plane) is the saturation level every later closed loop targets a
-    fraction of (kept in ``ctx.saturation_dn`` and in the manifest).
+    First the black level from dark frames at the shortest exposure
+    (:func:`measure_black_level`; the ``BlackLevel`` register is recorded beside it). Then the
+    knee with doubling probes, and a frame ``beyond`` times past it; its level (brightest Bayer plane) is the saturation level every
+    later closed loop targets a fraction of (kept in ``ctx.saturation_dn`` and in the
+    manifest, with ``black_dn``).
     """
     bits = int(ctx.header.get("bits", 12))
     info = ctx.camera.feature_info("ExposureTime")
-    ctx.scene("flat")
-    ctx.light_on()
     with ctx.new_set("saturation_level") as writer:
+        # at the shortest exposure: the offset, without dark current
+        ctx.black_dn = measure_black_level(ctx, writer,
+                                           exposure_us=float(info.minimum or start_us))
+        writer.manifest.extra["black_dn"] = ctx.black_dn
+        writer.manifest.extra["black_level_register"] = black_level_register(ctx.camera)
+        ctx.scene("flat")
+        ctx.light_on()
         knee = find_saturation_exposure(ctx, bits=bits, start_us=start_us,
                                         max_us=float(info.maximum or 1e6), writer=writer)
         stack = _probe(ctx, writer, min(knee * beyond, float(info.maximum or 1e6)))

@@ -267,8 +267,8 @@ def defects_command(
             counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
             console.print(f"{result.total} defect pixels ({counts}); {len(result.clusters)} "
                           f"clusters; {len(result.lines)} column/row defects", highlight=False)
-            for zone, zc in result.zone_counts.items():
-                console.print(f"  {zone}: {zc['total']}", highlight=False)
+            for zone in result.zone_counts:
+                console.print(f"  {zone}: {result.zone_total(zone)}", highlight=False)
 
 
 @analyze_app.command("uniformity", context_settings=_EXTRA,

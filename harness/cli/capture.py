@@ -23,9 +23,6 @@ from harness.devices.camera.pixelformats import BY_NAME
 from harness.errors import ConfigError, EvidenceError
 from harness.station.station import Station
 
-LEVELLED = ("flat_stack", "focus_sweep", "edge", "colour")
-"""Sequences whose closed loop targets a fraction of the measured saturation level."""
-
 BURST = 16
 """Frames grabbed per burst while the stream runs (then written before the next burst)."""
 
@@ -121,35 +118,19 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 def run_named_sequence(station_file: Path, out: Path, sequence: str,
                        params: dict[str, Any], limits: Path | None) -> Any:
-    """Run sequence ``sequence`` on the station into ``out`` (one capture set per sequence),
-    with the limit spec's conditions for it (overridden by ``params``) and a progress bar."""
-    import inspect
-
-    from harness.capture.sequences import SEQUENCES, CaptureContext, chart_capture, run_sequence
+    """Run sequence ``sequence`` on the station into ``out`` through the same capture session
+    a qualification run uses: the camera prepared the same way (raw format, 0 dB read back,
+    a probe frame kept), the saturation pre-step (black and saturation levels) first where
+    the station has a light, the limit spec's conditions overridden by ``params``, capture
+    sets numbered in capture order, and a progress bar."""
     from harness.limits import load_limits
-    from harness.station.stability import meter_settle
+    from harness.run.session import CaptureSession, sequence_parameters
 
-    if sequence not in SEQUENCES:
-        raise ConfigError(f"unknown sequence {sequence!r}; available: {', '.join(SEQUENCES)}",
-                          field="--sequence")
-    target = chart_capture if sequence in ("edge", "colour") else SEQUENCES[sequence]
-    accepted = {p for p in inspect.signature(target).parameters if p not in ("ctx", "chart")}
-    conditions = load_limits(limits).condition(sequence) if limits else {}
-    merged = {k: v for k, v in {**conditions, **params}.items() if k in accepted}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise ConfigError(f"{sequence} takes no parameter {unknown[0]!r}; it takes: "
-                          f"{', '.join(sorted(accepted))}", field="--param")
+    sequence_parameters(sequence)  # an unknown name stops here, before the station opens
+    conditions = load_limits(limits).conditions if limits else {}
     if out.exists() and any(out.iterdir()):
         raise ConfigError("the output folder is not empty; choose a new --out", source=str(out))
     with Station.load(station_file) as station:
-        camera = station.camera()
-        camera.start()
-        probe = camera.grab(1)
-
-        def device(role: str) -> Any:
-            return station.device(role) if station.has(role) else None
-
         columns = (TextColumn(f"[bold]{sequence}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
@@ -158,19 +139,12 @@ def run_named_sequence(station_file: Path, out: Path, sequence: str,
             def tick(done: int, total: int, what: str) -> None:
                 progress.update(task, completed=done, total=total, description=what)
 
-            ctx = CaptureContext(
-                camera=camera, out_dir=out, light=device("light"), chart=device("chart"),
-                focus=device("focus"), meter=device("meter"),
-                header={"bits": _bits(probe), "cfa": probe.cfa,
-                        "station": {"id": station.id, "file": str(station_file)}},
-                progress=tick,
-                settle=meter_settle(station.device("meter")) if station.has("meter") else None)
+            session = CaptureSession(station, out, conditions=conditions, progress=tick)
+            session.parameters(sequence, params)  # a bad --param stops before any capture
             try:
-                if sequence in LEVELLED and ctx.light is not None:
-                    run_sequence("saturation_level", ctx)  # levels are fractions of it
-                return run_sequence(sequence, ctx, **merged)
+                return session.sequence(sequence, "harness capture", **params)
             finally:
-                camera.stop()
+                session.stop()
 
 
 @app.command("capture")

@@ -26,13 +26,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord, worst
+from harness.evidence.model import (
+    Artefact,
+    Measurement,
+    Outcome,
+    RunRecord,
+    TestRecord,
+    Unjudged,
+    worst,
+)
 from harness.paths import safe_component
 
 EventType = Literal["run_start", "test_start", "capture", "artefact", "measurement", "error",
-                    "test_end", "run_end"]
+                    "sequence", "note", "unjudged", "test_end", "run_end"]
 EVENT_TYPES: tuple[str, ...] = ("run_start", "test_start", "capture", "artefact",
-                                "measurement", "error", "test_end", "run_end")
+                                "measurement", "error", "sequence", "note", "unjudged",
+                                "test_end", "run_end")
 #: Outcome of a run whose journal ends without ``run_end`` (killed: nobody could say why).
 INCOMPLETE_OUTCOME = Outcome.ABORTED
 
@@ -142,11 +151,16 @@ class Journal:
     def run_start(self, *, station: str, dut: Mapping[str, Any], operator: str = "",
                   software: Mapping[str, str] | None = None, limits_file: str = "",
                   limits_hash: str = "", devices: Sequence[Mapping[str, Any]] = (),
-                  calibrations: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                  calibrations: Sequence[Mapping[str, Any]] = (),
+                  characterisation: bool = False) -> dict[str, Any]:
+        """The run's header; a ``characterisation`` run (no limits) is at best INCOMPLETE."""
+        if characterisation:
+            self._derived.append(Outcome.INCOMPLETE)
+        extra = {"characterisation": True} if characterisation else {}
         return self.append("run_start", station=station, dut=dict(dut), operator=operator,
                            software=dict(software or {}), limits_file=limits_file,
                            limits_hash=limits_hash, devices=[dict(d) for d in devices],
-                           calibrations=[dict(c) for c in calibrations])
+                           calibrations=[dict(c) for c in calibrations], **extra)
 
     def test_start(self, test_id: str, *, title: str = "", family: str = "") -> dict[str, Any]:
         return self.append("test_start", test_id=test_id, title=title, family=family)
@@ -169,6 +183,24 @@ class Journal:
         if test_id and not data["test_id"]:
             data["test_id"] = test_id
         return self.append("measurement", measurement=data)
+
+    def sequence(self, test_id: str, event: str, **payload: Any) -> dict[str, Any]:
+        """What a capture sequence did (start, end, a settle skipped, a closed loop's
+        result), so the journal tells the whole story of every capture set."""
+        return self.append("sequence", test_id=test_id, event=event, data=dict(payload))
+
+    def note(self, message: str, *, test_id: str = "", **facts: Any) -> dict[str, Any]:
+        """A recorded fact that qualifies the figures (e.g. the camera has no Gain feature,
+        so the photon transfer is at its fixed gain); it does not change the outcome."""
+        return self.append("note", test_id=test_id, message=message, facts=dict(facts))
+
+    def unjudged(self, limits: Iterable[Unjudged]) -> dict[str, Any]:
+        """The limits of the spec that got no verdict (written once, before ``run_end``);
+        any makes the run INCOMPLETE."""
+        listed = [u.as_dict() for u in limits]
+        if listed:
+            self._derived.append(Outcome.INCOMPLETE)
+        return self.append("unjudged", limits=listed)
 
     def error(self, message: str, *, test_id: str = "", kind: str = "station",
               outcome: Outcome = Outcome.ERROR) -> dict[str, Any]:
@@ -300,6 +332,7 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
         raise ConfigError(exc.detail, source=source, field=exc.field) from None
     tests: dict[str, dict[str, Any]] = {}
     artefacts: list[Artefact] = []
+    unjudged: list[Unjudged] = []
     run_errors: list[Outcome] = []
     reasons: list[str] = []
     end: dict[str, Any] | None = None
@@ -344,6 +377,8 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
                 t = _test(tests, test_id)
                 t.update(declared=Outcome.parse(event["outcome"]), ended=event.get("time", ""),
                          message=event.get("message", ""))
+            elif kind == "unjudged":
+                unjudged.extend(Unjudged.from_dict(u) for u in event["limits"])
             elif kind == "run_end":
                 end = event
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -365,6 +400,14 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
                                   message=message, measurements=tuple(t["measurements"]),
                                   errors=tuple(t["errors"])))
     outcomes = [r.outcome for r in records] + run_errors
+    characterisation = start.get("characterisation") is True
+    if characterisation:
+        outcomes.append(Outcome.INCOMPLETE)
+        reasons.insert(0, "characterisation run (no limits judged)")
+    if unjudged:
+        outcomes.append(Outcome.INCOMPLETE)
+        reasons.append(f"{len(unjudged)} limit(s) of the spec not judged: "
+                       + ", ".join(u.limit_id for u in unjudged))
     if contents.damaged_lines:
         outcomes.append(Outcome.ERROR)
         reasons.append(f"journal lines {list(contents.damaged_lines)} are damaged")
@@ -378,7 +421,7 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
         except (KeyError, ValueError) as exc:
             outcomes.append(Outcome.ERROR)
             reasons.append(f"journal event #{end.get('seq')!r} (run_end) is malformed: {exc}")
-        if end.get("reason"):
+        if end.get("reason") and str(end["reason"]) not in reasons:
             reasons.insert(0, str(end["reason"]))
         ended = end.get("time", "")
     dut = start.get("dut") or {}
@@ -392,7 +435,8 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
         software={str(k): str(v) for k, v in (start.get("software") or {}).items()},
         reason="; ".join(reasons), tests=tuple(records), artefacts=tuple(artefacts),
         devices=tuple(start.get("devices") or ()),
-        calibrations=tuple(start.get("calibrations") or ()), complete=end is not None)
+        calibrations=tuple(start.get("calibrations") or ()), complete=end is not None,
+        unjudged=tuple(unjudged), characterisation=characterisation)
 
 
 __all__ = ["EVENT_TYPES", "INCOMPLETE_OUTCOME", "Journal", "JournalContents", "new_run_id",

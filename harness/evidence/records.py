@@ -47,6 +47,7 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
+    false,
     func,
     insert,
     select,
@@ -62,7 +63,14 @@ from sqlalchemy.exc import (
 )
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord
+from harness.evidence.model import (
+    Artefact,
+    Measurement,
+    Outcome,
+    RunRecord,
+    TestRecord,
+    Unjudged,
+)
 
 DEFAULT_RECORDS = Path("out/records.sqlite")
 GENESIS_HASH = "0" * 64
@@ -74,6 +82,9 @@ def _tables(md: MetaData, version: int) -> dict[str, Table]:
     """The tables as they are at schema ``version`` (chain columns arrive in v2)."""
     chain: list[Column[Any]] = [Column("chain_seq", Integer), Column("prev_hash", String(64)),
              Column("record_hash", String(64))] if version >= 2 else []
+    if version >= 4:
+        chain.append(Column("characterisation", Boolean, nullable=False,
+                            server_default=false()))
     runs = Table(
         "runs", md,
         Column("id", Integer, primary_key=True, autoincrement=True),
@@ -158,8 +169,23 @@ def _tables(md: MetaData, version: int) -> dict[str, Table]:
         *(Column(c, String(256), nullable=False, default="") for c in _CAL_COLUMNS),
         Column("extra", JSON, nullable=False),
     )
-    return {"runs": runs, "tests": tests, "measurements": measurements,
-            "artefacts": artefacts, "devices": devices, "calibrations": calibrations}
+    unjudged = Table(
+        "unjudged", md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        run_pk(),
+        Column("position", Integer, nullable=False),
+        Column("limit_id", String(128), nullable=False),
+        Column("measurement", String(256), nullable=False, default=""),
+        Column("condition", JSON, nullable=False),
+        Column("reason", Text, nullable=False, default=""),
+    )
+    tables = {"runs": runs, "tests": tests, "measurements": measurements,
+              "artefacts": artefacts, "devices": devices, "calibrations": calibrations,
+              "unjudged": unjudged}
+    if version < 4:
+        md.remove(unjudged)
+        del tables["unjudged"]
+    return tables
 
 
 metadata = MetaData()
@@ -188,7 +214,7 @@ def _v2_chain(conn: Connection) -> None:
     heads: dict[str, tuple[int, str]] = {}
     for pk, station in conn.execute(select(runs.c.id, runs.c.station).order_by(runs.c.id)):
         seq, prev = heads.get(station, (0, GENESIS_HASH))
-        digest = run_hash(_read_run(conn, pk), prev)
+        digest = run_hash(_read_run(conn, pk, version=2), prev)
         conn.execute(runs.update().where(runs.c.id == pk).values(
             chain_seq=seq + 1, prev_hash=prev, record_hash=digest))
         heads[station] = (seq + 1, digest)
@@ -198,6 +224,12 @@ def _v2_chain(conn: Connection) -> None:
 def _v3_query_indexes(conn: Connection) -> None:
     Index("ix_runs_product_started", T["runs"].c.product, T["runs"].c.started).create(conn)
     Index("ix_measurements_name", T["measurements"].c.name).create(conn)
+
+
+def _v4_unjudged(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN characterisation BOOLEAN NOT NULL "
+                      "DEFAULT FALSE"))
+    T["unjudged"].create(conn)
 
 
 @dataclass(frozen=True)
@@ -212,6 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "per-station hash chain (chain_seq, prev_hash, record_hash)", _v2_chain),
     Migration(3, "query indexes (runs by product/time, measurements by name)",
               _v3_query_indexes),
+    Migration(4, "limits a run left unjudged; characterisation runs", _v4_unjudged),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -256,7 +289,11 @@ def normalise(record: RunRecord) -> RunRecord:
                                      for a in record.artefacts),
         devices=tuple(_split(d, _DEVICE_COLUMNS) for d in record.devices),
         calibrations=tuple(_split(c, _CAL_COLUMNS) for c in record.calibrations),
-        complete=record.complete)
+        complete=record.complete,
+        unjudged=tuple(Unjudged(u.limit_id, u.measurement, u.reason,
+                                json.loads(json.dumps(dict(u.condition), default=str)))
+                       for u in record.unjudged),
+        characterisation=record.characterisation)
 
 
 def canonical_json(data: Any) -> str:
@@ -719,7 +756,8 @@ def _insert_run(conn: Connection, rec: RunRecord, **chain: Any) -> int:
         dut_serial=rec.dut_serial, dut_firmware=rec.dut_firmware, operator=rec.operator,
         started=rec.started, ended=rec.ended, outcome=rec.outcome.value,
         limits_file=rec.limits_file, limits_hash=rec.limits_hash, software=dict(rec.software),
-        reason=rec.reason, complete=rec.complete, **chain))
+        reason=rec.reason, complete=rec.complete, characterisation=rec.characterisation,
+        **chain))
     assert result.inserted_primary_key is not None
     pk = result.inserted_primary_key[0]
     _insert_many(conn, T["tests"], pk, (
@@ -732,6 +770,7 @@ def _insert_run(conn: Connection, rec: RunRecord, **chain: Any) -> int:
     _insert_many(conn, T["artefacts"], pk, (a.as_dict() for a in rec.artefacts))
     _insert_many(conn, T["devices"], pk, (dict(d) for d in rec.devices))
     _insert_many(conn, T["calibrations"], pk, (dict(c) for c in rec.calibrations))
+    _insert_many(conn, T["unjudged"], pk, (u.as_dict() for u in rec.unjudged))
     return int(pk)
 
 
@@ -742,9 +781,12 @@ def _insert_many(conn: Connection, table: Table, run_pk: int,
         conn.execute(insert(table), values)
 
 
-def _read_run(conn: Connection, pk: int) -> RunRecord:
+def _read_run(conn: Connection, pk: int, version: int = SCHEMA_VERSION) -> RunRecord:
+    """A stored run; ``version`` is the schema the database is at (a migration reads runs
+    before the later columns and tables exist)."""
     runs = T["runs"]
-    r = conn.execute(select(runs).where(runs.c.id == pk)).mappings().one()
+    columns = [c for c in runs.c if version >= 4 or c.name != "characterisation"]
+    r = conn.execute(select(*columns).where(runs.c.id == pk)).mappings().one()
 
     def children(name: str) -> list[Any]:
         table = T[name]
@@ -778,7 +820,11 @@ def _read_run(conn: Connection, pk: int) -> RunRecord:
                         for a in children("artefacts")),
         devices=tuple(rest(d, _DEVICE_COLUMNS) for d in children("devices")),
         calibrations=tuple(rest(c, _CAL_COLUMNS) for c in children("calibrations")),
-        complete=bool(r["complete"]))
+        complete=bool(r["complete"]),
+        unjudged=tuple(Unjudged(u["limit_id"], u["measurement"], u["reason"],
+                                dict(u["condition"] or {}))
+                       for u in (children("unjudged") if version >= 4 else ())),
+        characterisation=bool(r["characterisation"]) if version >= 4 else False)
 
 
 __all__ = ["DEFAULT_RECORDS", "GENESIS_HASH", "MIGRATIONS", "SCHEMA_VERSION", "CpkRow",

@@ -22,7 +22,7 @@ import allure
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence import allure as ev
 from harness.evidence.journal import Journal, new_run_id, rebuild
-from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord
+from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, Unjudged
 from harness.evidence.records import RecordStore, StoredRun
 from harness.paths import safe_component
 
@@ -50,7 +50,8 @@ class RunEvidence:
                  software: Mapping[str, str] | None = None,
                  devices: Sequence[Mapping[str, Any]] = (),
                  calibrations: Sequence[Mapping[str, Any]] = (),
-                 records: str | Path | None = None, run_id: str | None = None) -> None:
+                 records: str | Path | None = None, run_id: str | None = None,
+                 characterisation: bool = False) -> None:
         self.run_id = safe_component(run_id, "run_id") if run_id else new_run_id()
         self.dir = Path(out_dir) / self.run_id
         self.records = records
@@ -59,7 +60,8 @@ class RunEvidence:
         self.journal.run_start(station=station, dut=dut, operator=operator,
                                software=software or software_versions(),
                                limits_file=limits_file, limits_hash=limits_hash,
-                               devices=devices, calibrations=calibrations)
+                               devices=devices, calibrations=calibrations,
+                               characterisation=characterisation)
 
     def test_start(self, test_id: str, *, title: str = "", family: str = "") -> None:
         self.journal.test_start(test_id, title=title, family=family)
@@ -70,6 +72,15 @@ class RunEvidence:
                 sequence: str = "") -> None:
         self.journal.capture(test_id, frames=frames, capture_set=capture_set,
                              sequence=sequence)
+
+    def sequence(self, test_id: str, event: str, **payload: Any) -> None:
+        self.journal.sequence(test_id, event, **payload)
+
+    def note(self, message: str, *, test_id: str = "", **facts: Any) -> None:
+        self.journal.note(message, test_id=test_id, **facts)
+
+    def unjudged(self, limits: Sequence[Unjudged]) -> None:
+        self.journal.unjudged(limits)
 
     def measurement(self, m: Measurement, test_id: str = "") -> Measurement:
         self.journal.measurement(m, test_id)

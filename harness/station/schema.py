@@ -10,6 +10,7 @@ driver's settings), an optional simulated ``bench:``, and the calibration of eac
     camera: {driver: genicam, serial: "${DUT_SERIAL}"}
     calibration:
       meter: {certificate: KM-2291, due: 2027-03-01}
+    limits: ../tests_hil/limits/cm12.yaml   # the default limit spec (--limits overrides it)
 
 Every load error is one line: ``file:line: field: what was found; what is allowed``.
 """
@@ -65,6 +66,7 @@ class StationHeader(BaseModel):
     simulators: dict[str, dict[str, Any]] | None = None
     calibration: dict[str, Calibration] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
+    limits: str | None = Field(None, min_length=1)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class StationConfig:
     lock_dir: Path | None
     settings: dict[str, Any] = field(default_factory=dict)
     simulators: dict[str, dict[str, Any]] | None = None
+    limits: Path | None = None
+    """The station's default limit spec (``limits:``, relative to the station file)."""
 
     def roles(self) -> list[str]:
         return [d.role for d in self.devices]
@@ -196,6 +200,9 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
     lock_dir = Path(header.lock_dir).expanduser() if header.lock_dir else None
     if lock_dir is not None and not lock_dir.is_absolute():
         lock_dir = source.parent / lock_dir
+    limits = Path(header.limits).expanduser() if header.limits else None
+    if limits is not None and not limits.is_absolute():
+        limits = source.parent / limits
     return StationConfig(
         id=header.id,
         site=header.site,
@@ -207,6 +214,7 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
         lock_dir=lock_dir,
         settings=dict(header.settings),
         simulators=header.simulators,
+        limits=limits,
     )
 
 
