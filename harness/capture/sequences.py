@@ -342,9 +342,9 @@ def saturation_level(ctx: CaptureContext, *, start_us: float = 1000.0,
 
     First the black level from dark frames at the shortest exposure
     (:func:`measure_black_level`; the ``BlackLevel`` register is recorded beside it). Then the
-    knee with doubling probes, and a frame ``beyond`` times past it; its level (brightest Bayer plane) is the saturation level every
-    later closed loop targets a fraction of (kept in ``ctx.saturation_dn`` and in the
-    manifest, with ``black_dn``).
+    knee with doubling probes, and a frame ``beyond`` times past it; its level (brightest
+    Bayer plane) is the saturation level every later closed loop targets a fraction of (kept
+    in ``ctx.saturation_dn`` and in the manifest, with ``black_dn``).
     """
     bits = int(ctx.header.get("bits", 12))
     info = ctx.camera.feature_info("ExposureTime")
