@@ -26,7 +26,7 @@ def stack_stats(cs, role):  # type: ignore[no-untyped-def]
 def zone_totals(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Defect pixels per zone, checked against the class counts (every pixel has one class
     and one zone, so the zone totals must add up to the number of defect pixels)."""
-    totals = {zone: int(by_class["total"]) for zone, by_class in result.zone_counts.items()}
+    totals = {zone: result.zone_total(zone) for zone in result.zone_counts}
     if sum(totals.values()) != result.total:
         raise MeasurementError(f"defect zone totals {totals} do not add up to the "
                                f"{result.total} defect pixels found", figure="defect_count")
@@ -74,10 +74,8 @@ def test_dsnu_prnu(hil_session, hil_check) -> None:  # type: ignore[no-untyped-d
     if nu is None:
         raise MeasurementError("the exposure sweep has no spatial stacks: DSNU and PRNU "
                                "cannot be measured", figure="dsnu_e")
-    hil_check("dsnu_e", nu.dsnu_e, "e-")
-    hil_check("dsnu_row_e", nu.dsnu_row_e, "e-")
-    hil_check("dsnu_column_e", nu.dsnu_column_e, "e-")
     # with a lens in front, the total PRNU holds the lens shading (judged by the uniformity
     # test); the pixel part of the Release-4 split is the sensor's own
-    hil_check("prnu_pixel_pct", nu.prnu_pixel_pct, "%")
-    hil_check("prnu_pct", nu.prnu_pct, "%")
+    for name, unit in (("dsnu_e", "e-"), ("dsnu_row_e", "e-"), ("dsnu_column_e", "e-"),
+                       ("prnu_pixel_pct", "%"), ("prnu_pct", "%")):
+        hil_check(name, getattr(nu, name), unit, flag=result.flag(name))

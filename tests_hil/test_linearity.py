@@ -49,9 +49,8 @@ def emva_result(session, *, mosaic: bool = False):  # type: ignore[no-untyped-de
 
 def judge(hil_check, result, figures) -> None:  # type: ignore[no-untyped-def]
     """Each figure with its unit; a figure the analysis flagged is an ERROR, not a verdict."""
-    flags = getattr(result, "flags", {}) or {}
     for name, unit in figures:
-        hil_check(name, getattr(result, name), unit, flag=flags.get(name))
+        hil_check(name, getattr(result, name), unit, flag=result.flag(name))
 
 
 @pytest.mark.hil_measures(*(name for name, _ in PHOTON_TRANSFER))

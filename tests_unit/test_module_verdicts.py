@@ -30,6 +30,8 @@ EXPECTED: dict[str, set[str]] = {
     "nonlinear": {"EMVA-LE-MIN", "EMVA-LE-MAX"},
     "low-full-well": {"EMVA-SAT", "EMVA-SNR-MAX", "EMVA-DR"},
     "noisy": {"EMVA-DARK-NOISE", "EMVA-DR"},
+    "high-current": {"PWR-IDLE", "PWR-STREAM"},
+    "blinking": {"DEF-BLINKING"},
 }
 
 

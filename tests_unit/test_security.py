@@ -440,12 +440,15 @@ SECRETS = {"HARNESS_TEST_SECRET": "s3cr3t-token-4f9a1c", "DATABASE_PASSWORD": "d
 
 SUITE = """\
 import os
+import pytest
 
+@pytest.mark.hil_measures("mean_dn")
 def test_measures(hil_camera, hil_check):
-    hil_check("mean_dn", float(hil_camera.grab(2).frames.mean()), "DN")
+    hil_check("mean_dn", float(hil_camera.grab(2).frames.mean()), "DN", frame="live")
 
+@pytest.mark.hil_measures("mean_dn")
 def test_out_of_spec(hil_check, hil_station):
-    hil_check("mean_dn", 5000.0, "DN")
+    hil_check("mean_dn", 5000.0, "DN", frame="given")
 
 def test_station_fault(hil_light):
     raise RuntimeError("light controller timed out")

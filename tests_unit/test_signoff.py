@@ -35,7 +35,8 @@ def db(tmp_path: Path) -> str:
 
 def test_signoff_page_has_verdicts_and_hashes(db: str, tmp_path: Path) -> None:
     out = tmp_path / "so.html"
-    result = runner.invoke(app, ["signoff", "r1", "--records", db, "--out", str(out)])
+    result = runner.invoke(app, ["signoff", "r1", "--records", db, "--out", str(out),
+                                 "--allow-incomplete"])
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert re.search(r"Verdict: <span[^>]*>FAIL</span>", page)
@@ -59,10 +60,68 @@ def test_signoff_page_has_verdicts_and_hashes(db: str, tmp_path: Path) -> None:
 def test_signoff_shows_a_broken_chain(db: str, tmp_path: Path) -> None:
     with RecordStore(db) as store, store.engine.begin() as conn:
         conn.execute(text("UPDATE runs SET operator = 'mallory' WHERE run_id = 'r0'"))
-    result = runner.invoke(app, ["signoff", "r1", "--records", db, "--out",
+    result = runner.invoke(app, ["signoff", "r0", "--records", db, "--out",
                                  str(tmp_path / "so.html")])
     assert result.exit_code == 0 and "BROKEN" in result.stdout
     assert "BROKEN: station sim-1: run r0 was edited" in (tmp_path / "so.html").read_text()
+
+
+def test_only_an_earned_verdict_is_signed(db: str, tmp_path: Path) -> None:
+    """A FAIL run is refused without --allow-incomplete; PASS is signed."""
+    refused = runner.invoke(app, ["signoff", "r1", "--records", db, "--out",
+                                  str(tmp_path / "r1.html")])
+    assert refused.exit_code == 2 and not (tmp_path / "r1.html").exists()
+    assert "run r1 is FAIL, not PASS or MARGINAL: sign-off refused" in refused.output
+    signed = runner.invoke(app, ["signoff", "r0", "--records", db, "--out",
+                                 str(tmp_path / "r0.html")])
+    assert signed.exit_code == 0, signed.output
+
+
+def test_an_incomplete_run_prints_its_unjudged_limits_in_red(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from harness.evidence.model import Measurement, Outcome, TestRecord, Unjudged
+
+    run = make_run("inc")
+    info = Measurement.judged("prnu_pct", 7.8, "%")  # no limit: INFO
+    tests = (*run.tests, TestRecord("t::info", Outcome.PASS, measurements=(info,)))
+    run = replace(run, outcome=Outcome.INCOMPLETE, tests=tests, unjudged=(
+        Unjudged("COLOUR-DE-MEAN", "delta_e_2000_mean", "deselected: test_colour_accuracy"),))
+    db = tmp_path / "records.sqlite"
+    with RecordStore(db) as store:
+        store.add_run(run)
+        assert store.get_run("inc").unjudged == run.unjudged  # stored and read back
+    refused = runner.invoke(app, ["signoff", "inc", "--records", str(db)])
+    assert refused.exit_code == 2
+    assert "run inc is INCOMPLETE, not PASS or MARGINAL; unjudged limits: COLOUR-DE-MEAN" \
+        in refused.output
+    out = tmp_path / "inc.html"
+    result = runner.invoke(app, ["signoff", "inc", "--records", str(db), "--out", str(out),
+                                 "--allow-incomplete"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert re.search(r"<h2 class=bad>Limits not judged in this run</h2><table class=bad>.*"
+                     r"COLOUR-DE-MEAN</td><td>delta_e_2000_mean</td><td>deselected: "
+                     r"test_colour_accuracy", page, re.S)
+    # an INFO figure is apart from the verdicts, never with a PASS badge
+    assert re.search(r"without a limit \(INFO\).*prnu_pct.*7\.8", page, re.S)
+    assert not re.search(r"prnu_pct.*?PASS", page.split("without a limit")[0], re.S)
+
+
+def test_a_characterisation_run_is_never_signed(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from harness.evidence.model import Outcome
+
+    db = tmp_path / "records.sqlite"
+    with RecordStore(db) as store:
+        store.add_run(replace(make_run("char"), outcome=Outcome.INCOMPLETE,
+                              characterisation=True))
+    result = runner.invoke(app, ["signoff", "char", "--records", str(db),
+                                 "--allow-incomplete"])
+    assert result.exit_code == 2
+    assert "run char is a characterisation run (no limits were judged): it cannot be signed" \
+        in result.output
 
 
 def test_unknown_run_is_a_one_line_error(db: str) -> None:
@@ -72,7 +131,7 @@ def test_unknown_run_is_a_one_line_error(db: str) -> None:
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="PDF needs Debian's chromium")
 def test_signoff_pdf_is_one_page(db: str, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["signoff", "r1", "--records", db, "--pdf", "--out",
+    result = runner.invoke(app, ["signoff", "r0", "--records", db, "--pdf", "--out",
                                  str(tmp_path / "so.html")])
     assert result.exit_code == 0, result.output
     pdf = (tmp_path / "so.pdf").read_bytes()

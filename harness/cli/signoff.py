@@ -10,7 +10,7 @@ import typer
 from harness.cli.app import app, console, error_boundary
 from harness.cli.records import RecordsOpt, open_existing
 from harness.evidence.records import DEFAULT_RECORDS
-from harness.evidence.signoff import write_signoff
+from harness.evidence.signoff import check_signable, write_signoff
 from harness.paths import safe_component
 
 
@@ -22,11 +22,18 @@ def signoff_cmd(
         "--out", help="Output file (default out/signoff/<run id>.html).")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] =
         False,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="Print the page of a run that is not PASS or MARGINAL "
+                                   "(its unjudged limits in red).")] = False,
 ) -> None:
-    """Export the verdict table and the limits/software/frame/record hashes of one run."""
+    """Export the verdict table and the limits/software/frame/record hashes of one run.
+
+    A run that is not PASS or MARGINAL is refused unless --allow-incomplete; a
+    characterisation run is always refused."""
     with error_boundary():
         with open_existing(records) as store:
             record = store.get_run(run_id)
+            check_signable(record, allow_incomplete=allow_incomplete)
             chain = store.chain_info(run_id)
             verify = store.verify()
         default = Path("out/signoff") / f"{safe_component(run_id, 'RUN_ID')}.html"

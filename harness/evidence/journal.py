@@ -106,10 +106,17 @@ class Journal:
         return worst([derived, Outcome.ERROR]) if self.failed else derived
 
     def _write_line(self, line: bytes) -> None:
+        """Write ``line`` and fsync it. The sequence number is taken only once the first byte
+        is out: a signal (Ctrl-C, SIGTERM as Aborted) that lands before it leaves no trace, one
+        that lands after it cannot make the next event reuse the number."""
         assert self._fd is not None
         view = memoryview(line)
+        taken = False
         while view:
             n = os.write(self._fd, view)
+            if not taken:
+                self._seq += 1
+                taken = True
             view = view[n:]
         os.fsync(self._fd)
 
@@ -128,13 +135,11 @@ class Journal:
                             "outcome": Outcome.ERROR.value,
                             "message": f"{self._lost} journal event(s) lost to write errors"}
                     self._write_line(b"\n" + _dumps(note))
-                    self._seq += 1
                     self.failed = False
                     self._lost = 0
                 event = {"seq": self._seq + 1, "time": now_iso(), "type": type_,
                          "run_id": self.run_id, **payload}
                 self._write_line(_dumps(event))
-                self._seq += 1
             except OSError as exc:
                 self.failed = True
                 self._lost += 1

@@ -1,5 +1,10 @@
 """The one-page sign-off summary of a run: verdict table and the hashes that pin the evidence.
 
+Only an earned verdict is signed: :func:`check_signable` refuses a run that is not PASS or
+MARGINAL (a FAIL, ERROR, ABORTED or INCOMPLETE run) unless the reviewer allows it
+explicitly, and then the page lists the limits the run left unjudged in red; a
+characterisation run (no limits) is never signed. INFO figures (no limit) are shown apart.
+
 The page shows the run's verdict, every measurement with its limits and outcome, and the
 hashes a reviewer needs to tie the decision to its inputs: the limits file's sha256, a sha256
 over the software versions, a digest over the frames' sha256 (plus the first frames), and the
@@ -18,12 +23,31 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import Outcome, RunRecord
+from harness.evidence.model import Measurement, Outcome, RunRecord
 from harness.evidence.records import StoredRun, VerifyReport, canonical_json
 
 MAX_FRAMES_LISTED = 12
 _COLOUR = {Outcome.PASS: "#1b7f3b", Outcome.MARGINAL: "#b7791f", Outcome.FAIL: "#c53030",
-           Outcome.ERROR: "#6b46c1", Outcome.ABORTED: "#6b46c1", Outcome.SKIPPED: "#718096"}
+           Outcome.ERROR: "#6b46c1", Outcome.ABORTED: "#6b46c1", Outcome.SKIPPED: "#718096",
+           Outcome.INFO: "#4a5568", Outcome.INCOMPLETE: "#c05621"}
+
+
+class NotSignable(ConfigError):
+    """The run's verdict was not earned (or not allowed to be signed here)."""
+
+
+def check_signable(record: RunRecord, *, allow_incomplete: bool = False) -> None:
+    """Refuse a run that cannot carry a signature (see the module docstring)."""
+    if record.characterisation:
+        raise NotSignable(f"run {record.run_id} is a characterisation run (no limits were "
+                          "judged): it cannot be signed off")
+    if record.outcome.ok or allow_incomplete:
+        return
+    unjudged = ", ".join(u.limit_id for u in record.unjudged)
+    detail = f"; unjudged limits: {unjudged}" if unjudged else ""
+    raise NotSignable(f"run {record.run_id} is {record.outcome.value}, not PASS or MARGINAL"
+                      f"{detail}: sign-off refused (--allow-incomplete prints the page with "
+                      "the verdict and the unjudged limits)")
 
 
 def software_hash(record: RunRecord) -> str:
@@ -51,6 +75,7 @@ def signoff_html(record: RunRecord, chain: StoredRun | None = None,
     """The sign-off page as a self-contained HTML document."""
     e = html.escape
     rows: list[str] = []
+    info: list[tuple[str, Measurement]] = []
     for t in record.tests:
         name = e(t.title or t.test_id.split("::")[-1])
         if not t.measurements:
@@ -58,11 +83,30 @@ def signoff_html(record: RunRecord, chain: StoredRun | None = None,
             rows.append(f"<tr><td>{name}</td><td colspan=4 class=note>{note}</td>"
                         f"<td></td><td>{_badge(t.outcome)}</td></tr>")
         for m in t.measurements:
+            if m.outcome is Outcome.INFO:
+                info.append((name, m))
+                continue
             cond = ", ".join(f"{k}={v}" for k, v in m.condition.items())
             label = e(m.name) + (f" <span class=note>({e(cond)})</span>" if cond else "")
             rows.append(f"<tr><td>{name}</td><td>{label}</td><td class=num>{_num(m.value)}</td>"
                         f"<td>{e(m.unit)}</td><td>{e(m.limits_text())}</td>"
                         f"<td>{e(m.limit_id)}</td><td>{_badge(m.outcome)}</td></tr>")
+    info_rows = "".join(
+        f"<tr><td>{name}</td><td>{e(m.name)}"
+        + (f" <span class=note>({e(', '.join(f'{k}={v}' for k, v in m.condition.items()))})"
+           "</span>" if m.condition else "")
+        + f"</td><td class=num>{_num(m.value)}</td><td>{e(m.unit)}</td></tr>"
+        for name, m in info)
+    info_table = ("<h2>Figures recorded without a limit (INFO)</h2><table><tr><th>test</th>"
+                  "<th>figure</th><th>value</th><th>unit</th></tr>" + info_rows + "</table>"
+                  ) if info else ""
+    unjudged_table = ""
+    if record.unjudged:
+        items = "".join(f"<tr><td>{e(u.limit_id)}</td><td>{e(u.measurement)}</td>"
+                        f"<td>{e(u.reason)}</td></tr>" for u in record.unjudged)
+        unjudged_table = ("<h2 class=bad>Limits not judged in this run</h2><table class=bad>"
+                          "<tr><th>limit id</th><th>measurement</th><th>why</th></tr>"
+                          f"{items}</table>")
     counts = {o: sum(t.outcome is o for t in record.tests) for o in Outcome}
     tally = ", ".join(f"{n} {o.value}" for o, n in counts.items() if n)
     n_frames, digest = frames_digest(record)
@@ -102,6 +146,8 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .hash td, .hash li {{ font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt;
                       word-break: break-all; }}
 .note {{ color: #555; font-size: 8.5pt; }}
+h2 {{ font-size: 11pt; margin: 8px 0 2px; }}
+.bad, .bad td, .bad th {{ color: #c53030; }}
 ul {{ margin: 2px 0; padding-left: 16px; columns: 2; }}
 .sign {{ margin-top: 14px; display: flex; gap: 30px; }}
 .sign div {{ flex: 1; border-top: 1px solid #000; padding-top: 2px; }}
@@ -121,6 +167,8 @@ ul {{ margin: 2px 0; padding-left: 16px; columns: 2; }}
 <th>limit id</th><th>outcome</th></tr>
 {"".join(rows)}
 </table>
+{unjudged_table}
+{info_table}
 <table class="meta hash">
 <tr><th>limits file</th><td>{e(record.limits_file)}</td></tr>
 <tr><th>limits sha256</th><td>{e(record.limits_hash)}</td></tr>
@@ -173,4 +221,5 @@ def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 60.0) -> Path:
     return pdf_path
 
 
-__all__ = ["frames_digest", "print_pdf", "signoff_html", "software_hash", "write_signoff"]
+__all__ = ["NotSignable", "check_signable", "frames_digest", "print_pdf", "signoff_html",
+           "software_hash", "write_signoff"]

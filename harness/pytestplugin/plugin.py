@@ -91,6 +91,7 @@ class HilPlugin:
         self.interrupted = False
         self.current_test = ""
         self.previous_sigterm: Any = None
+        self.no_run = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> HilPlugin:
@@ -202,6 +203,11 @@ class HilPlugin:
         """End the run after every test and the station's teardown (safe state)."""
         self.finish_run()
         record = self.record
+        if record is None and self.run is None and not self.characterise \
+                and session.exitstatus == 0 and self.plan.declared:
+            # every test that judges a limit was skipped before the station opened
+            self.no_run = True
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if record is None or session.exitstatus != 0:
             return
         bad = record.outcome in (Outcome.ERROR, Outcome.ABORTED) or (
@@ -212,6 +218,9 @@ class HilPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         record = self.record
+        if self.no_run:
+            terminalreporter.write_sep("=", "harness: INCOMPLETE: no qualification ran (every "
+                                            "test that judges a limit was skipped)", red=True)
         if record is None:
             return
         colour = {"green": record.outcome in (Outcome.PASS, Outcome.MARGINAL),

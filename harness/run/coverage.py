@@ -4,8 +4,8 @@ A run is PASS only when every limit of its spec was judged and held. At the end 
 the limits that got no verdict are listed with the reason, from what the runner planned and
 what happened: the tests that declare the limit's measurement (``hil_measures``) were
 deselected, skipped (a device the station lacks, with the skip's reason), ended in an error
-before measuring it, or ran without measuring it; or no test of the suite measures it at all.
-Any such limit makes the run INCOMPLETE.
+before measuring it, or ran without measuring it; or no test collected in the run measures
+it at all. Any such limit makes the run INCOMPLETE.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _why(measurement: str, plan: TestPlan) -> str:
     if not planned:
         if dropped:
             return "deselected: " + ", ".join(_short(t) for t in dropped)
-        return "no test of the suite measures it"
+        return "no test collected in this run measures it"
     reasons: list[str] = []
     for test_id in planned:
         end = plan.ended.get(test_id)

@@ -28,6 +28,10 @@ image as displayed, i.e. x right, y down, angle from the x axis towards -y):
 ``focus``
     a seeded "dead leaves" texture: 400 rotated squares of side 0.01-0.06 H and reflectance
     0.1-0.9 over a 0.5 background, covering the whole field (for focus-metric sweeps).
+``edge-without-<square>[+<square>...]``
+    a damaged ``edge`` chart whose named squares (``top-left``, ``top-right``, ``bottom-left``,
+    ``bottom-right``, ``centre``) are missing: a station fault for the tests (a chart wheel's
+    slot can carry it, :class:`harness.sim.instruments.chart_wheel.ChartWheelSpec`).
 """
 
 from __future__ import annotations
@@ -74,9 +78,26 @@ class Scene:
     lit: bool = True
 
 
+DAMAGED_EDGE = "edge-without-"
+
+
+def _missing_squares(name: str) -> tuple[str, ...]:
+    """The squares a damaged edge chart lacks (``edge-without-top-left+centre``)."""
+    missing = tuple(name.removeprefix(DAMAGED_EDGE).split("+"))
+    unknown = [m for m in missing if m not in EDGE_NAMES]
+    if unknown or not missing:
+        raise ConfigError(f"unknown chart {name!r}: a damaged edge chart names its missing "
+                          f"squares from {', '.join(EDGE_NAMES)} joined by '+'")
+    return missing
+
+
 def check_scene(name: str) -> str:
+    if name.startswith(DAMAGED_EDGE):
+        _missing_squares(name)
+        return name
     if name not in SCENES:
-        raise ConfigError(f"unknown chart {name!r}; allowed: {', '.join(SCENES)}")
+        raise ConfigError(f"unknown chart {name!r}; allowed: {', '.join(SCENES)}, or "
+                          f"{DAMAGED_EDGE}<square>")
     return name
 
 
@@ -89,10 +110,12 @@ def layout(name: str, width: int, height: int) -> Scene:
         return Scene(name, 0.0, (), lit=False)
     if name == "flat":
         return Scene(name, 1.0, ())
-    if name == "edge":
+    if name == "edge" or name.startswith(DAMAGED_EDGE):
+        missing = _missing_squares(name) if name != "edge" else ()
         side = EDGE_SQUARE_SIDE_H * h
         rects = tuple(Rect(fx * w, fy * h, side, side, EDGE_ANGLE_DEG, EDGE_DARK, label)
-                      for (fx, fy), label in zip(EDGE_CENTRES, EDGE_NAMES, strict=True))
+                      for (fx, fy), label in zip(EDGE_CENTRES, EDGE_NAMES, strict=True)
+                      if label not in missing)
         return Scene(name, EDGE_LIGHT, rects)
     if name == "colour":
         patch, pitch = CHECKER_PATCH_H * h, (CHECKER_PATCH_H + CHECKER_GAP_H) * h

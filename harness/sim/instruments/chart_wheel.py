@@ -11,19 +11,23 @@ protocol (9600 8N1, LF-terminated commands and replies)::
     errors       -> ERR <n> <text>                  1 unknown command, 2 unknown chart,
                                                     3 motor fault
 
-Moving between adjacent slots takes ``slot_s``. The bench's scene follows the selected chart.
+Moving between adjacent slots takes ``slot_s``. The bench's scene follows the selected chart;
+``scenes`` can put another scene in a slot (``{edge: edge-without-top-left}``: a damaged edge
+chart, a station fault the harness must report as an ERROR, not as the DUT's failure).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from harness.errors import ConfigError
 from harness.sim.faults import FaultState
 from harness.sim.instruments.base import Clock, LineSimulator, SimSpec
 from harness.sim.instruments.coupling import BenchLink
 from harness.sim.instruments.motion import Axis
+from harness.sim.scene import check_scene
 
 
 class ChartWheelSpec(SimSpec):
@@ -31,6 +35,18 @@ class ChartWheelSpec(SimSpec):
     charts: tuple[str, ...] = ("dark", "flat", "edge", "colour")
     slot_s: float = Field(0.02, ge=0.0, le=10.0, description="time per slot of travel")
     start: str | None = Field(None, description="default: the bench's chart, else slot 0")
+    scenes: dict[str, str] = Field(default_factory=dict,
+                                   description="slot name -> the scene it really shows")
+
+    @field_validator("scenes")
+    @classmethod
+    def _scenes(cls, value: dict[str, str]) -> dict[str, str]:
+        for scene in value.values():
+            try:
+                check_scene(scene)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class ChartWheelSimulator(LineSimulator):
@@ -49,7 +65,10 @@ class ChartWheelSimulator(LineSimulator):
         start = spec.charts.index(first) if first in spec.charts else 0
         speed = 1.0 / spec.slot_s if spec.slot_s > 0 else 1e9
         self.axis = Axis(self.clock, float(start), speed, 0.0)
-        self.link.chart(spec.charts[start])
+        self.link.chart(self._scene(spec.charts[start]))
+
+    def _scene(self, chart: str) -> str:
+        return self.spec.scenes.get(chart, chart)
 
     @property
     def current(self) -> str | None:
@@ -82,7 +101,7 @@ class ChartWheelSimulator(LineSimulator):
         stall = self.faults.take("stall")
         self.axis.move(float(slot), stall.at_fraction if stall is not None else None)
         if stall is None:
-            self.link.chart(self.spec.charts[slot])
+            self.link.chart(self._scene(self.spec.charts[slot]))
         return "OK"
 
     def describe(self) -> dict[str, object]:
