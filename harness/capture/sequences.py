@@ -87,7 +87,7 @@ class CaptureContext:
         for name in RANGED_FEATURES:
             try:
                 ranges[name] = self.camera.feature_info(name).as_dict()
-            except Exception:  # a camera without the feature: nothing to record
+            except FeatureError:  # a camera without the feature: nothing to record
                 continue
         header.setdefault("extra", {})["feature_info"] = _jsonable_nested(ranges)
         return CaptureSetWriter(path, sequence=sequence, cfa=stack_cfa, bits=bits, **header)

@@ -46,22 +46,13 @@ class Cs100aSpec(SimSpec):
     seed: int = 0
 
 
-ILLUMINANT_ALIASES = {"F11": "FL11", "TL84": "FL11"}
-
-
 def chromaticity(illuminant: str) -> tuple[float, float]:
-    """CIE 1931 xy of an illuminant: a CIE standard illuminant's tabulated chromaticity, or for
-    ``<CCT>K`` the Planckian locus (Kang et al. 2002 approximation); via colour-science."""
-    import colour
-    from colour.temperature import CCT_to_xy
+    """CIE 1931 xy of the spectrum the bench renders for ``illuminant`` (a CIE illuminant,
+    ``<CCT>K`` or ``mono:<nm>``): what a colorimeter in front of that light reads
+    (:func:`harness.sim.instruments.light_model.spectrum_xy`)."""
+    from harness.sim.instruments.light_model import spectrum_xy
 
-    name = illuminant.upper()
-    if name.endswith("K") and name[:-1].replace(".", "", 1).isdigit():
-        xy = CCT_to_xy(min(max(float(name[:-1]), 1667.0), 25000.0), method="Kang 2002")
-    else:
-        table = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]
-        xy = table[ILLUMINANT_ALIASES.get(name, name)]
-    return float(xy[0]), float(xy[1])
+    return spectrum_xy(illuminant)
 
 
 class Cs100aSimulator(LineSimulator):
