@@ -16,10 +16,9 @@ def test_station_opens_and_identifies_every_device(hil_station: Station) -> None
         assert ident.serial, f"{role} reports no serial"
 
 
-def test_camera_grabs_a_stack_with_metadata(hil_camera) -> None:  # type: ignore[no-untyped-def]
-    hil_camera.start()
-    stack = hil_camera.grab(3, timeout_s=5.0)
-    assert len(stack) == 3
+def test_camera_grabs_a_stack_with_metadata(hil_session) -> None:  # type: ignore[no-untyped-def]
+    cs, stack = hil_session.grab("smoke", 3)  # every grab of a run is on record
+    assert len(stack) == 3 and len(cs.records()) == 3
     assert stack.frames.ndim in (3, 4)
     assert not stack.frame_id_gaps()
 

@@ -82,6 +82,23 @@ def test_a_limit_nobody_judged_makes_the_run_incomplete(tmp_path: Path) -> None:
     assert proc.returncode == 1  # a run that cannot be signed does not exit 0
     assert "unjudged FLARE-VEILING (veiling_glare_pct): no test collected in this run measures it" \
         in proc.stdout
+    # one capture session: sets numbered run-wide in capture order, every sequence event and
+    # every set in the journal
+    from harness.evidence.journal import read_journal
+
+    [journal] = (tmp_path / "evidence").glob("*/journal.jsonl")
+    events = read_journal(journal).events
+    sets = sorted(p.name for p in (journal.parent / "captures").iterdir())
+    assert [int(name[:2]) for name in sets] == list(range(1, len(sets) + 1))
+    assert sets[:2] == ["01-camera_probe", "02-saturation_level"]
+    journaled = {Path(e["capture_set"]).name for e in events if e["type"] == "capture"}
+    assert journaled == set(sets)
+    started = [e["data"]["sequence"] for e in events
+               if e["type"] == "sequence" and e["event"] == "sequence_start"]
+    ended = [e["data"]["sequence"] for e in events
+             if e["type"] == "sequence" and e["event"] == "sequence_end"]
+    assert started == ended and {"saturation_level", "exposure_sweep", "dark_stack",
+                                 "flat_stack", "focus_sweep", "edge", "colour"} == set(started)
 
 
 def test_a_k_selection_is_incomplete(tmp_path: Path) -> None:
@@ -94,6 +111,26 @@ def test_a_k_selection_is_incomplete(tmp_path: Path) -> None:
     assert not {"COLOUR-DE-MEAN", "COLOUR-DE-MAX", "COLOUR-WB"} & set(reasons)
     assert {m.limit_id for m in record.measurements if m.outcome is Outcome.PASS} == {
         "COLOUR-DE-MEAN", "COLOUR-DE-MAX", "COLOUR-WB"}
+
+
+def test_a_production_ccm_in_the_spec_is_judged(tmp_path: Path) -> None:
+    """A spec that gives the product's fixed CCM judges ΔE through it: an identity matrix on
+    raw camera RGB is a poor pipeline and fails its limit, while the leave-one-out figures
+    (the module's best 3x3) still pass."""
+    text = LIMITS.read_text().replace(
+        "illuminant_tolerance_delta_uv: 0.005}",
+        "illuminant_tolerance_delta_uv: 0.005, ccm: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}")
+    assert "ccm: [[1, 0, 0]" in text
+    spec = tmp_path / "limits.yaml"
+    spec.write_text(text + "  - {id: COLOUR-DE-PRODUCTION, measurement: delta_e_2000_mean, "
+                           "unit: dE00, max: 2.0, condition: {ccm: production}}\n")
+    proc, record = run_hil(tmp_path, sim_station(tmp_path), "-k", "test_colour", limits=spec)
+    assert record is not None, proc.stdout + proc.stderr
+    verdicts = {m.limit_id: m for m in record.measurements if m.limit_id}
+    assert verdicts["COLOUR-DE-PRODUCTION"].outcome is Outcome.FAIL, proc.stdout
+    assert verdicts["COLOUR-DE-PRODUCTION"].value > 2.0
+    assert verdicts["COLOUR-DE-MEAN"].outcome is Outcome.PASS
+    assert failed(record) == {"COLOUR-DE-PRODUCTION"}
 
 
 def test_a_station_missing_a_device_is_incomplete(tmp_path: Path) -> None:

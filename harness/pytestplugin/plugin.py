@@ -234,6 +234,12 @@ class HilPlugin:
                                         red=True)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The one close path (idempotent): the station to its safe state and closed (if the
+        session fixture's teardown did not run), the run finished, the watchdog stopped, the
+        SIGTERM handler given back."""
         if self.station is not None and self.station.is_open:
             self.safe_report = self.station.close()
         self.finish_run()
