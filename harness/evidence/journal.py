@@ -157,11 +157,14 @@ class Journal:
                   software: Mapping[str, str] | None = None, limits_file: str = "",
                   limits_hash: str = "", devices: Sequence[Mapping[str, Any]] = (),
                   calibrations: Sequence[Mapping[str, Any]] = (),
-                  characterisation: bool = False) -> dict[str, Any]:
-        """The run's header; a ``characterisation`` run (no limits) is at best INCOMPLETE."""
+                  characterisation: bool = False, rejudged_from: str = "") -> dict[str, Any]:
+        """The run's header; a ``characterisation`` run (no limits) is at best INCOMPLETE;
+        ``rejudged_from`` names the run whose recorded frames this run re-judges."""
         if characterisation:
             self._derived.append(Outcome.INCOMPLETE)
-        extra = {"characterisation": True} if characterisation else {}
+        extra: dict[str, Any] = {"characterisation": True} if characterisation else {}
+        if rejudged_from:
+            extra["rejudged_from"] = rejudged_from
         return self.append("run_start", station=station, dut=dict(dut), operator=operator,
                            software=dict(software or {}), limits_file=limits_file,
                            limits_hash=limits_hash, devices=[dict(d) for d in devices],
@@ -441,7 +444,8 @@ def rebuild(journal: str | Path | JournalContents) -> RunRecord:
         reason="; ".join(reasons), tests=tuple(records), artefacts=tuple(artefacts),
         devices=tuple(start.get("devices") or ()),
         calibrations=tuple(start.get("calibrations") or ()), complete=end is not None,
-        unjudged=tuple(unjudged), characterisation=characterisation)
+        unjudged=tuple(unjudged), characterisation=characterisation,
+        rejudged_from=str(start.get("rejudged_from") or ""))
 
 
 __all__ = ["EVENT_TYPES", "INCOMPLETE_OUTCOME", "Journal", "JournalContents", "new_run_id",

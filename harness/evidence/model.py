@@ -98,6 +98,8 @@ class RunRecord:
     complete: bool = True
     unjudged: tuple[Unjudged, ...] = ()
     characterisation: bool = False
+    rejudged_from: str = ""
+    """The run id this run re-judged from its recorded frames (``harness rejudge``)."""
 
     @property
     def measurements(self) -> tuple[Measurement, ...]:
@@ -120,7 +122,8 @@ class RunRecord:
                 "complete": self.complete,
                 # only when there are some, so records stored before the field hash as before
                 **({"unjudged": [u.as_dict() for u in self.unjudged]} if self.unjudged else {}),
-                **({"characterisation": True} if self.characterisation else {})}
+                **({"characterisation": True} if self.characterisation else {}),
+                **({"rejudged_from": self.rejudged_from} if self.rejudged_from else {})}
 
 
 __all__ = ["Artefact", "Measurement", "Outcome", "RunRecord", "TestRecord", "Unjudged", "worst"]

@@ -51,7 +51,7 @@ class RunEvidence:
                  devices: Sequence[Mapping[str, Any]] = (),
                  calibrations: Sequence[Mapping[str, Any]] = (),
                  records: str | Path | None = None, run_id: str | None = None,
-                 characterisation: bool = False) -> None:
+                 characterisation: bool = False, rejudged_from: str = "") -> None:
         self.run_id = safe_component(run_id, "run_id") if run_id else new_run_id()
         self.dir = Path(out_dir) / self.run_id
         self.records = records
@@ -61,7 +61,8 @@ class RunEvidence:
                                software=software or software_versions(),
                                limits_file=limits_file, limits_hash=limits_hash,
                                devices=devices, calibrations=calibrations,
-                               characterisation=characterisation)
+                               characterisation=characterisation,
+                               rejudged_from=rejudged_from)
 
     def test_start(self, test_id: str, *, title: str = "", family: str = "") -> None:
         self.journal.test_start(test_id, title=title, family=family)
