@@ -3,8 +3,11 @@ concurrent writers, queries (yield, Cpk, trend) against known answers."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import multiprocessing as mp
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from harness.evidence.records import (
     GENESIS_HASH,
     SCHEMA_VERSION,
     RecordStore,
+    StoredRun,
     T,
     cpk_of,
     normalise,
@@ -128,6 +132,94 @@ def test_migrates_a_v1_database(store_url: str) -> None:
         assert store.get_run("old-1").outcome is rec.outcome
         new = store.add_run(make_run("new-1"))
         assert new.chain_seq == 2 and new.prev_hash == store.chain_info("old-1").record_hash
+        cols = {c["name"] for c in inspect(store.engine).get_columns("runs")}
+        assert {"attempt", "rejudged_from", "signature", "signing_key"} <= cols
+        assert "outputs" in inspect(store.engine).get_table_names()
+
+
+def test_v5_numbers_the_attempts_of_runs_stored_before_it(store_url: str) -> None:
+    """Runs stored at v4 (no attempt column) get their attempt numbers from the store order."""
+    with RecordStore(store_url, upto=4) as old:
+        assert old.version() == 4
+        with old.engine.begin() as conn:
+            for i, (dut, product) in enumerate([("D1", "cam-a"), ("D2", "cam-a"),
+                                                ("D1", "cam-a"), ("D1", "cam-b"),
+                                                ("", "cam-a"), ("D1", "cam-a")]):
+                conn.execute(insert(T["runs"]).values(
+                    run_id=f"v4-{i}", station="sim-1", outcome="PASS", product=product,
+                    dut_serial=dut, software={}, chain_seq=i + 1))
+    with RecordStore(store_url) as store:
+        assert [(r.run_id, r.attempt) for r in sorted(store.runs(), key=lambda r: r.run_id)
+                ] == [("v4-0", 1), ("v4-1", 1), ("v4-2", 2), ("v4-3", 1), ("v4-4", 1),
+                      ("v4-5", 3)]
+        assert store.add_run(make_run("v5-0", dut="D1")).attempt == 4
+
+
+def test_attempts_rejudged_runs_and_signatures(store_url: str) -> None:
+    """Retests are new attempts of the serial; a re-judged run is not an attempt (it carries
+    the attempt it re-judged); a signer's signature over the record hash is kept."""
+
+    class Signer:
+        fingerprint = "SHA256:test-key"
+
+        def sign(self, data: bytes) -> bytes:
+            return hashlib.sha256(b"secret" + data).digest()
+
+    with RecordStore(store_url) as store:
+        first = store.add_run(make_run("a1", dut="D7"))
+        second = store.add_run(make_run("a2", dut="D7", outcome=Outcome.PASS),
+                               signer=Signer())
+        rejudged = store.add_run(replace(make_run("a2-rj", dut="D7"), rejudged_from="a2"))
+        third = store.add_run(make_run("a3", dut="D7"))
+        other = store.add_run(make_run("b1", dut="D7", product="cam-b"))
+        blank = store.add_run(make_run("n1", dut=""))
+        assert [s.attempt for s in (first, second, rejudged, third, other, blank)] == \
+            [1, 2, 2, 3, 1, 1]
+        assert store.get_run("a2-rj").rejudged_from == "a2"
+        assert store.get_run("a2").rejudged_from == ""
+        assert second.signing_key == "SHA256:test-key"
+        assert base64.b64decode(second.signature) == \
+            hashlib.sha256(b"secret" + second.record_hash.encode("ascii")).digest()
+        assert store.chain_info("a2") == second and store.chain_info("a1").signature == ""
+        summary = {r.run_id: r for r in store.runs()}
+        assert (summary["a2"].signing_key, summary["a2-rj"].rejudged_from,
+                summary["a3"].attempt) == ("SHA256:test-key", "a2", 3)
+        assert store.verify().ok
+
+        seen: list[str] = []
+
+        def signed(link: StoredRun, record: RunRecord) -> list[str]:
+            seen.append(record.run_id)
+            return [f"run {link.run_id}: unsigned"] if not link.signature else []
+
+        report = store.verify(checks=[signed])
+        assert sorted(seen) == ["a1", "a2", "a2-rj", "a3", "b1", "n1"]
+        assert len(report.problems) == 5 and "run a1: unsigned" in report.problems
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE runs SET attempt = 1 WHERE run_id = 'a3'"))
+        (problem,) = store.verify().problems
+        assert "run a3 is stored as attempt 1 of DUT D7, but is attempt 3" in problem
+
+
+def test_rejudged_from_is_hashed_only_when_set() -> None:
+    plain = make_run("h1")
+    assert "rejudged_from" not in normalise(plain).as_dict()
+    rj = replace(plain, rejudged_from="h0")
+    assert normalise(rj).rejudged_from == "h0"
+    assert run_hash(rj, GENESIS_HASH) != run_hash(plain, GENESIS_HASH)
+
+
+def test_a_failing_signer_stores_nothing(store_url: str) -> None:
+    class Broken:
+        fingerprint = "k"
+
+        def sign(self, data: bytes) -> bytes:
+            raise OSError("token removed")
+
+    with RecordStore(store_url) as store:
+        with pytest.raises(EvidenceError, match="cannot sign run s1: OSError: token removed"):
+            store.add_run(make_run("s1"), signer=Broken())
+        assert store.runs() == []
 
 
 def _writer(url: str, worker: int, count: int) -> None:

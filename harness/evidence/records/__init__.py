@@ -1,0 +1,43 @@
+"""Records database (SQLAlchemy Core): runs, tests, measurements, artefacts, devices,
+calibrations, unjudged limits and the outputs that took each run.
+
+One module per job:
+
+* :mod:`.tables` — the tables at any schema version; :mod:`.schema` — the migrations;
+* :mod:`.chain` — canonical JSON, the run hash, the per-station hash chain and its check;
+* :mod:`.attempts` — attempt numbers of a unit's runs;
+* :mod:`.rows` — a run record to rows and back; :mod:`.filters` — product/station/since;
+* :mod:`.store` — :class:`RecordStore`: open, migrate, add a run, read and query;
+* :mod:`.stats` — yield, Cpk and trend.
+
+Every public name is importable from here (``from harness.evidence.records import ...``).
+"""
+
+from harness.evidence.records.attempts import RunKey, number_attempts
+from harness.evidence.records.chain import (
+    GENESIS_HASH,
+    RunCheck,
+    Signer,
+    StoredRun,
+    VerifyReport,
+    canonical_json,
+    normalise,
+    run_hash,
+    verify_chain,
+)
+from harness.evidence.records.filters import parse_since, run_filters
+from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION, Migration
+from harness.evidence.records.stats import CpkRow, TrendRow, YieldRow, cpk_of
+from harness.evidence.records.store import (
+    DEFAULT_RECORDS,
+    RecordStore,
+    RunSummary,
+    resolve_url,
+)
+from harness.evidence.records.tables import OUTPUT_STATUSES, T, metadata, schema_version
+
+__all__ = ["DEFAULT_RECORDS", "GENESIS_HASH", "MIGRATIONS", "OUTPUT_STATUSES", "SCHEMA_VERSION",
+           "CpkRow", "Migration", "RecordStore", "RunCheck", "RunKey", "RunSummary", "Signer",
+           "StoredRun", "T", "TrendRow", "VerifyReport", "YieldRow", "canonical_json",
+           "cpk_of", "metadata", "normalise", "number_attempts", "parse_since", "resolve_url",
+           "run_filters", "run_hash", "schema_version", "verify_chain"]
