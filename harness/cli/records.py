@@ -147,13 +147,23 @@ def trend_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = 
 
 
 @records_app.command("verify")
-def verify_cmd(records: RecordsOpt = str(DEFAULT_RECORDS)) -> None:
-    """Recompute every run's hash and check each station's chain; exit 1 on any problem."""
-    with error_boundary(), open_existing(records) as store:
-        report = store.verify()
+def verify_cmd(records: RecordsOpt = str(DEFAULT_RECORDS),
+               keys: Annotated[Path | None, typer.Option(
+                   "--keys", help="Folder of <station id>.pub public keys: also check every "
+                                  "run's signature (an unsigned run is a problem).")] = None,
+               ) -> None:
+    """Recompute every run's hash and check each station's chain (and, with --keys, every
+    run's station signature); exit 1 on any problem."""
+    from harness.evidence.records.signing import load_public_keys, signature_check
+
+    with error_boundary():
+        checks = [signature_check(load_public_keys(keys))] if keys is not None else []
+        with open_existing(records) as store:
+            report = store.verify(checks=checks)
     if report.ok:
+        signed = ", every signature" if keys is not None else ""
         console.print(f"[green]OK[/]: {report.checked} runs on {report.stations} station(s), "
-                      "every hash and chain link checks out")
+                      f"every hash{signed} and chain link checks out")
         return
     for problem in report.problems:
         console.print(f"[red]TAMPERED[/]: {escape(problem)}", highlight=False)

@@ -15,7 +15,8 @@ from harness.errors import HarnessError, StationLocked
 from harness.station.schema import load_station_file
 from harness.station.station import Station
 
-station_app = typer.Typer(help="Station files: check, calibrate.", no_args_is_help=True)
+station_app = typer.Typer(help="Station files: check, calibrate; signing keys.",
+                          no_args_is_help=True)
 app.add_typer(station_app, name="station")
 
 DUE_SOON_DAYS = 30
@@ -128,4 +129,25 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print("no calibration records in the station file")
 
 
-__all__ = ["check", "fail", "run_check", "station_app"]
+@station_app.command("keygen")
+def keygen(
+    station_id: Annotated[str, typer.Option("--station-id", help="The station's id (its "
+                                            "station file's `id:`).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for ID.key and ID.pub.")],
+) -> None:
+    """Make the station's Ed25519 signing key pair: OUT/ID.key (private, mode 0600) and
+    OUT/ID.pub. Runs are signed when the station file names the private key
+    (settings.signing_key) or $HARNESS_SIGNING_KEY does; `harness records verify --keys DIR`
+    checks them against the .pub files. An existing key is never overwritten."""
+    from harness.evidence.records.signing import generate_keys
+
+    with error_boundary():
+        pair = generate_keys(station_id, out)
+    console.print(f"private key: {pair.private} (mode 0600; keep it on the station: "
+                  "settings.signing_key or $HARNESS_SIGNING_KEY)", highlight=False)
+    console.print(f"public key:  {pair.public} (for `harness records verify --keys`)",
+                  highlight=False)
+    console.print(f"fingerprint: {pair.fingerprint}", highlight=False)
+
+
+__all__ = ["check", "fail", "keygen", "run_check", "station_app"]
