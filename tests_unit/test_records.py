@@ -274,15 +274,10 @@ def test_queries_yield_cpk_trend(store_url: str) -> None:
         assert gain.std == pytest.approx(sigma, rel=1e-9)
         assert gain.cpk == pytest.approx(min(0.11 - mu, mu - 0.09) / (3 * sigma), rel=1e-9)
         assert gain.cp == pytest.approx(0.02 / (6 * sigma), rel=1e-9)
-        expected = {o: sum(Measurement.judged("g", float(v), "", low=0.09, high=0.11,
-                                              marginal_low=0.092, marginal_high=0.108
-                                              ).outcome is o for v in values)
-                    for o in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL)}
+        fails = [f"D{i}" for i, v in enumerate(values) if not 0.09 <= v <= 0.11]
         y = {r.limit_id: r for r in store.yield_by_limit(product="cam-a")}["EMVA-K-1"]
-        assert (y.passed, y.marginal, y.failed) == (expected[Outcome.PASS],
-                                                    expected[Outcome.MARGINAL],
-                                                    expected[Outcome.FAIL])
-        assert y.yield_ == pytest.approx((20 - expected[Outcome.FAIL]) / 20)
+        assert (y.judged_first, y.judged_latest) == (20, 20)
+        assert y.failing_latest == tuple(sorted(fails))
         trend = store.trend(product="cam-a", measurement="system_gain")
         assert [(t.station, t.day, t.runs) for t in trend] == [
             ("sim-1", "2026-11-20", 6), ("sim-1", "2026-11-21", 6),
@@ -299,7 +294,137 @@ def test_cpk_one_sided_and_degenerate() -> None:
     v = np.array([1.0, 2.0, 3.0])
     mean, std, cp, cpk = cpk_of(v, None, 5.0)
     assert (mean, std, cp) == (2.0, 1.0, None) and cpk == pytest.approx(1.0)
-    assert cpk_of(np.array([1.0]), 0.0, 2.0)[2:] == (None, None)
+    assert cpk_of(np.array([1.0]), 0.0, 2.0) == (1.0, None, None, None)
+    assert cpk_of(np.array([]), 0.0, 2.0) == (None, None, None, None)
+
+
+# Statistics per unit --------------------------------------------------------------------------
+
+def with_figures(run: RunRecord, *figures: Measurement) -> RunRecord:
+    """``run`` with one more test holding ``figures``."""
+    test = TestRecord("tests_hil/test_optics.py::test_mtf", Outcome.PASS, family="sfr",
+                      measurements=figures)
+    return replace(run, tests=(*run.tests, test))
+
+
+def at(n: int) -> str:
+    return f"2026-11-20T10:{n:02d}:00.000000+00:00"
+
+
+def test_yield_and_cpk_per_unit_against_a_hand_computation(store_url: str) -> None:
+    """U1 is tested three times (FAIL, FAIL, then PASS on another station), U2 passes first
+    time, U3 fails only, U4's only run is INCOMPLETE (tested, not passing). A re-judged run of
+    U3 that passes is not an attempt; an INFO figure and a flagged figure never count."""
+    info = Measurement.judged("temperature", 41.0, "degC")  # no limit: INFO
+    flagged = Measurement.judged("system_gain", 7.0, "DN/e-", low=0.09, high=0.11,
+                                 limit_id="EMVA-K-1", flag="negative variance",
+                                 condition={"gain_db": 6})
+    runs = [("u1-a", "U1", 0.080, None, "sim-1"), ("u2-a", "U2", 0.102, None, "sim-1"),
+            ("u1-b", "U1", 0.085, None, "sim-1"), ("u3-a", "U3", 0.115, None, "sim-1"),
+            ("u4-a", "U4", 0.098, Outcome.INCOMPLETE, "sim-1"),
+            ("u1-c", "U1", 0.100, None, "sim-2")]
+    with RecordStore(store_url) as store:
+        for i, (run_id, dut, gain, outcome, station) in enumerate(runs):
+            store.add_run(with_figures(make_run(run_id, dut=dut, gain=gain, outcome=outcome,
+                                                station=station, started=at(i)),
+                                       info, flagged))
+        store.add_run(replace(make_run("u3-rj", dut="U3", gain=0.105, started=at(9)),
+                              rejudged_from="u3-a"))
+        assert [r.attempt for r in sorted(store.runs(), key=lambda r: r.started)] == \
+            [1, 1, 2, 1, 1, 3, 1]
+        assert [r.outcome for r in sorted(store.runs(), key=lambda r: r.started)][:6] == [
+            Outcome.FAIL, Outcome.PASS, Outcome.FAIL, Outcome.FAIL, Outcome.INCOMPLETE,
+            Outcome.PASS]
+
+        report = store.unit_yield(product="cam-a")
+        got = {(s.product, s.station): (s.units, s.first_pass, s.final_pass)
+               for s in report.stations}
+        # sim-1: U1 (FAIL, FAIL there), U2 (PASS), U3 (FAIL), U4 (INCOMPLETE)
+        # sim-2: U1 (its first run there passes); all stations: U2 first pass, U1 + U2 final
+        assert got == {("cam-a", "sim-1"): (4, 1, 1), ("cam-a", "sim-2"): (1, 1, 1),
+                       ("cam-a", None): (4, 1, 2)}
+        total = next(s for s in report.stations if s.station is None)
+        assert (total.first_pass_yield, total.final_yield) == (1 / 4, 2 / 4)
+        limits = {lim.limit_id: lim for lim in report.limits}
+        assert set(limits) == {"EMVA-K-1", "DEF-HOT-1"}  # the INFO figure has no limit
+        gain = limits["EMVA-K-1"]
+        assert (gain.judged_first, gain.judged_latest) == (4, 4)
+        assert (gain.failing_first, gain.failing_latest) == (("U1", "U3"), ("U3",))
+        assert limits["DEF-HOT-1"].failing_first == limits["DEF-HOT-1"].failing_latest == ()
+
+        # With re-judged runs: U3's only attempt now has the re-judged verdict (PASS).
+        rj = {s.station: (s.units, s.first_pass, s.final_pass)
+              for s in store.unit_yield(product="cam-a", rejudged=True).stations}
+        assert rj[None] == (4, 2, 3) and rj["sim-1"] == (4, 2, 2)
+
+        # Cpk: one value per unit; the flagged value (gain_db 6) is never a sample.
+        (latest,) = [r for r in store.cpk(product="cam-a", limit_id="EMVA-K-1")]
+        assert latest.condition == {"gain_db": 0, "wavelength_nm": 525}
+        values = [0.100, 0.102, 0.115, 0.098]  # U1's 3rd, U2, U3, U4
+        mean = (0.100 + 0.102 + 0.115 + 0.098) / 4
+        std = (sum((v - mean) ** 2 for v in values) / (4 - 1)) ** 0.5
+        assert latest.n == 4 and latest.mean == pytest.approx(mean, rel=1e-12)
+        assert latest.std == pytest.approx(std, rel=1e-12)
+        assert latest.cp == pytest.approx((0.11 - 0.09) / (6 * std), rel=1e-12)
+        assert latest.cpk == pytest.approx(min(0.11 - mean, mean - 0.09) / (3 * std),
+                                           rel=1e-12)
+        (first,) = store.cpk(product="cam-a", limit_id="EMVA-K-1", attempt="first")
+        values = [0.080, 0.102, 0.115, 0.098]  # U1's 1st, U2, U3, U4
+        mean = sum(values) / 4
+        std = (sum((v - mean) ** 2 for v in values) / 3) ** 0.5
+        assert (first.n, first.attempt) == (4, "first")
+        assert first.mean == pytest.approx(mean, rel=1e-12)
+        assert first.cpk == pytest.approx(min(0.11 - mean, mean - 0.09) / (3 * std),
+                                          rel=1e-12)
+        assert not [r for r in store.cpk(product="cam-a") if r.name == "temperature"]
+        with pytest.raises(ConfigError, match=r"--attempt.*allowed: first, latest"):
+            store.cpk(attempt="second")
+
+
+def mtf_corners(mtf: list[float], **kwargs: object) -> tuple[Measurement, ...]:
+    """The eight MTF50-CORNER figures of one module: four corners x two orientations."""
+    fields = [f"{c}_{o}" for c in ("top_left", "top_right", "bottom_left", "bottom_right")
+              for o in ("vertical", "horizontal")]
+    return tuple(Measurement.judged("mtf50_corner", v, "cy/px", low=0.25, limit_id="MTF50-CORNER",
+                                    condition={"zone": "corner", "field": f}, **kwargs)
+                 for v, f in zip(mtf, fields, strict=True))
+
+
+def test_cpk_keeps_each_corner_and_orientation_apart(store_url: str) -> None:
+    """Eight corner values of a unit are eight conditions, each with one value per unit; a
+    unit with a duplicate row is left out (counted), another limit version is its own row."""
+    rng = np.random.default_rng(7)
+    table = rng.uniform(0.28, 0.40, size=(3, 8))
+    with RecordStore(store_url) as store:
+        for u in range(3):
+            store.add_run(with_figures(make_run(f"m{u}", dut=f"M{u}", started=at(u)),
+                                       *mtf_corners(list(table[u]))))
+        # M3 has one field twice in its run: never pooled, the unit is left out of that field
+        dup = mtf_corners([0.3] * 8)
+        store.add_run(with_figures(make_run("m3", dut="M3", started=at(3)), *dup, dup[0]))
+        # M4 was judged under another limit version
+        store.add_run(replace(with_figures(make_run("m4", dut="M4", started=at(4)),
+                                           *mtf_corners([0.5] * 8)), limits_hash="cd" * 32))
+        rows = store.cpk(limit_id="MTF50-CORNER", limits_hash="abab")
+        assert len(rows) == 8
+        assert len({r.condition["field"] for r in rows}) == 8
+        for r in rows:
+            fields = [f"{c}_{o}" for c in ("top_left", "top_right", "bottom_left",
+                                           "bottom_right") for o in ("vertical", "horizontal")]
+            column = fields.index(r.condition["field"])
+            expected = [*table[:, column], 0.3]
+            if column == 0:
+                expected = list(table[:, column])
+            assert r.n == len(expected)
+            assert r.duplicates == (1 if column == 0 else 0)
+            assert r.mean == pytest.approx(float(np.mean(expected)), rel=1e-12)
+            assert r.std == pytest.approx(float(np.std(expected, ddof=1)), rel=1e-12)
+            assert r.low == 0.25 and r.high is None and r.cp is None
+        other = store.cpk(limit_id="MTF50-CORNER", limits_hash="cd" * 32)
+        assert len(other) == 8 and {(r.n, r.std) for r in other} == {(1, None)}
+        assert len(store.cpk(limit_id="MTF50-CORNER")) == 16
+        with pytest.raises(ConfigError, match="--limits-hash: 'xyz' is not a limits hash"):
+            store.cpk(limits_hash="xyz")
 
 
 def test_bad_urls(tmp_path: Path) -> None:

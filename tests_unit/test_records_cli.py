@@ -35,20 +35,56 @@ def test_runs_yield_cpk_trend(db: str) -> None:
     runs = json.loads(out.stdout)
     assert [r["run_id"] for r in runs] == ["r3", "r2", "r1", "r0"]
     assert runs[0]["outcome"] == "FAIL"
+    assert (runs[0]["attempt"], runs[0]["rejudged_from"]) == (1, "")
     out = runner.invoke(app, ["records", "yield", "--records", db, "--json"])
-    rows = {r["limit_id"]: r for r in json.loads(out.stdout)}
-    assert (rows["EMVA-K-1"]["passed"], rows["EMVA-K-1"]["failed"]) == (3, 1)
-    assert rows["EMVA-K-1"]["yield"] == pytest.approx(0.75)
+    report = json.loads(out.stdout)
+    (sim1, total) = report["stations"]
+    assert (sim1["station"], sim1["units"], sim1["first_pass"], sim1["final_pass"]) == \
+        ("sim-1", 4, 3, 3)
+    assert total["station"] is None and total["final_yield"] == pytest.approx(0.75)
+    rows = {r["limit_id"]: r for r in report["limits"]}
+    assert rows["EMVA-K-1"]["failing_latest"] == ["D3"]
     out = runner.invoke(app, ["records", "cpk", "--records", db, "--measurement",
                               "system_gain", "--json"])
     (cpk,) = json.loads(out.stdout)
     assert cpk["n"] == 4 and cpk["mean"] == pytest.approx(0.10375)
+    assert cpk["condition"] == {"gain_db": 0, "wavelength_nm": 525}
     out = runner.invoke(app, ["records", "trend", "--records", db, "--since", "2026-11-22",
                               "--measurement", "system_gain", "--json"])
     trend = json.loads(out.stdout)
     assert [(t["day"], t["runs"], t["mean"]) for t in trend] == [
         ("2026-11-22", 1, pytest.approx(0.099)), ("2026-11-23", 1, pytest.approx(0.115))]
     assert runner.invoke(app, ["records", "runs", "--records", db]).exit_code == 0
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_every_json_output_is_strict_json(db: str) -> None:
+    """NaN/Infinity never appear: a figure that does not exist (σ of one value, a yield of no
+    units) is null."""
+    with RecordStore(db) as store:  # a product with one unit: σ, Cp and Cpk do not exist
+        store.add_run(make_run("solo", dut="S1", product="cam-solo"))
+    commands = [["runs"], ["yield"], ["yield", "--rejudged"], ["cpk"], ["cpk", "--attempt",
+                "first"], ["cpk", "--product", "cam-solo"], ["trend", "--measurement",
+                "system_gain"], ["trend", "--measurement", "nothing"],
+                ["yield", "--product", "none"]]
+    for args in commands:
+        out = runner.invoke(app, ["records", args[0], "--records", db, "--json", *args[1:]])
+        assert out.exit_code == 0, (args, out.output)
+        json.loads(out.stdout, parse_constant=_no_constants)
+    out = runner.invoke(app, ["records", "cpk", "--records", db, "--json", "--product",
+                              "cam-solo"])
+    solo = json.loads(out.stdout, parse_constant=_no_constants)
+    assert {(r["n"], r["std"], r["cp"], r["cpk"]) for r in solo} == {(1, None, None, None)}
+    for args in (["yield"], ["cpk"], ["cpk", "--product", "cam-solo"]):
+        out = runner.invoke(app, ["records", *args, "--records", db])
+        assert out.exit_code == 0 and "Traceback" not in out.output
+    out = runner.invoke(app, ["records", "cpk", "--records", db, "--attempt", "second"])
+    assert out.exit_code == 2 and "first" in out.output and "latest" in out.output
+    out = runner.invoke(app, ["records", "cpk", "--records", db, "--limits-hash", "zz"])
+    assert out.exit_code == 2 and "--limits-hash" in out.output
 
 
 def test_verify_exit_codes(db: str) -> None:

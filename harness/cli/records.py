@@ -1,9 +1,14 @@
-"""``harness records runs|yield|trend|cpk|verify``: query and check the records database."""
+"""``harness records runs|yield|cpk|trend|verify``: query and check the records database.
+
+Every ``--json`` output is strict JSON (``null`` where a figure does not exist, never NaN).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,15 +51,45 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}g}"
 
 
-def _print_json(rows: list[Any]) -> None:
-    def encode(obj: Any) -> Any:
-        data = dataclasses.asdict(obj)
-        for name in ("yield_",):
-            if hasattr(obj, name):
-                data["yield"] = getattr(obj, name)
+def plain(data: Any) -> Any:
+    """``data`` as plain JSON values: dataclasses as dicts (with their ``yield`` figures),
+    tuples as lists, and a non-finite float as ``None`` (JSON has no NaN)."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        out = {f.name: plain(getattr(data, f.name)) for f in dataclasses.fields(data)}
+        for name in ("first_pass_yield", "final_yield"):
+            if hasattr(data, name):
+                out[name] = plain(getattr(data, name))
+        if hasattr(data, "yield_"):
+            out["yield"] = plain(data.yield_)
+        return out
+    if isinstance(data, dict):
+        return {str(k): plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [plain(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, str | int | float | bool) or data is None:
         return data
+    return str(data)
 
-    console.print_json(json.dumps([encode(r) for r in rows], default=str))
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(plain(data), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f} %"
+
+
+def _units(labels: tuple[str, ...], shown: int = 3) -> str:
+    if not labels:
+        return "0"
+    names = ", ".join(labels[:shown]) + (", …" if len(labels) > shown else "")
+    return f"{len(labels)} ({names})"
+
+
+def _condition(condition: Any) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(dict(condition).items())) or "—"
 
 
 @records_app.command("runs")
@@ -68,53 +103,96 @@ def runs_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = N
         if as_json:
             _print_json(rows)
             return
-        table = Table("run", "station", "product", "DUT", "started", "outcome", "#", "hash")
+        table = Table("run", "station", "product", "DUT", "attempt", "started", "outcome",
+                      "#", "hash")
         for r in rows:
+            attempt = f"re-judged {escape(r.rejudged_from)}" if r.rejudged_from else \
+                str(r.attempt)
             table.add_row(escape(r.run_id), escape(r.station), escape(r.product),
-                          escape(r.dut_serial), r.started[:19],
-                          f"[{OUTCOME_STYLE[r.outcome]}]{r.outcome.value}[/]",
+                          escape(r.dut_serial), attempt, r.started[:19],
+                          f"[{OUTCOME_STYLE.get(r.outcome, 'white')}]{r.outcome.value}[/]",
                           str(r.chain_seq), (r.record_hash or "")[:12])
         console.print(table)
+
+
+RejudgedOpt = Annotated[bool, typer.Option(
+    "--rejudged", help="Let a re-judged run stand in for the attempt it re-judged (left out "
+    "by default: a re-judged run is not an attempt).")]
 
 
 @records_app.command("yield")
 def yield_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = None,
               station: StationOpt = None, since: SinceOpt = None,
-              as_json: JsonOpt = False) -> None:
-    """Yield per limit: PASS / MARGINAL / FAIL counts (ERROR is not a DUT verdict)."""
+              rejudged: RejudgedOpt = False, as_json: JsonOpt = False) -> None:
+    """Per product and station: units tested, first-pass yield (units passing at their first
+    attempt) and final yield (at their latest); per limit, the units failing it.
+
+    A unit is a product and DUT serial. It passes an attempt whose run is PASS or MARGINAL;
+    INCOMPLETE, FAIL, ERROR and ABORTED runs are units tested but not passing. INFO figures
+    never count.
+    """
     with error_boundary(), open_existing(records) as store:
-        rows = store.yield_by_limit(product=product, station=station, since=since)
-        if as_json:
-            _print_json(rows)
-            return
-        table = Table("limit", "measurement", "unit", "pass", "marginal", "fail", "error",
-                      "yield")
-        for r in rows:
-            y = "—" if r.yield_ is None else f"{100 * r.yield_:.1f} %"
-            table.add_row(escape(r.limit_id), escape(r.name), escape(r.unit), str(r.passed),
-                          str(r.marginal), str(r.failed), str(r.error), y)
-        console.print(table)
+        report = store.unit_yield(product=product, station=station, since=since,
+                                  rejudged=rejudged)
+    if as_json:
+        _print_json(report)
+        return
+    table = Table("product", "station", "units", "first pass", "FPY", "final pass",
+                  "final yield", title="Units per product and station")
+    for r in report.stations:
+        where = escape(r.station) if r.station is not None else "[bold]all stations[/]"
+        table.add_row(escape(r.product), where, str(r.units), str(r.first_pass),
+                      _pct(r.first_pass_yield), str(r.final_pass), _pct(r.final_yield))
+    console.print(table)
+    limits = Table("product", "limit", "measurement", "unit", "judged first / latest",
+                   "failing at first attempt", "failing at latest attempt",
+                   title="Units failing each limit")
+    for lim in report.limits:
+        limits.add_row(escape(lim.product), escape(lim.limit_id), escape(lim.name),
+                       escape(lim.unit), f"{lim.judged_first} / {lim.judged_latest}",
+                       escape(_units(lim.failing_first)), escape(_units(lim.failing_latest)))
+    console.print(limits)
+
+
+class AttemptChoice(StrEnum):
+    first = "first"
+    latest = "latest"
 
 
 @records_app.command("cpk")
 def cpk_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = None,
             station: StationOpt = None, since: SinceOpt = None,
-            measurement: Annotated[str | None, typer.Option("--measurement")] = None,
-            as_json: JsonOpt = False) -> None:
-    """Cpk per measurement across DUTs (each DUT's latest run)."""
+            measurement: Annotated[str | None, typer.Option(
+                "--measurement", help="Only this measurement name.")] = None,
+            limit: Annotated[str | None, typer.Option(
+                "--limit", help="Only this limit id.")] = None,
+            attempt: Annotated[AttemptChoice, typer.Option(
+                "--attempt", help="Each unit's latest or first attempt.")
+            ] = AttemptChoice.latest,
+            limits_hash: Annotated[str | None, typer.Option(
+                "--limits-hash", help="Only this limit version (a prefix of its sha256).")
+            ] = None,
+            rejudged: RejudgedOpt = False, as_json: JsonOpt = False) -> None:
+    """Cpk per limit and condition (each corner, each orientation apart) and limit version,
+    one value per unit: its latest (or first) attempt that judged it."""
     with error_boundary(), open_existing(records) as store:
-        rows = store.cpk(product=product, station=station, since=since, name=measurement)
-        if as_json:
-            _print_json(rows)
-            return
-        table = Table("measurement", "limit", "unit", "n", "mean", "σ", "LSL", "USL", "Cp",
-                      "Cpk")
-        for r in rows:
-            style = "red" if r.cpk is not None and r.cpk < 1.33 else "green"
-            table.add_row(escape(r.name), escape(r.limit_id), escape(r.unit), str(r.n),
-                          _fmt(r.mean), _fmt(r.std), _fmt(r.low), _fmt(r.high), _fmt(r.cp, 3),
-                          f"[{style}]{_fmt(r.cpk, 3)}[/]" if r.cpk is not None else "—")
-        console.print(table)
+        rows = store.cpk(product=product, station=station, since=since, name=measurement,
+                         limit_id=limit, attempt=attempt.value, limits_hash=limits_hash,
+                         rejudged=rejudged)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("product", "limit", "measurement", "condition", "limits", "n", "mean", "σ",
+                  "LSL", "USL", "Cp", "Cpk",
+                  title=f"Cpk, one value per unit ({attempt.value} attempt)")
+    for r in rows:
+        style = "red" if r.cpk is not None and r.cpk < 1.33 else "green"
+        n = f"{r.n} (+{r.duplicates} dup)" if r.duplicates else str(r.n)
+        table.add_row(escape(r.product), escape(r.limit_id), escape(f"{r.name} [{r.unit}]"),
+                      escape(_condition(r.condition)), r.limits_hash[:8] or "—", n,
+                      _fmt(r.mean), _fmt(r.std), _fmt(r.low), _fmt(r.high), _fmt(r.cp, 3),
+                      f"[{style}]{_fmt(r.cpk, 3)}[/]" if r.cpk is not None else "—")
+    console.print(table)
 
 
 @records_app.command("trend")

@@ -8,7 +8,8 @@ One module per job:
 * :mod:`.attempts` — attempt numbers of a unit's runs;
 * :mod:`.rows` — a run record to rows and back; :mod:`.filters` — product/station/since;
 * :mod:`.store` — :class:`RecordStore`: open, migrate, add a run, read and query;
-* :mod:`.stats` — yield, Cpk and trend.
+* :mod:`.units` — which run stands for which attempt of which unit;
+* :mod:`.stats` — yield and Cpk per unit, trend per station.
 
 Every public name is importable from here (``from harness.evidence.records import ...``).
 """
@@ -27,7 +28,14 @@ from harness.evidence.records.chain import (
 )
 from harness.evidence.records.filters import parse_since, run_filters
 from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION, Migration
-from harness.evidence.records.stats import CpkRow, TrendRow, YieldRow, cpk_of
+from harness.evidence.records.stats import (
+    CpkRow,
+    LimitYield,
+    StationYield,
+    TrendRow,
+    YieldReport,
+    cpk_of,
+)
 from harness.evidence.records.store import (
     DEFAULT_RECORDS,
     RecordStore,
@@ -35,9 +43,11 @@ from harness.evidence.records.store import (
     resolve_url,
 )
 from harness.evidence.records.tables import OUTPUT_STATUSES, T, metadata, schema_version
+from harness.evidence.records.units import Pick, UnitRun, unit_runs
 
 __all__ = ["DEFAULT_RECORDS", "GENESIS_HASH", "MIGRATIONS", "OUTPUT_STATUSES", "SCHEMA_VERSION",
-           "CpkRow", "Migration", "RecordStore", "RunCheck", "RunKey", "RunSummary", "Signer",
-           "StoredRun", "T", "TrendRow", "VerifyReport", "YieldRow", "canonical_json",
-           "cpk_of", "metadata", "normalise", "number_attempts", "parse_since", "resolve_url",
-           "run_filters", "run_hash", "schema_version", "verify_chain"]
+           "CpkRow", "LimitYield", "Migration", "Pick", "RecordStore", "RunCheck", "RunKey",
+           "RunSummary", "Signer", "StationYield", "StoredRun", "T", "TrendRow", "UnitRun",
+           "VerifyReport", "YieldReport", "canonical_json", "cpk_of", "metadata", "normalise",
+           "number_attempts", "parse_since", "resolve_url", "run_filters", "run_hash",
+           "schema_version", "unit_runs", "verify_chain"]

@@ -49,6 +49,7 @@ from harness.evidence.records.filters import run_filters
 from harness.evidence.records.rows import insert_run, read_run
 from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION
 from harness.evidence.records.tables import T, schema_version
+from harness.evidence.records.units import Pick
 
 DEFAULT_RECORDS = Path("out/records.sqlite")
 
@@ -290,16 +291,32 @@ class RecordStore:
             return [RunSummary(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7],
                                int(r[8]), r[9], r[10], r[11]) for r in conn.execute(query)]
 
-    def yield_by_limit(self, *, product: str | None = None, station: str | None = None,
-                       since: str | None = None) -> list[stats.YieldRow]:
+    def unit_yield(self, *, product: str | None = None, station: str | None = None,
+                   since: str | None = None, rejudged: bool = False) -> stats.YieldReport:
+        """Units tested, first-pass and final yield per product and station, and per limit the
+        units failing it (:func:`.stats.unit_yield`)."""
         with self._read() as conn:
-            return stats.yield_by_limit(conn, run_filters(product, station, since))
+            return stats.unit_yield(conn, run_filters(product, station, since),
+                                    rejudged=rejudged)
+
+    def yield_by_limit(self, *, product: str | None = None, station: str | None = None,
+                       since: str | None = None) -> list[stats.LimitYield]:
+        """Per limit, the units failing it at their first and latest attempt."""
+        return list(self.unit_yield(product=product, station=station, since=since).limits)
 
     def cpk(self, *, product: str | None = None, station: str | None = None,
-            since: str | None = None, name: str | None = None) -> list[stats.CpkRow]:
-        """Cpk per measurement across DUTs, each DUT counted once (its latest run)."""
+            since: str | None = None, name: str | None = None, limit_id: str | None = None,
+            attempt: Pick | str = Pick.LATEST, limits_hash: str | None = None,
+            rejudged: bool = False) -> list[stats.CpkRow]:
+        """Cpk per limit, condition and limit version, one value per unit
+        (:func:`.stats.cpk`); ``limits_hash`` may be a prefix of the limits' sha256."""
+        where = run_filters(product, station, since)
+        if limits_hash is not None:
+            where.append(T["runs"].c.limits_hash.startswith(_hex_prefix(limits_hash),
+                                                            autoescape=True))
         with self._read() as conn:
-            return stats.cpk(conn, run_filters(product, station, since), name)
+            return stats.cpk(conn, where, name=name, limit_id=limit_id,
+                             attempt=Pick.parse(attempt), rejudged=rejudged)
 
     def trend(self, *, product: str | None = None, station: str | None = None,
               since: str | None = None, measurement: str | None = None
@@ -338,6 +355,14 @@ def _link_query() -> Any:
     return select(runs.c.id, runs.c.run_id, runs.c.station, runs.c.chain_seq,
                   runs.c.prev_hash, runs.c.record_hash, runs.c.attempt, runs.c.signature,
                   runs.c.signing_key)
+
+
+def _hex_prefix(text_: str) -> str:
+    value = text_.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{1,64}", value):
+        raise ConfigError(f"{text_!r} is not a limits hash; allowed: 1 to 64 hex digits "
+                          "(a prefix of the limit spec's sha256)", field="--limits-hash")
+    return value
 
 
 def _now() -> str:
