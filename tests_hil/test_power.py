@@ -11,14 +11,14 @@ pytestmark = [pytest.mark.hil_requires("camera", "power"), pytest.mark.hil_famil
 
 @pytest.mark.hil_measures("supply_voltage_v", "module_current_idle_a",
                           "module_current_streaming_a")
-def test_module_current(hil_session, hil_power, hil_check) -> None:  # type: ignore[no-untyped-def]
+def test_module_current(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
     """Current drawn while idle (acquisition stopped) and while streaming."""
     camera = hil_session.camera
     camera.stop()
-    idle = hil_power.measure()
+    idle = hil_session.measure_supply()
     camera.start()
     hil_session.grab("power_streaming", 2)
-    streaming = hil_power.measure()
+    streaming = hil_session.measure_supply()
     if streaming.current_a <= idle.current_a:
         raise MeasurementError(f"streaming current {streaming.current_a:.4f} A is not above "
                                f"idle {idle.current_a:.4f} A: is the module powered by this "

@@ -60,7 +60,7 @@ def test_replay_out_of_sync_is_an_error(tmp_path: Path) -> None:
                              out_dir=tmp_path / "again", header={"bits": 12})
         run_sequence("saturation_level", ctx)
         run_sequence("flat_stack", ctx, frames=3)
-        with pytest.raises(CameraError, match=r"replay out of sync .* asked for ExposureTime 9999"):
+        with pytest.raises(CameraError, match=r"replay out of sync at frame 14 .*: ExposureTime: the suite asked for 9999, the recording has 10"):
             run_sequence("exposure_sweep", ctx, steps=4, spatial_frames=2,
                          exposure_min_us=9999.0, exposure_max_us=20000.0)
 

@@ -73,6 +73,8 @@ class FrameRecord(BaseModel):
     temperature_c: float | None = None
     frame_id: int | None = None
     timestamp_s: float | None = None
+    incomplete: bool = False
+    incomplete_discarded: int = Field(0, ge=0)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("file")

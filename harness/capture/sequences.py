@@ -218,15 +218,33 @@ def _store(ctx: CaptureContext, writer: CaptureSetWriter, stack: FrameStack, *, 
     if incomplete and strict:
         raise CameraError(f"incomplete buffers at frame ids {incomplete} "
                           f"({stack.incomplete_count()} buffers)", device=device)
+    _check_replay(writer.manifest.sequence, stack, role, group, step, device)
     cond = {**ctx.conditions(), **extra}
     stored = [writer.add(frame, role=role, group=group, step=step, exposure_us_set=exposure_set,
                          exposure_us=meta.exposure_us, gain_db=meta.gain_db, photons=photons,
                          temperature_c=meta.temperature_c, frame_id=meta.frame_id,
-                         timestamp_s=meta.timestamp_s, **cond)
+                         timestamp_s=meta.timestamp_s, incomplete=meta.incomplete,
+                         incomplete_discarded=meta.incomplete_discarded, **cond)
               for frame, meta in stack]
     ctx.log("capture", sequence=writer.manifest.sequence, role=role, group=group, step=step,
             frames=len(stack), exposure_us=exposure_set, path=str(writer.root),
             frames_sha256=[r.sha256 for r in stored])
+
+
+def _check_replay(sequence: str, stack: FrameStack, role: str, group: str, step: int,
+                  device: str | None) -> None:
+    """A replayed frame (``FrameMeta.replay_of``) must be stored as what it was recorded as:
+    the same sequence, role, group and step, else the replay is out of sync (an ERROR naming
+    the frame and the field), never a judgement of the wrong frames."""
+    wanted = (sequence, role, group, step)
+    for meta in stack.meta:
+        if meta.replay_of is None or tuple(meta.replay_of) == wanted:
+            continue
+        names = ("sequence", "role", "group", "step")
+        field, asked, had = next((n, a, r) for n, a, r in zip(names, wanted, meta.replay_of,
+                                                             strict=True) if a != r)
+        raise CameraError(f"replay out of sync at frame id {meta.frame_id}: {field}: the suite "
+                          f"stores it as {asked!r}, the recording has {had!r}", device=device)
 
 
 def grab_set(ctx: CaptureContext, name: str, n: int, *, role: str, group: str = "",
@@ -236,6 +254,8 @@ def grab_set(ctx: CaptureContext, name: str, n: int, *, role: str, group: str = 
     measurement stack (a dropped or incomplete frame is an error)."""
     with ctx.new_set(name) as writer:
         stack = ctx.grab(n)
+        if writer.manifest.cfa is None:  # the probe: the camera tells the CFA with the frame
+            writer.manifest.cfa = stack.cfa
         _store(ctx, writer, stack, role=role, group=group, strict=strict)
     return CaptureSet.open(writer.root), stack
 

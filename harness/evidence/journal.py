@@ -38,10 +38,10 @@ from harness.evidence.model import (
 from harness.paths import safe_component
 
 EventType = Literal["run_start", "test_start", "capture", "artefact", "measurement", "error",
-                    "sequence", "note", "unjudged", "test_end", "run_end"]
+                    "sequence", "note", "reading", "unjudged", "test_end", "run_end"]
 EVENT_TYPES: tuple[str, ...] = ("run_start", "test_start", "capture", "artefact",
-                                "measurement", "error", "sequence", "note", "unjudged",
-                                "test_end", "run_end")
+                                "measurement", "error", "sequence", "note", "reading",
+                                "unjudged", "test_end", "run_end")
 #: Outcome of a run whose journal ends without ``run_end`` (killed: nobody could say why).
 INCOMPLETE_OUTCOME = Outcome.ABORTED
 
@@ -201,6 +201,13 @@ class Journal:
         """A recorded fact that qualifies the figures (e.g. the camera has no Gain feature,
         so the photon transfer is at its fixed gain); it does not change the outcome."""
         return self.append("note", test_id=test_id, message=message, facts=dict(facts))
+
+    def reading(self, test_id: str, role: str, method: str, value: Mapping[str, Any]
+                ) -> dict[str, Any]:
+        """An instrument reading a test used outside a capture set (a supply's current), so
+        a replay of the run can serve it again."""
+        return self.append("reading", test_id=test_id, role=role, method=method,
+                           value=dict(value))
 
     def unjudged(self, limits: Iterable[Unjudged]) -> dict[str, Any]:
         """The limits of the spec that got no verdict (written once, before ``run_end``);

@@ -55,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where frames, journal and plots go (default out/evidence)")
     group.addoption("--allow-expired-calibration", action="store_true", default=False,
                     help="run even if an instrument's calibration has expired")
+    group.addoption("--rejudged-from", default=None, metavar="RUN_ID",
+                    help="this run replays run RUN_ID's recorded frames (set by harness "
+                         "rejudge; the record links the two)")
     group.addoption("--label", default=None, metavar="SERIAL",
                     help="the DUT label as scanned (otherwise prompted for when the station's "
                          "settings.confirm_label is true)")

@@ -81,6 +81,7 @@ class HilPlugin:
         self.evidence_dir = Path(config.getoption("evidence_dir"))
         self.allow_expired = bool(config.getoption("allow_expired_calibration"))
         self.label: str | None = config.getoption("label")
+        self.rejudged_from: str = config.getoption("rejudged_from") or ""
         self.alluredir: str | None = config.getoption("allure_report_dir", default=None)
         self.plan = TestPlan()
         self.station: Station | None = None
@@ -312,7 +313,7 @@ class HilPlugin:
         run = QualificationRun(station.id, self.evidence_dir, self.spec,
                                operator=self.operator or "", records_target=self.records,
                                alluredir=self.alluredir, characterise=self.characterise,
-                               plan=self.plan)
+                               plan=self.plan, rejudged_from=self.rejudged_from)
         dut: dict[str, Any] = {}
         if self.has("camera"):
             ident = station.camera().identity()

@@ -15,6 +15,7 @@ makes the run ERROR, never PASS.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import numpy as np
 
 from harness.capture.captureset import CaptureSet
 from harness.devices.camera.frames import FrameStack
+from harness.devices.protocols import PowerReading
 from harness.errors import EvidenceError
 from harness.evidence.model import RunRecord, Unjudged
 from harness.evidence.run import RunEvidence
@@ -51,6 +53,7 @@ class QualificationRun:
     records_target: str | None = None
     alluredir: str | None = None
     characterise: bool = False
+    rejudged_from: str = ""
     evidence: RunEvidence | None = None
     judgements: Judgements = field(default_factory=Judgements)
     plan: TestPlan = field(default_factory=TestPlan)
@@ -82,7 +85,7 @@ class QualificationRun:
             self.evidence_dir, station=self.station_id, dut=dut, operator=self.operator,
             limits_file=spec.source if spec else "", limits_hash=spec.sha256 if spec else "",
             devices=devices, calibrations=calibrations, records=self.records_target,
-            characterisation=self.characterise)
+            characterisation=self.characterise, rejudged_from=self.rejudged_from)
 
     def _write(self, func: str, *args: Any, **kwargs: Any) -> Any:
         if self.evidence is None:
@@ -116,6 +119,9 @@ class QualificationRun:
 
     def note(self, message: str, *, test_id: str = "", **facts: Any) -> None:
         self._write("note", message, test_id=test_id, **facts)
+
+    def reading(self, test_id: str, role: str, method: str, value: Mapping[str, Any]) -> None:
+        self._write("reading", test_id, role, method, value)
 
     def attach(self, test_id: str, data: bytes, name: str, *, kind: str = "plot",
                ext: str = "png") -> Path | None:
@@ -237,6 +243,13 @@ class TestSession:
     def note(self, message: str, **facts: Any) -> None:
         """Record a fact that qualifies this test's figures."""
         self.run.note(message, test_id=self.test_id, **facts)
+
+    def measure_supply(self) -> PowerReading:
+        """The supply's voltage and current now, journaled (a ``reading`` event) so that a
+        replay of the run serves the same reading to the same test."""
+        reading: PowerReading = self.station.device("power").measure()
+        self.run.reading(self.test_id, "power", "measure", dataclasses.asdict(reading))
+        return reading
 
     def attach_png(self, png: bytes, name: str) -> None:
         self.run.attach(self.test_id, png, name)

@@ -29,6 +29,10 @@ class FrameMeta:
 
     A frame with ``incomplete`` or ``incomplete_discarded > 0`` counts as an incomplete frame;
     :meth:`FrameStack.incomplete_count` counts the incomplete buffers of a whole stack.
+
+    ``replay_of`` is set by the replay camera only: (capture set sequence, role, group, step) of
+    the recorded frame it serves, so the capture layer can check the replayed suite stores it
+    as what it was.
     """
 
     frame_id: int
@@ -39,6 +43,7 @@ class FrameMeta:
     pixel_format: str = ""
     incomplete: bool = False
     incomplete_discarded: int = 0
+    replay_of: tuple[str, str, str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
