@@ -41,8 +41,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The suites' evidence goes to a temporary folder: tests never write into the checkout's out/
+# (tests_unit/conftest.py fails the session if any test wrote into the checkout).
 test: venv
-	$(PY) -m pytest tests_unit tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir out/test-evidence -q $(PYTEST_ARGS)
+	@ev=$$(mktemp -d -t harness-test-evidence-XXXXXX); \
+	$(PY) -m pytest tests_unit tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
+	status=$$?; rm -rf $$ev; exit $$status
 
 unit: venv
 	$(PY) -m pytest tests_unit -q $(PYTEST_ARGS)

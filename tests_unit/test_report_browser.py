@@ -1,7 +1,7 @@
 """End to end: a real allure-pytest run → `harness report` → the single-file report opened in
 headless Chromium (Debian's chromium, driven over the DevTools protocol on a pipe: no
 Selenium, no websocket). Checks test names, verdicts, categories and rendered images in the
-DOM, and saves a screenshot under out/."""
+DOM, and saves a screenshot in the test's temporary folder."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from harness.evidence.allure import write_results
 from harness.evidence.journal import Journal, rebuild
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "out" / "report-browser.png"
 
 SUITE = textwrap.dedent('''
     import numpy as np
@@ -270,5 +269,4 @@ def test_report_opens_in_chromium(results: Path, tmp_path: Path, browser: DevToo
     browser.js("document.querySelector('img').scrollIntoView()")
     png = browser.screenshot()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.write_bytes(png)
+    (tmp_path / "report-browser.png").write_bytes(png)

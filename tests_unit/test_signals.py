@@ -201,7 +201,9 @@ def test_sigkill_watchdog_makes_real_instruments_safe(served: SimulatorHub,
     assert [t.outcome for t in record.tests] == [Outcome.ABORTED]
     assert events_lost(journal) == (0, [])
     built = CliRunner().invoke(app, ["report", "--from-journal", str(journal),
-                                     "--results", str(tmp_path / "allure")])
+                                     "--results", str(tmp_path / "allure"),
+                                     "--records", str(tmp_path / "records.sqlite"),
+                                     "--out", str(tmp_path / "report")])
     assert built.exit_code == 0, built.output
     assert "ABORTED" in built.output
 
