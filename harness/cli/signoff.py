@@ -1,4 +1,4 @@
-"""``harness signoff RUN_ID``: the one-page sign-off summary (HTML, optionally PDF)."""
+"""``harness signoff RUN_ID``: the sign-off page of one DUT's run (HTML, optionally PDF)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,23 @@ import typer
 
 from harness.cli.app import app, console, error_boundary
 from harness.cli.records import RecordsOpt, open_existing
-from harness.evidence.records import DEFAULT_RECORDS
-from harness.evidence.signoff import check_signable, write_signoff
+from harness.evidence.records import DEFAULT_RECORDS, RecordStore, StoredRun
+from harness.evidence.signoff import (
+    PageFacts,
+    Signature,
+    check_signable,
+    spec_version,
+    today,
+    write_signoff,
+)
 from harness.paths import safe_component
+
+
+def chain_head(store: RecordStore, station: str) -> StoredRun | None:
+    """The station's newest run in its chain (what deleting the latest runs would change)."""
+    runs = store.runs(station=station)
+    newest = max(runs, key=lambda r: r.chain_seq or 0, default=None)
+    return store.chain_info(newest.run_id) if newest is not None else None
 
 
 @app.command("signoff")
@@ -25,19 +39,45 @@ def signoff_cmd(
     allow_incomplete: Annotated[bool, typer.Option(
         "--allow-incomplete", help="Print the page of a run that is not PASS or MARGINAL "
                                    "(its unjudged limits in red).")] = False,
+    lot: Annotated[str, typer.Option("--lot", help="Production lot of the DUT (header).")] =
+        "",
+    prepared_by: Annotated[str, typer.Option(
+        "--prepared-by", help="Name printed in the 'prepared by' box.")] = "",
+    limits: Annotated[Path | None, typer.Option(
+        "--limits", help="The limit spec, if not at the path the record names (its sha256 "
+                         "must be the record's; the page prints its version).")] = None,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="Folder of <station id>.pub: check the run's signature and every "
+                       "chain's.")] = None,
 ) -> None:
-    """Export the verdict table and the limits/software/frame/record hashes of one run.
+    """Write the sign-off page: header, verdict, a table per test family (each limit once,
+    with its margin), INFO figures, unjudged limits, software identity, key fingerprint and
+    chain head, and a signature block.
 
     A run that is not PASS or MARGINAL is refused unless --allow-incomplete; a
     characterisation run is always refused."""
+    from harness.evidence.records.signing import (
+        load_public_keys,
+        signature_check,
+        signature_problem,
+    )
+
     with error_boundary():
+        public = load_public_keys(keys) if keys is not None else None
         with open_existing(records) as store:
             record = store.get_run(run_id)
             check_signable(record, allow_incomplete=allow_incomplete)
             chain = store.chain_info(run_id)
-            verify = store.verify()
+            head = chain_head(store, record.station)
+            verify = store.verify(checks=[signature_check(public)] if public else [])
+        signature = Signature(chain.signing_key, public is not None,
+                              signature_problem(chain, public) if public is not None else "")
+        version, note = spec_version(record, limits)
+        facts = PageFacts(lot=lot, prepared_by=prepared_by, spec_version=version,
+                          spec_note=note, chain=chain, head=head, verify=verify,
+                          signature=signature, generated=today())
         default = Path("out/signoff") / f"{safe_component(run_id, 'RUN_ID')}.html"
-        path = write_signoff(record, out or default,
-                             chain=chain, verify=verify, pdf=pdf)
+        path = write_signoff(record, out or default, facts, pdf=pdf)
         console.print(f"sign-off: {path} (verdict {record.outcome.value}; chain "
-                      f"{'intact' if verify.ok else 'BROKEN'})", highlight=False)
+                      f"{'intact' if verify.ok else 'BROKEN'}; signature {signature.status})",
+                      highlight=False)
