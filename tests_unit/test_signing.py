@@ -5,9 +5,12 @@ a run re-stored without the station's key)."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import logging
 import stat
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -24,6 +27,7 @@ from harness.evidence.records.signing import (
     resolve_signer,
     station_key_path,
 )
+from harness.evidence.run import RunEvidence
 from tests_unit.test_records import make_run
 
 runner = CliRunner()
@@ -179,3 +183,85 @@ def test_a_run_signed_with_another_key_is_caught(tmp_path: Path, keys: Path) -> 
     (other / "sim-9.pub").write_bytes((keys / "sim-1.pub").read_bytes())
     code, output = verify(db, "--keys", str(other))
     assert code == 1 and "no public key sim-1.pub" in output
+
+
+# A station's run, signed at store -----------------------------------------------------------
+
+def station_run(tmp_path: Path, db: Path, **kwargs: Any) -> RunEvidence:
+    """One judged test through RunEvidence, stored in ``db``; ``kwargs`` go to RunEvidence."""
+    from harness.evidence.model import Measurement, Outcome
+
+    spec = Path(__file__).parent.parent / "tests_hil" / "limits" / "cm12.yaml"
+    run = RunEvidence(tmp_path / "evidence", station="sim-1", records=db, operator="ana",
+                      dut={"serial": "D1", "product": "cm12", "firmware": "1.0"},
+                      limits_file=str(spec),
+                      limits_hash=hashlib.sha256(spec.read_bytes()).hexdigest(),
+                      **kwargs)
+    run.test_start("t.py::test_gain", title="Gain", family="emva1288")
+    run.measurement(Measurement.judged("system_gain_dn_per_e", 0.42, "DN/e-", low=0.38,
+                                       high=0.46, limit_id="EMVA-K", test_id="t.py::test_gain"))
+    run.test_end("t.py::test_gain", Outcome.PASS)
+    assert run.finish(Outcome.PASS).outcome is Outcome.PASS
+    return run
+
+
+def test_a_station_run_is_signed_and_names_its_software(tmp_path: Path, keys: Path) -> None:
+    db = tmp_path / "rec.sqlite"
+    run = station_run(tmp_path, db, signing_key=keys / "sim-1.key")
+    assert run.stored is not None
+    assert run.stored.signing_key == load_signer(keys / "sim-1.key").fingerprint
+    code, output = verify(str(db), "--keys", str(keys))
+    assert code == 0, output
+    with RecordStore(db) as store:
+        software = store.get_run(run.run_id).software
+    assert len(software["harness.sha256"]) == 64 and software["harness"]
+    assert int(software["harness.files"]) > 100
+
+
+def test_the_key_comes_from_the_environment_when_the_station_names_none(
+        tmp_path: Path, keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_KEY, str(keys / "sim-1.key"))
+    run = station_run(tmp_path, tmp_path / "rec.sqlite")
+    assert run.stored is not None and run.stored.signature
+
+
+def test_a_key_open_to_others_stops_the_run_before_it_starts(tmp_path: Path,
+                                                             keys: Path) -> None:
+    (keys / "sim-1.key").chmod(0o644)
+    with pytest.raises(ConfigError, match="open to group/others"):
+        station_run(tmp_path, tmp_path / "rec.sqlite", signing_key=keys / "sim-1.key")
+    assert not (tmp_path / "evidence").exists()
+
+
+def test_the_private_key_never_leaves_its_file(tmp_path: Path, keys: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """Not in the journal, the database, the sign-off page, a log or the console: neither
+    the raw key, nor its hex or base64, nor the PEM body, nor any line of it."""
+    from cryptography.hazmat.primitives import serialization
+
+    caplog.set_level(logging.DEBUG)
+    key_file = keys / "sim-1.key"
+    pem = key_file.read_text()
+    raw = load_signer(key_file).key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+        serialization.NoEncryption())
+    body_lines = [line for line in pem.splitlines() if line and not line.startswith("-----")]
+    secrets = [raw, raw.hex().encode(), base64.b64encode(raw), base64.b64encode(raw)[:40],
+               "".join(body_lines).encode(), *(line.encode() for line in body_lines)]
+
+    db = tmp_path / "rec.sqlite"
+    run = station_run(tmp_path, db, signing_key=key_file)
+    consoles = [runner.invoke(app, args).output for args in (
+        ["records", "verify", "--records", str(db), "--keys", str(keys)],
+        ["records", "runs", "--records", str(db), "--json"],
+        ["signoff", run.run_id, "--records", str(db), "--keys", str(keys), "--out",
+         str(tmp_path / "signoff" / "page.html")])]
+    captured = capsys.readouterr()
+    texts = [c.encode() for c in (*consoles, captured.out, captured.err, caplog.text)]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and keys not in p.parents]
+    assert {p.name for p in files} >= {"journal.jsonl", "rec.sqlite", "page.html"}
+    for where, data in [*((str(p), p.read_bytes()) for p in files),
+                        *(("console/log", t) for t in texts)]:
+        for secret in secrets:
+            assert secret not in data, f"private key material in {where}"

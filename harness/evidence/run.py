@@ -3,7 +3,10 @@
 The plugin (or any runner) calls :class:`RunEvidence` as the run goes. Every call journals
 first (fsynced), so a crash leaves everything up to it; Allure steps and attachments follow;
 at :meth:`RunEvidence.finish` the journal is closed with ``run_end``, rebuilt into a
-:class:`~harness.evidence.model.RunRecord` and stored (hash-chained) in the records database.
+:class:`~harness.evidence.model.RunRecord` and stored (hash-chained and, with the station's
+key, signed) in the records database. The record's ``software`` names the code that ran
+(:func:`run_software`). The signing key is loaded before the journal opens, so a run whose key
+is missing or open to others stops before it starts; the key never reaches the evidence.
 If any evidence write fails, the run's outcome is ERROR: a store that fails after ``run_end``
 appends an ``error`` event of kind ``evidence`` so that even the journal says ERROR.
 """
@@ -24,6 +27,8 @@ from harness.evidence import allure as ev
 from harness.evidence.journal import Journal, new_run_id, rebuild
 from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, Unjudged
 from harness.evidence.records import RecordStore, StoredRun
+from harness.evidence.records.signing import resolve_signer
+from harness.evidence.software import software_identity
 from harness.paths import safe_component
 
 SOFTWARE = ("camera-qual-harness", "numpy", "scipy", "opencv-python-headless", "harvesters",
@@ -42,6 +47,13 @@ def software_versions(packages: Iterable[str] = SOFTWARE) -> dict[str, str]:
     return versions
 
 
+def run_software(limits_hash: str = "") -> dict[str, str]:
+    """A record's ``software``: the package versions and the harness's identity (version,
+    code sha256 over the package, the suites and the limit spec, git commit and dirty flag;
+    see :mod:`harness.evidence.software`)."""
+    return {**software_versions(), **software_identity(limits_hash).as_software()}
+
+
 class RunEvidence:
     """Journal + Allure + records for one run (see the module docstring)."""
 
@@ -51,14 +63,19 @@ class RunEvidence:
                  devices: Sequence[Mapping[str, Any]] = (),
                  calibrations: Sequence[Mapping[str, Any]] = (),
                  records: str | Path | None = None, run_id: str | None = None,
-                 characterisation: bool = False, rejudged_from: str = "") -> None:
+                 characterisation: bool = False, rejudged_from: str = "",
+                 signing_key: str | Path | None = None) -> None:
+        """``signing_key``: the station's private key file (``settings.signing_key``);
+        None uses ``$HARNESS_SIGNING_KEY`` if set, else the run is stored unsigned."""
+        self.signer = resolve_signer(signing_key)
         self.run_id = safe_component(run_id, "run_id") if run_id else new_run_id()
         self.dir = Path(out_dir) / self.run_id
         self.records = records
         self.journal = Journal(self.dir / "journal.jsonl", self.run_id)
         self.stored: StoredRun | None = None
         self.journal.run_start(station=station, dut=dut, operator=operator,
-                               software=software or software_versions(),
+                               software=(run_software(limits_hash) if software is None
+                                         else software),
                                limits_file=limits_file, limits_hash=limits_hash,
                                devices=devices, calibrations=calibrations,
                                characterisation=characterisation,
@@ -79,6 +96,9 @@ class RunEvidence:
 
     def note(self, message: str, *, test_id: str = "", **facts: Any) -> None:
         self.journal.note(message, test_id=test_id, **facts)
+
+    def reading(self, test_id: str, role: str, method: str, value: Mapping[str, Any]) -> None:
+        self.journal.reading(test_id, role, method, value)
 
     def unjudged(self, limits: Sequence[Unjudged]) -> None:
         self.journal.unjudged(limits)
@@ -138,7 +158,7 @@ class RunEvidence:
         if self.records is not None:
             try:
                 with RecordStore(self.records) as store:
-                    self.stored = store.add_run(record)
+                    self.stored = store.add_run(record, signer=self.signer)
             except (EvidenceError, ConfigError) as exc:
                 self.journal.error(f"records: {exc}", kind="evidence")
                 self.journal.close()
@@ -147,4 +167,4 @@ class RunEvidence:
         return record
 
 
-__all__ = ["SOFTWARE", "RunEvidence", "software_versions"]
+__all__ = ["SOFTWARE", "RunEvidence", "run_software", "software_versions"]

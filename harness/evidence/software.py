@@ -89,8 +89,10 @@ def _entries(label: str, root: Path) -> list[str]:
 def _git(cwd: Path, *args: str) -> str | None:
     """``git args`` in ``cwd``: its stdout, or None when git is missing or says no."""
     try:
-        done = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, check=False)
+        # no optional locks: a status must never hold index.lock against a concurrent commit
+        done = subprocess.run(["git", "--no-optional-locks", "-C", str(cwd), *args],
+                              capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
+                              check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
