@@ -1,4 +1,5 @@
-"""``harness records runs|yield|cpk|trend|verify``: query and check the records database.
+"""``harness records runs|yield|cpk|trend|export|publish|verify``: query, export, publish and
+check the records database.
 
 Every ``--json`` output is strict JSON (``null`` where a figure does not exist, never NaN).
 """
@@ -8,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import sys
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,12 +20,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary
+from harness.cli.app import EXIT_PROBLEM, app, console, err_console, error_boundary
 from harness.errors import ConfigError
+from harness.evidence.exports import export
 from harness.evidence.model import Outcome
+from harness.evidence.outputs import ENTRY_POINT_GROUP, load_outputs, pending, retry
 from harness.evidence.records import DEFAULT_RECORDS, RecordStore
 
-records_app = typer.Typer(help="The records database: runs, yield, trend, Cpk, verify.",
+records_app = typer.Typer(help="The records database: runs, yield, Cpk, trend, export, "
+                          "publish, verify.",
                           no_args_is_help=True)
 app.add_typer(records_app, name="records")
 
@@ -97,22 +104,30 @@ def runs_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = N
              station: StationOpt = None, since: SinceOpt = None,
              limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
              as_json: JsonOpt = False) -> None:
-    """The latest runs, newest first."""
+    """The latest runs, newest first, with their attempt and the outputs that have not taken
+    them yet (failed, or never ran: ``harness records publish --retry``)."""
     with error_boundary(), open_existing(records) as store:
         rows = store.runs(product=product, station=station, since=since, limit=limit)
-        if as_json:
-            _print_json(rows)
-            return
-        table = Table("run", "station", "product", "DUT", "attempt", "started", "outcome",
-                      "#", "hash")
-        for r in rows:
-            attempt = f"re-judged {escape(r.rejudged_from)}" if r.rejudged_from else \
-                str(r.attempt)
-            table.add_row(escape(r.run_id), escape(r.station), escape(r.product),
-                          escape(r.dut_serial), attempt, r.started[:19],
-                          f"[{OUTCOME_STYLE.get(r.outcome, 'white')}]{r.outcome.value}[/]",
-                          str(r.chain_seq), (r.record_hash or "")[:12])
-        console.print(table)
+        installed = load_outputs()
+        todo = pending(store, [r.run_id for r in rows], installed.names)
+    if as_json:
+        _print_json([{**plain(r), "outputs_pending": todo.get(r.run_id, [])} for r in rows])
+        return
+    table = Table("run", "station", "product", "DUT", "attempt", "started", "outcome", "#",
+                  "hash", "outputs pending")
+    for r in rows:
+        attempt = f"re-judged {escape(r.rejudged_from)}" if r.rejudged_from else \
+            str(r.attempt)
+        waiting = ", ".join(todo.get(r.run_id, []))
+        table.add_row(escape(r.run_id), escape(r.station), escape(r.product),
+                      escape(r.dut_serial), attempt, r.started[:19],
+                      f"[{OUTCOME_STYLE.get(r.outcome, 'white')}]{r.outcome.value}[/]",
+                      str(r.chain_seq), (r.record_hash or "")[:12],
+                      f"[red]{escape(waiting)}[/]" if waiting else "—")
+    console.print(table)
+    for name, error in installed.broken:
+        console.print(f"[red]output {escape(name)} cannot be loaded[/]: {escape(error)}",
+                      highlight=False)
 
 
 RejudgedOpt = Annotated[bool, typer.Option(
@@ -222,6 +237,78 @@ def trend_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = 
                 cells += [_fmt(r.mean), _fmt(r.minimum), _fmt(r.maximum)]
             table.add_row(*cells)
         console.print(table)
+
+
+class FormatChoice(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    junit = "junit"
+
+
+@records_app.command("export")
+def export_cmd(fmt: Annotated[FormatChoice, typer.Option(
+                   "--format", help="csv: one row per measurement; jsonl: one run per line; "
+                   "junit: JUnit XML, every measurement a property.")],
+               records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = None,
+               station: StationOpt = None, since: SinceOpt = None,
+               out: Annotated[Path | None, typer.Option(
+                   "--out", help="Write here (atomically) instead of to stdout.")] = None
+               ) -> None:
+    """Export the selected runs, in the order they were stored."""
+    with error_boundary(), open_existing(records) as store:
+        if out is None:
+            export(store, fmt.value, sys.stdout, product=product, station=station,
+                   since=since)
+            return
+        count = _export_to(out, store, fmt.value, product, station, since)
+    what = "measurements" if fmt is FormatChoice.csv else "runs"
+    err_console.print(f"{count} {what} written to {escape(str(out))}", highlight=False)
+
+
+def _export_to(path: Path, store: RecordStore, fmt: str, product: str | None,
+               station: str | None, since: str | None) -> int:
+    """Write the export to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            count = export(store, fmt, fh, product=product, station=station, since=since)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+@records_app.command("publish")
+def publish_cmd(run_ids: Annotated[list[str] | None, typer.Argument(
+                    help="Runs to give to the outputs that have not taken them.")] = None,
+                retry_all: Annotated[bool, typer.Option(
+                    "--retry", help="Every selected run whose outputs failed or never ran.")
+                ] = False,
+                records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = None,
+                station: StationOpt = None, since: SinceOpt = None) -> None:
+    """Give stored runs to the installed outputs (entry-point group harness.outputs) that
+    have not taken them; exit 1 if any output fails (each failure is printed)."""
+    with error_boundary():
+        if not run_ids and not retry_all:
+            raise ConfigError("give RUN_ID ... or --retry (every run whose outputs failed or "
+                              "never ran)", field="publish")
+        with open_existing(records) as store:
+            installed = load_outputs()
+            published, failures = retry(store, installed, product=product, station=station,
+                                        since=since, run_ids=run_ids or ())
+    for failure in failures:
+        console.print(f"[red]FAILED[/]: {escape(str(failure))}", highlight=False)
+    if not installed.names:
+        console.print(f"no outputs installed (entry-point group {ENTRY_POINT_GROUP})")
+    else:
+        console.print(f"{published} run(s) given to {', '.join(installed.names)}; "
+                      f"{len(failures)} failure(s)", highlight=False)
+    if failures:
+        raise typer.Exit(EXIT_PROBLEM)
 
 
 @records_app.command("verify")

@@ -6,6 +6,7 @@ One module per job:
 * :mod:`.tables` — the tables at any schema version; :mod:`.schema` — the migrations;
 * :mod:`.chain` — canonical JSON, the run hash, the per-station hash chain and its check;
 * :mod:`.attempts` — attempt numbers of a unit's runs;
+* :mod:`.output_log` — which output took which run (the ``outputs`` table);
 * :mod:`.rows` — a run record to rows and back; :mod:`.filters` — product/station/since;
 * :mod:`.store` — :class:`RecordStore`: open, migrate, add a run, read and query;
 * :mod:`.units` — which run stands for which attempt of which unit;
@@ -27,6 +28,7 @@ from harness.evidence.records.chain import (
     verify_chain,
 )
 from harness.evidence.records.filters import parse_since, run_filters
+from harness.evidence.records.output_log import OutputState
 from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from harness.evidence.records.stats import (
     CpkRow,
@@ -46,8 +48,8 @@ from harness.evidence.records.tables import OUTPUT_STATUSES, T, metadata, schema
 from harness.evidence.records.units import Pick, UnitRun, unit_runs
 
 __all__ = ["DEFAULT_RECORDS", "GENESIS_HASH", "MIGRATIONS", "OUTPUT_STATUSES", "SCHEMA_VERSION",
-           "CpkRow", "LimitYield", "Migration", "Pick", "RecordStore", "RunCheck", "RunKey",
-           "RunSummary", "Signer", "StationYield", "StoredRun", "T", "TrendRow", "UnitRun",
-           "VerifyReport", "YieldReport", "canonical_json", "cpk_of", "metadata", "normalise",
-           "number_attempts", "parse_since", "resolve_url", "run_filters", "run_hash",
-           "schema_version", "unit_runs", "verify_chain"]
+           "CpkRow", "LimitYield", "Migration", "OutputState", "Pick", "RecordStore",
+           "RunCheck", "RunKey", "RunSummary", "Signer", "StationYield", "StoredRun", "T",
+           "TrendRow", "UnitRun", "VerifyReport", "YieldReport", "canonical_json", "cpk_of",
+           "metadata", "normalise", "number_attempts", "parse_since", "resolve_url",
+           "run_filters", "run_hash", "schema_version", "unit_runs", "verify_chain"]

@@ -15,7 +15,7 @@ import datetime as dt
 import random
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ from sqlalchemy.exc import (
 
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence.model import Outcome, RunRecord
-from harness.evidence.records import stats
+from harness.evidence.records import output_log, stats
 from harness.evidence.records.attempts import RunKey, number_attempts
 from harness.evidence.records.chain import (
     GENESIS_HASH,
@@ -46,6 +46,7 @@ from harness.evidence.records.chain import (
     verify_chain,
 )
 from harness.evidence.records.filters import run_filters
+from harness.evidence.records.output_log import OutputState
 from harness.evidence.records.rows import insert_run, read_run
 from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION
 from harness.evidence.records.tables import T, schema_version
@@ -324,6 +325,39 @@ class RecordStore:
         """Per station and UTC day: run outcomes, and a measurement's mean/min/max if named."""
         with self._read() as conn:
             return stats.trend(conn, run_filters(product, station, since), measurement)
+
+    def records(self, *, product: str | None = None, station: str | None = None,
+                since: str | None = None) -> Iterator[tuple[RunSummary, RunRecord]]:
+        """Every selected run with its summary (attempt, chain link, signature), in the order
+        the runs were stored; read lazily on one connection."""
+        runs = T["runs"]
+        query = (select(runs.c.id, runs.c.run_id, runs.c.station, runs.c.product,
+                        runs.c.dut_serial, runs.c.started, runs.c.outcome, runs.c.chain_seq,
+                        runs.c.record_hash, runs.c.attempt, runs.c.rejudged_from,
+                        runs.c.signature, runs.c.signing_key)
+                 .where(*run_filters(product, station, since)).order_by(runs.c.id))
+        with self._read() as conn:
+            for r in conn.execute(query).all():
+                summary = RunSummary(r[1], r[2], r[3], r[4], r[5], Outcome(r[6]), r[7], r[8],
+                                     int(r[9]), r[10], r[11], r[12])
+                yield summary, read_run(conn, int(r[0]))
+
+    def output_states(self, run_ids: Iterable[str] | None = None
+                      ) -> dict[str, dict[str, OutputState]]:
+        """Which outputs took which runs: ``{run_id: {output name: state}}``."""
+        with self._read() as conn:
+            return output_log.output_states(conn, run_ids)
+
+    def mark_output(self, run_id: str, name: str, status: str, error: str = ""
+                    ) -> OutputState:
+        """Record that output ``name`` took run ``run_id`` (``done``) or failed with
+        ``error``; EvidenceError if the database cannot be written."""
+        try:
+            with self.engine.begin() as conn:
+                return output_log.mark_output(conn, run_id, name, status, error)
+        except SQLAlchemyError as exc:
+            raise EvidenceError(f"records {self.display}: cannot record output {name} of run "
+                                f"{run_id}: {exc}") from exc
 
     def verify(self, *, checks: Sequence[RunCheck] = ()) -> VerifyReport:
         """Recompute every run's hash, check each station's chain links and numbering and
