@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -32,7 +33,7 @@ def _no_constants(name: str) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RecordStore:
+def store(tmp_path: Path) -> Iterator[RecordStore]:
     """Runs of every kind: passing, failing, re-judged, INFO figures, eight corner fields,
     a skipped and an errored test, a message with a control character."""
     db = RecordStore(tmp_path / "records.sqlite")

@@ -16,7 +16,12 @@ from harness.cli import app
 from harness.evidence.model import Outcome, RunRecord
 from harness.evidence.outputs import Installed, load_outputs, pending, publish, retry
 from harness.evidence.records import RecordStore
-from tests_unit.test_records import at, make_run
+from tests_unit.test_records import (  # noqa: F401  (pg_base, store_url: fixtures)
+    at,
+    make_run,
+    pg_base,
+    store_url,
+)
 
 runner = CliRunner()
 
@@ -47,8 +52,9 @@ class Flaky(Collect):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    with RecordStore(tmp_path / "records.sqlite") as db:
+def store(store_url: str) -> Iterator[RecordStore]:  # noqa: F811
+    """Two stored runs, on SQLite and on PostgreSQL."""
+    with RecordStore(store_url) as db:
         db.add_run(make_run("o1", dut="U1", gain=0.12, started=at(0)))  # a FAIL
         db.add_run(make_run("o2", dut="U2", started=at(1)))
         yield db
@@ -133,8 +139,10 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_entry_points_runs_pending_and_publish_retry(store: RecordStore,
-                                                      plugin_site: Path) -> None:
+def test_entry_points_runs_pending_and_publish_retry(tmp_path: Path, plugin_site: Path) -> None:
+    store = RecordStore(tmp_path / "records.sqlite")
+    store.add_run(make_run("o1", dut="U1", gain=0.12, started=at(0)))
+    store.add_run(make_run("o2", dut="U2", started=at(1)))
     installed = load_outputs()
     assert [o.name for o in installed.outputs] == ["file"]
     ((name, error),) = installed.broken
@@ -158,3 +166,4 @@ def test_entry_points_runs_pending_and_publish_retry(store: RecordStore,
     out = runner.invoke(app, ["records", "publish", "o2", "nope", "--records", db])
     assert out.exit_code == 1 and "nope" in out.stdout
     assert (plugin_site / "taken.txt").read_text().split() == ["o1", "o2"]  # file is done
+    store.close()
