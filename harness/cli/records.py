@@ -105,7 +105,7 @@ def runs_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = N
              limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
              as_json: JsonOpt = False) -> None:
     """The latest runs, newest first, with their attempt and the outputs that have not taken
-    them yet (failed, or never ran: ``harness records publish --retry``)."""
+    them yet (failed, or never ran: see records publish --retry)."""
     with error_boundary(), open_existing(records) as store:
         rows = store.runs(product=product, station=station, since=since, limit=limit)
         installed = load_outputs()
