@@ -18,7 +18,9 @@ the instrument):
 * failures raise :class:`~harness.errors.InstrumentError` naming the device, the command and the
   reply (``repr``, truncated); undecodable bytes are a failure, never silently replaced;
 * a lock serialises whole command/reply exchanges, so threads (a watchdog's safe state, a
-  monitor) cannot interleave.
+  monitor) cannot interleave;
+* every command, reply, timeout, retry, reconnect, late reply drained and error is recorded
+  with its timing (:mod:`harness.devices.traffic`: the run's ``instruments.log``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.devices import traffic
 from harness.errors import InstrumentError
 
 MAX_REPR = 60
@@ -105,19 +108,28 @@ class LineTransport(ABC):
         """One reply line without its terminator; ReadTimeout / ConnectionLost on failure."""
 
     @abstractmethod
-    def _drain(self, quiet_s: float) -> None:
-        ...
+    def _drain(self, quiet_s: float) -> bytes:
+        """Discard input until the line is quiet for ``quiet_s``; the bytes discarded."""
 
     # -- public --------------------------------------------------------------------------
     def error(self, message: str, command: str | None = None,
               reply: str | bytes | None = None) -> InstrumentError:
+        """The error to raise, naming device, command and reply; recorded as a ``!`` line."""
         parts = [message]
         if command is not None:
             parts.append(f"command {command!r}")
         if reply is not None:
             parts.append(f"reply {show(reply)}")
-        return InstrumentError(f"{parts[0]}" + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
-                               + f" at {self.address}", device=self.device)
+        text = (f"{parts[0]}" + (f" ({', '.join(parts[1:])})" if parts[1:] else "")
+                + f" at {self.address}")
+        self._event("!", f"error: {text}")
+        return InstrumentError(text, device=self.device)
+
+    def _event(self, direction: traffic.Direction, text: str | bytes, since: float | None = None,
+               note: str = "") -> None:
+        """Record one event of this link (``since``: when it began, for its duration)."""
+        elapsed = None if since is None else time.monotonic() - since
+        traffic.record(self.device, direction, text, elapsed, note)
 
     @property
     def is_open(self) -> bool:
@@ -127,35 +139,51 @@ class LineTransport(ABC):
         with self._lock:
             if self._is_open:
                 return
+            t0 = time.monotonic()
             try:
                 self._open()
             except ConnectionLost as exc:
                 raise self.error(f"cannot open: {exc}") from None
             self._is_open = True
             self._dirty = False
+            self._event("!", f"open {self.address}", t0)
 
     def close(self) -> None:
         with self._lock:
-            if self._is_open:
-                with contextlib.suppress(Exception):
-                    self._close()
-            self._is_open = False
+            if self._shut():
+                self._event("!", "close")
 
-    def reconnect(self) -> None:
+    def _shut(self) -> bool:
+        """Close the backend (errors ignored); whether it was open."""
+        was_open = self._is_open
+        if was_open:
+            with contextlib.suppress(Exception):
+                self._close()
+        self._is_open = False
+        return was_open
+
+    def reconnect(self, why: str = "") -> None:
         """Close and reopen, retrying the open for up to ``timeout_s`` (a USB-serial adapter
         or a terminal server takes a moment to come back)."""
         with self._lock:
-            self.close()
+            self._shut()
             self.reconnects += 1
-            deadline = time.monotonic() + self.link.timeout_s
+            label = f"reconnect #{self.reconnects}" + (f" after {why}" if why else "")
+            t0 = time.monotonic()
+            deadline = t0 + self.link.timeout_s
             while True:
                 try:
-                    self.open()
-                    return
-                except InstrumentError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
+                    self._open()
+                except ConnectionLost as exc:
+                    if time.monotonic() <= deadline:
+                        time.sleep(0.02)
+                        continue
+                    self._event("!", f"{label} failed: {exc}", t0)
+                    raise self.error(f"cannot open: {exc}") from None
+                self._is_open = True
+                self._dirty = False
+                self._event("!", label, t0, self.address)
+                return
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -168,14 +196,22 @@ class LineTransport(ABC):
         with self._lock:
             self._ensure_open()
             self._resync()
+            t0 = time.monotonic()
             try:
                 self._write(command)
-            except ConnectionLost:
-                self.reconnect()
-                try:
-                    self._write(command)
-                except ConnectionLost as exc:
-                    raise self.error(f"connection lost: {exc}", command) from None
+                self._event(">", command, t0)
+                return
+            except ConnectionLost as exc:
+                self._event(">", command, t0, "not sent")
+                self._event("!", f"connection lost: {exc}", t0, "reconnecting")
+            self.reconnect("connection lost")
+            t0 = time.monotonic()
+            try:
+                self._write(command)
+                self._event(">", command, t0, "re-sent after reconnect")
+            except ConnectionLost as exc:
+                self._event(">", command, t0, "not sent")
+                raise self.error(f"connection lost: {exc}", command) from None
 
     def query(self, command: str, *, timeout_s: float | None = None,
               retries: int | None = None) -> str:
@@ -193,25 +229,41 @@ class LineTransport(ABC):
             self._resync()
             while True:
                 attempts += 1
+                t0 = time.monotonic()
+                sent = False
                 try:
                     self._write(command)
-                    return self._read_line(timeout).strip()
+                    sent = True
+                    self._event(">", command, t0, f"attempt {attempts}" if attempts > 1 else "")
+                    reply = self._read_line(timeout)
+                    self._event("<", reply, t0)
+                    return reply.strip()
                 except ReadTimeout:
                     self._dirty = True
+                    then = ("re-sending" if attempts <= tries else
+                            "giving up" if reconnected else "reconnecting")
+                    self._event("!", f"timeout: no reply within {timeout:g} s", t0, then)
                     if attempts <= tries:
                         continue
                     if reconnected:
                         raise self.error(f"no reply within {timeout:g} s after {attempts} "
                                          f"attempts", command) from None
+                    why = "timeout"
                 except ConnectionLost as exc:
+                    if not sent:
+                        self._event(">", command, t0, "not sent")
+                    self._event("!", f"connection lost: {exc}", t0,
+                                "giving up" if reconnected else "reconnecting")
                     if reconnected:
                         raise self.error(f"connection lost: {exc}", command) from None
+                    why = "connection lost"
                 except UnicodeDecodeError as exc:
                     self._dirty = True
+                    self._event("<", exc.object, t0, "undecodable")
                     raise self.error("undecodable reply", command, exc.object) from None
                 reconnected = True
                 try:
-                    self.reconnect()
+                    self.reconnect(why)
                 except InstrumentError:
                     raise self.error("connection lost and reconnect failed", command) from None
 
@@ -219,14 +271,20 @@ class LineTransport(ABC):
         """Read one more reply line (multi-line replies)."""
         timeout = self.link.timeout_s if timeout_s is None else timeout_s
         with self._lock:
+            t0 = time.monotonic()
             try:
-                return self._read_line(timeout).strip()
+                reply = self._read_line(timeout)
+                self._event("<", reply, t0, "further line")
+                return reply.strip()
             except ReadTimeout:
                 self._dirty = True
+                self._event("!", f"timeout: no further line within {timeout:g} s", t0)
                 raise self.error(f"no further reply line within {timeout:g} s") from None
             except ConnectionLost as exc:
+                self._event("!", f"connection lost: {exc}", t0)
                 raise self.error(f"connection lost: {exc}") from None
             except UnicodeDecodeError as exc:
+                self._event("<", exc.object, t0, "undecodable")
                 raise self.error("undecodable reply", None, exc.object) from None
 
     def _ensure_open(self) -> None:
@@ -236,8 +294,12 @@ class LineTransport(ABC):
     def _resync(self) -> None:
         """After a timeout, discard late replies until the line is quiet."""
         if self._dirty:
+            t0 = time.monotonic()
+            late = b""
             with contextlib.suppress(ConnectionLost):
-                self._drain(min(self.link.timeout_s / 2, 0.25))
+                late = self._drain(min(self.link.timeout_s / 2, 0.25)) or b""
+            self._event("<" if late else "!", late if late else "nothing late", t0,
+                        "late reply discarded" if late else "drained after a timeout")
             self._dirty = False
 
 
@@ -299,17 +361,20 @@ class SerialTransport(LineTransport):
         line, self._rx = self._rx.split(term, 1)
         return line.decode(self.link.encoding)
 
-    def _drain(self, quiet_s: float) -> None:
+    def _drain(self, quiet_s: float) -> bytes:
         now = time.monotonic()
         deadline, last = now + 4 * quiet_s, now
+        late, self._rx = self._rx, b""
         try:
             while time.monotonic() < deadline and time.monotonic() - last < quiet_s:
-                if self._port.read(max(1, self._port.in_waiting)):
+                chunk = self._port.read(max(1, self._port.in_waiting))
+                if chunk:
+                    late += chunk
                     last = time.monotonic()
             self._port.reset_input_buffer()
         except Exception as exc:  # SerialException, OSError, termios.error
             raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
-        self._rx = b""
+        return late
 
 
 class VisaTransport(LineTransport):
@@ -381,18 +446,20 @@ class VisaTransport(LineTransport):
             raw = raw[: -len(term)]
         return raw.decode(self.link.encoding)
 
-    def _drain(self, quiet_s: float) -> None:
+    def _drain(self, quiet_s: float) -> bytes:
         import pyvisa
 
         deadline = time.monotonic() + 4 * quiet_s
+        late = b""
         try:
             self._res.timeout = max(1, int(quiet_s * 1000))
             while time.monotonic() < deadline:
-                self._res.read_raw()
+                late += self._res.read_raw()
         except pyvisa.errors.VisaIOError:
             pass
         except Exception as exc:
             raise ConnectionLost(f"{type(exc).__name__}: {exc}") from None
+        return late
 
 
 def open_transport(device: str, address: str, link: LinkSettings,
