@@ -7,7 +7,8 @@ reading, chart, focus position, temperature) and writes the frames into a captur
 anything analyses them. Every step is journaled through :attr:`CaptureContext.journal`.
 
 The exposure sweep follows the EMVA 1288 Release 4.0 procedure as the reference
-implementation runs it (REFERENCE §1.2): exposure-time variation with, at every step, one
+implementation runs it (docs/standards.md#emva-measurement-conditions): exposure-time
+variation with, at every step, one
 bright and one dark temporal pair; bright and dark spatial stacks of L frames at the step
 nearest 50 % of the saturation signal (measured, not assumed, so a full well below the ADC
 range does not put the spatial point on the plateau).
@@ -22,11 +23,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from harness.capture.captureset import CaptureSet, CaptureSetWriter
+from harness.capture.captureset import CFA, CaptureSet, CaptureSetWriter
 from harness.devices.camera.frames import FrameStack
 from harness.errors import CameraError, ConfigError, FeatureError, HarnessError, MeasurementError
 from harness.paths import safe_component
@@ -254,8 +255,9 @@ def grab_set(ctx: CaptureContext, name: str, n: int, *, role: str, group: str = 
     measurement stack (a dropped or incomplete frame is an error)."""
     with ctx.new_set(name) as writer:
         stack = ctx.grab(n)
-        if writer.manifest.cfa is None:  # the probe: the camera tells the CFA with the frame
-            writer.manifest.cfa = stack.cfa
+        if writer.manifest.cfa is None and stack.cfa is not None:
+            # the probe: the camera tells the CFA with the frame
+            writer.manifest.cfa = cast(CFA, stack.cfa)
         _store(ctx, writer, stack, role=role, group=group, strict=strict)
     return CaptureSet.open(writer.root), stack
 

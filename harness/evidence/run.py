@@ -73,6 +73,7 @@ class RunEvidence:
         self.records = records
         self.journal = Journal(self.dir / "journal.jsonl", self.run_id)
         self.stored: StoredRun | None = None
+        self.output_failures: list[Any] = []
         self.journal.run_start(station=station, dut=dut, operator=operator,
                                software=(run_software(limits_hash) if software is None
                                          else software),
@@ -159,12 +160,24 @@ class RunEvidence:
             try:
                 with RecordStore(self.records) as store:
                     self.stored = store.add_run(record, signer=self.signer)
+                    self._publish(store, record)
             except (EvidenceError, ConfigError) as exc:
                 self.journal.error(f"records: {exc}", kind="evidence")
                 self.journal.close()
                 return record.with_outcome(Outcome.ERROR, f"records: {exc}")
         self.journal.close()
         return record
+
+    def _publish(self, store: RecordStore, record: RunRecord) -> None:
+        """Hand the stored run to the installed outputs (``harness.outputs``). A failed output
+        never changes the verdict and is never silent: it is noted in the journal (``harness
+        records publish --retry`` retries it) and kept in :attr:`output_failures`."""
+        from harness.evidence.outputs import publish
+
+        self.output_failures = publish(store, record)
+        for failure in self.output_failures:
+            self.journal.note(f"{failure} (retry with harness records publish --retry)",
+                              output=failure.output)
 
 
 __all__ = ["SOFTWARE", "RunEvidence", "run_software", "software_versions"]
