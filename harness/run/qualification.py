@@ -8,6 +8,11 @@ hands each test a :class:`~harness.run.checker.Checker` bound to the run-wide
 the end lists the limits of the spec that got no verdict (:mod:`harness.run.coverage`)
 before it closes the journal. Nothing here knows pytest.
 
+Every instrument exchange of the run (from the station's opening, kept in a backlog until the
+run's folder exists, to its safe state) goes to ``<run>/instruments.log``
+(:mod:`harness.devices.traffic`), opened by :meth:`QualificationRun.start` and closed by
+:meth:`QualificationRun.finish`; a log that cannot be written makes the run ERROR.
+
 Outcome rules: a characterisation run (no limits, ``characterise=True``) records every figure
 as INFO and is INCOMPLETE; a run with an unjudged limit is INCOMPLETE; a failed evidence write
 makes the run ERROR, never PASS.
@@ -25,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from harness.capture.captureset import CaptureSet
+from harness.devices import traffic
 from harness.devices.camera.frames import FrameStack
 from harness.devices.protocols import PowerReading
 from harness.errors import EvidenceError
@@ -86,6 +92,16 @@ class QualificationRun:
             limits_file=spec.source if spec else "", limits_hash=spec.sha256 if spec else "",
             devices=devices, calibrations=calibrations, records=self.records_target,
             characterisation=self.characterise, rejudged_from=self.rejudged_from)
+        try:
+            traffic.open_log(self.folder / traffic.LOG_NAME)
+        except OSError as exc:
+            self._traffic_lost(f"cannot open the instrument log: {exc}")
+
+    def _traffic_lost(self, message: str) -> None:
+        """Instrument traffic is evidence: losing it makes the run ERROR, never PASS."""
+        log.error("%s", message)
+        self.outcome_override = Outcome.ERROR
+        self.notes.append(message)
 
     def _write(self, func: str, *args: Any, **kwargs: Any) -> Any:
         if self.evidence is None:
@@ -166,6 +182,10 @@ class QualificationRun:
         if self.evidence is None or self.finished:
             return None
         self.finished = True
+        summary = traffic.close_log()
+        if summary is not None and (summary.lost or summary.error):
+            self._traffic_lost(f"instrument log {summary.path.name}: {summary.lost} lines lost "
+                               f"({summary.error})")
         final = outcome if self.outcome_override is None else Outcome.ERROR
         try:
             if self.spec is not None and not self.characterise \
