@@ -11,19 +11,22 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from harness.errors import ConfigError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 FieldPath = tuple[str | int, ...]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -238,3 +241,40 @@ def validation_error(doc: LoadedYaml, exc: ValidationError, *, prefix: FieldPath
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''})"
     return doc.error(loc, msg)
+
+
+def _nested_models(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field holds directly, or as one arm of ``X | None`` / a union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _nested_models(arg)]
+    return []
+
+
+def model_keys(model: type[BaseModel], prefix: FieldPath = ()) -> dict[FieldPath, list[str]]:
+    """The keys ``model`` allows at each of its nested model paths, for unknown-key hints."""
+    out: dict[FieldPath, list[str]] = {prefix: list(model.model_fields)}
+    if len(prefix) > MAX_DEPTH:  # a model that holds itself: its keys are known by now
+        return out
+    for name, info in model.model_fields.items():
+        for nested in _nested_models(info.annotation):
+            out.update(model_keys(nested, (*prefix, name)))
+    return out
+
+
+def validate_model(doc: LoadedYaml, model: type[M], data: Any, *, prefix: FieldPath = (),
+                   extra_keys: Mapping[FieldPath, Iterable[str]] | None = None) -> M:
+    """``model.model_validate(data)`` for the part of ``doc`` at ``prefix``; a failure is one
+    :class:`ConfigError` line naming file, line, field, what was found and the allowed keys.
+
+    ``extra_keys`` adds keys allowed beside the model's own (e.g. ``driver`` of a device),
+    so a misspelling of them gets its "did you mean" too.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = {(*prefix, *sub): keys for sub, keys in model_keys(model).items()}
+        for path, keys in (extra_keys or {}).items():
+            fields[path] = [*fields.get(path, []), *keys]
+        raise validation_error(doc, exc, prefix=prefix, model_fields=fields) from None
