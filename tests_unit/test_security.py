@@ -473,17 +473,18 @@ def test_b64_needles_find_embedded_secrets() -> None:
 
 
 def test_no_secret_reaches_the_report(tmp_path: Path) -> None:
-    """A real run of the plugin with secrets in the environment, in a station setting (through
-    ``${VAR}``) and as the password of the ``--records`` URL; the DUT serial is a traversal
-    string. Nothing of either may surface: not in the Allure results, the journal, the console,
-    nor the built single-file report (searched raw and inside its base64)."""
+    """A real run of the plugin with secrets in the environment, in device settings of the
+    station file (through ``${VAR}``: a driver's credential, the fake's ``password``) and as the
+    password of the ``--records`` URL; the DUT serial is a traversal string. Nothing of either
+    may surface: not in the Allure results, the journal, the console, nor the built
+    single-file report (searched raw and inside its base64)."""
     work = tmp_path / "w" / "x" / "y"
     work.mkdir(parents=True)
     (work / "station.yaml").write_text(
         f"id: sec-01\nlock_dir: {tmp_path / 'locks'}\n"
-        "settings: {api_token: '${HARNESS_TEST_SECRET}', db: '${DATABASE_PASSWORD}'}\n"
-        "light: {driver: fake}\n"
-        "camera: {driver: fake, serial: '../../../../escape-serial', width: 16, height: 8}\n")
+        "light: {driver: fake, password: '${HARNESS_TEST_SECRET}'}\n"
+        "camera: {driver: fake, serial: '../../../../escape-serial', width: 16, height: 8,\n"
+        "         password: '${DATABASE_PASSWORD}'}\n")
     (work / "limits.yaml").write_text(
         "product: sec\nversion: 1\nlimits:\n"
         "  - {id: MEAN, measurement: mean_dn, unit: DN, min: 0, max: 1000}\n")

@@ -35,6 +35,9 @@ class FakeSettings(BaseModel):
     fail_on: list[Action] = Field(default_factory=list)
     record_to: str | None = None
     open_delay_s: float = Field(0.0, ge=0.0, le=60.0)
+    password: str = Field("", description="a credential the fake holds and never reports, "
+                          "as a networked instrument's login; tests give it ${VAR} secrets "
+                          "to check that none reaches the evidence")
 
 
 class FakeDevice:
