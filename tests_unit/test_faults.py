@@ -249,11 +249,14 @@ def test_simulator_specs_are_validated_with_one_line_errors(tmp_path: Path) -> N
     cases = [
         ({"x": {"type": "laser"}}, "simulators.x.type: unknown simulator type 'laser'; "
                                    "allowed: scpi-led, gardasoft"),
-        ({"x": {"type": "scpi-led", "colour": 1}}, "simulators.x.colour: unknown key; allowed:"),
+        ({"x": {"type": "scpi-ledd"}}, "simulators.x.type: unknown simulator type 'scpi-ledd' "
+                                       "(did you mean 'scpi-led'?); allowed: scpi-led"),
+        ({"x": {"type": "scpi-led", "colour": 1}}, "simulators.x.colour: unknown key 'colour'; "
+                                                   "allowed: cct_max_k, cct_min_k, faults, light"),
         ({"x": {"type": "scpi-led", "light": {"max_lux": -1}}},
          "simulators.x.light.max_lux: Input should be greater than 0"),
         ({"x": {"type": "gardasoft", "faults": [{"kind": "explode"}]}},
-         "simulators.x.faults.0.kind: Input should be"),
+         "simulators.x.faults[0].kind: Input should be"),
         ({"m": {"type": "cs100a", "light": "sun"}}, "simulators.m.light: no light simulator "
                                                     "'sun'"),
     ]

@@ -173,7 +173,12 @@ STATION: dict[str, Any] = {
     "camera": {"driver": "fake", "serial": "CAM-1", "width": 64, "height": 48},
     "cameras": None,
     "calibration": {"light": {"certificate": "C-1", "due": "2099-12-31", "lab": "x"}},
-    "settings": {"note": "${HOME:-/tmp}", "list": [1, 2.5, "three"]},
+    "settings": {"confirm_label": False, "label_timeout_s": 30.0,
+                 "signing_key": "${HOME:-/tmp}/station.key"},
+    "bench": {"light": {"enabled": False, "level_pct": 0.0}, "chart": "flat"},
+    "simulators": {"lamp": {"type": "scpi-led", "light": {"gamma": 1.0}},
+                   "meter": {"type": "cs100a", "light": "lamp"},
+                   "wheel": {"type": "chart-wheel", "charts": ["dark", "flat"]}},
 }
 LIMITS: dict[str, Any] = {
     "product": "fuzz", "version": 3, "description": "fuzzed spec",

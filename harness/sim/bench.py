@@ -31,17 +31,19 @@ they derived from a state; :meth:`Bench.state` returns a consistent frozen snaps
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import ConfigError
+from harness.registry import register_section
 from harness.sim.colour_response import check_illuminant, illuminance_lux, irradiance_w_m2
 from harness.sim.module import Power, load_module
 from harness.sim.scene import SCENES, check_scene
-from harness.yamlio import LoadedYaml, load_yaml, validation_error
+from harness.yamlio import LoadedYaml, validate_model
 
 
 class LightConfig(BaseModel):
@@ -62,7 +64,8 @@ class LightConfig(BaseModel):
 
 
 class BenchConfig(BaseModel):
-    """The ``bench:`` section of a station file (initial state)."""
+    """The ``bench:`` section of a station file (initial state); registered with
+    :func:`harness.registry.register_section`, so the station loader checks it at load."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -231,34 +234,29 @@ class Bench:
         self.closed = True
 
 
-def bench_config(data: dict[str, Any] | None, *, source: str = "bench",
+def bench_config(data: Any, *, source: str = "bench",
                  doc: LoadedYaml | None = None) -> BenchConfig:
     """Validate a ``bench:`` mapping; errors name the station file line when ``doc`` is given."""
-    light = (data or {}).get("light")
+    where = doc or LoadedYaml(data, source, {})
+    light = data.get("light") if isinstance(data, dict) else None
     if isinstance(light, dict) and any(isinstance(k, bool) for k in light):
-        where = doc or LoadedYaml(data, source, {})
         raise where.error(("bench", "light"), "YAML reads 'on' as true: write enabled: true "
                                               "(or false) to switch the light")
-    try:
-        return BenchConfig.model_validate(data or {})
-    except ValidationError as exc:
-        fields: dict[tuple[str | int, ...], list[str]] = {
-            ("bench",): list(BenchConfig.model_fields),
-            ("bench", "light"): list(LightConfig.model_fields)}
-        where = doc or LoadedYaml(data, source, {})
-        raise validation_error(where, exc, prefix=("bench",), model_fields=fields) from None
+    return validate_model(where, BenchConfig, {} if data is None else data, prefix=("bench",))
 
 
-def build_bench(bench_cfg: dict[str, Any] | None, station_config: Any = None) -> Bench:
-    """The bench of a station file's ``bench:`` section (the Station calls this)."""
-    source = getattr(station_config, "source", None)
-    doc = None
-    if source is not None:
-        try:
-            doc = load_yaml(source, what="station file")
-        except ConfigError:
-            doc = None
-    cfg = bench_config(bench_cfg, source=str(source or "bench"), doc=doc)
+@register_section("bench")
+def load_bench_section(doc: LoadedYaml, raw: Any) -> BenchConfig:
+    """The station file's ``bench:`` section, checked when the station file loads."""
+    return bench_config(raw, doc=doc)
+
+
+def build_bench(bench_cfg: BenchConfig | Mapping[str, Any] | None,
+                station_config: Any = None) -> Bench:
+    """The bench of a station's ``bench:`` section (the Station calls this with the
+    :class:`BenchConfig` its loader validated; a mapping is validated here)."""
+    cfg = bench_cfg if isinstance(bench_cfg, BenchConfig) else bench_config(
+        None if bench_cfg is None else dict(bench_cfg))
     bench = Bench(cfg)
     bench.set_module_power(_station_module_power(station_config))
     return bench
@@ -268,7 +266,7 @@ def _station_module_power(station_config: Any) -> Power | None:
     """The ``power`` of the station's simulated camera module, when a PSU simulator feeds it
     (the first ``driver: sim`` camera: the PSU simulator powers one module, on channel 1)."""
     sims = getattr(station_config, "simulators", None) or {}
-    if not any(isinstance(s, dict) and s.get("type") == "scpi-psu" for s in sims.values()):
+    if not any(getattr(s, "type", None) == "scpi-psu" for s in sims.values()):
         return None
     for spec in getattr(station_config, "devices", ()):
         if spec.kind == "camera" and spec.driver == "sim":

@@ -28,10 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.devices.base import DeviceIdentity
 from harness.errors import ConfigError, InstrumentError
+from harness.station.schema import DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS
 from harness.station.stability import StabilityTrace, wait_stable
 
 SUFFIX = ".light-cal.json"
-DEFAULT_MAX_AGE_DAYS = 30
+DEFAULT_MAX_AGE_DAYS = DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS
 FORMAT_VERSION = 1
 
 
@@ -242,8 +243,7 @@ def calibration_problem(config: Any, *, now: dt.datetime | None = None,
         return None
     path = calibration_path(config.source)
     if max_age_days is None:
-        max_age_days = float(config.settings.get("light_calibration_max_age_days",
-                                                 DEFAULT_MAX_AGE_DAYS))
+        max_age_days = config.settings.light_calibration_max_age_days
     if not path.exists():
         return f"light calibration missing ({path}); run 'harness station calibrate " \
                f"{config.source}'"

@@ -1,7 +1,8 @@
 """The station file: schema and loader.
 
 A station file names the station, its devices (each a registered ``driver:`` plus that
-driver's settings), an optional simulated ``bench:``, and the calibration of each instrument::
+driver's settings), the calibration of each instrument and the harness's ``settings:`` for
+this station::
 
     id: lab-a-st3
     site: Lab A
@@ -10,9 +11,13 @@ driver's settings), an optional simulated ``bench:``, and the calibration of eac
     camera: {driver: genicam, serial: "${DUT_SERIAL}"}
     calibration:
       meter: {certificate: KM-2291, due: 2027-03-01}
+    settings: {confirm_label: true, signing_key: keys/lab-a-st3.key}
     limits: ../tests_hil/limits/cm12.yaml   # the default limit spec (--limits overrides it)
 
-Every load error is one line: ``file:line: field: what was found; what is allowed``.
+Sections that a lower floor owns (the simulator's ``bench:`` and ``simulators:``) are typed by
+that floor and registered in :mod:`harness.registry`; the loader checks them too, importing
+their owner only when the file has them. So the whole file is checked at load, and every load
+error is one line: ``file:line: field: what was found; what is allowed``.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import CalibrationExpired, ConfigError
+from harness.registry import section_loader, section_names
 from harness.station.registry import DEVICE_KINDS, driver_class, registered_drivers
-from harness.yamlio import FieldPath, LoadedYaml, close_matches, load_yaml, validation_error
+from harness.yamlio import FieldPath, LoadedYaml, close_matches, load_yaml, validate_model
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS = 30.0
+"""How old a station's light calibration may be before a run refuses it (days)."""
 
 
 class Calibration(BaseModel):
@@ -46,8 +55,38 @@ class Calibration(BaseModel):
         return (self.due - (today or dt.date.today())).days
 
 
+class StationSettings(BaseModel):
+    """The ``settings:`` section: how the harness behaves on this station.
+
+    Every key the harness reads is declared here, so a misspelt one is a load error instead
+    of a setting silently left at its default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    confirm_label: bool = Field(False, description="the operator scans the DUT label before "
+                                "the first test; a label that is not the camera's serial, or "
+                                "none within label_timeout_s, is an ERROR")
+    label_timeout_s: float = Field(60.0, gt=0.0, allow_inf_nan=False,
+                                   description="how long to wait for the scanned label")
+    watchdog: bool = Field(True, description="start the SIGKILL watchdog with the run, so a "
+                           "killed runner still leaves the instruments in their safe state")
+    light_calibration_max_age_days: float = Field(
+        DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS, gt=0.0, allow_inf_nan=False,
+        description="a light calibration older than this refuses the run")
+    signing_key: Path | None = Field(None, description="the station's Ed25519 private key "
+                                     "(harness station keygen), relative to the station file; "
+                                     "the loader resolves it; none: $HARNESS_SIGNING_KEY")
+
+    @field_validator("signing_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        """``signing_key: ""`` (e.g. ``${KEY:-}``) means no key, not the station's folder."""
+        return None if value == "" else value
+
+
 class StationHeader(BaseModel):
-    """Top-level keys other than device sections."""
+    """Top-level keys the station owns (sections a lower floor owns are checked by it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,10 +101,8 @@ class StationHeader(BaseModel):
     meter: dict[str, Any] | None = None
     focus: dict[str, Any] | None = None
     chart: dict[str, Any] | None = None
-    bench: dict[str, Any] | None = None
-    simulators: dict[str, dict[str, Any]] | None = None
     calibration: dict[str, Calibration] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: StationSettings = Field(default_factory=StationSettings)
     limits: str | None = Field(None, min_length=1)
 
 
@@ -90,13 +127,25 @@ class StationConfig:
     description: str
     source: Path
     devices: tuple[DeviceSpec, ...]
-    bench: dict[str, Any] | None
     calibration: dict[str, Calibration]
     lock_dir: Path | None
-    settings: dict[str, Any] = field(default_factory=dict)
-    simulators: dict[str, dict[str, Any]] | None = None
+    settings: StationSettings = field(default_factory=StationSettings)
+    """The ``settings:`` section, ``signing_key`` resolved against the station file."""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    """Validated sections a lower floor owns, by name (see :mod:`harness.registry`)."""
     limits: Path | None = None
     """The station's default limit spec (``limits:``, relative to the station file)."""
+
+    @property
+    def bench(self) -> Any:
+        """The ``bench:`` section (a :class:`harness.sim.bench.BenchConfig`), or ``None``."""
+        return self.sections.get("bench")
+
+    @property
+    def simulators(self) -> Mapping[str, Any] | None:
+        """The ``simulators:`` section (name -> the simulator's validated ``Spec``), or
+        ``None``."""
+        return self.sections.get("simulators")
 
     def roles(self) -> list[str]:
         return [d.role for d in self.devices]
@@ -136,38 +185,36 @@ def _device_spec(doc: LoadedYaml, role: str, kind: str, path: FieldPath,
     cls = driver_class(kind, driver)
     settings_model: type[BaseModel] = cls.Settings
     values = {k: v for k, v in raw.items() if k != "driver"}
-    try:
-        settings = settings_model.model_validate(values)
-    except ValidationError as exc:
-        allowed = {(*path, *sub): keys for sub, keys in _model_keys(settings_model).items()}
-        allowed[path] = [*allowed.get(path, []), "driver"]
-        raise validation_error(doc, exc, prefix=path, model_fields=allowed) from None
+    settings = validate_model(doc, settings_model, values, prefix=path,
+                              extra_keys={path: ["driver"]})
     return DeviceSpec(role, kind, driver, cls, settings, path)
 
 
-def _model_keys(model: type[BaseModel], prefix: FieldPath = ()) -> dict[FieldPath, list[str]]:
-    """Allowed keys at each nested model path (for unknown-key hints)."""
-    out: dict[FieldPath, list[str]] = {prefix: list(model.model_fields)}
-    for name, info in model.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out.update(_model_keys(ann, (*prefix, name)))
+def _header(doc: LoadedYaml, sections: list[str]) -> StationHeader:
+    """The station's own keys, validated; a registered section's name is an allowed key."""
+    data = doc.data
+    own = {k: v for k, v in data.items() if k not in sections}
+    extra: dict[FieldPath, list[str]] = {(): sections}
+    calibration = data.get("calibration")
+    for role in calibration if isinstance(calibration, dict) else {}:
+        extra[("calibration", role)] = list(Calibration.model_fields)
+    return validate_model(doc, StationHeader, own, extra_keys=extra)
+
+
+def _sections(doc: LoadedYaml, sections: list[str]) -> dict[str, Any]:
+    """Each registered section the file has, checked by its owner (imported only now)."""
+    out: dict[str, Any] = {}
+    for name, raw in doc.data.items():
+        if name in sections and raw is not None:
+            out[name] = section_loader(name)(doc, raw)
     return out
 
 
 def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None) -> StationConfig:
     """Load and validate a station file; raise a one-line :class:`ConfigError` on any problem."""
     doc = load_yaml(path, what="station file", env=env)
-    try:
-        header = StationHeader.model_validate(doc.data)
-    except ValidationError as exc:
-        top = _model_keys(StationHeader)
-        top[("calibration", "*")] = list(Calibration.model_fields)
-        fields = dict(top)
-        calibration = doc.data.get("calibration") if isinstance(doc.data, dict) else None
-        for role in calibration if isinstance(calibration, dict) else {}:
-            fields[("calibration", role)] = list(Calibration.model_fields)
-        raise validation_error(doc, exc, model_fields=fields) from None
+    names = section_names()
+    header = _header(doc, names)
 
     if header.camera is not None and header.cameras is not None:
         raise doc.error(("cameras",), "give either 'camera' (one) or 'cameras' (several), not both")
@@ -193,10 +240,14 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
             raise doc.error(("calibration", role),
                             f"no device {role!r} on this station{hint}; devices: "
                             f"{', '.join(roles) or 'none'}")
-    if header.bench is not None and not isinstance(header.bench, dict):
-        raise doc.error(("bench",), "must be a mapping")
+    sections = _sections(doc, names)
 
     source = Path(path)
+    settings = header.settings
+    if settings.signing_key is not None:
+        key = settings.signing_key.expanduser()
+        settings = settings.model_copy(update={
+            "signing_key": key if key.is_absolute() else source.parent / key})
     lock_dir = Path(header.lock_dir).expanduser() if header.lock_dir else None
     if lock_dir is not None and not lock_dir.is_absolute():
         lock_dir = source.parent / lock_dir
@@ -209,11 +260,10 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
         description=header.description,
         source=source,
         devices=tuple(devices),
-        bench=header.bench,
         calibration=dict(header.calibration),
         lock_dir=lock_dir,
-        settings=dict(header.settings),
-        simulators=header.simulators,
+        settings=settings,
+        sections=sections,
         limits=limits,
     )
 

@@ -14,6 +14,10 @@ calls :func:`start_simulators` before it builds the drivers, and drivers resolve
 
 Each entry's ``type`` picks the simulator (:data:`SIMULATOR_TYPES`), ``transport`` overrides its
 default server (``pty`` or ``tcp``), ``faults`` scripts faults (:mod:`harness.sim.faults`).
+The section is registered with :func:`harness.registry.register_section`: the station loader
+checks every entry against its type's ``Spec`` when the station file loads
+(:func:`simulator_specs`), so a typo stops ``harness station check`` and ``pytest --station``
+at start-up, naming the line.
 
 With :data:`STATE_FILE_ENV` set, :meth:`SimulatorHub.close` writes every simulator's final state
 (:meth:`SimulatorHub.states`) to that file as JSON, so a test can check the safe state of a
@@ -30,9 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from harness.errors import ConfigError
+from harness.registry import register_section
 from harness.sim.faults import FaultPlan
 from harness.sim.instruments.base import LineSimulator, PtyServer, SimSpec, TcpServer, serve
 from harness.sim.instruments.chart_wheel import ChartWheelSimulator, ChartWheelSpec
@@ -42,6 +45,8 @@ from harness.sim.instruments.focus_stage import FocusStageSimulator
 from harness.sim.instruments.gardasoft import GardasoftSimulator
 from harness.sim.instruments.scpi_led import ScpiLedSimulator
 from harness.sim.instruments.scpi_psu import ScpiPsuSimulator
+from harness.sim.scene import SCENES
+from harness.yamlio import LoadedYaml, close_matches, validate_model
 
 STATE_FILE_ENV = "HARNESS_SIM_STATE_FILE"
 """Environment variable naming the JSON file the hub writes its simulators' final state to."""
@@ -55,16 +60,8 @@ SIMULATOR_TYPES: dict[str, type[Any]] = {
     "chart-wheel": ChartWheelSimulator,
 }
 
-
-def _spec_error(source: str, name: str, exc: ValidationError,
-                model: type[BaseModel]) -> ConfigError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = f"unknown key; allowed: {', '.join(sorted(model.model_fields))}"
-    return ConfigError(message, source=source, field=f"simulators.{name}" + (f".{loc}" if loc
-                                                                             else ""))
+LIGHT_TYPES: tuple[str, ...] = ("scpi-led", "gardasoft")
+"""Simulator types with a light ``output`` that a meter (``cs100a``) can read."""
 
 
 class SimulatorHub:
@@ -157,34 +154,65 @@ def _light_probe(hub: SimulatorHub, name: str, spec: Cs100aSpec, source: str) ->
     return lambda: (output.illuminance_lux(), output.illuminant)
 
 
-def start_simulators(specs: Mapping[str, Mapping[str, Any]], bench: Any = None,
-                     station_config: Any = None) -> SimulatorHub:
-    """Validate ``specs`` (name -> spec), start every simulator, wire meters to lights."""
-    source = str(getattr(station_config, "source", "") or "simulators")
-    validated: dict[str, SimSpec] = {}
-    for name, raw in specs.items():
-        if not isinstance(raw, Mapping):
-            raise ConfigError("must be a mapping with a 'type' key", source=source,
-                              field=f"simulators.{name}")
-        kind = raw.get("type")
-        if kind not in SIMULATOR_TYPES:
-            raise ConfigError(f"unknown simulator type {kind!r}; allowed: "
-                              f"{', '.join(SIMULATOR_TYPES)}", source=source,
-                              field=f"simulators.{name}.type")
+def simulator_specs(raw: Any, *, doc: LoadedYaml | None = None,
+                    bench: bool = False) -> dict[str, SimSpec]:
+    """Validate a ``simulators:`` mapping (name -> spec): each entry by the ``Spec`` model of
+    its ``type``, a meter's ``light`` must name a light simulator and, with a ``bench``, a
+    chart wheel's charts must be scenes the simulated camera renders. Errors are one line,
+    naming the station file's line when ``doc`` (the station file) is given."""
+    where = doc or LoadedYaml(raw, "", {})
+    allowed = ", ".join(SIMULATOR_TYPES)
+    if not isinstance(raw, Mapping):
+        raise where.error(("simulators",), "must be a mapping of name -> {type: ..., ...}; "
+                                           f"types: {allowed}")
+    specs: dict[str, SimSpec] = {}
+    for name, entry in raw.items():
+        path = ("simulators", str(name))
+        if not isinstance(entry, Mapping):
+            raise where.error(path, f"must be a mapping with a 'type' key; types: {allowed}")
+        kind = entry.get("type")
+        if kind is None:
+            raise where.error(path, f"required key 'type' is missing; types: {allowed}")
+        if not isinstance(kind, str) or kind not in SIMULATOR_TYPES:
+            raise where.error((*path, "type"), f"unknown simulator type {kind!r}"
+                                               f"{close_matches(str(kind), SIMULATOR_TYPES)}; "
+                                               f"allowed: {allowed}")
         model: type[SimSpec] = SIMULATOR_TYPES[kind].Spec
-        try:
-            validated[name] = model.model_validate(dict(raw))
-        except ValidationError as exc:
-            raise _spec_error(source, name, exc, model) from None
-        spec = validated[name]
-        if bench is not None and isinstance(spec, ChartWheelSpec):
-            from harness.sim.scene import SCENES
-
+        specs[str(name)] = validate_model(where, model, dict(entry), prefix=path)
+    lights = [n for n, s in specs.items() if s.type in LIGHT_TYPES]
+    for name, spec in specs.items():
+        if isinstance(spec, Cs100aSpec) and spec.light is not None and spec.light not in lights:
+            raise where.error(("simulators", name, "light"),
+                              f"no light simulator {spec.light!r}"
+                              f"{close_matches(spec.light, lights)}; light simulators: "
+                              f"{', '.join(lights) or 'none'}")
+        if bench and isinstance(spec, ChartWheelSpec):
             unknown = [c for c in spec.charts if c not in SCENES]
             if unknown:
-                raise ConfigError(f"chart(s) {', '.join(unknown)} are not scenes the simulated "
-                                  f"camera can render; allowed: {', '.join(SCENES)}",
-                                  source=source, field=f"simulators.{name}.charts")
+                raise where.error(("simulators", name, "charts"),
+                                  f"chart(s) {', '.join(unknown)} are not scenes the simulated "
+                                  f"camera can render; allowed: {', '.join(SCENES)}")
+    return specs
+
+
+@register_section("simulators")
+def load_simulators_section(doc: LoadedYaml, raw: Any) -> dict[str, SimSpec]:
+    """The station file's ``simulators:`` section, checked when the station file loads (a
+    ``bench:`` beside it makes the chart wheel's charts scenes of the simulated camera)."""
+    has_bench = isinstance(doc.data, dict) and doc.data.get("bench") is not None
+    return simulator_specs(raw, doc=doc, bench=has_bench)
+
+
+def start_simulators(specs: Mapping[str, SimSpec | Mapping[str, Any]], bench: Any = None,
+                     station_config: Any = None) -> SimulatorHub:
+    """Start every simulator of ``specs`` (name -> spec), wire meters to lights. The Station
+    passes the specs its loader validated; raw mappings are validated here first."""
+    source = str(getattr(station_config, "source", "") or "simulators")
+    validated: dict[str, SimSpec]
+    if all(isinstance(s, SimSpec) for s in specs.values()):
+        validated = {name: s for name, s in specs.items() if isinstance(s, SimSpec)}
+    else:
+        validated = simulator_specs(specs, bench=bench is not None)
     hub = SimulatorHub(bench)
     try:
         clock = hub.link.clock
@@ -207,4 +235,5 @@ def start_simulators(specs: Mapping[str, Mapping[str, Any]], bench: Any = None,
     return hub
 
 
-__all__ = ["SIMULATOR_TYPES", "STATE_FILE_ENV", "SimulatorHub", "start_simulators"]
+__all__ = ["LIGHT_TYPES", "SIMULATOR_TYPES", "STATE_FILE_ENV", "SimulatorHub",
+           "load_simulators_section", "simulator_specs", "start_simulators"]
