@@ -346,7 +346,7 @@ class HilPlugin:
     def _start_watchdog(self) -> Any:
         """The SIGKILL watchdog (:mod:`harness.station.watchdog`), unless the station's
         ``settings.watchdog`` is false."""
-        if not self.station_config.settings.get("watchdog", True) or self.run is None:
+        if not self.station_config.settings.watchdog or self.run is None:
             return None
         from harness.station.watchdog import start_watchdog
 
@@ -366,11 +366,11 @@ class HilPlugin:
         mismatch is an ERROR (the wrong unit must never be qualified under another's
         serial)."""
         settings = self.station_config.settings
-        if not settings.get("confirm_label", False) and self.label is None:
+        if not settings.confirm_label and self.label is None:
             return
         label = self.label
         if label is None:
-            timeout = float(settings.get("label_timeout_s", 60.0))
+            timeout = settings.label_timeout_s
             capture = self.config.pluginmanager.getplugin("capturemanager")
             if capture is not None:
                 capture.suspend_global_capture(in_=True)  # the real stdin and terminal
