@@ -432,3 +432,18 @@ def test_bad_urls(tmp_path: Path) -> None:
         RecordStore("mysql://u@h/db")
     with pytest.raises(EvidenceError, match="records database"):
         RecordStore("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_a_characterisation_run_is_not_an_attempt(store_url: str) -> None:
+    """Characterising a unit before its qualification must not take its first pass."""
+    from dataclasses import replace
+
+    with RecordStore(store_url) as store:
+        char = store.add_run(replace(make_run("c1", dut="U9"), characterisation=True,
+                                     outcome=Outcome.INCOMPLETE))
+        first = store.add_run(make_run("q1", dut="U9"))
+        assert (char.attempt, first.attempt) == (0, 1)
+        report = store.unit_yield()
+        assert store.verify().ok
+    [row] = [r for r in report.stations if r.station == "sim-1"]
+    assert (row.units, row.first_pass, row.final_pass) == (1, 1, 1)

@@ -3,7 +3,9 @@
 A unit's runs are numbered 1, 2, 3, ... in the order they were stored; a retest is a new
 attempt of the same serial and never overwrites an earlier one. A re-judged run (its frames
 judged again, ``rejudged_from`` set) is not an attempt: it carries the number of the run it
-re-judged (0 if that run is not in the store). A run without a DUT serial is attempt 1.
+re-judged (0 if that run is not in the store). A characterisation run (no limits judged) is
+not a qualification attempt either: it is attempt 0, so it never takes a unit's first pass.
+A run without a DUT serial is attempt 1.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class RunKey:
     product: str
     dut_serial: str
     rejudged_from: str = ""
+    characterisation: bool = False
 
 
 def number_attempts(runs: Iterable[RunKey]) -> dict[int, int]:
@@ -31,6 +34,8 @@ def number_attempts(runs: Iterable[RunKey]) -> dict[int, int]:
     for run in runs:
         if run.rejudged_from:
             attempt = by_run_id.get(run.rejudged_from, 0)
+        elif run.characterisation:
+            attempt = 0
         elif not run.dut_serial:
             attempt = 1
         else:

@@ -62,9 +62,10 @@ def _v5_attempts_signatures_outputs(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN signing_key VARCHAR(128) NOT NULL "
                       "DEFAULT ''"))
     runs = T["runs"]
-    stored = conn.execute(select(runs.c.id, runs.c.run_id, runs.c.product, runs.c.dut_serial)
-                          .order_by(runs.c.id))
-    numbers = number_attempts(RunKey(*row) for row in stored)
+    stored = conn.execute(select(runs.c.id, runs.c.run_id, runs.c.product, runs.c.dut_serial,
+                                 runs.c.characterisation).order_by(runs.c.id))
+    numbers = number_attempts(RunKey(pk, run_id, product, serial, "", bool(char))
+                              for pk, run_id, product, serial, char in stored)
     for pk, attempt in numbers.items():
         if attempt != 1:
             conn.execute(runs.update().where(runs.c.id == pk).values(attempt=attempt))

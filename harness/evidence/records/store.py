@@ -237,6 +237,8 @@ class RecordStore:
             source = conn.execute(select(runs.c.attempt)
                                   .where(runs.c.run_id == rec.rejudged_from)).scalar()
             return int(source) if source is not None else 0
+        if rec.characterisation:
+            return 0
         if not rec.dut_serial:
             return 1
         if self.is_postgres:
@@ -244,7 +246,7 @@ class RecordStore:
                          {"unit": f"{rec.product}\n{rec.dut_serial}"})
         earlier = conn.execute(select(func.count()).select_from(runs).where(
             runs.c.product == rec.product, runs.c.dut_serial == rec.dut_serial,
-            runs.c.rejudged_from == "")).scalar()
+            runs.c.rejudged_from == "", runs.c.characterisation.is_(False))).scalar()
         return int(earlier or 0) + 1
 
     def _sign(self, signer: Signer | None, digest: str, run_id: str) -> tuple[str, str]:
@@ -367,7 +369,8 @@ class RecordStore:
             rows = conn.execute(_link_query().order_by(runs.c.station, runs.c.chain_seq)).all()
             pks = {row[1]: int(row[0]) for row in rows}
             keys = conn.execute(select(runs.c.id, runs.c.run_id, runs.c.product,
-                                       runs.c.dut_serial, runs.c.rejudged_from)
+                                       runs.c.dut_serial, runs.c.rejudged_from,
+                                       runs.c.characterisation)
                                 .order_by(runs.c.id))
             expected = number_attempts(RunKey(*k) for k in keys)
 

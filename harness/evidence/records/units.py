@@ -73,6 +73,8 @@ def unit_runs(conn: Connection, where: list[Any], *, rejudged: bool = False
     chosen: dict[tuple[tuple[str, str], int], UnitRun] = {}
     by_run_id: dict[str, UnitRun] = {}
     for pk, run_id, product, station, serial, attempt, outcome, limits_hash, source in rows:
+        if int(attempt) == 0 and not source:
+            continue  # a characterisation run: not a qualification attempt
         run = UnitRun(int(pk), run_id, product, station, serial, int(attempt),
                       Outcome(outcome), limits_hash, serial or f"run {run_id}")
         if not source:
