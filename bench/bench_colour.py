@@ -1,5 +1,5 @@
 """ColorChecker find + measure on a 12 MP frame (target <= 400 ms; colour-checker-detection's
-segmentation detector alone takes ~1.6 s, REFERENCE 3/6).
+segmentation detector alone takes ~1.6 s, docs/standards.md#colorchecker-detection).
 
 Anchors measured in the same run: one ``cv2.meanStdDev`` pass over the frame (memory-bound
 floor) and the 24-patch CCM fit alone (colour-science).

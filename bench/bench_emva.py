@@ -1,6 +1,7 @@
 """EMVA 1288 speed: per-frame reduction of a 12 MP 12-bit frame as a ratio to one np.copyto of
 the same frame (same run), and end to end against the reference package ``emva1288`` on the
-same 640 x 480 descriptor data set (100 steps, L = 50, as in REFERENCE 1.6) when installed.
+same 640 x 480 descriptor data set (100 steps, L = 50, as in
+docs/standards.md#emva-reference-implementation) when installed.
 
 Targets (issue 6): reduction <= 5x np.copyto; end to end >= 20x faster than the reference.
 """

@@ -1,7 +1,8 @@
 """Focus metrics per 12 MP frame (float32), and a sweep analysis per frame.
 
 Anchor measured in the same run: one ``cv2.meanStdDev`` pass over the same float32 frame
-(REFERENCE 6 timed var(Laplacian)/Tenengrad/Brenner at 45/68/34 ms on this box class).
+(docs/standards.md#speed-anchors: var(Laplacian)/Tenengrad/Brenner timed at 45/68/34 ms on
+this box class).
 """
 
 from __future__ import annotations

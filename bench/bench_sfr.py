@@ -1,7 +1,8 @@
 """e-SFR speed: one 200x200 ROI (target <= 3 ms), and a 12 MP slanted-square chart end to end.
 
 Anchor measured in the same run: the same ESF binning done with a pure-Python loop over the
-pixels (the pattern REFERENCE 2.2 timed at ~31 ms per 200x200 ROI) against ``np.bincount``.
+pixels (timed at ~31 ms per 200x200 ROI, docs/standards.md#speed-anchors) against
+``np.bincount``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Per pixel and frame: photo-electrons Poisson(eta * mu_p * prnu_gain + dark_current * t), clipped
 at the full well; DSNU (a fixed map, e-) and Gaussian read noise (e-) added after the well; an
 optional quadratic nonlinearity; DN = K * signal + offset, quantised ONCE with ``rint`` (the
-reference simulator also adds uniform dither, doubling the quantisation noise, REFERENCE 1.7),
+reference simulator also adds uniform dither, doubling the quantisation noise,
+docs/standards.md#emva-reference-implementation),
 clipped to 0 .. 2**bits - 1. Defects are injected at known coordinates.
 """
 

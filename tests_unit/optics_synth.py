@@ -1,6 +1,6 @@
 """Synthetic optics test data with an analytically known answer (tests and benchmarks only).
 
-Edges (REFERENCE 2.3): a straight edge at signed normal distance
+Edges (docs/standards.md#e-sfr-analytic-ground-truth): a straight edge at signed normal distance
 d = (x - x0) cos(theta) - (y - y0) sin(theta) blurred by a Gaussian PSF of sigma px has the ESF
 Phi(d / sigma) (standard normal CDF) and the MTF exp(-2 pi^2 sigma^2 f^2), MTF50 = 0.18739 / sigma.
 

@@ -32,12 +32,12 @@ GAINS = (0.6, 1.0, 0.8)
 
 
 def test_reference_matches_published_check_values() -> None:
-    # REFERENCE 3: dark skin and white 9.5 under D50 (the chart's own white).
+    # docs/standards.md#colorchecker-reference-data: dark skin and white 9.5 under D50 (the chart's own white).
     ref = chart_reference("D50")
     assert ref.names[0] == "dark skin" and ref.names[18].startswith("white 9.5") and len(ref.names) == 24
     assert np.allclose(ref.lab[0], [37.54, 14.37, 14.92], atol=0.01)
     assert np.allclose(ref.lab[18], [95.19, -1.03, 2.93], atol=0.01)
-    # D65 target is linear sRGB: 8-bit encoded dark skin (116, 79, 65) per REFERENCE 3
+    # D65 target is linear sRGB: 8-bit encoded dark skin (116, 79, 65), same section
     enc = colour.cctf_encoding(np.clip(chart_reference("D65").rgb[0], 0, 1), function="sRGB")
     assert np.allclose(np.round(enc * 255), [116, 79, 65], atol=1)
 

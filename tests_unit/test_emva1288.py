@@ -197,7 +197,7 @@ def test_variance_image_is_exact_on_both_paths_and_cached_read_only() -> None:
 
 
 def test_spatial_split_recovers_row_column_and_pixel_variances() -> None:
-    # Release 4.0 row/column/pixel split (REFERENCE 1.5): known row, column, pixel patterns.
+    # Release 4.0 row/column/pixel split (docs/standards.md#emva-dsnu-and-prnu): known row, column, pixel patterns.
     rng = np.random.default_rng(3)
     rows, cols, frames = 200, 300, 8
     pattern = (1000 + rng.normal(0, 3, (rows, 1)) + rng.normal(0, 2, (1, cols))

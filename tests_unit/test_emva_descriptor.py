@@ -152,7 +152,8 @@ def test_cross_check_against_reference_package(descriptor_set: tuple[Sensor, Pat
 def test_reference_saturation_search_fails_on_a_plateau_ours_does_not(tmp_path: Path,
                                                                       reference: Any) -> None:
     """Full well (12 000 e- = 3000 DN) below the ADC range with steps to 1.6x full well: the
-    reference package's backward walk stops inside the plateau (REFERENCE 1.7)."""
+    reference package's backward walk stops inside the plateau
+    (docs/standards.md#emva-reference-implementation)."""
     sensor = Sensor(height=64, width=80, seed=72, full_well_e=12000.0)
     path = write_descriptor_set(tmp_path, sensor, steps=40, max_electrons=1.6 * 12000.0,
                                 spatial_frames=4)

@@ -40,7 +40,7 @@ def test_best_focus_between_steps(base: np.ndarray, metric: str, model: str, tol
 
 
 def test_tenengrad_is_most_robust_to_noise(base: np.ndarray) -> None:
-    # REFERENCE 5: at noise 0.03 the Laplacian's max/min collapses (~2) while Tenengrad keeps ~17.
+    # docs/standards.md#focus-metrics: at noise 0.03 the Laplacian's max/min collapses (~2) while Tenengrad keeps ~17.
     rng = np.random.default_rng(1)
     frames = defocus_sweep(base, POSITIONS, 0.2, noise_sigma=0.03, rng=rng)
     ratio = {}

@@ -1,7 +1,7 @@
 """The GenICam driver against a real GenTL producer: viky.cti from the genicam wheel.
 
 viky has 3 devices (serials 0-2), Mono8/RGBa8, 100-800 px, AcquisitionFrameRate up to 200 Hz and
-no ExposureTime/Gain/Trigger (REFERENCE 7.1); those are tested in test_genicam_faults.py on a
+no ExposureTime/Gain/Trigger (docs/standards.md#the-viky-test-producer); those are tested in test_genicam_faults.py on a
 GenApi node map of our own. Faults a real producer cannot be made to show (a vanished device,
 dropped buffers) are injected by wrapping the acquirer's ``fetch``.
 """
@@ -148,7 +148,7 @@ print(n_devices, sum(isinstance(o, Harvester) for o in gc.get_objects()))
 
 
 def test_a_process_never_gets_a_second_harvester() -> None:
-    """A second Harvester on the same producer silently sees 0 devices (REFERENCE 7.2 #1): in
+    """A second Harvester on the same producer silently sees 0 devices (docs/standards.md#harvesters-and-genapi-traps, trap 1): in
     a fresh process, opening two cameras, reconnecting, reopening and listing devices must all
     go through one Harvester, and every device stays visible."""
     import subprocess
@@ -434,7 +434,7 @@ def _rss_kib() -> int:
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_50_open_close_cycles_do_not_grow_memory_or_handles(make_cam: Factory) -> None:
     """50 x (open, grab 1, close), about 5 s (marked slow). A leaked acquirer per cycle costs
-    ~0.37 MiB (REFERENCE 7.2 #7: 40 cycles, +14.8 MiB), so 4 MiB over 50 cycles catches it."""
+    ~0.37 MiB (docs/standards.md#harvesters-and-genapi-traps, trap 7: 40 cycles, +14.8 MiB), so 4 MiB over 50 cycles catches it."""
     settings = {"serial": "0", "features": {"Width": 160, "Height": 120,
                                             "AcquisitionFrameRate": 200}}
 

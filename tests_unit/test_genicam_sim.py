@@ -1,6 +1,6 @@
 """The genicam driver's ExposureTime/Gain/trigger paths against the simulated camera.
 
-viky has no ExposureTime, Gain or TriggerMode (REFERENCE 7.1). The simulated camera
+viky has no ExposureTime, Gain or TriggerMode (docs/standards.md#the-viky-test-producer). The simulated camera
 (``harness.sim.camera``) has them on a real GenApi node map (simcam.xml on a Python register
 port), with SFNC semantics: TriggerSoftware is available only with TriggerMode On, Width is
 locked while TLParamsLocked, a triggered stream delivers one frame per trigger. Here it stands

@@ -2,7 +2,7 @@
 
 The node map is real GenApi (``genicam.genapi.NodeMap``), so range, increment, enum, access and
 availability checks are GenApi's; the tests check that our layer reads them correctly and turns
-GenApi's exceptions into one-line FeatureError messages (REFERENCE 7.3).
+GenApi's exceptions into one-line FeatureError messages (docs/standards.md#genapi-node-map-on-a-python-port).
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def test_snapshot_and_diff(features: NodeMapFeatures) -> None:
 
 def test_threads_share_the_node_map_without_deadlock(features: NodeMapFeatures,
                                                       port: Port) -> None:
-    """Two threads on one node map deadlock without GENAPI_LOCK (REFERENCE 7.2 #4).
+    """Two threads on one node map deadlock without GENAPI_LOCK (docs/standards.md#harvesters-and-genapi-traps, trap 4).
 
     The port's latency lets the GIL change hands inside a port read, the deadlock's trigger.
     Checked: with GENAPI_LOCK replaced by a no-op this test hangs the process (the GIL is held,

@@ -1,4 +1,4 @@
-"""e-SFR (harness.analysis.sfr) against analytic ground truth (REFERENCE 2.3).
+"""e-SFR (harness.analysis.sfr) against analytic ground truth (docs/standards.md#e-sfr-analytic-ground-truth).
 
 Truth: a Gaussian PSF of sigma px has MTF exp(-2 pi^2 sigma^2 f^2), MTF50 = 0.18739 / sigma for
 point-sampled pixels; unit-square (integrating) pixels multiply it by
@@ -84,7 +84,7 @@ def test_statistics_at_snr_50_match_mtf_mapper_accuracy() -> None:
 
 
 def test_narrow_window_shows_truncation_bias_full_window_does_not() -> None:
-    # REFERENCE 2.2: a window that cuts the LSF tails biases MTF50 high; ours spans the full LSF.
+    # docs/standards.md#e-sfr-lsf-window: a window that cuts the LSF tails biases MTF50 high; ours spans the full LSF.
     img = render_edge((200, 200), sigma=2.0, angle_deg=5.0)
     truth = truth_mtf50(2.0, integrate=False, angle_deg=5.0)
     full = measure_sfr(img).mtf50_cy_per_px

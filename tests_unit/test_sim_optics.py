@@ -1,4 +1,4 @@
-"""Lens model and chart rendering against analytic ground truth (REFERENCE 2.3)."""
+"""Lens model and chart rendering against analytic ground truth (docs/standards.md#e-sfr-analytic-ground-truth)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_e_sfr_of_simulated_edges_recovers_the_truth_mtf50(name: str, focus: flo
     """End to end: SimCamera frames of the edge chart, measured by harness.analysis.sfr.
 
     Measured on this data: within 0.75 % of the truth at centre and corners, in and out of
-    focus; 2 % allows for the noise of a 4-frame average (REFERENCE 2.4: good e-SFR is ~2 %).
+    focus; 2 % allows for the noise of a 4-frame average (good e-SFR is ~2 %, docs/standards.md#e-sfr-accuracy).
     """
     from harness.analysis.sfr import measure_sfr
     from harness.sim.bench import Bench

@@ -99,7 +99,8 @@ def test_dark_variance_is_k2_sigma_d2_plus_quantisation_once(exact: bool) -> Non
 
 
 def test_quantisation_is_applied_once_not_twice() -> None:
-    """REFERENCE 1.7: sigma_d = sqrt(10) e- must read back as 3.16 e-, not inflated by a dither.
+    """sigma_d = sqrt(10) e- must read back as 3.16 e-, not inflated by a dither
+    (docs/standards.md#emva-reference-implementation).
 
     K = 0.3 puts the dark noise at 0.95 DN, where rounding adds exactly 1/12 DN^2 (Sheppard's
     correction; its error term exp(-2 pi^2 sigma^2) is 2e-8); the double-dither simulator would

@@ -1,7 +1,7 @@
 """Find a ColorChecker 24 in an image (or place it from given corners) and sample its patches.
 
 Detection (our own, OpenCV; faster than colour-checker-detection's segmentation, which resizes
-to 1440 px and takes ~1.6 s, REFERENCE 3):
+to 1440 px and takes ~1.6 s, docs/standards.md#colorchecker-detection):
 
 1. Work on a copy whose longest side is at most ``DETECT_MAX_SIDE`` px, gamma-compressed
    (x^(1/2.2) after scaling the 99.5th percentile to 1) so dark swatches still have edges.

@@ -1,7 +1,7 @@
 """Defect pixels: hot, dead, bright, weak, stuck, blinking; clusters; column and row defects.
 
-EMVA 1288 only characterises defects (histograms); counting them against
-thresholds is harness policy (REFERENCE 4). The defaults follow published sensor datasheets:
+EMVA 1288 only characterises defects (histograms); counting them against thresholds is harness
+policy (docs/standards.md#defect-pixels). The defaults follow published sensor datasheets:
 
 * **hot**: dark mean minus the local same-colour median (``median_size`` x ``median_size`` on
   the Bayer plane) above ``hot_dn`` DN, or, when ``hot_dn`` is None, above ``hot_sigma`` robust
@@ -289,7 +289,7 @@ def detect_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = None
     """Classify defect pixels from a dark stack and a flat stack (~50 % saturation).
 
     ``conditions`` (e.g. exposure_us, gain_db, temperature_c) are recorded with the result:
-    a DN threshold is meaningful only at stated conditions (REFERENCE 4).
+    a DN threshold is meaningful only at stated conditions (docs/standards.md#defect-conditions).
     """
     th = thresholds or DefectThresholds()
     _check_stacks(dark, flat)

@@ -5,15 +5,16 @@ stacks (L frames) at one step near 50 % saturation. :class:`EmvaReducer` reduces
 stream in (one pass, exact integer sums, :mod:`harness.analysis.accumulators`);
 :func:`analyze` turns the reduced data into :class:`Emva1288Result`.
 
-Formulas (EMVA 1288 Release 4.0 Linear, as condensed in REFERENCE 1.4/1.5; Eq. 18 is the
-standard's numbering):
+Formulas (EMVA 1288 Release 4.0 Linear, summarised in docs/standards.md#emva-1288-release-40;
+Eq. 18 is the standard's numbering):
 
 * mean of a pair mu_y = sum(A + B) / 2P; temporal variance with the Release-4 mean-difference
   correction sigma^2_y = sum((A - B)^2) / 2P - (mu_A - mu_B)^2 / 2 (Eq. 18).
-* saturation: the point of maximum temporal variance sigma^2_y (REFERENCE 1.4). Found as the
-  global maximum, not by the reference package's backward walk, which stops inside a flat
-  plateau when the full well is below the ADC range (2.7x error, REFERENCE 1.7). Points past
-  it are reported as the plateau (``saturation_reached``); ``full_well_e`` is the plateau level.
+* saturation: the point of maximum temporal variance sigma^2_y (docs/standards.md#emva-saturation).
+  Found as the global maximum, not by the reference package's backward walk, which stops inside a
+  flat plateau when the full well is below the ADC range (2.7x error,
+  docs/standards.md#emva-reference-implementation). Points past it are reported as the plateau
+  (``saturation_reached``); ``full_well_e`` is the plateau level.
 * system gain K: zero-offset least-squares slope of (sigma^2_y - sigma^2_y.dark) against
   (mu_y - mu_y.dark) from the first point up to 70 % of the saturation signal.
 * responsivity R: zero-offset slope of (mu_y - mu_y.dark) against mu_p on that range;
@@ -31,9 +32,10 @@ standard's numbering):
   sigma^2_y.dark / K^2.
 * DSNU/PRNU: spatial variances of the mean images with the temporal-noise correction
   s^2_y = s^2_y.measured - sigma^2_y.stack / L and the row/column/pixel split of Release 4
-  (REFERENCE 1.5); DSNU = s_y.dark / K [e-], PRNU = 100 sqrt(s^2_y - s^2_y.dark) /
-  (mu_y - mu_y.dark) [%]. Reported with all pixels and with defect pixels excluded (hot pixels
-  inflate DSNU: 2 -> 16 e- for 20 hot pixels in the reference data set, REFERENCE 1.7).
+  (docs/standards.md#emva-dsnu-and-prnu); DSNU = s_y.dark / K [e-], PRNU = 100 sqrt(s^2_y -
+  s^2_y.dark) / (mu_y - mu_y.dark) [%]. Reported with all pixels and with defect pixels excluded
+  (hot pixels inflate DSNU: 2 -> 16 e- for 20 hot pixels in the reference data set,
+  docs/standards.md#emva-reference-implementation).
   With a CFA they are computed per Bayer plane (the raw frame's spread would mostly show the
   colour filters) and pooled as the RMS over the planes; the per-plane figures are kept.
 
@@ -235,7 +237,8 @@ class EmvaReducer:
 
 @dataclass(frozen=True)
 class SpatialVariances:
-    """Spatial variances of one stack's mean image (Release 4.0 Linear, REFERENCE 1.5), DN^2."""
+    """Spatial variances of one stack's mean image, DN^2 (EMVA 1288 Release 4.0 Linear;
+    docs/standards.md#emva-dsnu-and-prnu)."""
 
     mean_dn: float
     total_dn2: float

@@ -3,8 +3,8 @@
 Metrics (on linear luminance; Pertuz, Puig & García, Pattern Recognition 46(5):1415, 2013):
 
 * ``tenengrad`` (default): mean(Gx^2 + Gy^2) with 3x3 Sobel derivatives (Tenenbaum 1970). The
-  most robust to noise of the three (REFERENCE 5: curve max/min 17.0 at noise 0.03 against 2.2
-  for the Laplacian), so it drives sweeps by default.
+  most robust to noise of the three (curve max/min 17.0 at noise 0.03 against 2.2 for the
+  Laplacian, docs/standards.md#focus-metrics), so it drives sweeps by default.
 * ``laplacian``: variance of the 3x3 Laplacian (Pech-Pacheco et al. 2000): narrowest peak on
   clean data, collapses first under noise.
 * ``brenner``: mean((I(x + 2) - I(x))^2) (Brenner et al. 1976).
@@ -18,7 +18,7 @@ here is metric-relative: the span of positions over which the metric stays above
 field region (centre and four corners); a plane z = z0 + a x + b y through the corner
 values (x, y in pixels from the frame centre) gives the tilt, and the spread of the corner best
 positions the tilt range. Pass/fail of sharpness belongs to the slanted-edge MTF, not to these
-metrics (REFERENCE 5).
+metrics (docs/standards.md#focus-metrics).
 """
 
 from __future__ import annotations

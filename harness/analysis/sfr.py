@@ -10,10 +10,10 @@ itself was not read); the code is ours:
 3. Keep an integer number of phase cycles of rows: n' = round(floor(n |slope|) / |slope|).
 4. Project every pixel onto the edge normal and bin into a ``oversampling``-times oversampled ESF
    (``np.bincount``; empty bins filled by linear interpolation).
-5. LSF = central difference [0.5, 0, -0.5] of the ESF, multiplied by a window over the *full*
-   LSF length (a narrow adaptive window truncates the LSF tails and biases MTF50 high by
-   2-6 %, REFERENCE 2.2). Default: Tukey, alpha = 0.5 (flat over the central half). sfrmat3's
-   full-length Hamming still curves over the LSF core and biases MTF50 high in small ROIs
+5. LSF = central difference [0.5, 0, -0.5] of the ESF, multiplied by a window over the *full* LSF
+   length (a narrow adaptive window truncates the LSF tails and biases MTF50 high by 2-6 %,
+   docs/standards.md#e-sfr-lsf-window). Default: Tukey, alpha = 0.5 (flat over the central half).
+   sfrmat3's full-length Hamming still curves over the LSF core and biases MTF50 high in small ROIs
    (measured, sigma = 2 px: +1.9 % in a 50 px ROI, +0.5 % at 100 px; Tukey: < 0.1 %).
 6. |FFT| normalised by its DC value, frequencies f = k / (N h) in cycles per pixel along the edge
    normal (h = bin pitch along the normal = cos(angle) / oversampling pixels).

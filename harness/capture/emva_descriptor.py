@@ -1,7 +1,7 @@
 """Read and write the EMVA 1288 descriptor file used by the reference implementation.
 
-The format (REFERENCE 1.3; ``emva1288.process.ParseEmvaDescriptorFile``) is plain text, one
-record per line, whitespace-separated, ``#`` comments and blank lines ignored::
+The format (docs/standards.md#emva-descriptor-file; ``emva1288.process.ParseEmvaDescriptorFile``) is
+plain text, one record per line, whitespace-separated, ``#`` comments and blank lines ignored::
 
     v 4.0                      optional data version
     n <bits> <width> <height>  exactly once

@@ -6,12 +6,11 @@ station did for every frame (commanded and read-back exposure and gain, light le
 reading, chart, focus position, temperature) and writes the frames into a capture set before
 anything analyses them. Every step is journaled through :attr:`CaptureContext.journal`.
 
-The exposure sweep follows the EMVA 1288 Release 4.0 procedure as the reference
-implementation runs it (docs/standards.md#emva-measurement-conditions): exposure-time
-variation with, at every step, one
-bright and one dark temporal pair; bright and dark spatial stacks of L frames at the step
-nearest 50 % of the saturation signal (measured, not assumed, so a full well below the ADC
-range does not put the spatial point on the plateau).
+The exposure sweep follows the EMVA 1288 Release 4.0 procedure as the reference implementation runs
+it (docs/standards.md#emva-measurement-conditions): exposure-time variation with, at every step, one
+bright and one dark temporal pair; bright and dark spatial stacks of L frames at the step nearest
+50 % of the saturation signal (measured, not assumed, so a full well below the ADC range does not
+put the spatial point on the plateau).
 """
 
 from __future__ import annotations

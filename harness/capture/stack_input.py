@@ -3,7 +3,8 @@
 A *stack* comes from a capture set (frames chosen by role/group), a multi-page TIFF, or a
 folder of TIFF/PNG files (sorted by name). An *EMVA sweep* comes from a capture set (per step
 a bright and a dark temporal pair, plus bright and dark spatial stacks) or from an EMVA 1288
-descriptor file (REFERENCE 1.3). Nothing holds more than one frame (plus a pair's first frame).
+descriptor file (docs/standards.md#emva-descriptor-file). Nothing holds more than one frame
+(plus a pair's first frame).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Luminance / illuminance meter driver: Konica Minolta CS-100A style on RS-232 (``cs100a``).
 
-Framing (REFERENCE §8.3): 4800 baud, 7 data bits, even parity, 2 stop bits, CR LF; ``MES``
-answers ``<check code>,<Lv>,<x>,<y>``. Check code ``OK00`` is a good reading; ``OK11``..``OK13``
-(out of measuring range) and ``ERnn`` (``ER00`` command error, ``ER30`` low battery) raise
-:class:`~harness.errors.InstrumentError`: a reading out of range is not a number to use.
+Framing (docs/standards.md#konica-minolta-cs-100a): 4800 baud, 7 data bits, even parity, 2 stop
+bits, CR LF; ``MES`` answers ``<check code>,<Lv>,<x>,<y>``. Check code ``OK00`` is a good reading;
+``OK11``..``OK13`` (out of measuring range) and ``ERnn`` (``ER00`` command error, ``ER30`` low
+battery) raise :class:`~harness.errors.InstrumentError`: a reading out of range is not a number to
+use.
 
 The meter measures luminance ``Lv`` (cd/m2). With ``quantity: illuminance`` it looks at a
 Lambertian reflectance standard of reflectance ``reflectance`` in the chart plane and reports

@@ -1,9 +1,9 @@
 """Shared parts of the harness's ASCII motion protocol (focus stages and chart changers).
 
-No public wire protocol exists for these devices (REFERENCE §8.3), so the harness defines one:
-one LF-terminated command per line, one reply per command; ``OK`` acknowledges a command,
-``ERR <n> <text>`` refuses one, queries answer their value; ``*IDN?`` answers
-``vendor,model,serial,firmware``. See :mod:`harness.sim.instruments.focus_stage` and
+No public wire protocol was found for these devices (docs/standards.md#harness-motion-protocol), so
+the harness defines one: one LF-terminated command per line, one reply per command; ``OK``
+acknowledges a command, ``ERR <n> <text>`` refuses one, queries answer their value; ``*IDN?``
+answers ``vendor,model,serial,firmware``. See :mod:`harness.sim.instruments.focus_stage` and
 :mod:`harness.sim.instruments.chart_wheel` for the full command lists.
 """
 

@@ -1,8 +1,8 @@
 """DC power-supply driver: SCPI over VISA, Keysight E36xx / Rigol DP800 style (``scpi-psu``).
 
-Commands (SCPI-1999; REFERENCE §8.3): ``INST:NSEL <n>`` selects the channel and is sent in
-front of every channel command (``INST:NSEL 1;:VOLT 3.300``) so nothing else can have moved the
-selection; ``VOLT``/``CURR`` set point and current limit, each read back; ``OUTP ON|OFF``;
+Commands (SCPI-1999; docs/standards.md#scpi-power-supplies): ``INST:NSEL <n>`` selects the channel
+and is sent in front of every channel command (``INST:NSEL 1;:VOLT 3.300``) so nothing else can have
+moved the selection; ``VOLT``/``CURR`` set point and current limit, each read back; ``OUTP ON|OFF``;
 ``MEAS:VOLT?``/``MEAS:CURR?``; ``SYST:ERR?`` after every setting.
 
 The station file bounds what a sequence may ask for (``max_voltage_v``, ``max_current_a``):

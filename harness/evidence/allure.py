@@ -1,13 +1,13 @@
 """Allure helpers for the suites: measurement steps, attachments, labels, environment.
 
-Conventions (REFERENCE §9): one step per limit check whose title carries the verdict; the
-measurement also becomes a test parameter ``value unit [min..max] OUTCOME`` (excluded from the
-history id, so history lines up across runs); plots and thumbnails are attached as PNG, full
-figures as JSON/CSV, never raw frames (those are referenced by hash in the capture set).
-Status keeps the outcome apart: a FAIL step is ``failed`` (AssertionError), an ERROR step
-``broken``; MARGINAL tests carry the label ``outcome=MARGINAL`` that the report's
-"Marginal" category matches (categories live in ``allurerc.mjs``; :data:`CATEGORIES` is the
-Allure 2 ``categories.json`` fallback).
+Conventions (docs/standards.md#allure-reporting-conventions): one step per limit check whose title
+carries the verdict; the measurement also becomes a test parameter ``value unit [min..max] OUTCOME``
+(excluded from the history id, so history lines up across runs); plots and thumbnails are attached
+as PNG, full figures as JSON/CSV, never raw frames (those are referenced by hash in the capture
+set). Status keeps the outcome apart: a FAIL step is ``failed`` (AssertionError), an ERROR step
+``broken``; MARGINAL tests carry the label ``outcome=MARGINAL`` that the report's "Marginal"
+category matches (categories live in ``allurerc.mjs``; :data:`CATEGORIES` is the Allure 2
+``categories.json`` fallback).
 
 Outside an allure-pytest run every call is a harmless no-op (allure-commons has no listener).
 """

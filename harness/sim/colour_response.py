@@ -1,9 +1,10 @@
 """Spectral response of the simulated sensor: illuminants, QE curves, ColorChecker, colour matrix.
 
 Everything is integrated on one 5 nm grid (380-780 nm) with colour-science 0.4.7 data
-(REFERENCE 3): CIE illuminants D65, D50, A and FL11 (= TL84-like triband), a Planckian source
-of any CCT, or a monochromatic line; the 24 ColorChecker reflectances of
-``colour.SDS_COLOURCHECKERS['ColorChecker N Ohta']``; the CIE 1931 2 degree observer.
+(docs/standards.md#colorchecker-reference-data): CIE illuminants D65, D50, A and FL11
+(= TL84-like triband), a Planckian source of any CCT, or a monochromatic line; the 24
+ColorChecker reflectances of ``colour.SDS_COLOURCHECKERS['ColorChecker N Ohta']``; the CIE 1931
+2 degree observer.
 
 The light is described by its photon flux at the sensor (photons/um^2/s for a perfect white,
 reflectance 1) and the *photon* spectral distribution p(lambda) = P(lambda) lambda / (h c),

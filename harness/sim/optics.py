@@ -12,7 +12,7 @@ tilted lens makes one side (two corners) soft. The pixel aperture is a square bo
 fill_factor pixels.
 
 MTF (system, along the normal of an edge at angle theta to the column axis; Goodman, *Introduction
-to Fourier Optics*, 3rd ed., 6.4; REFERENCE 2.3):
+to Fourier Optics*, 3rd ed., 6.4; docs/standards.md#e-sfr-analytic-ground-truth):
   MTF(f) = exp(-2 pi^2 sigma^2 f^2) |2 J1(2 pi R f)/(2 pi R f)| |sinc(a f cos t) sinc(a f sin t)|.
 Relative illumination: cos^4 law, RI(r_n) = cos^4(atan(r_n tan theta_c)) with theta_c chosen so
 RI(1) = relative_illumination_corner.

@@ -1,11 +1,12 @@
-"""A Python register space that a GenApi node map reads and writes (REFERENCE 7.3).
+"""A Python register space that a GenApi node map reads and writes.
 
 :class:`RegisterPort` subclasses ``genicam.genapi.AbstractPort``: GenApi calls ``read(address,
 length)`` and ``write(address, value)`` through SWIG directors. ``read`` must return exactly
 ``length`` bytes. Hooks let the simulated camera compute live registers on read (temperature,
 resulting frame rate) and react to writes (acquisition start/stop, software trigger). Callers
 must hold :data:`harness.devices.camera.nodemap.GENAPI_LOCK` around node-map calls (the port is
-called from inside them).
+called from inside them). What GenApi expects of such a port:
+docs/standards.md#genapi-node-map-on-a-python-port.
 """
 
 from __future__ import annotations

@@ -14,20 +14,21 @@ For each pixel, per frame:
 6. read noise sigma_r(G) = sqrt(read_noise_e^2 + (adc_noise_dn / K(G))^2), i.e. the noise before
    the analog gain plus the ADC noise referred back through it;
 7. system gain K(G) = K_0 10^(G/20), black level, quantisation ONCE (round to nearest; no
-   dither: the emva1288 simulator's extra uniform dither inflates dark noise, REFERENCE 1.7),
+   dither: the emva1288 simulator's extra uniform dither inflates dark noise,
+   docs/standards.md#emva-reference-implementation),
    ADC clip at 2^bits - 1; stuck pixels forced last.
 
-Speed (12 MP at >= 10 frames/s on one core, REFERENCE 6): the frame is produced in row chunks
-with float32 buffers. Where no pixel is below the Poisson threshold or near the full-well clip,
-steps 3-7 collapse exactly into y = round(mu_y + sigma_y n) with mu_y = K(mu_e + DSNU) + black,
-sigma_y = K sqrt(mu_e + sigma_r^2) and one normal draw n per pixel. The maps that depend on no
-operating point (scene response with PRNU and shading, DSNU) are kept; a new exposure, gain or
-light level costs one map (sigma_y), and mu_y is formed while rendering, so an exposure sweep
-does not regenerate fixed patterns. Row chunks render on :data:`RENDER_THREADS` threads.
-The normal generator is, by default, the sum of two 256-level
-inverse-CDF samples of N(0, 1/2) driven by raw PCG64 bytes: mean 0 and variance 1 exactly,
-distribution within ~1/500 of normal in CDF, tails truncated at 4.07 sigma (an exact
-``Generator.standard_normal`` is available with ``exact_normal=True``).
+Speed (12 MP at >= 10 frames/s on one core; anchors in docs/standards.md#speed-anchors): the frame
+is produced in row chunks with float32 buffers. Where no pixel is below the Poisson threshold or
+near the full-well clip, steps 3-7 collapse exactly into y = round(mu_y + sigma_y n) with
+mu_y = K(mu_e + DSNU) + black, sigma_y = K sqrt(mu_e + sigma_r^2) and one normal draw n per pixel.
+The maps that depend on no operating point (scene response with PRNU and shading, DSNU) are kept; a
+new exposure, gain or light level costs one map (sigma_y), and mu_y is formed while rendering, so an
+exposure sweep does not regenerate fixed patterns. Row chunks render on :data:`RENDER_THREADS`
+threads. The normal generator is, by default, the sum of two 256-level inverse-CDF samples of
+N(0, 1/2) driven by raw PCG64 bytes: mean 0 and variance 1 exactly, distribution within ~1/500 of
+normal in CDF, tails truncated at 4.07 sigma (an exact ``Generator.standard_normal`` is available
+with ``exact_normal=True``).
 """
 
 from __future__ import annotations

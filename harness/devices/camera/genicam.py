@@ -13,7 +13,8 @@ Station file::
       features: {PixelFormat: Mono12, ExposureTime: 10000}
       transport: {packet_size: 8192, packet_delay: 0, link_throughput_limit: 125000000}
 
-The traps it avoids (REFERENCE 7.2), each with a test in ``tests_unit/test_genicam*.py``:
+The traps it avoids (docs/standards.md#harvesters-and-genapi-traps), each with a test in
+``tests_unit/test_genicam*.py``:
 
 * one Harvester per process and one acquirer per device, reused (:mod:`.harvester`);
 * every node-map call under the process-wide :data:`~.nodemap.GENAPI_LOCK`, including acquisition
@@ -618,8 +619,9 @@ class GenICamCamera:
         """Re-enumerate the producers and reopen the same device by serial number.
 
         The dead acquirer is destroyed first, then the producers re-enumerate (``update``
-        invalidates every acquirer, REFERENCE 7.2), then the device is found by serial and the
-        station's settings are applied again. Raises :class:`CameraDisconnected` if it is absent.
+        invalidates every acquirer, docs/standards.md#harvesters-and-genapi-traps, trap 9), then the
+        device is found by serial and the station's settings are applied again. Raises
+        :class:`CameraDisconnected` if it is absent.
         """
         with self._lock:
             entry = self.entry

@@ -1,11 +1,11 @@
 """The process-wide harvesters manager: one Harvester, one ImageAcquirer per device.
 
-Why a singleton (REFERENCE 7.2):
+Why a singleton (traps numbered as in docs/standards.md#harvesters-and-genapi-traps):
 
 * a second ``Harvester`` loading the same producer while the first lives silently sees 0
-  devices (#1): so this process has exactly one, created on first use;
-* ``h.create()`` twice on one device raises ``ResourceInUseException`` (#2) and destroyed
-  acquirers leak (#7, harvesters #248): so an acquirer is created once per device and parked
+  devices (trap 1): so this process has exactly one, created on first use;
+* ``h.create()`` twice on one device raises ``ResourceInUseException`` (trap 2) and destroyed
+  acquirers leak (trap 7, harvesters #248): so an acquirer is created once per device and parked
   for reuse when its driver closes, never created and destroyed per test;
 * ``h.update()`` destroys every live acquirer (harvesters #475, and ``Harvester.update``
   itself): so re-enumeration bumps :attr:`HarvesterManager.generation`, and a driver holding an

@@ -6,10 +6,11 @@ a Python ``AbstractPort``). Both speak the same GenApi API, so both get the same
 GenApi validates min/max/increment, enum entries and access modes; this module only turns its
 exceptions into :class:`~harness.errors.FeatureError` messages an operator can act on.
 
-Thread safety: two threads touching one GenApi node map deadlock (GenApi's ``CLock`` against the
-GIL inside SWIG-director port calls; REFERENCE 7.2 #4), read-only too. Every node-map call in
-the process therefore goes through the single re-entrant :data:`GENAPI_LOCK`; code elsewhere
-that touches a node map directly (chunk parsing, acquisition start) must hold it as well.
+Thread safety: two threads touching one GenApi node map deadlock (GenApi's ``CLock`` against the GIL
+inside SWIG-director port calls; docs/standards.md#harvesters-and-genapi-traps, trap 4), read-only
+too. Every node-map call in the process therefore goes through the single re-entrant
+:data:`GENAPI_LOCK`; code elsewhere that touches a node map directly (chunk parsing, acquisition
+start) must hold it as well.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from harness.devices.base import FeatureInfo, FeatureType
 from harness.errors import FeatureError
 
 GENAPI_LOCK = threading.RLock()
-"""The one lock around every GenApi call in this process (REFERENCE 7.2 #4)."""
+"""The one lock around every GenApi call in this process (trap 4 of
+docs/standards.md#harvesters-and-genapi-traps)."""
 
 _VALUE_TYPES: tuple[tuple[type[Any], FeatureType], ...] = (
     (ga.IInteger, "int"),
@@ -197,7 +199,7 @@ class NodeMapFeatures:
         """Every readable feature's value, by name (commands and unreadable features left out).
 
         Taken before and after a test and compared with :func:`diff_snapshots`, it catches a test
-        that leaves a setting changed (REFERENCE 7.4).
+        that leaves a setting changed (docs/standards.md#sfnc-features-and-the-settings-snapshot).
         """
         out: dict[str, Any] = {}
         with GENAPI_LOCK:

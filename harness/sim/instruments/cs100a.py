@@ -1,7 +1,8 @@
 """Simulated Konica Minolta CS-100A-style luminance and chromaticity meter on a serial line.
 
-Framing as the CS-100A (REFERENCE §8.3): 4800 baud, 7 data bits, even parity, 2 stop bits
-(ignored on a pty), commands and replies end with CR LF, every reply starts with a check code::
+Framing as the CS-100A (docs/standards.md#konica-minolta-cs-100a): 4800 baud, 7 data bits,
+even parity, 2 stop bits (ignored on a pty), commands and replies end with CR LF, every reply
+starts with a check code::
 
     MES         -> "OK00,<Lv>,<x>,<y>"  Lv in cd/m2 (9 chars, 3 decimals), x, y to 4 decimals
     MDS,<nn>    -> "OK00"  measuring mode: 00 preset, 04 absolute, 05 difference, 06 fast, 07 slow

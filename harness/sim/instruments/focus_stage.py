@@ -1,7 +1,8 @@
 """Simulated focus actuator (motorised stage in um, or VCM driver in DAC codes) on a serial line.
 
-No public wire protocol exists for focus stages (REFERENCE §8.3 "not found"), so the harness
-defines this documented ASCII protocol (57600 8N1, LF-terminated commands and replies)::
+No public wire protocol was found for focus stages (docs/standards.md#harness-motion-protocol),
+so the harness defines this documented ASCII protocol (57600 8N1, LF-terminated commands and
+replies)::
 
     *IDN?        -> Harness,FOCUS-STAGE,<serial>,<fw>
     UNIT?        -> UM | CODE                  the axis unit (stage um or VCM DAC code)

@@ -1,7 +1,8 @@
 """Simulated Gardasoft-style machine-vision LED controller on a serial line (pty).
 
-Modelled on the Gardasoft RC1xx / RT-20 RS-232 command set (REFERENCE §8.3): 115200 8N1, a
-command ends with CR, several may be chained with ``;``, every reply ends with the prompt ``>``.
+Modelled on the Gardasoft RC1xx / RT-20 RS-232 command set
+(docs/standards.md#gardasoft-led-controllers): 115200 8N1, a command ends with CR, several may be
+chained with ``;``, every reply ends with the prompt ``>``.
 Supported (channel ``c``, brightness ``s`` in percent)::
 
     VR              -> "RT220-20 Ver 3.21 SN <serial>"   (version; the format is this model's)

@@ -1,8 +1,8 @@
 """Simulated SCPI LED light source (LAN socket or USB-TMC/serial), state coupled to the bench.
 
 The command tree follows the SCPI ``OUTPut``/``SOURce`` layout of LED drivers such as the Thorlabs
-DC2200 (REFERENCE §8.3), reduced to what a camera station needs; the exact DC2200 mnemonics are
-unverified, so this is a generic SCPI LED, not a DC2200 emulation::
+DC2200 (docs/standards.md#scpi-led-sources), reduced to what a camera station needs; the exact
+DC2200 mnemonics are unverified, so this is a generic SCPI LED, not a DC2200 emulation::
 
     *IDN?                               Harness,LED-SCPI,<serial>,<fw>
     OUTPut<n>[:STATe] ON|OFF|1|0        output on/off; OUTPut<n>[:STATe]? -> 1|0

@@ -1,7 +1,7 @@
 """Simulated bench DC supply (SCPI, Keysight E36xx / Rigol DP800 style) powering the camera.
 
-Commands (SCPI-1999 tree as on the Keysight E3631A/E3648A, REFERENCE §8.3; the output switch
-acts on the selected channel, as DP800 ``:OUTP CHn,ON`` does)::
+Commands (SCPI-1999 tree as on the Keysight E3631A/E3648A, docs/standards.md#scpi-power-supplies;
+the output switch acts on the selected channel, as DP800 ``:OUTP CHn,ON`` does)::
 
     *IDN?                                   Harness,PSU-SCPI,<serial>,<fw>
     INSTrument:NSELect <n> / ?              select channel n
