@@ -137,3 +137,41 @@ def test_sigterm_leaves_an_aborted_record(tmp_path: Path) -> None:
     assert record.outcome is Outcome.ABORTED
     outcomes = {t.test_id.split("::")[1]: t.outcome for t in record.tests}
     assert outcomes == {"test_first": Outcome.PASS, "test_long": Outcome.ABORTED}
+
+
+def test_a_station_with_a_key_signs_its_runs(tmp_path: Path) -> None:
+    """settings.signing_key reaches the store: the run verifies against the station's public
+    key, and the key file itself is nowhere in the evidence."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    keys = tmp_path / "keys"
+    made = CliRunner().invoke(app, ["station", "keygen", "--station-id", "ev", "--out",
+                                    str(keys)])
+    assert made.exit_code == 0, made.output
+    st = station(tmp_path)
+    st.write_text(st.read_text() + f"settings: {{signing_key: {keys / 'ev.key'}}}\n")
+    (tmp_path / "limits.yaml").write_text(LIMITS)
+    (tmp_path / "test_one.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.hil_measures("mean_dn", "noise_dn")
+        def test_one(hil_check, hil_station):
+            hil_check("mean_dn", 500.0, "DN")
+            hil_check("noise_dn", 1.0, "DN")
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.pop("HARNESS_SIGNING_KEY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--station={st}",
+         "--limits=limits.yaml", "--evidence-dir=ev", "--records=rec.sqlite", "test_one.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verified = CliRunner().invoke(app, ["records", "verify", "--records",
+                                        str(tmp_path / "rec.sqlite"), "--keys", str(keys)])
+    assert verified.exit_code == 0, verified.output
+    private = (keys / "ev.key").read_bytes()
+    for path in [*(tmp_path / "ev").rglob("*"), tmp_path / "rec.sqlite"]:
+        if path.is_file():
+            assert private not in path.read_bytes()

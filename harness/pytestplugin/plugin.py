@@ -233,6 +233,10 @@ class HilPlugin:
         for u in record.unjudged:
             terminalreporter.write_line(f"unjudged {u.limit_id} ({u.measurement}): {u.reason}",
                                         red=True)
+        evidence = self.run.evidence if self.run is not None else None
+        for failure in getattr(evidence, "output_failures", ()):
+            terminalreporter.write_line(f"{failure} (harness records publish --retry)",
+                                        yellow=True)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.close()
@@ -313,7 +317,8 @@ class HilPlugin:
         run = QualificationRun(station.id, self.evidence_dir, self.spec,
                                operator=self.operator or "", records_target=self.records,
                                alluredir=self.alluredir, characterise=self.characterise,
-                               plan=self.plan, rejudged_from=self.rejudged_from)
+                               plan=self.plan, rejudged_from=self.rejudged_from,
+                               signing_key=self.station_config.settings.signing_key)
         dut: dict[str, Any] = {}
         if self.has("camera"):
             ident = station.camera().identity()

@@ -60,6 +60,9 @@ class QualificationRun:
     alluredir: str | None = None
     characterise: bool = False
     rejudged_from: str = ""
+    signing_key: Path | None = None
+    """The station's private key (its settings); None: ``$HARNESS_SIGNING_KEY``, else the
+    run is stored unsigned."""
     evidence: RunEvidence | None = None
     judgements: Judgements = field(default_factory=Judgements)
     plan: TestPlan = field(default_factory=TestPlan)
@@ -91,7 +94,8 @@ class QualificationRun:
             self.evidence_dir, station=self.station_id, dut=dut, operator=self.operator,
             limits_file=spec.source if spec else "", limits_hash=spec.sha256 if spec else "",
             devices=devices, calibrations=calibrations, records=self.records_target,
-            characterisation=self.characterise, rejudged_from=self.rejudged_from)
+            characterisation=self.characterise, rejudged_from=self.rejudged_from,
+            signing_key=self.signing_key)
         try:
             traffic.open_log(self.folder / traffic.LOG_NAME)
         except OSError as exc:
