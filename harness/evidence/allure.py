@@ -174,6 +174,12 @@ def attach_png(figure: Figure | bytes, name: str) -> bytes:
     return data
 
 
+def attach_text(text: str, name: str) -> str:
+    """Attach plain text (an instrument's last exchanges on an ERROR: ``<device> traffic``)."""
+    allure.attach(text, name=name, attachment_type=allure.attachment_type.TEXT)
+    return text
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return obj.tolist()
@@ -381,7 +387,8 @@ def _millis(iso: str) -> int | None:
 
 
 __all__ = ["CATEGORIES", "FAMILIES", "Family", "MeasurementError", "MeasurementFailed",
-           "apply_family", "attach_csv", "attach_json", "attach_png", "attach_thumbnail",
+           "apply_family", "attach_csv", "attach_json", "attach_png", "attach_text",
+           "attach_thumbnail",
            "csv_bytes", "json_bytes", "link_requirements", "parameter_name", "png_bytes",
            "report_measurement", "requirement_url", "run_environment", "set_outcome_label",
            "thumbnail", "thumbnail_png", "write_environment", "write_results"]
