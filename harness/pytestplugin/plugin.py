@@ -5,7 +5,9 @@ the inputs at configure time, opens the station and the
 :class:`~harness.run.qualification.QualificationRun` when the first test needs them, records
 what was collected and deselected (so the run can say which limits went unjudged and why),
 journals each test's start and end with its outcome classified by exception type
-(:mod:`harness.run.outcome`), and closes everything on one path: the station to its safe
+(:mod:`harness.run.outcome`), attaches the last exchanges of the instrument a
+:class:`~harness.errors.DeviceError` names to the test's Allure result
+(:mod:`harness.devices.traffic`), and closes everything on one path: the station to its safe
 state, then the run's record, then the watchdog, also after Ctrl-C and SIGTERM (turned into
 :class:`~harness.errors.Aborted`, which pytest treats like Ctrl-C).
 """
@@ -22,7 +24,9 @@ from typing import Any
 
 import pytest
 
-from harness.errors import Aborted, ConfigError, EvidenceError, HarnessError
+from harness.devices import traffic
+from harness.errors import Aborted, ConfigError, DeviceError, EvidenceError, HarnessError
+from harness.evidence.allure import attach_text
 from harness.limits import LimitSpec, load_limits
 from harness.measurement import Outcome
 from harness.pytestplugin import DEVICE_ROLES
@@ -165,6 +169,11 @@ class HilPlugin:
         exc = call.excinfo.value if call.excinfo is not None else None
         if isinstance(exc, HarnessError):
             item.user_properties.append(("harness_error", str(exc)))
+        if isinstance(exc, DeviceError) and exc.device and report.failed:
+            # also when the station failed to open, before any run exists
+            exchanges = traffic.last_exchanges(exc.device)
+            if exchanges:
+                attach_text("\n".join(exchanges) + "\n", f"{exc.device} traffic")
         ends_here = report.when == "call" or (report.when == "setup" and not report.passed)
         if report.skipped and ends_here:
             self.plan.end(item.nodeid, Outcome.SKIPPED, _skip_reason(report))
@@ -258,6 +267,7 @@ class HilPlugin:
     def station_fixture(self, request: pytest.FixtureRequest) -> Iterator[Station]:
         station = Station(self.station_config, allow_expired_calibration=self.allow_expired)
         self.station = station
+        traffic.reset()  # this run's traffic only, from the station's opening on
         station.open()
         try:
             try:
