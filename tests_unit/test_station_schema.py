@@ -140,3 +140,212 @@ def test_expired_calibration_refuses_unless_allowed(tmp_path: Path) -> None:
     assert "meter: calibration KM-1 expired on 2020-01-01" in str(info.value)
     assert "--allow-expired-calibration" in str(info.value)
     config.check_calibration(allow_expired=True)
+
+
+# ---- settings:, bench: and simulators: are checked at load, like the device sections -------
+
+SECTIONS = """\
+id: typo-01
+lock_dir: {locks}
+light:  {{driver: fake, record_to: {events}}}
+camera: {{driver: fake, record_to: {events}}}
+settings:
+  confirm_label: true
+  label_timeout_s: 30
+bench:
+  chart: flat
+  ambient_c: 20
+simulators:
+  lamp:  {{type: scpi-led, light: {{gamma: 1.0}}}}
+  meter: {{type: cs100a, light: lamp, noise_pct: 0}}
+"""
+SIMULATORS = SECTIONS[SECTIONS.index("simulators:"):].replace("{{", "{").replace("}}", "}")
+
+#: (what is misspelt, the misspelling, its line, the message after "file:line: ")
+TYPOS = [
+    ("confirm_label: true", "confirm_lable: true", 6,
+     "settings.confirm_lable: unknown key 'confirm_lable' (did you mean 'confirm_label'?); "
+     "allowed: confirm_label, label_timeout_s, light_calibration_max_age_days, signing_key, "
+     "watchdog"),
+    ("ambient_c: 20", "ambiant_c: 20", 10,
+     "bench.ambiant_c: unknown key 'ambiant_c' (did you mean 'ambient_c'?); "
+     "allowed: ambient_c, chart, focus_um, light, powered"),
+    ("noise_pct: 0", "noise_pc: 0", 13,
+     "simulators.meter.noise_pc: unknown key 'noise_pc' (did you mean 'noise_pct'?); "
+     "allowed: faults, light, max_cd_m2, noise_pct, reflectance, seed, serial, transport, type"),
+]
+
+
+def sections_file(tmp_path: Path, *typos: tuple[str, str]) -> tuple[Path, Path]:
+    """The SECTIONS station with ``(right, wrong)`` replacements; also its events file, which
+    exists only if a device was opened."""
+    events = tmp_path / "events.txt"
+    text = SECTIONS.format(locks=tmp_path / "locks", events=events)
+    for right, wrong in typos:
+        assert text.count(right) == 1
+        text = text.replace(right, wrong)
+    return write(tmp_path, text, "typo.yaml"), events
+
+
+def test_sections_load_typed(tmp_path: Path) -> None:
+    from harness.sim.bench import BenchConfig
+    from harness.sim.instruments.cs100a import Cs100aSpec
+
+    config = load_station_file(sections_file(tmp_path)[0], env={})
+    assert config.settings.confirm_label and config.settings.label_timeout_s == 30.0
+    assert config.settings.watchdog and config.settings.signing_key is None
+    assert isinstance(config.bench, BenchConfig) and config.bench.ambient_c == 20.0
+    assert config.simulators is not None and isinstance(config.simulators["meter"], Cs100aSpec)
+    assert config.simulators["meter"].light == "lamp"
+
+
+@pytest.mark.parametrize(("right", "wrong", "line", "message"), TYPOS,
+                         ids=["settings", "bench", "simulators"])
+def test_a_typo_in_each_section_is_one_line(tmp_path: Path, right: str, wrong: str, line: int,
+                                            message: str) -> None:
+    path, _ = sections_file(tmp_path, (right, wrong))
+    with pytest.raises(ConfigError) as info:
+        load_station_file(path, env={})
+    assert str(info.value) == f"{path}:{line}: {message}"
+
+
+@pytest.mark.parametrize(("right", "wrong", "line", "message"), TYPOS,
+                         ids=["settings", "bench", "simulators"])
+def test_station_check_stops_at_a_section_typo(tmp_path: Path, right: str, wrong: str,
+                                               line: int, message: str) -> None:
+    """``harness station check``: a usage error (exit 2), one line, nothing opened."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    path, events = sections_file(tmp_path, (right, wrong))
+    result = CliRunner().invoke(app, ["station", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert lines == [f"error: {path}:{line}: {message}"], result.output
+    assert not events.exists()
+
+
+@pytest.mark.parametrize(("right", "wrong", "line", "message"), TYPOS,
+                         ids=["settings", "bench", "simulators"])
+def test_pytest_station_stops_at_a_section_typo(tmp_path: Path, right: str, wrong: str,
+                                                line: int, message: str) -> None:
+    """``pytest --station``: pytest's usage error (exit 4), one line, nothing opened."""
+    import os
+    import subprocess
+    import sys
+
+    path, events = sections_file(tmp_path, (right, wrong))
+    (tmp_path / "test_x.py").write_text("def test_a(hil_camera):\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--station={path}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert [ln for ln in proc.stderr.splitlines() if ln.strip()] == [
+        f"ERROR: {path}:{line}: {message}"], proc.stderr
+    assert not events.exists() and not (tmp_path / "locks").exists()
+
+
+def test_typos_in_all_three_sections_stop_at_the_first(tmp_path: Path) -> None:
+    path, _ = sections_file(tmp_path, *((right, wrong) for right, wrong, _, _ in TYPOS))
+    with pytest.raises(ConfigError) as info:
+        load_station_file(path, env={})
+    assert str(info.value) == f"{path}:6: {TYPOS[0][3]}"
+
+
+@pytest.mark.parametrize(
+    ("right", "wrong", "expected"),
+    [
+        ("label_timeout_s: 30", "label_timeout_s: 0",
+         ":7: settings.label_timeout_s: Input should be greater than 0, found 0"),
+        ("label_timeout_s: 30", "label_timeout_s: .inf",
+         ":7: settings.label_timeout_s: Input should be a finite number, found inf"),
+        ("confirm_label: true", "confirm_label: maybe",
+         ":6: settings.confirm_label: Input should be a valid boolean"),
+        ("settings:\n  confirm_label: true\n  label_timeout_s: 30", "settings: [watchdog]",
+         ":5: settings: Input should be a valid dictionary"),
+        ("chart: flat", "chart: siemens", ":9: bench.chart: Value error, unknown chart"),
+        ("ambient_c: 20", "light: {on: true}", ":10: bench.light: YAML reads 'on' as true"),
+        ("bench:\n  chart: flat\n  ambient_c: 20", "bench: [flat]",
+         ":8: bench: Input should be a valid dictionary"),
+        ("type: scpi-led", "type: scpi-ledd",
+         ":12: simulators.lamp.type: unknown simulator type 'scpi-ledd' (did you mean "
+         "'scpi-led'?); allowed: scpi-led, gardasoft"),
+        ("{type: scpi-led, light: {gamma: 1.0}}", "{light: {gamma: 1.0}}",
+         ":12: simulators.lamp: required key 'type' is missing; types: scpi-led"),
+        ("gamma: 1.0", "gamma: 9", ":12: simulators.lamp.light.gamma: Input should be less"),
+        ("light: lamp", "light: lmap", ":13: simulators.meter.light: no light simulator 'lmap' "
+                                       "(did you mean 'lamp'?); light simulators: lamp"),
+        ("noise_pct: 0", "noise_pct: 0, faults: [{kind: explode}]",
+         ":13: simulators.meter.faults[0].kind: Input should be"),
+        ("  meter: {type: cs100a", "  wheel: {type: chart-wheel, charts: [dark, siemens]}\n"
+                                   "  meter: {type: cs100a",
+         ":13: simulators.wheel.charts: chart(s) siemens are not scenes"),
+        (SIMULATORS, "simulators: [lamp, meter]\n",
+         ":11: simulators: must be a mapping of name -> {type: ..., ...}"),
+        ("bench:", "bnech:", ":8: bnech: unknown key 'bnech' (did you mean 'bench'?); allowed: "),
+    ],
+)
+def test_section_values_are_checked_at_load(tmp_path: Path, right: str, wrong: str,
+                                            expected: str) -> None:
+    path, _ = sections_file(tmp_path, (right, wrong))
+    message = load_error(tmp_path, path.read_text())
+    assert expected in message, message
+
+
+def test_chart_wheel_without_a_bench_may_name_any_chart(tmp_path: Path) -> None:
+    """Only the bench's camera renders scenes: without a bench a wheel's slots are names."""
+    text = "id: w\nsimulators:\n  wheel: {type: chart-wheel, charts: [siemens, dark]}\n"
+    config = load_station_file(write(tmp_path, text), env={})
+    assert config.bench is None and config.simulators is not None
+    assert config.simulators["wheel"].charts == ("siemens", "dark")
+
+
+def test_signing_key_is_relative_to_the_station_file(tmp_path: Path) -> None:
+    text = "id: k\nsettings: {signing_key: keys/k.key}\n"
+    config = load_station_file(write(tmp_path, text), env={})
+    assert config.settings.signing_key == tmp_path / "keys" / "k.key"
+    text = "id: k\nsettings: {signing_key: '${KEY:-}'}\n"
+    assert load_station_file(write(tmp_path, text), env={}).settings.signing_key is None
+    text = "id: k\nsettings: {signing_key: /etc/harness/k.key}\n"
+    assert load_station_file(write(tmp_path, text), env={}).settings.signing_key == Path(
+        "/etc/harness/k.key")
+
+
+def test_a_real_station_does_not_import_the_simulators() -> None:
+    """The simulators' schema is imported only for a station file with a ``simulators:``."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys; from harness.station.schema import load_station_file; "
+            "load_station_file(sys.argv[1]); print('harness.sim.instruments.hub' in sys.modules)")
+    for station, imported in (("fake.yaml", "False"), ("sim.yaml", "True")):
+        proc = subprocess.run([sys.executable, "-c", code, str(root / "stations" / station)],
+                              capture_output=True, text=True, timeout=60, cwd=root)
+        assert proc.stdout.strip() == imported, proc.stdout + proc.stderr
+
+
+def test_a_lower_floor_registers_its_own_section(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from harness import registry
+    from harness.yamlio import LoadedYaml, validate_model
+
+    class Rig(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        arm: str = "left"
+
+    def load_rig(doc: LoadedYaml, raw: object) -> Rig:
+        return validate_model(doc, Rig, raw, prefix=("rig",))
+
+    monkeypatch.setitem(registry._sections, "rig", load_rig)
+    assert "rig" in registry.section_names()
+    config = load_station_file(write(tmp_path, "id: r\nrig: {arm: right}\n"), env={})
+    assert config.sections["rig"] == Rig(arm="right")
+    message = load_error(tmp_path, "id: r\nrig:\n  amr: right\n")
+    assert message.endswith(":3: rig.amr: unknown key 'amr' (did you mean 'arm'?); allowed: arm")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_section("rig")(lambda doc, raw: raw)
