@@ -13,7 +13,9 @@ run left behind:
   :mod:`harness.sim.instruments.hub`): light off, every PSU output off, focus parked, chart on
   its park position;
 * events lost: torn or damaged lines, sequence gaps, tests started but never ended, lost-write
-  notes, a missing ``run_end``.
+  notes, a missing ``run_end``;
+* the run's ``instruments.log`` and the ``<device> traffic`` attachments of its Allure results
+  (the last exchanges of the device an instrument ERROR names, :mod:`harness.devices.traffic`).
 
 A station fault must end ERROR: never PASS (a fault hidden) and never FAIL (a good module
 blamed). Instrument faults arm after the commands the station sends while opening and
@@ -101,6 +103,12 @@ class FaultResult:
     seconds: float
     exit_code: int
     output: str = field(default="", repr=False)
+    instruments_log: str = ""
+    """Where the run's ``instruments.log`` was (empty: none; the matrix's folder is
+    temporary, so its text is kept in :attr:`instruments_log_text`)."""
+    instruments_log_text: str = field(default="", repr=False)
+    traffic: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    """Allure attachments named ``<device> traffic``, by device: their texts."""
 
     @property
     def ok(self) -> bool:
@@ -114,7 +122,9 @@ class FaultResult:
                 "outcome": self.outcome.value, "message": self.message,
                 "safe_state": self.safe_state, "safe_detail": self.safe_detail,
                 "fault_fired": self.fault_fired, "events_lost": self.events_lost,
-                "seconds": round(self.seconds, 1), "ok": self.ok}
+                "seconds": round(self.seconds, 1), "ok": self.ok,
+                "instruments_log": self.instruments_log,
+                "traffic_attached": sorted(self.traffic)}
 
 
 def _instrument(sim: str, kind: str, fault: str, words: tuple[str, ...], tests: str,
@@ -309,6 +319,29 @@ def _pytest_verdict(junit: Path, code: int, output: str) -> tuple[Outcome, str]:
     return Outcome.PASS, message
 
 
+def traffic_attachments(alluredir: Path) -> dict[str, tuple[str, ...]]:
+    """The ``<device> traffic`` attachments of every test result in ``alluredir`` (steps
+    included), by device."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        for attachment in node.get("attachments") or ():
+            name = str(attachment.get("name", ""))
+            source = alluredir / str(attachment.get("source", ""))
+            if name.endswith(" traffic") and source.is_file():
+                found.setdefault(name.removesuffix(" traffic"), []).append(
+                    source.read_text(encoding="utf-8", errors="replace"))
+        for step in node.get("steps") or ():
+            walk(step)
+
+    for path in sorted(alluredir.glob("*-result.json")) if alluredir.is_dir() else ():
+        try:
+            walk(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return {device: tuple(texts) for device, texts in found.items()}
+
+
 def _errors(journal: Path) -> list[str]:
     return [str(e.get("message", "")) for e in read_journal(journal).events
             if e.get("type") == "error"]
@@ -327,11 +360,13 @@ def run_case(case: FaultCase, base: Path, folder: Path, after: dict[str, int],
         evidence = blocker / "sub"
     state_file = work / "simulators.json"
     junit = work / "junit.xml"
+    allure_dir = work / "allure-results"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env[STATE_FILE_ENV] = str(state_file)
     args = [sys.executable, "-m", "pytest", *[str(ROOT / t) for t in case.tests], "-q", "-x",
             "-p", "no:cacheprovider", f"--station={station}", f"--limits={limits}",
-            f"--evidence-dir={evidence}", f"--rootdir={ROOT}", f"--junitxml={junit}"]
+            f"--evidence-dir={evidence}", f"--rootdir={ROOT}", f"--junitxml={junit}",
+            f"--alluredir={allure_dir}"]
     if case.records:
         args.append(f"--records={case.records}")
     t0 = time.perf_counter()
@@ -365,9 +400,13 @@ def run_case(case: FaultCase, base: Path, folder: Path, after: dict[str, int],
     else:
         fired = True  # camera/evidence/records faults: the message shows they acted
     low = message.lower()
+    log = journals[0].parent / "instruments.log" if journals else None
+    log_text = log.read_text(encoding="ascii") if log is not None and log.is_file() else ""
     return FaultResult(case, outcome, message, any(d in low for d in case.names),
                        any(w in low for w in case.words), safe, detail, fired, lost,
-                       str(journals[0]) if journals else "", seconds, code, output)
+                       str(journals[0]) if journals else "", seconds, code, output,
+                       str(log) if log_text else "", log_text,
+                       traffic_attachments(allure_dir))
 
 
 def run_fault_matrix(station: str | Path = DEFAULT_STATION, *, cases: Iterable[FaultCase] | None
@@ -414,4 +453,4 @@ def table(results: Sequence[FaultResult]) -> str:
 
 __all__ = ["DEFAULT_STATION", "FaultCase", "FaultResult", "HarnessError", "commands_at_open",
            "default_cases", "events_lost", "run_case", "run_fault_matrix", "table",
-           "write_station"]
+           "traffic_attachments", "write_station"]

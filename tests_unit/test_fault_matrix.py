@@ -10,7 +10,10 @@ device runs in its own pytest process, and for each:
   reached;
 * the fault actually fired (the simulator recorded it: a fault that never fires proves nothing);
 * the journal is complete up to the fault (no torn line, no sequence gap, every test ended,
-  ``run_end`` written).
+  ``run_end`` written);
+* for an instrument fault, the run's ``instruments.log`` is in its evidence folder and the
+  Allure result of the test that ended ERROR carries the ``<device> traffic`` attachment of the
+  device the error names, with the failing exchange in it.
 
 The matrix is printed (``pytest -s``) and is what ``harness reliability`` shows. By default the
 test runs a covering subset (every camera fault, every instrument fault kind on at least one
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +86,27 @@ def test_fault_ends_error_named_safe_and_journaled(matrix: dict[str, FaultResult
         assert r.events_lost is None and "evidence" in r.message.lower(), why  # no journal
     else:
         assert r.events_lost == 0, why
+
+
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.simulator is not None])
+def test_instrument_error_attaches_the_device_traffic(matrix: dict[str, FaultResult],
+                                                      name: str) -> None:
+    r = matrix[name]
+    why = f"{r.row()}\n{r.output[-2500:]}"
+    log = Path(r.instruments_log)
+    assert r.instruments_log and log.name == "instruments.log" and log.parent == \
+        Path(r.journal).parent, why  # in the run's evidence folder, beside its journal
+    lines = r.instruments_log_text.splitlines()
+    assert len(lines) > 10 and all(ln.count("\t") == 5 for ln in lines[1:]), why
+    device = next(d for d in r.case.names if d in r.traffic)  # the device the ERROR names
+    text = r.traffic[device][0]
+    rows = [ln.split("\t") for ln in text.splitlines()]
+    assert rows and all(len(f) == 6 and f[2] == device for f in rows), text
+    command = re.search(r"command '([^']*)'", r.message)
+    if command is not None:  # the failing exchange: its command, and the error it ended in
+        assert any(f[3] == ">" and f[4] == command.group(1) for f in rows), text
+        assert any(f[3] == "!" and f[4].startswith("error: ") for f in rows), text
+    assert "\t".join(rows[-1]) in lines, text  # the same lines as the log
 
 
 # -- the pieces, checked on their own ------------------------------------------------------------
