@@ -20,8 +20,11 @@ itself was not read); the code is ours:
 7. Divide by the transfer function of the two sampling steps we introduced: the central
    difference, sinc(2 f h), and the bin averaging (a box of width h), sinc(f h); the product of
    these is the "derivative correction" of sfrmat's ``fir2fix`` plus the binning box. Capped at 10.
-8. MTF50 is the first crossing of 0.5, linearly interpolated on a 4x zero-padded spectrum
-   (exact DTFT interpolation); MTF at 0.125, 0.25 and 0.5 cy/px likewise.
+8. MTF50 is where the MTF of the 4x zero-padded spectrum (exact DTFT interpolation) falls
+   through 0.5: a least-squares cubic over the band 0.3-0.7 around the first crossing, solved
+   for 0.5, so noise ripple does not cross early (linear interpolation of the first crossing
+   when the band holds fewer than 8 samples or the cubic has no root in it; :func:`_crossing`);
+   MTF at 0.125, 0.25 and 0.5 cy/px linearly interpolated on the same spectrum.
 
 Warnings follow sfrmat5/sfrmat3: Michelson contrast (hi - lo)/(hi + lo) below 0.2, an edge
 angle under 2 degrees from the pixel axis (too few phases), clipped pixels.
