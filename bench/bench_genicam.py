@@ -23,7 +23,7 @@ from typing import Any
 import genicam
 
 from harness.devices.camera.genicam import GenICamCamera, GenICamSettings
-from harness.station.registry import DriverContext
+from harness.registry import DriverContext
 
 VIKY = os.path.join(os.path.dirname(genicam.__file__), "viky.cti")
 SECONDS = 2.0

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DeviceError
+from harness.registry import DriverContext, driver_class
 from harness.sim.instruments.hub import SimulatorHub, start_simulators
-from harness.station.registry import DriverContext, driver_class
 
 FAST = {"timeout_s": 0.2, "retries": 1, "safe_timeout_s": 0.2}
 """Short timeouts so fault tests stay fast."""

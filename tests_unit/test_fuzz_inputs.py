@@ -43,8 +43,8 @@ from harness.errors import ConfigError, EvidenceError, HarnessError, InstrumentE
 from harness.evidence.journal import rebuild
 from harness.evidence.records import RecordStore
 from harness.limits import load_limits
+from harness.registry import DriverContext, driver_class, registered_drivers
 from harness.sim.module import load_module
-from harness.station.registry import DriverContext, driver_class, registered_drivers
 from harness.station.schema import load_station_file
 
 # Each example must finish well inside 2 s on the shared 2-core box (they take ~1-30 ms);

@@ -26,7 +26,7 @@ from harness.devices.camera.genicam import GenICamCamera, GenICamSettings
 from harness.devices.camera.harvester import get_manager, producers_from_env
 from harness.devices.protocols import Camera
 from harness.errors import CameraDisconnected, CameraError, CameraTimeout, ConfigError, FeatureError
-from harness.station.registry import DriverContext
+from harness.registry import DriverContext
 from harness.station.station import Station
 
 VIKY = os.path.join(os.path.dirname(genicam.__file__), "viky.cti")
@@ -134,7 +134,7 @@ from pathlib import Path
 from harvesters.core import Harvester
 from harness.cli.devices import list_devices
 from harness.devices.camera.genicam import GenICamCamera, GenICamSettings
-from harness.station.registry import DriverContext
+from harness.registry import DriverContext
 ctx = DriverContext("st", Path("."))
 cams = [GenICamCamera(f"c{s}", GenICamSettings(cti=[sys.argv[1]], serial=s), ctx) for s in "01"]
 for cam in cams:

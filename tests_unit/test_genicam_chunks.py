@@ -23,7 +23,7 @@ from harness.devices.camera.genicam import GenICamCamera, GenICamSettings
 from harness.devices.camera.harvester import DeviceEntry
 from harness.devices.camera.pixelformats import BY_NAME, pack
 from harness.errors import ConfigError
-from harness.station.registry import DriverContext
+from harness.registry import DriverContext
 from tests_unit.test_nodemap import _HEAD, Port, _reg
 
 CHUNK_XML = (

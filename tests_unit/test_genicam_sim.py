@@ -23,8 +23,8 @@ from harness.devices.camera.harvester import DeviceEntry
 from harness.devices.camera.nodemap import NodeMapFeatures
 from harness.devices.camera.pixelformats import BY_NAME, pack
 from harness.errors import CameraTimeout, FeatureError
+from harness.registry import DriverContext
 from harness.sim.camera import SimCamera
-from harness.station.registry import DriverContext
 
 MODULE = Path(__file__).resolve().parents[1] / "fixtures" / "modules" / "small-mono.yaml"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from harness.station.registry import driver_class, register_driver, registered_drivers
+from harness.registry import driver_class, register_driver, registered_drivers
 
 
 def test_builtin_fakes_registered_for_every_kind() -> None:
@@ -50,7 +50,7 @@ def test_third_party_driver_through_entry_point(tmp_path: Path) -> None:
     (site / "acme_light.py").write_text(textwrap.dedent("""
         from pydantic import BaseModel, ConfigDict
         from harness.devices.fakes import FakeLight
-        from harness.station.registry import register_driver
+        from harness.registry import register_driver
 
         class AcmeSettings(BaseModel):
             model_config = ConfigDict(extra="forbid")

@@ -20,7 +20,7 @@ from harness.devices.base import DeviceIdentity, FeatureInfo
 from harness.devices.camera.frames import FrameMeta, FrameStack
 from harness.devices.protocols import MeterReading, PowerReading
 from harness.errors import CameraTimeout, DeviceError, FeatureError
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 EVENTS: list[str] = []
 """``"<role>:<call>"`` for every lifecycle call of every fake in this process."""

@@ -24,7 +24,7 @@ from harness.devices.base import DeviceIdentity
 from harness.devices.instrument import SerialSettings
 from harness.devices.motion_protocol import MotionDriver
 from harness.errors import ConfigError, InstrumentError
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 
 class SerialFocusSettings(SerialSettings):

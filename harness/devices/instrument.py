@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.devices.base import DeviceIdentity
 from harness.devices.transport import LineTransport, LinkSettings, open_transport, show
 from harness.errors import InstrumentError
-from harness.station.registry import DriverContext
+from harness.registry import DriverContext
 
 log = logging.getLogger(__name__)
 

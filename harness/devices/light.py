@@ -28,7 +28,7 @@ from harness.devices.instrument import (
     VisaSettings,
 )
 from harness.errors import ConfigError
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 LEVEL_TOLERANCE = 0.01
 """Read-back tolerance of a level in percent (the SCPI reply has 3 decimals, Gardasoft 1)."""

@@ -24,7 +24,7 @@ from pydantic import Field
 from harness.devices.base import DeviceIdentity
 from harness.devices.instrument import InstrumentDriver, SerialSettings
 from harness.devices.protocols import MeterReading
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 RANGE_CODES = {"OK11": "over range", "OK12": "out of range (12)", "OK13": "out of range (13)"}
 

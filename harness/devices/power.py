@@ -19,7 +19,7 @@ from harness.devices.base import DeviceIdentity
 from harness.devices.instrument import InstrumentDriver, ScpiErrorQueue, VisaSettings
 from harness.devices.protocols import PowerReading
 from harness.errors import ConfigError
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 
 class ScpiPsuSettings(VisaSettings):

@@ -32,13 +32,13 @@ from harness.devices.base import DeviceIdentity, FeatureInfo
 from harness.devices.camera.frames import FrameMeta, FrameStack
 from harness.devices.camera.nodemap import GENAPI_LOCK, NodeMapFeatures
 from harness.errors import CameraDisconnected, CameraError, CameraTimeout
+from harness.registry import DriverContext, register_driver
 from harness.sim import port as P
 from harness.sim.bench import Bench
 from harness.sim.faults import CameraFaults, CameraFaultSpec
 from harness.sim.module import Module, load_module
 from harness.sim.scene import layout
 from harness.sim.sensor import Operating, Roi, SensorModel
-from harness.station.registry import DriverContext, register_driver
 
 CFA_CODES = {None: 0, "RGGB": 1, "GRBG": 2, "GBRG": 3, "BGGR": 4}
 BAYER_PREFIX = {"RGGB": "BayerRG", "GRBG": "BayerGR", "GBRG": "BayerGB", "BGGR": "BayerBG"}

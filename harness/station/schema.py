@@ -31,8 +31,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import CalibrationExpired, ConfigError
-from harness.registry import section_loader, section_names
-from harness.station.registry import DEVICE_KINDS, driver_class, registered_drivers
+from harness.registry import (
+    DEVICE_KINDS,
+    driver_class,
+    registered_drivers,
+    section_loader,
+    section_names,
+)
 from harness.yamlio import FieldPath, LoadedYaml, close_matches, load_yaml, validate_model
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -1,6 +1,6 @@
 """The station lifecycle: build drivers, open them in order, hold the lock, reach safe state.
 
-Drivers open in :data:`~harness.station.registry.DEVICE_KINDS` order (power before camera)
+Drivers open in :data:`~harness.registry.DEVICE_KINDS` order (power before camera)
 and are put in their safe state in reverse order on every exit path: normal end, assertion
 failure, exception, ``KeyboardInterrupt`` and SIGTERM (turned into :class:`Aborted`). A
 ``safe_state`` that raises is recorded and does not stop the others.
@@ -21,8 +21,8 @@ from typing import Any
 
 from harness.devices.base import DeviceIdentity
 from harness.errors import Aborted, DeviceError, HarnessError
+from harness.registry import DriverContext
 from harness.station.lock import StationLock
-from harness.station.registry import DriverContext
 from harness.station.schema import StationConfig, load_station_file
 
 log = logging.getLogger(__name__)

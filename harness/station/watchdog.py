@@ -100,8 +100,8 @@ def apply_safe_state(station_file: str | Path) -> tuple[list[str], list[tuple[st
     held meanwhile; if another run holds it, nothing is touched.
     """
     from harness.errors import HarnessError, StationLocked
+    from harness.registry import DriverContext
     from harness.station.lock import StationLock
-    from harness.station.registry import DriverContext
     from harness.station.schema import load_station_file
 
     config = load_station_file(station_file)

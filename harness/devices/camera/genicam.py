@@ -65,7 +65,7 @@ from harness.errors import (
     ConfigError,
     FeatureError,
 )
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from harness.devices.camera.frames import FrameMeta, FrameStack
 from harness.devices.camera.pixelformats import BY_NAME
 from harness.devices.replay.recording import Recording
 from harness.errors import CameraError, CameraTimeout, FeatureError
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 GAIN_TOLERANCE_DB = 0.05
 LEVEL_TOLERANCE_PCT = 0.01

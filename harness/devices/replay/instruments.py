@@ -19,7 +19,7 @@ from harness.devices.light import NOMINAL_CCT_K
 from harness.devices.protocols import MeterReading, PowerReading
 from harness.devices.replay.recording import Recording
 from harness.errors import ConfigError, InstrumentError
-from harness.station.registry import DriverContext, register_driver
+from harness.registry import DriverContext, register_driver
 
 
 class ReplayInstrumentSettings(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.capture.captureset import MANIFEST, CaptureSet, FrameRecord
 from harness.errors import ConfigError
-from harness.station.registry import DriverContext
+from harness.registry import DriverContext
 
 JOURNAL = "journal.jsonl"
 _NUMBERED = re.compile(r"^(\d+)-")
