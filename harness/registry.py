@@ -1,8 +1,8 @@
 """The registries that lower floors fill and the station reads (the idea of labgrid's
-``factory.py``): drivers and station-file sections.
+``factory.py``): drivers, station-file sections and station services.
 
 This module is neutral ground: it imports only the ground floor. A driver registers here
-without importing the station, the simulator registers its sections here without
+without importing the station, the simulator registers its sections and services here without
 importing the station, and the station finds all of them without importing the devices or the
 simulator (the built-in owners are named below as strings and imported on first use, so a real
 station never imports :mod:`harness.sim`).
@@ -22,13 +22,19 @@ itself (``id``, devices, ``calibration``, ``settings``). A section that belongs 
 such as the simulator's ``bench:`` and ``simulators:``, is typed by that floor: its module
 registers a loader with :func:`register_section`, and the station loader calls it when the file
 has the section, so a typo there is a start-up error with the same file:line line as any other.
+
+**Services.** What a station runs for such a section while it is open (the simulated bench, the
+protocol simulators) is built by the section's owner: it registers a builder with
+:func:`register_service`, and :class:`harness.station.Station` builds each service before it
+opens the devices, hands it to the drivers in :attr:`DriverContext.services`, puts it in its
+safe state after the devices and closes it last.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -73,11 +79,10 @@ class DriverContext:
     station_id: str
     station_dir: Path
     bench: Any = None
-    """The simulated bench of the station's ``bench:`` section, or ``None``."""
+    """The station's ``bench`` service (the simulated bench), or ``None``."""
     services: dict[str, Any] = field(default_factory=dict)
-    """What the station runs for its drivers, by name (the simulator hub under ``simulators``);
-    drivers may also share state here (the replay drivers keep their recording under
-    ``replay``)."""
+    """The station's services by section name (see :func:`register_service`); drivers may
+    also share state here (the replay drivers keep their recording under ``replay``)."""
 
     def resolve_address(self, value: str) -> str:
         """An instrument address; ``sim:<name>`` asks the station's simulator hub for one.
@@ -167,7 +172,8 @@ BUILTIN_SECTIONS: dict[str, str] = {
     "bench": "harness.sim.bench",
     "simulators": "harness.sim.instruments.hub",
 }
-"""Section name -> the module that registers its loader on import."""
+"""Section name -> the module that registers its loader (and its service) on import. The
+order is the order in which their services are built: the simulators couple to the bench."""
 
 _sections: dict[str, SectionLoader] = {}
 
@@ -207,7 +213,44 @@ def section_loader(name: str) -> SectionLoader:
     return _sections[name]
 
 
+# ---- station services ----------------------------------------------------------------------
+
+ServiceBuilder = Callable[[Any, Mapping[str, Any], Any], Any]
+"""``(section, services, config) -> service``: start what the station runs for its section
+(``section`` is the value the section's loader returned, ``services`` the services built
+before this one by name, ``config`` the :class:`harness.station.schema.StationConfig`).
+The service may have ``safe_state()`` (called after the devices') and ``close()`` (called when
+the station closes, services in reverse order)."""
+
+_services: dict[str, ServiceBuilder] = {}
+
+
+def register_service(name: str) -> Callable[[ServiceBuilder], ServiceBuilder]:
+    """Decorator: ``fn`` builds the service of station-file section ``name``."""
+    def decorate(fn: ServiceBuilder) -> ServiceBuilder:
+        _registered_once(_services, "station service", name, fn)
+        return fn
+
+    return decorate
+
+
+def service_builders(names: Iterable[str]) -> list[tuple[str, ServiceBuilder]]:
+    """The builders of the sections in ``names`` that have a service, in build order: the
+    built-in sections in :data:`BUILTIN_SECTIONS` order, then the others in the order they
+    registered. A section without a service is left out."""
+    wanted = set(names)
+    for name in wanted:
+        _import_owner(name)
+    builtin = list(BUILTIN_SECTIONS)
+    registered = list(_services)
+
+    def order(name: str) -> tuple[int, int]:
+        return (0, builtin.index(name)) if name in builtin else (1, registered.index(name))
+
+    return [(name, _services[name]) for name in sorted(wanted & set(_services), key=order)]
+
+
 __all__ = ["BUILTIN_DRIVER_MODULES", "BUILTIN_SECTIONS", "DEVICE_KINDS", "ENTRY_POINT_GROUP",
-           "DriverContext", "SectionLoader", "driver_class", "load_drivers",
-           "register_driver", "register_section", "registered_drivers",
-           "section_loader", "section_names"]
+           "DriverContext", "SectionLoader", "ServiceBuilder", "driver_class", "load_drivers",
+           "register_driver", "register_section", "register_service", "registered_drivers",
+           "section_loader", "section_names", "service_builders"]

@@ -54,6 +54,42 @@ def test_opens_in_dependency_order_and_safes_in_reverse(tmp_path: Path) -> None:
     assert fakes.EVENTS.index("power:safe_state") < fakes.EVENTS.index("camera:close")
 
 
+def test_a_section_owner_registers_the_service_the_station_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lower floor's section brings a service (as ``bench:`` and ``simulators:`` do): the
+    station starts it before the devices, hands it to them, makes it safe after them and stops
+    it last; a builder that returns None starts nothing."""
+    from harness import registry
+
+    class Rig:
+        def __init__(self, arm: str, services: dict[str, object]) -> None:
+            self.arm, self.seen = arm, dict(services)
+
+        def safe_state(self) -> None:
+            fakes.EVENTS.append("rig:safe_state")
+
+        def close(self) -> None:
+            fakes.EVENTS.append("rig:close")
+
+    def start_rig(section: dict[str, str], services: dict[str, object], config: object) -> Rig:
+        fakes.EVENTS.append("rig:start")
+        return Rig(section["arm"], services)
+
+    monkeypatch.setitem(registry._sections, "rig", lambda doc, raw: raw)
+    monkeypatch.setitem(registry._sections, "idle", lambda doc, raw: raw)
+    monkeypatch.setitem(registry._services, "rig", start_rig)
+    monkeypatch.setitem(registry._services, "idle", lambda section, services, config: None)
+    path = station_file(tmp_path)
+    path.write_text(path.read_text() + "rig: {arm: left}\nidle: {}\n")
+    with Station.load(path) as station:
+        assert list(station.services) == ["rig"] and station.services["rig"].arm == "left"
+        assert station.bench is None and station.simulators is None
+    assert fakes.EVENTS[0] == "rig:start" and fakes.EVENTS[-1] == "rig:close"
+    assert fakes.EVENTS.index("power:safe_state") < fakes.EVENTS.index("rig:safe_state")
+    assert fakes.EVENTS.index("power:close") < fakes.EVENTS.index("rig:close")
+    assert station.services == {}
+
+
 @pytest.mark.parametrize(
     "exc",
     [AssertionError("DUT out of spec"), RuntimeError("boom"), KeyboardInterrupt(), Aborted("x")],

@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.errors import ConfigError
-from harness.registry import register_section
+from harness.registry import register_section, register_service
 from harness.sim.colour_response import check_illuminant, illuminance_lux, irradiance_w_m2
 from harness.sim.module import Power, load_module
 from harness.sim.scene import SCENES, check_scene
@@ -253,13 +253,19 @@ def load_bench_section(doc: LoadedYaml, raw: Any) -> BenchConfig:
 
 def build_bench(bench_cfg: BenchConfig | Mapping[str, Any] | None,
                 station_config: Any = None) -> Bench:
-    """The bench of a station's ``bench:`` section (the Station calls this with the
+    """The bench of a station's ``bench:`` section (the station's ``bench`` service passes the
     :class:`BenchConfig` its loader validated; a mapping is validated here)."""
     cfg = bench_cfg if isinstance(bench_cfg, BenchConfig) else bench_config(
         None if bench_cfg is None else dict(bench_cfg))
     bench = Bench(cfg)
     bench.set_module_power(_station_module_power(station_config))
     return bench
+
+
+@register_service("bench")
+def start_bench(section: BenchConfig, services: Mapping[str, Any], config: Any) -> Bench:
+    """The station's ``bench`` service: the simulated bench of its ``bench:`` section."""
+    return build_bench(section, config)
 
 
 def _station_module_power(station_config: Any) -> Power | None:

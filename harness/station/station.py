@@ -4,6 +4,10 @@ Drivers open in :data:`~harness.registry.DEVICE_KINDS` order (power before camer
 and are put in their safe state in reverse order on every exit path: normal end, assertion
 failure, exception, ``KeyboardInterrupt`` and SIGTERM (turned into :class:`Aborted`). A
 ``safe_state`` that raises is recorded and does not stop the others.
+
+Sections a lower floor owns (the simulator's ``bench:`` and ``simulators:``) bring services
+that the station starts before the devices and stops after them; their owners register the
+builders in :mod:`harness.registry` (:func:`~harness.registry.register_service`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from harness.devices.base import DeviceIdentity
 from harness.errors import Aborted, DeviceError, HarnessError
-from harness.registry import DriverContext
+from harness.registry import DriverContext, service_builders
 from harness.station.lock import StationLock
 from harness.station.schema import StationConfig, load_station_file
 
@@ -55,8 +59,9 @@ class Station:
         self.allow_expired_calibration = allow_expired_calibration
         self.lock = StationLock(config.id, lock_dir or config.lock_dir)
         self.devices: dict[str, Any] = {}
-        self.bench: Any = None
-        self.simulators: Any = None
+        self.services: dict[str, Any] = {}
+        """What the station runs for its sections while open (the simulated bench, the
+        protocol simulators), by section name, in the order they were started."""
         self._opened: list[str] = []
         self._is_open = False
         self._safe_lock = threading.RLock()
@@ -91,28 +96,32 @@ class Station:
                 return self.devices[role]
         raise KeyError(f"station {self.id} has no camera")
 
-    def _build_bench(self) -> dict[str, Any]:
-        """Build the simulated bench and start protocol simulators, if the station has them."""
-        services: dict[str, Any] = {}
-        if self.config.bench is not None:
-            from harness.sim.bench import build_bench  # lazy: only simulated stations need it
+    @property
+    def bench(self) -> Any:
+        """The simulated bench (the ``bench`` service), or ``None``."""
+        return self.services.get("bench")
 
-            self.bench = build_bench(self.config.bench, self.config)
-        if self.config.simulators:
-            from harness.sim.instruments.hub import start_simulators
+    @property
+    def simulators(self) -> Any:
+        """The protocol simulators' hub (the ``simulators`` service), or ``None``."""
+        return self.services.get("simulators")
 
-            self.simulators = start_simulators(self.config.simulators, self.bench, self.config)
-            services["simulators"] = self.simulators
-        return services
+    def _start_services(self) -> None:
+        """Start the services of the file's sections (their owners registered the builders in
+        :mod:`harness.registry`, so the station needs no import of :mod:`harness.sim`)."""
+        for name, build in service_builders(self.config.sections):
+            service = build(self.config.sections[name], dict(self.services), self.config)
+            if service is not None:
+                self.services[name] = service
 
     def open(self) -> Station:
         """Check calibration, take the lock, open every device; undo all on failure."""
         self.config.check_calibration(allow_expired=self.allow_expired_calibration)
         self.lock.acquire()
         try:
-            services = self._build_bench()
+            self._start_services()
             context = DriverContext(self.config.id, self.config.source.parent, self.bench,
-                                    services)
+                                    dict(self.services))
             for spec in self.config.devices:
                 driver = spec.cls(spec.role, spec.settings, context)
                 self.devices[spec.role] = driver
@@ -137,11 +146,12 @@ class Station:
                 except BaseException as exc:
                     failed.append((role, f"{type(exc).__name__}: {exc}"))
                     log.error("safe state of %s failed: %s", role, exc)
-            if self.bench is not None and hasattr(self.bench, "safe_state"):
-                try:
-                    self.bench.safe_state()
-                except Exception as exc:
-                    failed.append(("bench", f"{type(exc).__name__}: {exc}"))
+            for name, service in reversed(self.services.items()):
+                if hasattr(service, "safe_state"):
+                    try:
+                        service.safe_state()
+                    except Exception as exc:
+                        failed.append((name, f"{type(exc).__name__}: {exc}"))
             report = SafeStateReport(tuple(reached), tuple(failed))
             self.last_safe_state = report
             return report
@@ -157,18 +167,13 @@ class Station:
                     log.error("closing %s failed: %s", role, exc)
             self._opened.clear()
             self.devices.clear()
-            if self.simulators is not None:
-                try:
-                    self.simulators.close()
-                except Exception as exc:
-                    log.error("stopping the simulators failed: %s", exc)
-                self.simulators = None
-            if self.bench is not None and hasattr(self.bench, "close"):
-                try:
-                    self.bench.close()
-                except Exception as exc:
-                    log.error("closing the bench failed: %s", exc)
-            self.bench = None
+            for name, service in reversed(self.services.items()):
+                if hasattr(service, "close"):
+                    try:
+                        service.close()
+                    except Exception as exc:
+                        log.error("stopping the %s service failed: %s", name, exc)
+            self.services.clear()
             self._is_open = False
             self.lock.release()
             atexit.unregister(self._atexit)

@@ -1,8 +1,8 @@
 """Start the protocol simulators a station file names, and hand out their addresses.
 
 ``stations/sim.yaml`` has a ``simulators:`` section; :class:`~harness.station.station.Station`
-calls :func:`start_simulators` before it builds the drivers, and drivers resolve addresses like
-``sim:light`` through :meth:`SimulatorHub.address`::
+starts them (the ``simulators`` service, :func:`start_simulators_service`) before it builds the
+drivers, and drivers resolve addresses like ``sim:light`` through :meth:`SimulatorHub.address`::
 
     simulators:
       light: {type: scpi-led, light: {max_lux: 2000, gamma: 1.2}}
@@ -14,7 +14,7 @@ calls :func:`start_simulators` before it builds the drivers, and drivers resolve
 
 Each entry's ``type`` picks the simulator (:data:`SIMULATOR_TYPES`), ``transport`` overrides its
 default server (``pty`` or ``tcp``), ``faults`` scripts faults (:mod:`harness.sim.faults`).
-The section is registered with :func:`harness.registry.register_section`: the station loader
+The section and its service are registered in :mod:`harness.registry`: the station loader
 checks every entry against its type's ``Spec`` when the station file loads
 (:func:`simulator_specs`), so a typo stops ``harness station check`` and ``pytest --station``
 at start-up, naming the line.
@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.registry import register_section
+from harness.registry import register_section, register_service
 from harness.sim.faults import FaultPlan
 from harness.sim.instruments.base import LineSimulator, PtyServer, SimSpec, TcpServer, serve
 from harness.sim.instruments.chart_wheel import ChartWheelSimulator, ChartWheelSpec
@@ -235,5 +235,14 @@ def start_simulators(specs: Mapping[str, SimSpec | Mapping[str, Any]], bench: An
     return hub
 
 
+@register_service("simulators")
+def start_simulators_service(section: Mapping[str, SimSpec], services: Mapping[str, Any],
+                             config: Any) -> SimulatorHub | None:
+    """The station's ``simulators`` service: the hub of its ``simulators:`` section, coupled
+    to the ``bench`` service when there is one (none for an empty section)."""
+    return start_simulators(section, services.get("bench"), config) if section else None
+
+
 __all__ = ["LIGHT_TYPES", "SIMULATOR_TYPES", "STATE_FILE_ENV", "SimulatorHub",
-           "load_simulators_section", "simulator_specs", "start_simulators"]
+           "load_simulators_section", "simulator_specs", "start_simulators",
+           "start_simulators_service"]
