@@ -4,7 +4,7 @@
   simulated instrument is in its safe state (read from the simulators' own final state, which
   the hub writes at close: ``HARNESS_SIM_STATE_FILE``), and the journal is closed with
   ``run_end``.
-* SIGKILL cannot be caught: the watchdog the plugin starts with the run (``harness.station.
+* SIGKILL cannot be caught: the watchdog the plugin starts with the run (``harness.run.
   watchdog``) puts the instruments in their safe state and closes the journal with an ABORTED
   ``run_end``. Checked twice: on a station whose instruments are served by *this* process (so
   they outlive the runner, like real instruments), and on the simulated station whose
@@ -33,8 +33,8 @@ from harness.cli.app import app
 from harness.evidence.journal import read_journal, rebuild
 from harness.evidence.model import Outcome
 from harness.reliability import DEFAULT_LIMITS, DEFAULT_STATION, ROOT, events_lost, write_station
+from harness.run.watchdog import KILLED_REASON
 from harness.sim.instruments.hub import STATE_FILE_ENV, SimulatorHub, start_simulators
-from harness.station.watchdog import KILLED_REASON
 
 SUITE = str(ROOT / "tests_hil" / "test_uniformity.py")
 POINTS = 3  # random points per signal: enough to land in different phases, still fast
@@ -229,8 +229,8 @@ def test_sigkill_on_the_simulated_station_is_journaled(tmp_path: Path) -> None:
 
 def test_watchdog_leaves_a_station_taken_over_by_a_new_run_alone(tmp_path: Path) -> None:
     """If a new run already holds the station, the watchdog must not switch its light off."""
+    from harness.run.watchdog import apply_safe_state
     from harness.station.lock import StationLock
-    from harness.station.watchdog import apply_safe_state
 
     station = tmp_path / "st.yaml"
     station.write_text(f"id: taken-st\nlock_dir: {tmp_path}\nlight: {{driver: fake}}\n")
@@ -242,7 +242,7 @@ def test_watchdog_leaves_a_station_taken_over_by_a_new_run_alone(tmp_path: Path)
 
 
 def test_watchdog_stops_quietly_after_a_clean_close(tmp_path: Path) -> None:
-    from harness.station.watchdog import start_watchdog
+    from harness.run.watchdog import start_watchdog
 
     journal = tmp_path / "journal.jsonl"
     journal.write_text('{"seq": 1, "type": "run_start", "run_id": "r"}\n')

@@ -359,11 +359,11 @@ class HilPlugin:
         self._stop_watchdog()
 
     def _start_watchdog(self) -> Any:
-        """The SIGKILL watchdog (:mod:`harness.station.watchdog`), unless the station's
+        """The SIGKILL watchdog (:mod:`harness.run.watchdog`), unless the station's
         ``settings.watchdog`` is false."""
         if not self.station_config.settings.watchdog or self.run is None:
             return None
-        from harness.station.watchdog import start_watchdog
+        from harness.run.watchdog import start_watchdog
 
         journal = self.run.journal.path if self.run.journal is not None else None
         return start_watchdog(self.station_config.source, journal)

@@ -3,7 +3,7 @@
 SIGINT and SIGTERM reach the runner's own handlers (safe state, journal closed); SIGKILL
 cannot be caught, so the plugin starts this small process when it opens the station::
 
-    python -m harness.station.watchdog --station FILE --pid PID [--journal PATH]
+    python -m harness.run.watchdog --station FILE --pid PID [--journal PATH]
 
 It sits on a pipe from the runner. A clean close writes ``done`` and the watchdog exits. End
 of file without ``done`` means the runner died: the watchdog waits for the pid to go, takes the
@@ -70,7 +70,7 @@ def start_watchdog(station_file: str | Path, journal: str | Path | None = None,
 
     It runs in its own session so that a Ctrl-C at the terminal reaches only the runner.
     """
-    args = [sys.executable, "-m", "harness.station.watchdog", "--station", str(station_file),
+    args = [sys.executable, "-m", "harness.run.watchdog", "--station", str(station_file),
             "--pid", str(pid if pid is not None else os.getpid())]
     if journal is not None:
         args += ["--journal", str(journal)]
@@ -141,7 +141,7 @@ def close_journal(journal: str | Path, pid: int, reached: list[str],
                   failed: list[tuple[str, str]]) -> None:
     """Append the watchdog's events to a journal the runner left open (no ``run_end``)."""
     from harness.evidence.journal import Journal, read_journal
-    from harness.evidence.model import Outcome
+    from harness.measurement import Outcome
 
     contents = read_journal(journal)
     events = contents.events
@@ -187,7 +187,7 @@ def watch(stream: IO[bytes], station_file: str | Path, pid: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.station.watchdog")
+    parser = argparse.ArgumentParser(prog="python -m harness.run.watchdog")
     parser.add_argument("--station", required=True)
     parser.add_argument("--pid", type=int, required=True)
     parser.add_argument("--journal", default=None)
