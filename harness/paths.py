@@ -1,4 +1,4 @@
-"""Names from the outside world made safe to use in file paths.
+"""Names from the outside world made safe to use in file paths, and files written whole.
 
 Station ids, DUT serials, run ids and sequence names end up in file names (lock files,
 evidence folders, sign-off pages, capture sets); file names inside a capture-set manifest are
@@ -6,12 +6,18 @@ joined to the set's folder. A hostile or broken value (``../../etc/x``, ``/abs``
 a 5000-character name) must never reach a path outside the folder it was meant for: these
 helpers refuse it with a one-line :class:`~harness.errors.ConfigError` (OWASP "Path
 Traversal"; POSIX.1-2017 3.282 portable filename character set).
+
+:func:`atomic_write_bytes` writes a file so that a crash leaves either the old file or the
+new one, never half of it (capture-set frames and manifests, evidence artefacts).
 """
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import PurePosixPath, PureWindowsPath
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from harness.errors import ConfigError
 
@@ -66,4 +72,21 @@ def safe_relative(text: str, what: str, *, source: str | None = None) -> str:
     return text
 
 
-__all__ = ["safe_component", "safe_relative"]
+def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write ``data`` (bytes, or buffers written one after the other) to ``path`` via a
+    temporary file in the same folder, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            for part in (data,) if isinstance(data, bytes) else data:
+                fh.write(part)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["atomic_write_bytes", "safe_component", "safe_relative"]

@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.capture.tiff_layout import LayoutCache, TiffLayout, read_into_array
 from harness.errors import ConfigError, EvidenceError
-from harness.paths import safe_relative
+from harness.paths import atomic_write_bytes, safe_relative
 
 FORMAT_NAME = "harness-capture-set"
 FORMAT_VERSION = 1
@@ -108,23 +107,6 @@ class Manifest(BaseModel):
     pixel_area_um2: float | None = None
     frames: list[FrameRecord] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
-
-
-def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
-    """Write ``data`` (bytes, or buffers written one after the other) to ``path`` via a
-    temporary file in the same folder, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for part in (data,) if isinstance(data, bytes) else data:
-                fh.write(part)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 #: The most pixel data one frame (one TIFF page, one PNG) may declare: 1 GiB is a 512 MP 16-bit

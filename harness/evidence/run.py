@@ -29,7 +29,7 @@ from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, Un
 from harness.evidence.records import RecordStore, StoredRun
 from harness.evidence.records.signing import resolve_signer
 from harness.evidence.software import software_identity
-from harness.paths import safe_component
+from harness.paths import atomic_write_bytes, safe_component
 
 SOFTWARE = ("camera-qual-harness", "numpy", "scipy", "opencv-python-headless", "harvesters",
             "genicam", "pyvisa", "pyvisa-py", "pyserial", "pytest", "allure-pytest",
@@ -117,8 +117,6 @@ class RunEvidence:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                from harness.capture.captureset import atomic_write_bytes
-
                 atomic_write_bytes(path, data)
         except OSError as exc:
             self.journal.error(f"cannot keep {name}: {exc.strerror}", test_id=test_id,
