@@ -25,7 +25,7 @@ from bench.timing import best_s
 from harness.analysis.accumulators import PairAccumulator, StackAccumulator
 from harness.analysis.defects import detect_defects
 from harness.analysis.emva1288 import analyze
-from harness.capture.stack_input import reduce_descriptor
+from harness.inputs.stack_input import reduce_descriptor
 
 H12, W12 = 3024, 4032
 
@@ -178,7 +178,7 @@ def _stream_in_fresh_processes() -> dict[str, Any]:
 _OURS = """
 import sys, time
 from harness.analysis.emva1288 import analyze
-from harness.capture.stack_input import reduce_descriptor
+from harness.inputs.stack_input import reduce_descriptor
 start = time.perf_counter()
 analyze(reduce_descriptor(sys.argv[1]))
 print(time.perf_counter() - start)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.capture.captureset import CaptureSet
 from harness.errors import MeasurementError
+from harness.inputs.captureset import CaptureSet
 
 
 def mean_frame(cs: CaptureSet, role: str) -> np.ndarray:

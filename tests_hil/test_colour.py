@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from harness.analysis.colour import analyze_colour, chart_reference, compare_illuminant
-from harness.capture.image_input import prepare, rgb_image
 from harness.errors import MeasurementError
 from harness.evidence import plots
+from harness.inputs.image_input import prepare, rgb_image
 
 pytestmark = [pytest.mark.hil_requires("camera", "light", "chart", "meter"),
               pytest.mark.hil_family("colour")]

@@ -11,8 +11,8 @@ from conftest import mean_frame
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
 from harness.analysis.focus import analyze_sweep
 from harness.analysis.sfr import measure_rois, summarise_full_field
-from harness.capture.image_input import gray_image, prepare, sfr_plane
 from harness.evidence import plots
+from harness.inputs.image_input import gray_image, prepare, sfr_plane
 
 pytestmark = [pytest.mark.hil_requires("camera", "light", "focus", "chart"),
               pytest.mark.hil_family("focus")]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness.analysis import emva1288
-from harness.capture.stack_input import reduce_capture_set_planes
 from harness.evidence import plots
+from harness.inputs.stack_input import reduce_capture_set_planes
 
 pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_family("linearity")]
 

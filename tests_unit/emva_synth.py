@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 from scipy.stats import norm
 
-from harness.capture.emva_descriptor import write_descriptor
+from harness.inputs.emva_descriptor import write_descriptor
 
 
 @dataclass

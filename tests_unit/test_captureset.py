@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.capture.captureset import CaptureSet, CaptureSetWriter, frame_to_tiff
+from harness.capture.writer import CaptureSetWriter, frame_to_tiff
 from harness.errors import ConfigError, EvidenceError
+from harness.inputs.captureset import CaptureSet
 
 
 def make_set(path: Path) -> CaptureSet:
@@ -114,9 +115,9 @@ def test_manifest_rewritten_at_most_once_per_interval_and_at_close(tmp_path: Pat
 
 def test_manifest_lists_only_frames_already_on_disk(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.capture.captureset as captureset
+    import harness.capture.writer as writer_module
 
-    real = captureset.atomic_write_bytes
+    real = writer_module.atomic_write_bytes
     seen: list[int] = []
 
     def slow_frames(path: Path, data: object) -> None:
@@ -128,7 +129,7 @@ def test_manifest_lists_only_frames_already_on_disk(tmp_path: Path,
             time.sleep(0.01)
         real(path, data)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(captureset, "atomic_write_bytes", slow_frames)
+    monkeypatch.setattr(writer_module, "atomic_write_bytes", slow_frames)
     writer = CaptureSetWriter(tmp_path / "cs")
     writer.FLUSH_INTERVAL_S = 0.0
     for i in range(8):
@@ -139,16 +140,16 @@ def test_manifest_lists_only_frames_already_on_disk(tmp_path: Path,
 
 def test_a_frame_that_cannot_be_written_is_reported(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.capture.captureset as captureset
+    import harness.capture.writer as writer_module
 
-    real = captureset.atomic_write_bytes
+    real = writer_module.atomic_write_bytes
 
     def full_disk(path: Path, data: object) -> None:
         if path.name != "manifest.json":
             raise OSError(28, "No space left on device")
         real(path, data)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(captureset, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(writer_module, "atomic_write_bytes", full_disk)
     writer = CaptureSetWriter(tmp_path / "cs")
     writer.add(np.zeros((4, 4), np.uint16), role="dark")
     with pytest.raises(EvidenceError, match="cannot write frame: No space left on device"):
@@ -159,14 +160,14 @@ def test_a_frame_that_cannot_be_written_is_reported(tmp_path: Path,
             raise ValueError("encoder bug")
         real(path, data)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(captureset, "atomic_write_bytes", broken)
+    monkeypatch.setattr(writer_module, "atomic_write_bytes", broken)
     third = CaptureSetWriter(tmp_path / "cs3")
     for _ in range(5):  # more than the queue holds: a dead thread would hang here
         with contextlib.suppress(EvidenceError):
             third.add(np.zeros((4, 4), np.uint16), role="dark")
     with pytest.raises(EvidenceError, match="ValueError: encoder bug"):
         third.close()
-    monkeypatch.setattr(captureset, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(writer_module, "atomic_write_bytes", full_disk)
     with pytest.raises(RuntimeError, match="camera gone"), \
             CaptureSetWriter(tmp_path / "cs2") as second:  # the first error is the one seen
         second.add(np.zeros((4, 4), np.uint16), role="dark")
@@ -186,7 +187,7 @@ def test_files_written_from_the_reused_header_equal_tifffiles_own(tmp_path: Path
 
 def test_frames_of_one_layout_are_parsed_once_and_others_in_full(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.capture.captureset as captureset
+    import harness.inputs.captureset as captureset
 
     rng = np.random.default_rng(5)
     frames = [rng.integers(0, 4096, (30, 40), dtype=np.uint16) for _ in range(5)]

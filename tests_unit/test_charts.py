@@ -64,7 +64,7 @@ def test_corners_outside_image_rejected() -> None:
 def test_simulator_colour_chart_is_found() -> None:
     """The simulator's ColorChecker (harness.sim.scene 'colour': axis-aligned patches of 0.10 H,
     gap 0.025 H, black surround, so black 2 is invisible) seen through an RGGB module."""
-    from harness.capture.image_input import prepare, rgb_image
+    from harness.inputs.image_input import prepare, rgb_image
     from harness.sim.module import load_module
     from harness.sim.scene import layout, render
 

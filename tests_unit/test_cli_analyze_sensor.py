@@ -11,7 +11,7 @@ import tifffile
 from typer.testing import CliRunner
 
 from harness.analysis.emva1288 import summary_keys
-from harness.capture.captureset import CaptureSetWriter
+from harness.capture.writer import CaptureSetWriter
 from harness.cli import app
 from harness.cli.analyze_sensor import split_args
 from harness.errors import ConfigError

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness.capture.captureset import CaptureSet
 from harness.cli import app
+from harness.inputs.captureset import CaptureSet
 
 VIKY = os.path.join(os.path.dirname(genicam.__file__), "viky.cti")
 
@@ -76,7 +76,7 @@ def test_capture_bad_input_is_one_line(tmp_path: Path) -> None:
 
 def test_capture_named_sequence_on_the_simulated_station(tmp_path: Path) -> None:
     """``harness capture --sequence`` runs a sequence with the spec's conditions and overrides."""
-    from harness.capture.captureset import CaptureSet
+    from harness.inputs.captureset import CaptureSet
 
     root = Path(__file__).resolve().parents[1]
     result = CliRunner().invoke(app, [

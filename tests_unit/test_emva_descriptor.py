@@ -12,9 +12,9 @@ import pytest
 import tifffile
 
 from harness.analysis.emva1288 import analyze
-from harness.capture.emva_descriptor import load_image, read_descriptor, write_descriptor
-from harness.capture.stack_input import reduce_descriptor, reduce_emva
 from harness.errors import ConfigError
+from harness.inputs.emva_descriptor import load_image, read_descriptor, write_descriptor
+from harness.inputs.stack_input import reduce_descriptor, reduce_emva
 from tests_unit.emva_synth import Sensor, write_descriptor_set
 
 

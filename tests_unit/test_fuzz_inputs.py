@@ -33,15 +33,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from harness.capture import emva_descriptor as ed
-from harness.capture import image_input as ii
-from harness.capture import stack_input as si
-from harness.capture.captureset import CaptureSet, CaptureSetWriter
+from harness.capture.writer import CaptureSetWriter
 from harness.devices.instrument import InstrumentDriver
 from harness.devices.transport import LineTransport, LinkSettings, ReadTimeout
 from harness.errors import ConfigError, EvidenceError, HarnessError, InstrumentError
 from harness.evidence.journal import rebuild
 from harness.evidence.records import RecordStore
+from harness.inputs import emva_descriptor as ed
+from harness.inputs import image_input as ii
+from harness.inputs import stack_input as si
+from harness.inputs.captureset import CaptureSet
 from harness.limits import load_limits
 from harness.registry import DriverContext, driver_class, registered_drivers
 from harness.sim.module import load_module
@@ -481,7 +482,7 @@ def test_capture_writer_leaves_no_half_written_file(tmp_path: Path,
     temporary or partial frame file: the set stays readable with the frames it had. A frame
     is written in the background, so its failure is raised by the next add or by wait/close;
     a writer that lost a frame takes no more."""
-    import harness.capture.captureset as capset
+    import harness.paths as paths_module  # atomic_write_bytes fsyncs there
 
     real_fsync = os.fsync
     for fail_at in (1, 2):  # 1: the frame's fsync fails, 2: the manifest's fsync fails
@@ -498,11 +499,11 @@ def test_capture_writer_leaves_no_half_written_file(tmp_path: Path,
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             real_fsync(fd)
 
-        monkeypatch.setattr(capset.os, "fsync", full_disk)
+        monkeypatch.setattr(paths_module.os, "fsync", full_disk)
         with pytest.raises(EvidenceError, match="No space left"):
             writer.add(_FRAME + 7 + fail_at, role="dark")
             writer.wait()
-        monkeypatch.setattr(capset.os, "fsync", real_fsync)
+        monkeypatch.setattr(paths_module.os, "fsync", real_fsync)
         if fail_at == 1:
             with pytest.raises(EvidenceError, match="cannot write frame"):
                 writer.add(_FRAME + 20, role="dark")  # nothing more after a lost frame

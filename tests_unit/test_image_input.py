@@ -1,4 +1,4 @@
-"""Image and focus-stack loading for the optics analyses (harness.capture.image_input)."""
+"""Image and focus-stack loading for the optics analyses (harness.inputs.image_input)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from harness.capture.captureset import CaptureSetWriter
-from harness.capture.image_input import (
+from harness.capture.writer import CaptureSetWriter
+from harness.errors import ConfigError
+from harness.inputs.image_input import (
     BAYER_PATTERNS,
     bayer_mask,
     demosaic,
@@ -22,7 +23,6 @@ from harness.capture.image_input import (
     sfr_plane,
     superpixel_rgb,
 )
-from harness.errors import ConfigError
 
 
 def mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
@@ -155,7 +155,7 @@ def test_bad_stacks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
 def test_bayer_luminance_equals_demosaic_then_luminance(pattern: str) -> None:
-    from harness.capture.image_input import bayer_luminance, luminance
+    from harness.inputs.image_input import bayer_luminance, luminance
 
     raw = np.random.default_rng(8).random((40, 56))
     np.testing.assert_allclose(bayer_luminance(raw, pattern),

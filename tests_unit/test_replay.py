@@ -44,7 +44,7 @@ def test_replay_serves_the_recording_frame_for_frame(tmp_path: Path) -> None:
         assert st.camera().remaining == 0
     original = sorted(p.name for p in captures.iterdir())
     assert len(original) == 3
-    from harness.capture.captureset import CaptureSet
+    from harness.inputs.captureset import CaptureSet
 
     for replayed, name in ((flat, original[1]), (sweep, original[2])):
         source = CaptureSet.open(captures / name)

@@ -340,7 +340,8 @@ def test_signoff_output_name_is_sanitised(tmp_path: Path,
 def test_a_manifest_cannot_read_files_outside_its_capture_set(tmp_path: Path) -> None:
     import numpy as np
 
-    from harness.capture.captureset import CaptureSet, CaptureSetWriter
+    from harness.capture.writer import CaptureSetWriter
+    from harness.inputs.captureset import CaptureSet
 
     root = tmp_path / "set"
     with CaptureSetWriter(root) as writer:

@@ -70,7 +70,7 @@ def test_simulator_edge_chart_matches_its_lens_truth(module: str, channel: str,
     """Cross-check with the simulator's independent renderer (harness.sim.scene, its PSF x pixel
     aperture truth in harness.sim.truth). Luminance on the mono module: measured <= 0.1 %; the
     G plane of the RGGB module in 33 px ROIs (sparse samples alias, see sfr_plane): <= 1.3 %."""
-    from harness.capture.image_input import gray_image, prepare, sfr_plane
+    from harness.inputs.image_input import gray_image, prepare, sfr_plane
     from harness.sim.module import load_module
     from harness.sim.scene import layout, render
     from harness.sim.truth import lens_truth

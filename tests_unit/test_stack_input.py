@@ -10,14 +10,14 @@ import pytest
 import tifffile
 
 from harness.analysis.emva1288 import analyze
-from harness.capture.captureset import CaptureSetWriter
-from harness.capture.stack_input import (
+from harness.capture.writer import CaptureSetWriter
+from harness.errors import ConfigError
+from harness.inputs.stack_input import (
     open_stack,
     reduce_capture_set,
     reduce_capture_set_planes,
     reduce_emva,
 )
-from harness.errors import ConfigError
 from tests_unit.emva_synth import Sensor, exposure_sweep
 
 

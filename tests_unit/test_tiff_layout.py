@@ -1,4 +1,4 @@
-"""Series of TIFFs read without re-parsing (harness.capture.tiff_layout) give exactly what a
+"""Series of TIFFs read without re-parsing (harness.inputs.tiff_layout) give exactly what a
 full decode gives, and anything unusual goes the full way."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tifffile
 
-import harness.capture.emva_descriptor as descriptor_mod
-from harness.capture.emva_descriptor import load_image
-from harness.capture.tiff_layout import LayoutCache, TiffLayout
+import harness.inputs.emva_descriptor as descriptor_mod
 from harness.errors import ConfigError
+from harness.inputs.emva_descriptor import load_image
+from harness.inputs.tiff_layout import LayoutCache, TiffLayout
 
 
 def write_series(folder: Path, count: int, **kwargs: object) -> list[tuple[Path, np.ndarray]]:

@@ -1,1 +1,2 @@
-"""Capture sequences and the capture-set format (frames as evidence)."""
+"""Capture sequences and the capture-set writer (frames as evidence; the format and its
+reader are :mod:`harness.inputs.captureset`)."""

@@ -26,9 +26,10 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from harness.capture.captureset import CFA, CaptureSet, CaptureSetWriter
+from harness.capture.writer import CaptureSetWriter
 from harness.devices.camera.frames import FrameStack
 from harness.errors import CameraError, ConfigError, FeatureError, HarnessError, MeasurementError
+from harness.inputs.captureset import CFA, CaptureSet
 from harness.paths import safe_component
 
 

@@ -19,16 +19,16 @@ from harness.analysis.colour import analyze_colour, check_ccm, check_wb_gains
 from harness.analysis.edges import find_edge_rois, parse_roi
 from harness.analysis.focus import analyze_sweep
 from harness.analysis.sfr import field_gaps, measure_rois, summarise_field
-from harness.capture.image_input import (
+from harness.cli.analyze import analyze_app
+from harness.cli.app import console, error_boundary
+from harness.errors import ConfigError
+from harness.inputs.image_input import (
     gray_image,
     load_image,
     load_stack,
     rgb_image,
     sfr_plane,
 )
-from harness.cli.analyze import analyze_app
-from harness.cli.app import console, error_boundary
-from harness.errors import ConfigError
 
 BayerOpt = Annotated[str | None, typer.Option(
     "--bayer", help="Raw Bayer mosaic: RGGB, GRBG, GBRG or BGGR (colour at (0,0),(0,1),(1,0),"

@@ -112,7 +112,7 @@ def emva1288_command(
     capture set. Options: --json [OUT] (file, or stdout without OUT), --plots DIR."""
     with error_boundary():
         from harness.analysis.emva1288 import analyze
-        from harness.capture.stack_input import reduce_emva
+        from harness.inputs.stack_input import reduce_emva
 
         (path,), json_out = split_args(list(ctx.args), ("PATH",))
         data, cfa = reduce_emva(path)
@@ -227,7 +227,7 @@ def _emva_plots(result: Any, folder: Path) -> None:
 
 
 def _load_stack(path: str, roles: tuple[str, ...], bayer: str | None) -> Any:
-    from harness.capture.stack_input import open_stack
+    from harness.inputs.stack_input import open_stack
 
     source = open_stack(path, roles=roles, cfa=bayer)
     return source, source.reduce()
@@ -285,7 +285,7 @@ def uniformity_command(
     a FLAT stack (capture set, multi-page TIFF or folder). Option: --json [OUT]."""
     with error_boundary():
         from harness.analysis.uniformity import analyze_uniformity
-        from harness.capture.stack_input import is_capture_set
+        from harness.inputs.stack_input import is_capture_set
 
         (flat_path,), json_out = split_args(list(ctx.args), ("FLAT",))
         flat_src, flat = _load_stack(flat_path, ("flat", "bright"), bayer)

@@ -1,6 +1,6 @@
 """``harness capture``: grab N frames from a station's camera into a capture set.
 
-The capture set is the format of :mod:`harness.capture.captureset` (TIFF frames + JSON
+The capture set is the format of :mod:`harness.inputs.captureset` (TIFF frames + JSON
 manifest); each frame's record holds what the camera reported for it (frame id, timestamp,
 exposure and gain read back or from chunk data), and the manifest holds the camera's identity
 and a node-map snapshot taken before the first frame.
@@ -16,7 +16,7 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.capture.captureset import CaptureSetWriter
+from harness.capture.writer import CaptureSetWriter
 from harness.cli.app import app, console, error_boundary
 from harness.devices.camera.frames import FrameStack
 from harness.devices.camera.pixelformats import BY_NAME

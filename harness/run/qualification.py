@@ -29,13 +29,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from harness.capture.captureset import CaptureSet
 from harness.devices import traffic
 from harness.devices.camera.frames import FrameStack
 from harness.devices.protocols import PowerReading
 from harness.errors import EvidenceError
 from harness.evidence.model import RunRecord, Unjudged
 from harness.evidence.run import RunEvidence
+from harness.inputs.captureset import CaptureSet
 from harness.limits import LimitSpec
 from harness.measurement import Measurement, Outcome
 from harness.run.checker import Checker, Judgements

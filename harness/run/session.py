@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.capture.captureset import CaptureSet
 from harness.capture.sequences import (
     SEQUENCES,
     CaptureContext,
@@ -40,6 +39,7 @@ from harness.capture.sequences import (
 from harness.devices.camera.frames import FrameStack
 from harness.devices.camera.pixelformats import BY_NAME
 from harness.errors import CameraError, ConfigError, FeatureError
+from harness.inputs.captureset import CaptureSet
 
 #: Raw pixel formats in order of preference (most bits, Bayer before mono).
 RAW_FORMATS = ("BayerRG16", "BayerGR16", "BayerGB16", "BayerBG16", "BayerRG12", "BayerGR12",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.capture.captureset import MANIFEST, CaptureSet, FrameRecord
 from harness.errors import ConfigError
+from harness.inputs.captureset import MANIFEST, CaptureSet, FrameRecord
 from harness.registry import DriverContext
 
 JOURNAL = "journal.jsonl"

@@ -24,10 +24,10 @@ import tifffile
 from harness.analysis.accumulators import StackAccumulator, StackStats
 from harness.analysis.defects import CFA_PATTERNS
 from harness.analysis.emva1288 import EmvaData, EmvaReducer
-from harness.capture.captureset import guard_image_size
-from harness.capture.emva_descriptor import EmvaDescriptor, load_image, read_descriptor
-from harness.capture.tiff_layout import LayoutCache
 from harness.errors import ConfigError
+from harness.inputs.captureset import guard_image_size
+from harness.inputs.emva_descriptor import EmvaDescriptor, load_image, read_descriptor
+from harness.inputs.tiff_layout import LayoutCache
 
 MANIFEST = "manifest.json"
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
@@ -133,7 +133,7 @@ def check_cfa(cfa: str | None) -> str | None:
 
 
 def _capture_set_stack(path: Path, roles: tuple[str, ...], cfa: str | None) -> StackSource:
-    from harness.capture.captureset import CaptureSet
+    from harness.inputs.captureset import CaptureSet
 
     cs = CaptureSet.open(path)
     records = []
@@ -255,7 +255,7 @@ def reduce_capture_set_planes(path: str | Path, planes: tuple[str | None, ...]
     """:func:`reduce_capture_set` for several planes (``None`` = the whole mosaic) in one
     pass over the frames: each 12 MP frame is read, checked and decoded once."""
     from harness.analysis.defects import bayer_planes
-    from harness.capture.captureset import CaptureSet
+    from harness.inputs.captureset import CaptureSet
 
     cs = CaptureSet.open(path)
     views: dict[str | None, tuple[slice, slice] | None] = {}

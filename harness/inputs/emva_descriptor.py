@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import tifffile
 
-from harness.capture.captureset import guard_image_size
-from harness.capture.tiff_layout import LayoutCache
 from harness.errors import ConfigError
+from harness.inputs.captureset import guard_image_size
+from harness.inputs.tiff_layout import LayoutCache
 from harness.paths import safe_relative
 
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
@@ -207,7 +207,7 @@ def load_image(path: Path, *, bits: int | None = None, shape: tuple[int, int] | 
     """Load one TIFF or PNG image as a 2-D unsigned integer array, checking shape and range.
 
     ``layouts`` (one per data set) reads a TIFF laid out like the previous one without
-    parsing it again (:mod:`harness.capture.tiff_layout`)."""
+    parsing it again (:mod:`harness.inputs.tiff_layout`)."""
     suffix = path.suffix.lower()
     if suffix not in _IMAGE_SUFFIXES:
         raise ConfigError(f"unsupported image type {suffix!r}; allowed: .tif, .tiff, .png",

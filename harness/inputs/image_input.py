@@ -21,8 +21,8 @@ import numpy as np
 import tifffile
 from numpy.typing import NDArray
 
-from harness.capture.captureset import guard_image_size
 from harness.errors import ConfigError
+from harness.inputs.captureset import guard_image_size
 
 FloatArray = NDArray[np.float64]
 Encoding = Literal["linear", "srgb"]
@@ -306,7 +306,7 @@ def load_stack(path: str | Path, *, positions: str | None = None, bayer: str | N
     found_pos: list[float | None] = []
     frames: list[FloatArray] = []
     if p.is_dir() and (p / "manifest.json").exists():
-        from harness.capture.captureset import CaptureSet
+        from harness.inputs.captureset import CaptureSet
 
         cs = CaptureSet.open(p)
         recs = cs.records(role="focus")
