@@ -57,8 +57,8 @@ ENTRY_POINT_GROUP = "harness.drivers"
 BUILTIN_DRIVER_MODULES: tuple[str, ...] = (
     "harness.devices.fakes",
     "harness.devices.camera.genicam",
-    "harness.devices.replay.camera",
-    "harness.devices.replay.instruments",
+    "harness.replay.camera",
+    "harness.replay.instruments",
     "harness.sim.camera",
     "harness.devices.light",
     "harness.devices.power",

@@ -2,7 +2,7 @@
 
 :func:`rejudge` finds the run's evidence folder (its journal and capture sets), writes a
 replay station whose every device is ``driver: replay`` on that folder
-(:mod:`harness.devices.replay`), and runs the tests the original run ran, in the same order,
+(:mod:`harness.replay`), and runs the tests the original run ran, in the same order,
 through pytest with the new spec. The replay camera serves the frames in capture order and
 checks each against what the suite commands, so the analysis sees exactly the frames it saw
 then: with the same code the figures are equal to the last digit, and only the verdicts can

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.evidence.journal import read_journal
 from harness.inputs.captureset import MANIFEST, CaptureSet, FrameRecord
 from harness.registry import DriverContext
 
@@ -91,8 +92,6 @@ class Recording:
         return cache[root]
 
     def _read_journal(self, path: Path) -> None:
-        from harness.evidence.journal import read_journal
-
         readings: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         for event in read_journal(path).events:
             if event["type"] == "run_start":

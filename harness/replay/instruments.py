@@ -1,7 +1,7 @@
 """Replay instruments: keep what the replayed suite commands, serve what the run recorded.
 
 Each is ``{driver: replay, run: DIR}`` in its section of the station file and shares the
-station's :class:`~harness.devices.replay.recording.Recording` with the replay camera, which
+station's :class:`~harness.replay.recording.Recording` with the replay camera, which
 checks every frame against the state they keep (light on and level, colour temperature, chart,
 focus position). Readings come from the recording: the meter serves the reading stored with
 the frame just served (or the next one), the supply the readings the run journaled, in order.
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict
 from harness.devices.base import DeviceIdentity
 from harness.devices.light import NOMINAL_CCT_K
 from harness.devices.protocols import MeterReading, PowerReading
-from harness.devices.replay.recording import Recording
 from harness.errors import ConfigError, InstrumentError
 from harness.registry import DriverContext, register_driver
+from harness.replay.recording import Recording
 
 
 class ReplayInstrumentSettings(BaseModel):

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness.devices.base import DeviceIdentity, FeatureInfo
 from harness.devices.camera.frames import FrameMeta, FrameStack
 from harness.devices.camera.pixelformats import BY_NAME
-from harness.devices.replay.recording import Recording
 from harness.errors import CameraError, CameraTimeout, FeatureError
 from harness.inputs.captureset import CaptureSet, FrameRecord
 from harness.registry import DriverContext, register_driver
+from harness.replay.recording import Recording
 
 GAIN_TOLERANCE_DB = 0.05
 LEVEL_TOLERANCE_PCT = 0.01
