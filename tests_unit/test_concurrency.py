@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.evidence.journal import read_journal, rebuild
 from harness.evidence.model import Outcome
 from harness.evidence.records import RecordStore
-from harness.reliability import DEFAULT_LIMITS, DEFAULT_STATION, ROOT, write_station
+from harness.run.fault_matrix import DEFAULT_LIMITS, DEFAULT_STATION, ROOT, write_station
 
 INTERFACE = str(ROOT / "tests_hil" / "test_interface.py")
 QUICK = ("-k", "identity or feature_ranges")  # measured figures, a couple of seconds

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from harness.evidence.model import Outcome
-from harness.reliability import (
+from harness.run.fault_matrix import (
     DEFAULT_STATION,
     FaultResult,
     _safe_state,

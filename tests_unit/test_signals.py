@@ -32,7 +32,13 @@ from typer.testing import CliRunner
 from harness.cli.app import app
 from harness.evidence.journal import read_journal, rebuild
 from harness.evidence.model import Outcome
-from harness.reliability import DEFAULT_LIMITS, DEFAULT_STATION, ROOT, events_lost, write_station
+from harness.run.fault_matrix import (
+    DEFAULT_LIMITS,
+    DEFAULT_STATION,
+    ROOT,
+    events_lost,
+    write_station,
+)
 from harness.run.watchdog import KILLED_REASON
 from harness.sim.instruments.hub import STATE_FILE_ENV, SimulatorHub, start_simulators
 

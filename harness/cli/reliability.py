@@ -1,4 +1,4 @@
-"""``harness reliability``: the fault matrix (harness.reliability) as a table.
+"""``harness reliability``: the fault matrix (harness.run.fault_matrix) as a table.
 
 Runs part of ``tests_hil`` once per injected fault on a simulated station and prints, per
 fault: the device, the outcome (must be ERROR), the message, whether every instrument reached
@@ -16,7 +16,13 @@ from rich.table import Table
 
 from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary
 from harness.errors import ConfigError
-from harness.reliability import DEFAULT_STATION, FaultResult, default_cases, run_fault_matrix, table
+from harness.run.fault_matrix import (
+    DEFAULT_STATION,
+    FaultResult,
+    default_cases,
+    run_fault_matrix,
+    table,
+)
 
 
 @app.command("reliability")

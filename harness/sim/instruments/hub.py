@@ -21,7 +21,7 @@ at start-up, naming the line.
 
 With :data:`STATE_FILE_ENV` set, :meth:`SimulatorHub.close` writes every simulator's final state
 (:meth:`SimulatorHub.states`) to that file as JSON, so a test can check the safe state of a
-station that ran in another process (the fault matrix, :mod:`harness.reliability`).
+station that ran in another process (the fault matrix, :mod:`harness.run.fault_matrix`).
 """
 
 from __future__ import annotations

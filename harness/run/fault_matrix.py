@@ -44,7 +44,7 @@ from harness.evidence.journal import read_journal, rebuild
 from harness.evidence.model import Outcome
 from harness.sim.instruments.hub import STATE_FILE_ENV
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATION = ROOT / "stations" / "sim-small.yaml"
 DEFAULT_LIMITS = ROOT / "tests_hil" / "limits" / "cm12.yaml"
 UNIFORMITY = "tests_hil/test_uniformity.py"
