@@ -63,6 +63,7 @@ qualify: venv
 lint: venv
 	$(VENV)/bin/ruff check harness tests_unit tests_hil bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 bench: venv
 	$(PY) -m bench
