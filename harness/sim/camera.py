@@ -343,14 +343,14 @@ class SimCamera:
             roi = Roi(port.get_u32(P.OFFSET_X), port.get_u32(P.OFFSET_Y),
                       port.get_u32(P.WIDTH), port.get_u32(P.HEIGHT))
             raw = np.empty((n, roi.height, roi.width), np.uint16)
-            meta = [self._one_frame(port, roi, raw[i], pixel_format, timeout_s)
+            meta = [self._one_frame(port, roi, raw[i], pixel_format, timeout_s, i)
                     for i in range(n)]
             frames = self._convert(raw, pixel_format)
             cfa = self.module.sensor.cfa if pixel_format.startswith("Bayer") else None
             return FrameStack(frames, tuple(meta), cfa)
 
     def _one_frame(self, port: P.RegisterPort, roi: Roi, out: np.ndarray, pixel_format: str,
-                   timeout_s: float) -> FrameMeta:
+                   timeout_s: float, burst_index: int = 0) -> FrameMeta:
         clock = self.bench.clock
         if not self._streaming:
             raise CameraError("acquisition stopped during the grab (safe state)",
@@ -368,6 +368,10 @@ class SimCamera:
             self._triggers -= 1
         fate = self._faults.fate(self._fault_index)
         self._fault_index += 1
+        link = self.module.timing.link
+        if fate == "ok" and link.fifo_frames is not None \
+                and (burst_index + 1) % (link.fifo_frames + 1) == 0:
+            fate = link.overrun  # the module's FIFO overran in a long burst
         if fate == "disconnect":
             self._disconnected = True
             self._streaming = False

@@ -78,11 +78,23 @@ class Thermal(_Strict):
     time_constant_s: float = Field(60.0, gt=0.0)
 
 
+class Link(_Strict):
+    """The module's output link: a FIFO of ``fifo_frames`` frames between sensor and host.
+
+    A burst of consecutive frames longer than the FIFO (one ``grab`` of more frames) overruns
+    it: every ``(fifo_frames + 1)``-th frame of the burst is lost (``overrun: drop``, the frame
+    id jumps) or delivered partially (``incomplete``). ``fifo_frames: null`` never overruns."""
+
+    fifo_frames: int | None = Field(None, ge=1)
+    overrun: Literal["drop", "incomplete"] = "drop"
+
+
 class Timing(_Strict):
     readout_ms: float = Field(30.0, ge=0.0)
     max_frame_rate_hz: float = Field(30.0, gt=0.0)
     min_exposure_us: float = Field(10.0, gt=0.0)
     max_exposure_us: float = Field(2_000_000.0, gt=0.0)
+    link: Link = Link()
 
 
 class Band(_Strict):
@@ -104,6 +116,13 @@ class Spectral(_Strict):
                                                     (0.0, 0.0, 1.0))
 
 
+class ChannelRatios(_Strict):
+    """Red and blue relative to green (a colour sensor's lens shading differs per channel)."""
+
+    R: float = Field(1.0, gt=0.05, le=2.0)
+    B: float = Field(1.0, gt=0.05, le=2.0)
+
+
 class Optics(_Strict):
     f_number: float = Field(2.0, ge=0.7, le=64.0)
     sigma_px: float = Field(0.6, gt=0.05, le=20.0, description="Gaussian PSF sigma, centre")
@@ -114,6 +133,10 @@ class Optics(_Strict):
     tilt_x_um: float = Field(0.0, description="best-focus shift at the right edge (left: -)")
     tilt_y_um: float = Field(0.0, description="best-focus shift at the bottom edge (top: -)")
     relative_illumination_corner: float = Field(1.0, gt=0.05, le=1.0)
+    colour_shading_corner: ChannelRatios = Field(
+        default_factory=lambda: ChannelRatios(),
+        description="red and blue response relative to green at the corner (chief-ray angle "
+                    "and IR-cut filter shift): 1 = no colour shading")
     fill_factor: float = Field(1.0, gt=0.0, le=1.0, description="pixel aperture width / pitch")
 
 

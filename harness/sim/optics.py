@@ -16,6 +16,13 @@ to Fourier Optics*, 3rd ed., 6.4; docs/standards.md#e-sfr-analytic-ground-truth)
   MTF(f) = exp(-2 pi^2 sigma^2 f^2) |2 J1(2 pi R f)/(2 pi R f)| |sinc(a f cos t) sinc(a f sin t)|.
 Relative illumination: cos^4 law, RI(r_n) = cos^4(atan(r_n tan theta_c)) with theta_c chosen so
 RI(1) = relative_illumination_corner.
+
+Colour shading: on a colour sensor the red and blue responses fall off differently from the
+green one away from the axis (the chief-ray angle grows with the field, so light reaches the
+pixel more obliquely through the colour filter and micro-lens, and the IR-cut filter's edge
+shifts to shorter wavelengths at oblique incidence, cutting red): channel/green ratio
+c(r_n) = 1 + (c_corner - 1) r_n^2, with ``colour_shading_corner`` giving c_corner for R and B
+(docs/standards.md#iso-17957-shading).
 """
 
 from __future__ import annotations
@@ -115,6 +122,26 @@ def esf_table(sigma: float, radius: float, fill: float, theta_deg: float
     esf = np.cumsum(lsf)
     esf = (esf - esf[0]) / (esf[-1] - esf[0])
     return x, esf
+
+
+def colour_shading(module: Module, rows: slice, cols: slice) -> np.ndarray | None:
+    """Per-pixel factor of the red and blue sites relative to green over a window (see the
+    module docstring), float32; None for a mono sensor or no colour shading."""
+    ratios = module.optics.colour_shading_corner
+    cfa = module.sensor.cfa
+    if cfa is None or (ratios.R == 1.0 and ratios.B == 1.0):
+        return None
+    h, w = module.sensor.height, module.sensor.width
+    half_diag = math.hypot(w / 2.0, h / 2.0)
+    y = (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5 - h / 2.0) / half_diag
+    x = (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5 - w / 2.0) / half_diag
+    r2 = y[:, None] ** 2 + x[None, :] ** 2
+    letters = np.array(list(cfa)).reshape(2, 2)
+    site = letters[np.arange(rows.start, rows.stop)[:, None] % 2,
+                   np.arange(cols.start, cols.stop)[None, :] % 2]
+    corner = np.where(site == "R", np.float32(ratios.R),
+                      np.where(site == "B", np.float32(ratios.B), np.float32(1.0)))
+    return np.asarray(1.0 + (corner - 1.0) * r2, dtype=np.float32)
 
 
 def relative_illumination(module: Module, rows: slice, cols: slice) -> np.ndarray:

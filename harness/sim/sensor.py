@@ -47,7 +47,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from harness.sim.module import Module
-from harness.sim.optics import relative_illumination
+from harness.sim.optics import colour_shading, relative_illumination
 from harness.sim.scene import Scene, render
 
 CHUNK_ROWS = 128
@@ -468,6 +468,9 @@ class SensorModel:
             strip = slice(roi.offset_y + r0, roi.offset_y + r1)
             resp = render(m, scene, illuminant, focus_um, strip, roi.cols)
             resp *= relative_illumination(m, strip, roi.cols)
+            shading = colour_shading(m, strip, roi.cols)
+            if shading is not None:
+                resp *= shading
             prnu = self._pattern(1, strip, roi.cols)
             prnu += 1.0
             resp *= prnu

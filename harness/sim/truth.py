@@ -102,6 +102,11 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
                      for kind, parts in sensor.realised_patterns().items()},
         "nonlinearity": s.nonlinearity.model_dump(),
         "relative_illumination_corner": module.optics.relative_illumination_corner,
+        "colour_shading_corner": module.optics.colour_shading_corner.model_dump()
+        if module.is_colour else None,
+        "colour_shading_corner_pct": _r(100.0 * max(
+            abs(1.0 - module.optics.colour_shading_corner.R),
+            abs(1.0 - module.optics.colour_shading_corner.B))) if module.is_colour else None,
         "defects": [{"row": p.row, "col": p.col, "class": p.cls, "value": p.value}
                     for p in sensor.defects],
         "column_defects": [{"col": c, "offset_e": v} for c, v in sensor.column_defects],
