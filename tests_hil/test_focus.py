@@ -9,7 +9,7 @@ import pytest
 from conftest import mean_frame
 
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
-from harness.analysis.focus import analyze_sweep
+from harness.analysis.focus import measure_focus_sweep
 from harness.analysis.sfr import measure_rois, summarise_full_field
 from harness.evidence import plots
 from harness.inputs.image_input import gray_image, prepare, sfr_plane
@@ -30,7 +30,7 @@ def best_focus(session):  # type: ignore[no-untyped-def]
         records = cs.records(role="focus")
         frames = [_gray(session, cs.load(r)) for r in records]
         positions = [float(r.focus_position) for r in records]  # type: ignore[arg-type]
-        result = analyze_sweep(frames, positions)
+        result = measure_focus_sweep(frames, positions)
         focus = session.station.device("focus")
         focus.move_to(float(result.best_focus.best_position))
         focus.wait_settled()

@@ -169,7 +169,9 @@ def test_focus_folder_and_multipage(tmp_path: Path) -> None:
         (["colour", "{d}/rgb.tif"], "no ColorChecker found"),
         (["focus", "{d}/edge.tif"], "at least 3 frames"),
         (["focus", "{d}/three.tif", "--positions", "1,2"], "2 positions given for 3 frames"),
-        (["focus", "{d}/three.tif", "--metric", "fft"], "'fft' is not one of tenengrad"),
+        # the analysis names its parameters (metric, model); the command shows its options
+        (["focus", "{d}/three.tif", "--metric", "fft"], "--metric: 'fft' is not one of tenengrad"),
+        (["focus", "{d}/three.tif", "--fit", "cubic"], "--fit: 'cubic' is not one of parabola"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 
 from harness.analysis.focus import (
+    FOCUS_METHODS,
     METRICS,
-    analyze_sweep,
     fit_peak,
-    focus_metric,
+    measure_focus,
+    measure_focus_brenner,
+    measure_focus_laplacian,
+    measure_focus_sweep,
+    measure_focus_tenengrad,
     region_slices,
 )
 from harness.errors import ConfigError
@@ -33,7 +37,7 @@ def test_best_focus_between_steps(base: np.ndarray, metric: str, model: str, tol
     # Step 0.5: measured errors <= 0.02 (Gaussian) and <= 0.06 (parabola) on this texture;
     # tolerances are 10 % / 20 % of a step.
     for z0 in (0.37, -0.8):
-        res = analyze_sweep(defocus_sweep(base, POSITIONS, z0), POSITIONS, metric=metric,
+        res = measure_focus_sweep(defocus_sweep(base, POSITIONS, z0), POSITIONS, metric=metric,
                             model=model)
         assert abs(res.best_focus.best_position - z0) < tol
         assert res.best_focus.warnings == ()
@@ -45,10 +49,10 @@ def test_tenengrad_is_most_robust_to_noise(base: np.ndarray) -> None:
     frames = defocus_sweep(base, POSITIONS, 0.2, noise_sigma=0.03, rng=rng)
     ratio = {}
     for m in METRICS:
-        v = np.array([focus_metric(f, m) for f in frames])
+        v = np.array([measure_focus(f, m) for f in frames])
         ratio[m] = v.max() / v.min()
     assert ratio["tenengrad"] > ratio["brenner"] > ratio["laplacian"]
-    res = analyze_sweep(frames, POSITIONS)  # default metric: Tenengrad
+    res = measure_focus_sweep(frames, POSITIONS)  # default metric: Tenengrad
     assert res.metric == "tenengrad"
     assert abs(res.best_focus.best_position - 0.2) < 0.15
 
@@ -57,8 +61,8 @@ def test_depth_of_focus_scales_inversely_with_blur_rate(base: np.ndarray) -> Non
     # With sigma = k |z - z0| the metric is a function of k (z - z0): DoF is exactly prop. to 1/k
     # up to the linear interpolation of the flanks (a few %).
     pos = np.arange(-4.0, 4.01, 0.25)
-    d1 = analyze_sweep(defocus_sweep(base, pos, 0.1, blur_per_unit=1.0), pos).best_focus
-    d2 = analyze_sweep(defocus_sweep(base, pos, 0.1, blur_per_unit=0.5), pos).best_focus
+    d1 = measure_focus_sweep(defocus_sweep(base, pos, 0.1, blur_per_unit=1.0), pos).best_focus
+    d2 = measure_focus_sweep(defocus_sweep(base, pos, 0.1, blur_per_unit=0.5), pos).best_focus
     assert d1.depth_of_focus > 0
     assert d2.depth_of_focus / d1.depth_of_focus == pytest.approx(2.0, rel=0.1)
 
@@ -73,7 +77,7 @@ def test_field_tilt_from_corner_best_focus(base: np.ndarray) -> None:
         y = (sy.start + sy.stop - 1) / 2 - (h - 1) / 2
         bests.append(0.1 + ax * x + ay * y)
     frames = defocus_sweep(base, POSITIONS, np.array(bests), regions=regions)
-    res = analyze_sweep(frames, POSITIONS)
+    res = measure_focus_sweep(frames, POSITIONS)
     for (name, fit), zb in zip(res.regions.items(), bests, strict=True):
         assert abs(fit.best_position - zb) < 0.05, name
     # corner positions are +-72 px: 0.05 error over 144 px -> 3.5e-4 per px
@@ -107,7 +111,37 @@ def test_bad_sweeps_rejected(pos: list[float], val: list[float], kwargs: dict[st
 
 
 def test_bad_metric_rejected(base: np.ndarray) -> None:
-    with pytest.raises(ConfigError, match="tenengrad"):
-        focus_metric(base, "sobel")
-    with pytest.raises(ConfigError, match="2-D"):
-        focus_metric(np.zeros((3, 3)))
+    # the error names the parameter (the command line shows it as its --metric option)
+    with pytest.raises(ConfigError, match=r"^metric: 'sobel' is not one of tenengrad") as bad:
+        measure_focus(base, "sobel")
+    assert bad.value.field == "metric"
+    with pytest.raises(ConfigError, match=r"^metric: 'sobel'"):
+        measure_focus_sweep([base] * 3, [0.0, 1.0, 2.0], metric="sobel")
+    with pytest.raises(ConfigError, match=r"^model: 'cubic'"):
+        measure_focus_sweep([base] * 3, [0.0, 1.0, 2.0], model="cubic")
+    for measure in FOCUS_METHODS.values():
+        with pytest.raises(ConfigError, match="2-D"):
+            measure(np.zeros((3, 3)))
+
+
+def test_methods_mapping_and_dispatcher(base: np.ndarray) -> None:
+    """One function per published method, a mapping of them by name, one dispatcher (the
+    default is Tenengrad); each function is the formula in its docstring."""
+    assert dict(FOCUS_METHODS) == {"tenengrad": measure_focus_tenengrad,
+                                   "laplacian": measure_focus_laplacian,
+                                   "brenner": measure_focus_brenner}
+    assert METRICS == ("tenengrad", "laplacian", "brenner")
+    for name, measure in FOCUS_METHODS.items():
+        assert measure_focus(base, name) == measure(base)
+    assert measure_focus(base) == measure_focus_tenengrad(base)
+    a = base.astype(np.float64)
+    brenner = np.mean((a[:, 2:] - a[:, :-2]) ** 2)
+    assert measure_focus_brenner(base) == pytest.approx(brenner, rel=1e-4)
+    # A ramp of slope 1 along x: the 3x3 Sobel gives Gx = 8 (weights 1, 2, 1, difference over
+    # 2 px) in the 14 inner columns, 0 in the two mirrored border ones, and Gy = 0.
+    ramp = np.tile(np.arange(16, dtype=np.float32), (16, 1))
+    assert measure_focus_tenengrad(ramp) == pytest.approx(8.0**2 * 14 / 16)
+    # 4-neighbour Laplacian: 0 inside, +-2 in the mirrored border columns
+    assert measure_focus_laplacian(ramp) == pytest.approx(np.var(np.r_[2.0, [0.0] * 14, -2.0]))
+    with pytest.raises(TypeError):
+        FOCUS_METHODS["sobel"] = measure_focus_tenengrad  # type: ignore[index]

@@ -1,5 +1,15 @@
 """Focus metrics, best focus from a sweep, depth of focus and field tilt.
 
+Public objects (colour-science's pattern: one function per published method, a mapping of the
+methods by name and one dispatcher):
+
+* :func:`measure_focus_tenengrad`, :func:`measure_focus_laplacian`,
+  :func:`measure_focus_brenner`: the sharpness of one 2-D image by one focus metric.
+* :data:`FOCUS_METHODS`: those functions by name (``tenengrad``, ``laplacian``, ``brenner``).
+* :func:`measure_focus`: the dispatcher, ``measure_focus(img, metric="tenengrad")``.
+* :func:`measure_focus_sweep`: best focus, depth of focus and field tilt of a sweep
+  (:class:`FocusResult`); :func:`fit_peak` fits one curve.
+
 Metrics (on linear luminance; Pertuz, Puig & García, Pattern Recognition 46(5):1415, 2013):
 
 * ``tenengrad`` (default): mean(Gx^2 + Gy^2) with 3x3 Sobel derivatives (Tenenbaum 1970). The
@@ -19,12 +29,28 @@ field region (centre and four corners); a plane z = z0 + a x + b y through the c
 values (x, y in pixels from the frame centre) gives the tilt, and the spread of the corner best
 positions the tilt range. Pass/fail of sharpness belongs to the slanted-edge MTF, not to these
 metrics (docs/standards.md#focus-metrics).
+
+Errors name the parameter that was wrong (``metric``, ``model``, ``positions``, ``image``);
+the command line maps those names to its options.
+
+References:
+
+* Pertuz, S., Puig, D., & García, M. A. (2013). Analysis of focus measure operators for
+  shape-from-focus. Pattern Recognition, 46(5), 1415-1432. doi:10.1016/j.patcog.2012.11.011
+* Tenenbaum, J. M. (1970). Accommodation in computer vision. PhD thesis, Stanford University.
+* Pech-Pacheco, J. L., Cristóbal, G., Chamorro-Martínez, J., & Fernández-Valdivia, J. (2000).
+  Diatom autofocusing in brightfield microscopy: a comparative study. ICPR 2000, vol. 3,
+  314-317. doi:10.1109/ICPR.2000.903548
+* Brenner, J. F., Dew, B. S., Horton, J. B., King, T., Neurath, P. W., & Selles, W. D. (1976).
+  An automated microscope for cytologic research. J. Histochem. Cytochem. 24(1), 100-111.
+  doi:10.1177/24.1.1254907
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 import cv2
@@ -33,35 +59,120 @@ from numpy.typing import NDArray
 
 from harness.errors import ConfigError
 
+__all__ = [
+    "FOCUS_METHODS",
+    "METRICS",
+    "PEAK_MODELS",
+    "REGIONS",
+    "REGION_FRACTION",
+    "Floats",
+    "FocusResult",
+    "Metric",
+    "PeakFit",
+    "PeakModel",
+    "fit_peak",
+    "measure_focus",
+    "measure_focus_brenner",
+    "measure_focus_laplacian",
+    "measure_focus_sweep",
+    "measure_focus_tenengrad",
+    "region_slices",
+]
+
 Floats = Sequence[float] | NDArray[Any]
 Metric = Literal["tenengrad", "laplacian", "brenner"]
 PeakModel = Literal["parabola", "gaussian"]
-METRICS: tuple[str, ...] = get_args(Metric)
 PEAK_MODELS: tuple[str, ...] = get_args(PeakModel)
 REGIONS = ("centre", "top_left", "top_right", "bottom_left", "bottom_right")
 #: Side of each field region as a fraction of the frame side.
 REGION_FRACTION = 0.25
 
 
-def focus_metric(img: NDArray[Any], metric: str = "tenengrad") -> float:
-    """Sharpness of a 2-D image by ``metric`` (see the module docstring)."""
+def _image(img: NDArray[Any]) -> NDArray[np.float32]:
+    """``img`` as float32, refused unless 2-D and at least 5x5 (every metric's kernel fits)."""
     a = np.asarray(img, dtype=np.float32)
     if a.ndim != 2 or min(a.shape) < 5:
         raise ConfigError(f"focus metric needs a 2-D image of at least 5x5, got {a.shape}",
                           field="image")
-    if metric == "tenengrad":
-        gx = cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3)
-        # sums of squares in one read each (cv2.norm), no squared temporaries
-        return float(cv2.norm(gx, cv2.NORM_L2SQR) + cv2.norm(gy, cv2.NORM_L2SQR)) / a.size
-    if metric == "laplacian":
-        lap = cv2.Laplacian(a, cv2.CV_32F, ksize=1)
-        _, std = cv2.meanStdDev(lap)
-        return float(std[0, 0]) ** 2
-    if metric == "brenner":
-        n = a.shape[0] * (a.shape[1] - 2)
-        return float(cv2.norm(a[:, 2:], a[:, :-2], cv2.NORM_L2SQR)) / n
-    raise ConfigError(f"{metric!r} is not one of {', '.join(METRICS)}", field="--metric")
+    return a
+
+
+def measure_focus_tenengrad(img: NDArray[Any]) -> float:
+    """Tenengrad focus metric: mean(Gx^2 + Gy^2) over the image, 3x3 Sobel derivatives.
+
+    Parameters: ``img``, a 2-D image of at least 5x5 (linear luminance).
+    Returns: the metric (image units squared); larger is sharper.
+    References: Tenenbaum (1970); Pertuz et al. (2013), operator GRA6 (see the module
+    docstring). The most robust to noise of the three (docs/standards.md#focus-metrics).
+
+    >>> measure_focus_tenengrad(np.zeros((8, 8)))
+    0.0
+    """
+    a = _image(img)
+    gx = cv2.Sobel(a, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(a, cv2.CV_32F, 0, 1, ksize=3)
+    # sums of squares in one read each (cv2.norm), no squared temporaries
+    return float(cv2.norm(gx, cv2.NORM_L2SQR) + cv2.norm(gy, cv2.NORM_L2SQR)) / a.size
+
+
+def measure_focus_laplacian(img: NDArray[Any]) -> float:
+    """Variance of the 3x3 Laplacian of the image.
+
+    Parameters: ``img``, a 2-D image of at least 5x5 (linear luminance).
+    Returns: the metric (image units squared); larger is sharper.
+    References: Pech-Pacheco et al. (2000); Pertuz et al. (2013), operator LAP4. Narrowest
+    peak on clean data, the first to collapse under noise (docs/standards.md#focus-metrics).
+
+    >>> measure_focus_laplacian(np.ones((8, 8)))
+    0.0
+    """
+    a = _image(img)
+    lap = cv2.Laplacian(a, cv2.CV_32F, ksize=1)
+    _, std = cv2.meanStdDev(lap)
+    return float(std[0, 0]) ** 2
+
+
+def measure_focus_brenner(img: NDArray[Any]) -> float:
+    """Brenner focus metric: mean((I(x + 2) - I(x))^2) along the rows.
+
+    Parameters: ``img``, a 2-D image of at least 5x5 (linear luminance).
+    Returns: the metric (image units squared); larger is sharper.
+    References: Brenner et al. (1976); Pertuz et al. (2013), operator MIS2.
+
+    >>> measure_focus_brenner(np.tile([0.0, 0.0, 1.0, 1.0], (5, 2)))
+    1.0
+    """
+    a = _image(img)
+    n = a.shape[0] * (a.shape[1] - 2)
+    return float(cv2.norm(a[:, 2:], a[:, :-2], cv2.NORM_L2SQR)) / n
+
+
+#: The focus metrics by name, one function per published method (see the module docstring).
+FOCUS_METHODS: Mapping[str, Callable[[NDArray[Any]], float]] = MappingProxyType({
+    "tenengrad": measure_focus_tenengrad,
+    "laplacian": measure_focus_laplacian,
+    "brenner": measure_focus_brenner,
+})
+#: The names of :data:`FOCUS_METHODS`, default first.
+METRICS: tuple[str, ...] = tuple(FOCUS_METHODS)
+
+
+def _method(metric: str) -> Callable[[NDArray[Any]], float]:
+    try:
+        return FOCUS_METHODS[metric]
+    except (KeyError, TypeError):
+        raise ConfigError(f"{metric!r} is not one of {', '.join(METRICS)}",
+                          field="metric") from None
+
+
+def measure_focus(img: NDArray[Any], metric: str = "tenengrad") -> float:
+    """Sharpness of a 2-D image by the focus metric named ``metric``, one of
+    :data:`FOCUS_METHODS` (``tenengrad``, ``laplacian``, ``brenner``).
+
+    >>> measure_focus(np.zeros((8, 8)), metric="brenner")
+    0.0
+    """
+    return _method(metric)(img)
 
 
 def region_slices(shape: tuple[int, ...]) -> dict[str, tuple[slice, slice]]:
@@ -110,7 +221,7 @@ def fit_peak(positions: Floats, values: Floats, *, model: str = "gaussian", top:
     if pos.shape != val.shape or pos.size < 3:
         raise ConfigError(f"need >= 3 (position, value) pairs, got {pos.size}", field="positions")
     if model not in PEAK_MODELS:
-        raise ConfigError(f"{model!r} is not one of {', '.join(PEAK_MODELS)}", field="--fit")
+        raise ConfigError(f"{model!r} is not one of {', '.join(PEAK_MODELS)}", field="model")
     order = np.argsort(pos)
     pos, val = pos[order], val[order]
     if np.any(np.diff(pos) <= 0):
@@ -189,24 +300,24 @@ class FocusResult:
         }
 
 
-def analyze_sweep(frames: Sequence[NDArray[Any]], positions: Floats, *,
-                  metric: str = "tenengrad", model: str = "gaussian", top: int = 5,
-                  dof_fraction: float = 0.8, positions_from: str = "") -> FocusResult:
-    """Best focus, depth of focus and field tilt of a sweep of 2-D frames."""
+def measure_focus_sweep(frames: Sequence[NDArray[Any]], positions: Floats, *,
+                        metric: str = "tenengrad", model: str = "gaussian", top: int = 5,
+                        dof_fraction: float = 0.8, positions_from: str = "") -> FocusResult:
+    """Best focus, depth of focus and field tilt of a sweep of 2-D frames, by the focus metric
+    ``metric`` (one of :data:`FOCUS_METHODS`) and the peak ``model`` (see :func:`fit_peak`)."""
     if len(frames) != len(positions):
         raise ConfigError(f"{len(frames)} frames but {len(positions)} positions",
                           field="positions")
-    if metric not in METRICS:
-        raise ConfigError(f"{metric!r} is not one of {', '.join(METRICS)}", field="--metric")
+    measure = _method(metric)
     shape = np.asarray(frames[0]).shape
     regions = region_slices(shape)
     whole: list[float] = []
     per: dict[str, list[float]] = {k: [] for k in regions}
     for fr in frames:
         a = np.asarray(fr, dtype=np.float32)
-        whole.append(focus_metric(a, metric))
+        whole.append(measure(a))
         for k, (sy, sx) in regions.items():
-            per[k].append(focus_metric(a[sy, sx], metric))
+            per[k].append(measure(a[sy, sx]))
     fits = {k: fit_peak(positions, v, model=model, top=top, dof_fraction=dof_fraction)
             for k, v in per.items()}
     h, w = shape[:2]

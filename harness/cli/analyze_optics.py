@@ -17,7 +17,7 @@ from rich.table import Table
 
 from harness.analysis.colour import analyze_colour, check_ccm, check_wb_gains
 from harness.analysis.edges import find_edge_rois, parse_roi
-from harness.analysis.focus import analyze_sweep
+from harness.analysis.focus import measure_focus_sweep
 from harness.analysis.sfr import field_gaps, measure_rois, summarise_field
 from harness.cli.analyze import analyze_app
 from harness.cli.app import console, error_boundary
@@ -38,6 +38,9 @@ EncodingOpt = Annotated[str, typer.Option(
 BitsOpt = Annotated[int | None, typer.Option(
     "--bits", help="Significant bits of integer data (e.g. 12 in a 16-bit file): sets full scale "
     "and the clip level. Default: the container's (8 or 16).", min=1, max=16)]
+#: Parameters of :func:`~harness.analysis.focus.measure_focus_sweep` -> ``analyze focus`` options.
+FOCUS_FLAGS = {"metric": "--metric", "model": "--fit"}
+
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the figures to this JSON "
                                               "file.", dir_okay=False)]
 
@@ -244,10 +247,10 @@ def focus_command(
     json_out: JsonOpt = None,
 ) -> None:
     """Best focus, depth of focus and field tilt from a focus sweep."""
-    with error_boundary():
+    with error_boundary(FOCUS_FLAGS):
         st = load_stack(stack, positions=positions, bayer=bayer, encoding=encoding)
-        res = analyze_sweep(st.frames, st.positions, metric=metric, model=fit,
-                            positions_from=st.positions_from)
+        res = measure_focus_sweep(st.frames, st.positions, metric=metric, model=fit,
+                                  positions_from=st.positions_from)
         table = Table(title=f"focus sweep {stack.name} ({metric}, positions from "
                       f"{st.positions_from})")
         for col in ("region", "best position", "depth of focus", "warnings"):

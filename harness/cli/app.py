@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, NoReturn, TypeVar
 
@@ -40,13 +40,30 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
+def as_typed(exc: ConfigError, flags: Mapping[str, str] | None = None) -> str:
+    """``exc``'s one line, with the parameter it names shown as the option the user typed.
+
+    The layers below the command line name the parameter that was wrong (``field="metric"``);
+    ``flags`` maps such names to this command's options (``{"metric": "--metric",
+    "model": "--fit"}``). A field not in ``flags`` is shown as it is.
+    """
+    flag = (flags or {}).get(exc.field or "")
+    if flag is None:
+        return str(exc)
+    return str(ConfigError(exc.detail, source=exc.source, line=exc.line, field=flag))
+
+
 @contextmanager
-def error_boundary() -> Iterator[None]:
-    """Turn harness errors into one-line messages and exit codes instead of tracebacks."""
+def error_boundary(flags: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn harness errors into one-line messages and exit codes instead of tracebacks.
+
+    ``flags``: parameter name -> the command's option, for the errors of bad input that name
+    a parameter (see :func:`as_typed`).
+    """
     try:
         yield
     except ConfigError as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
+        fail(as_typed(exc, flags), EXIT_BAD_INPUT)
     except HarnessError as exc:
         fail(str(exc), EXIT_DEVICE)
     except OSError as exc:  # a path the OS refuses (name too long, NUL, permissions, ...)
