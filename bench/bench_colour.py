@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.timing import best_ms
 from harness.analysis.charts import sample_patches
-from harness.analysis.colour import analyze_colour, analyze_colour_patches, locate_chart
+from harness.analysis.colour import locate_chart, measure_colour, measure_colour_patches
 from tests_unit.optics_synth import render_colour_checker
 
 TARGET_MS = 400.0
@@ -26,14 +26,14 @@ def run() -> dict[str, Any]:
     frame = cv2.resize(small.astype(np.float32), (4032, 3024), interpolation=cv2.INTER_LINEAR)
     noise = np.random.default_rng(0).standard_normal(frame.shape, dtype=np.float32)
     frame = np.asarray(frame + 0.01 * noise, dtype=np.float32)
-    total_ms = best_ms(lambda: analyze_colour(frame, black_level=0.02))
+    total_ms = best_ms(lambda: measure_colour(frame, black_level=0.02))
     find_ms = best_ms(lambda: locate_chart(frame))
     loc = locate_chart(frame)
     sample_ms = best_ms(lambda: sample_patches(frame, loc))
     samples = sample_patches(frame, loc)
-    analysis_ms = best_ms(lambda: analyze_colour_patches(samples, black_level=0.02))
+    analysis_ms = best_ms(lambda: measure_colour_patches(samples, black_level=0.02))
     floor_ms = best_ms(lambda: cv2.meanStdDev(frame), repeat=5)
-    res = analyze_colour(frame, black_level=0.02)
+    res = measure_colour(frame, black_level=0.02)
     centre_err = float(np.abs(np.array(res.chart_centres_px) / 4.0 - centres).max())
     return {
         "find_and_measure_12mp_ms": round(total_ms, 1),

@@ -10,7 +10,7 @@ import colour
 import numpy as np
 import pytest
 
-from harness.analysis.colour import analyze_colour, chart_reference, compare_illuminant
+from harness.analysis.colour import chart_reference, compare_illuminant, measure_colour
 from harness.errors import MeasurementError
 from harness.evidence import plots
 from harness.inputs.image_input import prepare, rgb_image
@@ -66,7 +66,7 @@ def test_colour_accuracy(hil_session, hil_check) -> None:  # type: ignore[no-unt
         img = prepare(np.rint(raw).astype(np.uint16), "colour chart", bayer=hil_session.cfa,
                       bits=hil_session.bits)
         hil_session.attach_thumbnail(raw, f"colour chart {illuminant} (mean)")
-        result = analyze_colour(rgb_image(img), illuminant=illuminant, black_level=black,
+        result = measure_colour(rgb_image(img), illuminant=illuminant, black_level=black,
                                 **production)
         for method, mean, worst in (
                 ("leave-one-out", result.delta_e_2000_mean_loo, result.delta_e_2000_max_loo),

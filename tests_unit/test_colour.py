@@ -19,11 +19,11 @@ import pytest
 
 from harness.analysis.charts import PatchSamples, sample_patches
 from harness.analysis.colour import (
-    analyze_colour,
-    analyze_colour_patches,
     chart_reference,
     compare_illuminant,
     locate_chart,
+    measure_colour,
+    measure_colour_patches,
 )
 from harness.errors import ConfigError, MeasurementError
 from tests_unit.optics_synth import CAMERA_MATRIX, reference_linear_rgb, render_colour_checker
@@ -46,7 +46,7 @@ def test_reference_matches_published_check_values() -> None:
 def test_known_camera_matrix_is_recovered(illuminant: str) -> None:
     img, _ = render_colour_checker((420, 640), gains=GAINS, black=0.02, exposure=0.8,
                                    angle_deg=3.0, illuminant=illuminant)
-    res = analyze_colour(img, illuminant=illuminant, black_level=0.02)
+    res = measure_colour(img, illuminant=illuminant, black_level=0.02)
     truth = 0.8 * np.diag(GAINS) @ CAMERA_MATRIX
     assert np.allclose(res.camera_matrix, truth, rtol=1e-4, atol=1e-5)
     assert res.delta_e_2000_max_in_sample <= 0.5
@@ -64,7 +64,7 @@ def test_known_camera_matrix_is_recovered(illuminant: str) -> None:
 def test_delta_e_values_are_colour_sciences() -> None:
     img, _ = render_colour_checker((420, 640), gains=GAINS, noise_sigma=0.01,
                                    rng=np.random.default_rng(2))
-    res = analyze_colour(img)
+    res = measure_colour(img)
     lab = np.array([p.lab for p in res.patches])
     lab_ref = np.array([p.lab_reference for p in res.patches])
     de = colour.delta_E(lab, lab_ref, method="CIE 2000")
@@ -78,7 +78,7 @@ def test_delta_e_values_are_colour_sciences() -> None:
 
 def test_ideal_camera_has_no_error_before_correction() -> None:
     img, _ = render_colour_checker((420, 640), camera_matrix=np.eye(3), exposure=0.7)
-    res = analyze_colour(img)
+    res = measure_colour(img)
     assert res.white_balance_error_dc_ab < 0.01
     assert res.delta_e_2000_max_before < 0.01
     assert np.allclose(res.wb_gains, 1 / 0.7, rtol=1e-4)
@@ -87,7 +87,7 @@ def test_ideal_camera_has_no_error_before_correction() -> None:
 def test_patch_noise_is_estimated() -> None:
     sigma = 0.01
     img, _ = render_colour_checker((480, 720), noise_sigma=sigma, rng=np.random.default_rng(4))
-    res = analyze_colour(img)
+    res = measure_colour(img)
     noise = np.array([p.noise_rgb for p in res.patches])
     # ~1400 px per patch: the estimate's own spread is ~3 %; allow 10 %.
     assert np.allclose(noise, sigma, rtol=0.1)
@@ -96,7 +96,7 @@ def test_patch_noise_is_estimated() -> None:
 
 def test_clipped_patches_are_left_out() -> None:
     img, _ = render_colour_checker((420, 640), camera_matrix=np.eye(3), exposure=1.3)
-    res = analyze_colour(np.minimum(img, 1.0), saturation=1.0)
+    res = measure_colour(np.minimum(img, 1.0), saturation=1.0)
     clipped = [p.name for p in res.patches if p.clipped]
     assert any(n.startswith("white 9.5") for n in clipped)
     assert any("clipped" in w for w in res.warnings)
@@ -106,7 +106,7 @@ def test_clipped_patches_are_left_out() -> None:
 def test_corners_give_the_same_answer() -> None:
     img, centres = render_colour_checker((420, 640), gains=GAINS, angle_deg=-5.0)
     corners = centres[[0, 5, 23, 18]].ravel()
-    res = analyze_colour(img, corners=list(corners))
+    res = measure_colour(img, corners=list(corners))
     assert res.chart_method == "corners"
     assert np.allclose(res.chart_centres_px, centres, atol=1e-6)
     assert res.delta_e_2000_max <= 0.5
@@ -114,16 +114,17 @@ def test_corners_give_the_same_answer() -> None:
 
 def test_bad_inputs() -> None:
     img, _ = render_colour_checker((420, 640))
-    with pytest.raises(ConfigError, match="--illuminant: unknown illuminant 'D66'"):
-        analyze_colour(img, illuminant="D66")
-    with pytest.raises(ConfigError, match="black level"):
-        analyze_colour(img, black_level=0.99)
-    with pytest.raises(ConfigError, match="--corners: expected 8 numbers"):
-        analyze_colour(img, corners=[1.0, 2.0, 3.0])
+    # errors name the parameter; the command line shows its options (test_cli_analyze_optics)
+    with pytest.raises(ConfigError, match=r"^illuminant: unknown illuminant 'D66'"):
+        measure_colour(img, illuminant="D66")
+    with pytest.raises(ConfigError, match=r"^black_level: neutral patches at or below"):
+        measure_colour(img, black_level=0.99)
+    with pytest.raises(ConfigError, match=r"^corners: expected 8 numbers"):
+        measure_colour(img, corners=[1.0, 2.0, 3.0])
     loc = locate_chart(img)
     samples = sample_patches(img[..., :2], loc)
     with pytest.raises(ConfigError, match="24 RGB patch means"):
-        analyze_colour_patches(samples)
+        measure_colour_patches(samples)
 
 
 # --------------------------------------------------------------------------- leave-one-out and
@@ -161,7 +162,7 @@ def independent_loo(samples: PatchSamples) -> np.ndarray:
 
 def test_loo_matches_an_independent_leave_one_out() -> None:
     samples = synthetic(noise=0.01, seed=3)
-    res = analyze_colour_patches(samples, saturation=None)
+    res = measure_colour_patches(samples, saturation=None)
     loo = np.array([p.delta_e_2000_loo for p in res.patches])
     assert np.allclose(loo, independent_loo(samples), rtol=1e-6, atol=1e-9)
     assert res.delta_e_2000_mean_loo == pytest.approx(loo.mean())
@@ -170,20 +171,20 @@ def test_loo_matches_an_independent_leave_one_out() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_in_sample_is_optimistic_under_noise(seed: int) -> None:
-    res = analyze_colour_patches(synthetic(noise=0.01, seed=seed), saturation=None)
+    res = measure_colour_patches(synthetic(noise=0.01, seed=seed), saturation=None)
     assert res.delta_e_2000_mean_in_sample < res.delta_e_2000_mean_loo
     assert res.delta_e_2000_max_in_sample <= res.delta_e_2000_max_loo
 
 
 def test_perfect_linear_camera_has_no_loo_error() -> None:
-    res = analyze_colour_patches(synthetic(), saturation=None)
+    res = measure_colour_patches(synthetic(), saturation=None)
     assert res.delta_e_2000_max_loo < 1e-3
     assert res.delta_e_2000_max_in_sample < 1e-3
 
 
 def test_nonlinear_camera_loo_is_worse_than_in_sample() -> None:
     # a response that no 3x3 inverts: gamma 0.8 per channel (an unlinearised output)
-    res = analyze_colour_patches(synthetic(distort=lambda c: c**0.8), saturation=None)
+    res = measure_colour_patches(synthetic(distort=lambda c: c**0.8), saturation=None)
     assert res.delta_e_2000_mean_loo > 1.05 * res.delta_e_2000_mean_in_sample
     assert res.delta_e_2000_mean_in_sample > 1.0  # measured 3.19 (LOO 3.57)
 
@@ -191,7 +192,7 @@ def test_nonlinear_camera_loo_is_worse_than_in_sample() -> None:
 def test_production_ccm_equal_to_the_true_inverse_is_exact() -> None:
     samples = synthetic(noise=0.0)
     truth = np.linalg.inv(CAMERA_MATRIX)
-    res = analyze_colour_patches(samples, saturation=None, ccm=truth,
+    res = measure_colour_patches(samples, saturation=None, ccm=truth,
                                  wb_gains=[1 / g for g in GAINS])
     assert res.delta_e_2000_max_production is not None
     assert res.delta_e_2000_max_production < 1e-3  # exposure 0.8 is normalised away
@@ -201,7 +202,7 @@ def test_production_ccm_equal_to_the_true_inverse_is_exact() -> None:
     assert all(d is not None and d < 1e-3 for d in per_patch)
     # gains from the neutral patches instead: those patches are not exactly neutral after M,
     # so the gains are off by < 0.3 % and the ΔE00 is small but not zero (measured 0.28 mean)
-    auto = analyze_colour_patches(samples, saturation=None, ccm=truth)
+    auto = measure_colour_patches(samples, saturation=None, ccm=truth)
     assert auto.wb_gains_production == auto.wb_gains
     assert auto.delta_e_2000_mean_production is not None
     assert auto.delta_e_2000_mean_production < 0.5
@@ -211,7 +212,7 @@ def test_wrong_production_ccm_gives_large_delta_e() -> None:
     samples = synthetic(noise=0.0)
     gains = [1 / g for g in GAINS]
     for wrong in (np.eye(3), np.linalg.inv(CAMERA_MATRIX)[[1, 0, 2]]):
-        res = analyze_colour_patches(samples, saturation=None, ccm=wrong, wb_gains=gains)
+        res = measure_colour_patches(samples, saturation=None, ccm=wrong, wb_gains=gains)
         assert res.delta_e_2000_mean_production is not None
         assert res.delta_e_2000_mean_production > 3
         assert res.delta_e_2000_mean_in_sample < 1e-3  # the fitted figures are untouched
@@ -221,22 +222,22 @@ def test_production_inputs_are_checked() -> None:
     samples = synthetic()
     with pytest.raises(ConfigError, match=r"^ccm: must be a 3x3 matrix of finite numbers, got "
                                           r"shape \(2, 3\)$"):
-        analyze_colour_patches(samples, ccm=np.ones((2, 3)))
+        measure_colour_patches(samples, ccm=np.ones((2, 3)))
     with pytest.raises(ConfigError, match=r"^ccm: must be a 3x3 matrix of numbers"):
-        analyze_colour_patches(samples, ccm=[[1, 0, 0], [0, 1], [0, 0, 1]])
+        measure_colour_patches(samples, ccm=[[1, 0, 0], [0, 1], [0, 0, 1]])
     with pytest.raises(ConfigError, match=r"^wb_gains: must be 3 positive finite numbers"):
-        analyze_colour_patches(samples, ccm=np.eye(3), wb_gains=[1.0, 0.0, 1.0])
+        measure_colour_patches(samples, ccm=np.eye(3), wb_gains=[1.0, 0.0, 1.0])
     with pytest.raises(ConfigError, match=r"^wb_gains: fixed gains need a fixed matrix"):
-        analyze_colour_patches(samples, wb_gains=[1.0, 1.0, 1.0])
+        measure_colour_patches(samples, wb_gains=[1.0, 1.0, 1.0])
     img, _ = render_colour_checker((420, 640))
     with pytest.raises(ConfigError, match=r"^ccm: "):
-        analyze_colour(img, ccm=np.eye(4))
+        measure_colour(img, ccm=np.eye(4))
     with pytest.raises(MeasurementError, match="neutral patches come out at or below zero"):
-        analyze_colour_patches(samples, ccm=-np.eye(3))
+        measure_colour_patches(samples, ccm=-np.eye(3))
 
 
 def test_json_record_holds_every_figure() -> None:
-    res = analyze_colour_patches(synthetic(noise=0.01), saturation=None, ccm=np.eye(3))
+    res = measure_colour_patches(synthetic(noise=0.01), saturation=None, ccm=np.eye(3))
     d = res.as_dict()
     for key in ("delta_e_2000_mean_in_sample", "delta_e_2000_max_in_sample",
                 "delta_e_2000_mean_loo", "delta_e_2000_max_loo",

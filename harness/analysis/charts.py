@@ -92,18 +92,18 @@ def checker_from_corners(corners: Sequence[float] | FloatArray,
     pts = np.asarray(corners, dtype=np.float64).reshape(-1)
     if pts.size != 8:
         raise ConfigError(f"expected 8 numbers (4 x,y patch centres), got {pts.size}",
-                          field="--corners")
+                          field="corners")
     quad = pts.reshape(4, 2)
     if shape is not None:
         h, w = shape[:2]
         if np.any(quad < 0) or np.any(quad[:, 0] >= w) or np.any(quad[:, 1] >= h):
             raise ConfigError(f"corner points must lie inside the {w}x{h} image",
-                              field="--corners")
+                              field="corners")
     hom = cv2.getPerspectiveTransform(CORNER_CELLS.astype(np.float32), quad.astype(np.float32))
     loc = location_from_homography(np.asarray(hom, dtype=np.float64), "corners")
     if loc.pitch_px < 4:
         raise ConfigError("corner points too close together (patch pitch < 4 px)",
-                          field="--corners")
+                          field="corners")
     return loc
 
 
@@ -189,14 +189,14 @@ def _grid_cells(cands: list[tuple[float, float, float, float]]) -> tuple[FloatAr
     """Integer (column, row) cells and image centres of the swatches that form one grid."""
     if len(cands) < 6:
         raise ConfigError(f"no ColorChecker found (only {len(cands)} swatch-like squares); "
-                          "give --corners", field="image")
+                          "place it from its corner patches (corners)", field="image")
     sides = np.array([c[2] for c in cands])
     counts = [(np.abs(sides / s - 1) < 0.25).sum() for s in sides]
     ref = sides[int(np.argmax(counts))]
     keep = [c for c in cands if abs(c[2] / ref - 1) < 0.25]
     if len(keep) < 6:
         raise ConfigError(f"no ColorChecker found (only {len(keep)} swatch-like squares of one "
-                          "size); give --corners", field="image")
+                          "size); place it from its corner patches (corners)", field="image")
     pts = np.array([(c[0], c[1]) for c in keep])
     theta = np.radians(float(np.median([c[3] for c in keep])))
     rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
@@ -251,7 +251,7 @@ def find_colour_checker(
     cells, pts = _grid_cells(cands)
     if len(cells) < 6:
         raise ConfigError(f"no ColorChecker grid found ({len(cells)} swatches in a grid); "
-                          "give --corners", field="image")
+                          "place it from its corner patches (corners)", field="image")
     best: tuple[float, FloatArray] | None = None
     for ref_cells in _hypotheses(cells):
         hom, _ = cv2.findHomography(ref_cells.astype(np.float64), pts * s, 0)
@@ -269,5 +269,6 @@ def find_colour_checker(
             best = (sc, np.asarray(hom, dtype=np.float64))
     if best is None:
         raise ConfigError(f"found {len(cells)} swatches but they do not fit a 6x4 ColorChecker "
-                          "inside the image; give --corners", field="image")
+                          "inside the image; place it from its corner patches (corners)",
+                          field="image")
     return location_from_homography(best[1], "detected", len(cells))

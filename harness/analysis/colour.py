@@ -89,7 +89,7 @@ def illuminant_xy(name: str) -> FloatArray:
     if name not in table:
         some = ", ".join(k for k in ("D50", "D55", "D65", "D75", "A", "FL2", "FL11") if k in table)
         raise ConfigError(f"unknown illuminant {name!r}; use a CIE name such as {some}",
-                          field="--illuminant")
+                          field="illuminant")
     return np.asarray(table[name], dtype=np.float64)
 
 
@@ -332,7 +332,7 @@ def locate_chart(rgb: NDArray[Any], *, corners: Sequence[float] | None = None,
     return find_colour_checker(rgb, lambda means: fit_residual(means, ref))
 
 
-def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
+def measure_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
                            black_level: float | Sequence[float] = 0.0,
                            saturation: float | None = 1.0,
                            location: CheckerLocation | None = None,
@@ -360,7 +360,7 @@ def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
         raise ConfigError("fewer than 2 unclipped neutral patches: lower the exposure",
                           field="image")
     if np.any(cam[neutral] <= 0):
-        raise ConfigError("neutral patches at or below the black level: check --black-level",
+        raise ConfigError("neutral patches at or below the black level",
                           field="black_level")
     # As delivered: one exposure scale on green (least squares over the neutrals).
     g = cam[neutral, 1]
@@ -430,7 +430,7 @@ def analyze_colour_patches(samples: PatchSamples, *, illuminant: str = "D65",
     )
 
 
-def analyze_colour(rgb: NDArray[Any], *, illuminant: str = "D65",
+def measure_colour(rgb: NDArray[Any], *, illuminant: str = "D65",
                    corners: Sequence[float] | None = None,
                    black_level: float | Sequence[float] = 0.0,
                    saturation: float | None = 1.0,
@@ -441,7 +441,7 @@ def analyze_colour(rgb: NDArray[Any], *, illuminant: str = "D65",
     _production_inputs(ccm, wb_gains)  # before the slow part
     loc = locate_chart(rgb, corners=corners, illuminant=illuminant)
     samples = sample_patches(rgb, loc)
-    return analyze_colour_patches(samples, illuminant=illuminant, black_level=black_level,
+    return measure_colour_patches(samples, illuminant=illuminant, black_level=black_level,
                                   saturation=saturation, location=loc, ccm=ccm,
                                   wb_gains=wb_gains)
 

@@ -70,20 +70,21 @@ class EdgeRoi:
         return img[self.y : self.y + self.h, self.x : self.x + self.w]
 
 
-def parse_roi(text: str, shape: tuple[int, ...], *, source: str = "--roi") -> EdgeRoi:
-    """Parse ``x,y,w,h`` (pixels) and check it lies inside an image of ``shape`` (H, W, ...)."""
+def parse_roi(text: str, shape: tuple[int, ...]) -> EdgeRoi:
+    """Parse ``x,y,w,h`` (pixels) and check it lies inside an image of ``shape`` (H, W, ...);
+    errors name the field ``roi``."""
     parts = text.replace(" ", "").split(",")
     try:
         x, y, w, h = (int(p) for p in parts)
     except ValueError:
         raise ConfigError(
-            f"expected x,y,w,h as four integers, got {text!r}", field=source
+            f"expected x,y,w,h as four integers, got {text!r}", field="roi"
         ) from None
     height, width = shape[0], shape[1]
     if w < 16 or h < 16 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise ConfigError(
             f"ROI {text!r} must be at least 16x16 and inside the {width}x{height} image",
-            field=source,
+            field="roi",
         )
     return EdgeRoi(x, y, w, h, field_position=f"roi_{x}_{y}")
 

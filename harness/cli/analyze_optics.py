@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.analysis.colour import analyze_colour, check_ccm, check_wb_gains
+from harness.analysis.colour import check_ccm, check_wb_gains, measure_colour
 from harness.analysis.edges import find_edge_rois, parse_roi
 from harness.analysis.focus import measure_focus_sweep
 from harness.analysis.sfr import field_gaps, measure_rois, summarise_field
@@ -38,7 +38,13 @@ EncodingOpt = Annotated[str, typer.Option(
 BitsOpt = Annotated[int | None, typer.Option(
     "--bits", help="Significant bits of integer data (e.g. 12 in a 16-bit file): sets full scale "
     "and the clip level. Default: the container's (8 or 16).", min=1, max=16)]
-#: Parameters of :func:`~harness.analysis.focus.measure_focus_sweep` -> ``analyze focus`` options.
+# The parameters that analysis errors name -> this command's options (see error_boundary).
+#: ``analyze sfr``: :func:`~harness.analysis.edges.parse_roi`.
+SFR_FLAGS = {"roi": "--roi"}
+#: ``analyze colour``: :func:`~harness.analysis.colour.measure_colour`.
+COLOUR_FLAGS = {"illuminant": "--illuminant", "corners": "--corners",
+                "black_level": "--black-level"}
+#: ``analyze focus``: :func:`~harness.analysis.focus.measure_focus_sweep`.
 FOCUS_FLAGS = {"metric": "--metric", "model": "--fit"}
 
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the figures to this JSON "
@@ -124,7 +130,7 @@ def sfr_command(
     json_out: JsonOpt = None,
 ) -> None:
     """ISO 12233 e-SFR per edge ROI: edge angle, MTF50, MTF at 0.125/0.25/0.5 cy/px."""
-    with error_boundary():
+    with error_boundary(SFR_FLAGS):
         img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         plane = sfr_plane(img, channel)
         if roi:
@@ -182,7 +188,7 @@ def colour_command(
 ) -> None:
     """Colour accuracy: ΔE2000 per patch as delivered, after white balance + a 3x3 CCM fitted
     on the chart (in-sample and leave-one-out) and, with --ccm, after a fixed production CCM."""
-    with error_boundary():
+    with error_boundary(COLOUR_FLAGS):
         ccm, wb_gains = load_ccm(ccm_file) if ccm_file is not None else (None, None)
         img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         rgb = rgb_image(img)
@@ -193,7 +199,7 @@ def colour_command(
         if black_level < 0 or black_level >= full:
             raise ConfigError(f"must be in 0..{full:g} DN, got {black_level:g}",
                               field="--black-level")
-        res = analyze_colour(rgb, illuminant=illuminant, corners=pts,
+        res = measure_colour(rgb, illuminant=illuminant, corners=pts,
                              black_level=black_level / full, saturation=img.saturation,
                              ccm=ccm, wb_gains=wb_gains)
         if img.kind == "bayer":  # report centres in mosaic pixels
