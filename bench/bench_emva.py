@@ -24,7 +24,7 @@ import numpy as np
 from bench.timing import best_s
 from harness.analysis.accumulators import PairAccumulator, StackAccumulator
 from harness.analysis.defects import detect_defects
-from harness.analysis.emva1288 import analyze
+from harness.analysis.emva1288 import measure_emva1288
 from harness.inputs.stack_input import reduce_descriptor
 
 H12, W12 = 3024, 4032
@@ -114,7 +114,7 @@ def _reference_seconds(descriptor: Path, repeat: int = 2) -> float | None:
 
 def stream_12mp(steps: int = 10, spatial: int = 8) -> dict[str, float]:
     """A 12 MP sweep streamed through EmvaReducer (frames made on the fly from a small pool
-    of noise images): wall time of reduce + analyze, and how much the peak RSS grew, which
+    of noise images): wall time of reduce + measure_emva1288, and how much the peak RSS grew, which
     shows that frames are not kept (one frame is 24 MB; the run has 4*steps + 2*spatial)."""
     import resource
 
@@ -144,7 +144,7 @@ def stream_12mp(steps: int = 10, spatial: int = 8) -> dict[str, float]:
     for dark in [False] * spatial + [True] * spatial:
         reducer.add(make(0.0 if dark else 7000.0), dark=dark, spatial=True,
                     exposure_ns=5e6, key=-1.0)
-    analyze(reducer.finish())
+    measure_emva1288(reducer.finish())
     wall = time.perf_counter() - start
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before  # KiB on Linux
     frames = 4 * steps + 2 * spatial
@@ -177,10 +177,10 @@ def _stream_in_fresh_processes() -> dict[str, Any]:
 
 _OURS = """
 import sys, time
-from harness.analysis.emva1288 import analyze
+from harness.analysis.emva1288 import measure_emva1288
 from harness.inputs.stack_input import reduce_descriptor
 start = time.perf_counter()
-analyze(reduce_descriptor(sys.argv[1]))
+measure_emva1288(reduce_descriptor(sys.argv[1]))
 print(time.perf_counter() - start)
 """
 
@@ -235,8 +235,8 @@ def end_to_end_640(steps: int = 100, spatial: int = 50) -> dict[str, Any]:
                                           spatial_frames=spatial)
         generate_s = time.perf_counter() - start
         os.sync()  # the 300 MB just written are flushed before anything is timed
-        result = analyze(reduce_descriptor(descriptor))
-        ours_warm = best_s(lambda: analyze(reduce_descriptor(descriptor)), 3)
+        result = measure_emva1288(reduce_descriptor(descriptor))
+        ours_warm = best_s(lambda: measure_emva1288(reduce_descriptor(descriptor)), 3)
         ours, ref = _fresh_process_pairs(descriptor)
         out: dict[str, Any] = {
             "dataset_640x480_frames": 4 * steps + 2 * spatial,

@@ -41,7 +41,7 @@ def emva_result(session, *, mosaic: bool = False):  # type: ignore[no-untyped-de
         out = {}
         for name, plane in (("gr", "Gr" if session.cfa else None), ("mosaic", None)):
             data, cfa = reduced[plane]
-            out[name] = emva1288.analyze(data, cfa=cfa)
+            out[name] = emva1288.measure_emva1288(data, cfa=cfa)
         return out
 
     return session.cached("emva1288", analyse)["mosaic" if mosaic else "gr"]
@@ -67,7 +67,7 @@ def test_photon_transfer(hil_session, hil_check) -> None:  # type: ignore[no-unt
     hil_session.attach_png(plots.photon_transfer(
         mean, var, gain=result.system_gain_dn_per_e, intercept=0.0, fit_mask=mask),
         "photon transfer")
-    hil_session.attach_json(json.dumps(result.to_json(), indent=1).encode(), "emva1288.json")
+    hil_session.attach_json(json.dumps(result.as_dict(), indent=1).encode(), "emva1288.json")
 
 
 @pytest.mark.hil_measures(*(name for name, _ in LINEARITY))

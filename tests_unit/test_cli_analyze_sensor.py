@@ -10,10 +10,9 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from harness.analysis.emva1288 import summary_keys
 from harness.capture.writer import CaptureSetWriter
 from harness.cli import app
-from harness.cli.analyze_sensor import split_args
+from harness.cli.analyze_sensor import EMVA1288_JSON_KEYS, split_args
 from harness.errors import ConfigError
 from tests_unit.emva_synth import Sensor, write_descriptor_set
 
@@ -44,9 +43,11 @@ def test_emva1288_json_to_stdout_has_exactly_the_keys(descriptor: Path) -> None:
     result = runner.invoke(app, ["analyze", "emva1288", str(descriptor), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert tuple(payload) == summary_keys()
+    assert tuple(payload) == EMVA1288_JSON_KEYS
     assert payload["system_gain_dn_per_e"] == pytest.approx(0.25, rel=0.05)
     assert len(payload["points"]) == 16
+    assert set(payload["points"][0]) == {"exposure_ns", "photons", "mean_dn", "mean_dark_dn",
+                                          "var_dn2", "var_dark_dn2"}
 
 
 def test_emva1288_json_file_plots_and_summary(descriptor: Path, tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_emva1288_on_a_colour_capture_set(tmp_path: Path) -> None:
     result = runner.invoke(app, ["analyze", "emva1288", str(path), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert tuple(payload) == summary_keys()
+    assert tuple(payload) == EMVA1288_JSON_KEYS
     # per-plane PRNU: the model's 1 %, not the colour filters' spread (tolerance: 48x64 px)
     assert payload["prnu_pct"] == pytest.approx(sensor.true_prnu_pct(), rel=0.15)
 
@@ -179,7 +180,7 @@ def test_emva1288_flagged_figure_is_an_object_in_json_and_red_in_the_table(
     result = runner.invoke(app, ["analyze", "emva1288", str(path), "--json", str(out)])
     assert result.exit_code == 0, result.output  # the analysis ran
     payload = json.loads(out.read_text(), parse_constant=_no_nan)
-    assert tuple(payload) == summary_keys()
+    assert tuple(payload) == EMVA1288_JSON_KEYS
     flagged = payload["dark_current_e_per_s"]
     assert set(flagged) == {"value", "flagged"}
     assert isinstance(flagged["value"], float) and flagged["value"] < 0

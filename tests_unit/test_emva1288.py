@@ -28,10 +28,9 @@ from harness.analysis.accumulators import (
 from harness.analysis.emva1288 import (
     EmvaData,
     EmvaReducer,
-    analyze,
     find_saturation,
+    measure_emva1288,
     spatial_variances,
-    summary_keys,
 )
 from harness.errors import ConfigError, MeasurementError
 from tests_unit.emva_synth import Sensor, exposure_sweep
@@ -218,7 +217,7 @@ def test_spatial_split_recovers_row_column_and_pixel_variances() -> None:
 def test_gain_dark_noise_and_saturation_match_truth(case: str,
                                                     request: pytest.FixtureRequest) -> None:
     sensor, data = request.getfixturevalue(case)
-    res = analyze(data)
+    res = measure_emva1288(data)
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.005)
     assert res.temporal_dark_noise_e == pytest.approx(sensor.read_noise_e, rel=0.03)
     assert res.quantum_efficiency_pct == pytest.approx(100 * sensor.qe, rel=0.005)
@@ -238,7 +237,7 @@ def test_gain_dark_noise_and_saturation_match_truth(case: str,
 
 def test_dark_current_from_the_dark_mean_slope(above_adc: tuple[Sensor, EmvaData]) -> None:
     sensor, data = above_adc
-    res = analyze(data)
+    res = measure_emva1288(data)
     # 400 e-/s over 1..50 ms: 0.4..20 e-; the slope of 70 dark means of 30 k pixels.
     assert res.dark_current_e_per_s == pytest.approx(sensor.dark_current_e_per_s, rel=0.03)
     # the zero-exposure intercept removes dark-current shot noise from the dark noise
@@ -256,7 +255,7 @@ def test_linearity_error_matches_the_injected_nonlinearity() -> None:
     # to the model's noise-free mean signal at the same photon counts and range.
     sensor = Sensor(**SHAPE, seed=21, nonlinearity=0.03, full_well_e=14000.0)
     data = reduce(sensor, steps=40, max_electrons=1.2 * 14000.0)
-    res = analyze(data)
+    res = measure_emva1288(data)
     lo, hi = res.linearity_fit_range
     x = np.array([p.photons for p in res.points])[lo:hi + 1]
     g = sensor.prnu_map.ravel()
@@ -270,7 +269,7 @@ def test_linearity_error_matches_the_injected_nonlinearity() -> None:
 
 
 def test_linear_sensor_has_near_zero_linearity_error(below_adc: tuple[Sensor, EmvaData]) -> None:
-    res = analyze(below_adc[1])
+    res = measure_emva1288(below_adc[1])
     assert abs(res.linearity_error_min_pct) < 0.05
     assert abs(res.linearity_error_max_pct) < 0.05
 
@@ -279,7 +278,7 @@ def test_flicker_between_pair_frames_does_not_bias_gain() -> None:
     # 1 % brighter second frame: without the Release-4 correction sigma^2 would gain
     # (0.01 mu)^2 / 2 and K would be ~10 % high at mid range.
     sensor = Sensor(**SHAPE, seed=5)
-    res = analyze(reduce(sensor, steps=40, flicker=0.01))
+    res = measure_emva1288(reduce(sensor, steps=40, flicker=0.01))
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.005)
 
 
@@ -287,7 +286,7 @@ def test_flicker_between_pair_frames_does_not_bias_gain() -> None:
 
 def test_dsnu_prnu_match_truth(below_adc: tuple[Sensor, EmvaData]) -> None:
     sensor, data = below_adc
-    res = analyze(data)
+    res = measure_emva1288(data)
     assert res.dsnu_e == pytest.approx(sensor.true_dsnu_e(), rel=0.05)
     assert res.prnu_pct == pytest.approx(sensor.true_prnu_pct(), rel=0.05)
     assert res.spatial_fraction_of_saturation == pytest.approx(0.5, abs=0.1)
@@ -298,7 +297,7 @@ def test_defects_excluded_from_dsnu_prnu_and_counted_apart() -> None:
     hot = {(10 + 7 * i, 20 + 9 * i): 3000.0 for i in range(12)}
     dead = {(100 + i, 50 + 5 * i): 0.2 for i in range(6)}
     sensor = Sensor(**SHAPE, seed=31, hot=hot, gain=dead)
-    res = analyze(reduce(sensor, steps=30))
+    res = measure_emva1288(reduce(sensor, steps=30))
     assert res.defects is not None
     assert set(res.defects.pixels["hot"]) == set(hot)
     assert set(res.defects.pixels["dead"]) == set(dead)
@@ -314,7 +313,7 @@ def test_colour_sensor_nonuniformity_is_per_bayer_plane() -> None:
     # would read as ~30 % PRNU; per plane (pooled RMS) it is the model's 1 %.
     sensor = Sensor(**SHAPE, seed=33, plane_gain=(0.45, 1.0, 1.0, 0.7))
     data = reduce(sensor, steps=30)
-    res = analyze(data, cfa="RGGB")
+    res = measure_emva1288(data, cfa="RGGB")
     assert res.nonuniformity_per_plane is not None
     assert set(res.nonuniformity_per_plane) == {"R", "Gr", "Gb", "B"}
     for name, nu in res.nonuniformity_per_plane.items():
@@ -325,7 +324,7 @@ def test_colour_sensor_nonuniformity_is_per_bayer_plane() -> None:
     assert res.prnu_pct == pytest.approx(sensor.true_prnu_pct(), rel=0.05)
     assert res.dsnu_e == pytest.approx(sensor.true_dsnu_e(), rel=0.05)
     assert "Gr_prnu_pct" in res.as_dict()
-    mono_view = analyze(data)  # the same data read as mono
+    mono_view = measure_emva1288(data)  # the same data read as mono
     assert mono_view.prnu_pct is not None and mono_view.prnu_pct > 10
 
 
@@ -333,10 +332,10 @@ def test_colour_sensor_nonuniformity_is_per_bayer_plane() -> None:
 
 def test_without_photon_counts_qe_is_none_and_gain_still_right() -> None:
     sensor = Sensor(**SHAPE, seed=41)
-    res = analyze(reduce(sensor, steps=40, photons=False))
+    res = measure_emva1288(reduce(sensor, steps=40, photons=False))
     assert res.quantum_efficiency_pct is None
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.005)
-    assert res.to_json()["quantum_efficiency_pct"] is None
+    assert res.figure_json("quantum_efficiency_pct") is None
 
 
 def test_photon_variation_with_one_dark_exposure() -> None:
@@ -349,17 +348,21 @@ def test_photon_variation_with_one_dark_exposure() -> None:
                         photons=float(ph))
     for _ in range(2):
         reducer.add(sensor.frame(0.0), dark=True, spatial=False, exposure_ns=1e6)
-    res = analyze(reducer.finish())
+    res = measure_emva1288(reducer.finish())
     assert res.dark_current_e_per_s is None
-    assert res.nonuniformity is None and res.to_json()["dsnu_e"] is None
+    assert res.nonuniformity is None and res.figure_json("dsnu_e") is None
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.01)
 
 
-def test_json_has_exactly_the_documented_keys(below_adc: tuple[Sensor, EmvaData]) -> None:
-    out = analyze(below_adc[1]).to_json()
-    assert tuple(out) == summary_keys()
+def test_the_record_holds_every_figure_and_the_points(
+        below_adc: tuple[Sensor, EmvaData]) -> None:
+    # (the command line's --json keys are its own: test_cli_analyze_sensor)
+    res = measure_emva1288(below_adc[1])
+    out = res.as_dict()
+    assert set(res.figures()) - {"dsnu_all_pixels_e", "prnu_all_pixels_pct"} <= set(out)
     assert set(out["points"][0]) == {"exposure_ns", "photons", "mean_dn", "mean_dark_dn",
                                       "var_dn2", "var_dark_dn2"}
+    assert all(out[name] == res.figure_json(name) for name in res.figures() if name in out)
     assert len(out["points"]) == 70
 
 
@@ -395,7 +398,7 @@ def test_reducer_rejects_incomplete_sweeps() -> None:
 def test_analyze_rejects_too_few_points_and_flat_data() -> None:
     sensor = Sensor(height=32, width=32, seed=61)
     with pytest.raises(ConfigError, match="needs >= 3"):
-        analyze(reduce(sensor, steps=2, spatial_frames=0))
+        measure_emva1288(reduce(sensor, steps=2, spatial_frames=0))
     dark = EmvaReducer(12)
     frame = np.full((16, 16), 40, np.uint16)
     for k in range(5):
@@ -403,7 +406,7 @@ def test_analyze_rejects_too_few_points_and_flat_data() -> None:
             dark.add(frame, dark=d, spatial=False, exposure_ns=float(k + 1),
                      photons=None if d else float(k + 1))
     with pytest.raises(ConfigError):
-        analyze(dark.finish())
+        measure_emva1288(dark.finish())
 
 
 # ---- flags: physically impossible or unsupported figures ----------------------------------
@@ -433,20 +436,19 @@ def test_healthy_data_have_no_flags_and_require_gives_the_values(
         below_adc: tuple[Sensor, EmvaData], above_adc: tuple[Sensor, EmvaData]) -> None:
     # below_adc has no dark current: its dark slope scatters around 0 and must not be flagged
     for _, data in (below_adc, above_adc):
-        res = analyze(data)
+        res = measure_emva1288(data)
         assert res.flags == {}
         assert res.flag("dark_current_e_per_s") is None
         for name in ("system_gain_dn_per_e", "saturation_capacity_e", "snr_max_db",
                      "dynamic_range_db", "dark_current_e_per_s", "quantum_efficiency_pct",
                      "dsnu_e", "prnu_pct", "dsnu_row_e", "linearity_error_max_pct"):
             assert res.require(name) == res.figures()[name]
-        out = res.to_json()
-        assert out["flags"] == {}
-        assert all(not isinstance(out[k], dict) for k in summary_keys() if k != "flags")
+        assert res.as_dict()["flags"] == {}
+        assert all(not isinstance(res.figure_json(k), dict) for k in res.figures())
 
 
 def test_a_drifting_dark_level_flags_the_negative_dark_current() -> None:
-    res = analyze(drifting())
+    res = measure_emva1288(drifting())
     assert res.dark_current_e_per_s is not None and res.dark_current_e_per_s < -100.0
     reason = res.flag("dark_current_e_per_s")
     assert reason is not None and reason.startswith("negative dark current")
@@ -457,13 +459,13 @@ def test_a_drifting_dark_level_flags_the_negative_dark_current() -> None:
     # the drift is the same in the bright and the dark pair of a step: the rest is sound
     assert res.require("system_gain_dn_per_e") == pytest.approx(0.25, rel=0.01)
     assert set(res.flags) == {"dark_current_e_per_s"}
-    assert res.to_json()["dark_current_e_per_s"] == {
+    assert res.figure_json("dark_current_e_per_s") == {
         "value": res.dark_current_e_per_s, "flagged": reason}
 
 
 def test_a_sweep_that_never_saturates_flags_saturation_and_what_follows_from_it() -> None:
     sensor = Sensor(**SHAPE, seed=72)
-    res = analyze(reduce(sensor, steps=30, max_electrons=0.7 * sensor.full_well_e))
+    res = measure_emva1288(reduce(sensor, steps=30, max_electrons=0.7 * sensor.full_well_e))
     assert res.saturation_index == len(res.points) - 1
     reason = res.flag("saturation_mean_dn")
     assert reason is not None and "last of the 30 steps" in reason
@@ -478,7 +480,7 @@ def test_a_sweep_that_never_saturates_flags_saturation_and_what_follows_from_it(
     assert res.require("system_gain_dn_per_e") == pytest.approx(0.25, rel=0.01)
     assert res.flag("temporal_dark_noise_e") is None and res.flag("dsnu_e") is None
     # a saturation step given by the caller is taken as is
-    assert analyze(reduce(sensor, steps=30, max_electrons=0.7 * sensor.full_well_e),
+    assert measure_emva1288(reduce(sensor, steps=30, max_electrons=0.7 * sensor.full_well_e),
                    saturation_index=29).flag("saturation_mean_dn") is None
 
 
@@ -486,7 +488,7 @@ def test_fits_with_too_few_points_are_flagged() -> None:
     # 4 steps at 2, 35, 67, 100 % of 1.3 x full well: saturation at step 2, so the gain fit
     # (<= 70 % of saturation) has 2 points and the linearity fit (5-95 %) has 1
     sensor = Sensor(**SHAPE, seed=73)
-    res = analyze(reduce(sensor, steps=4, spatial_frames=4))
+    res = measure_emva1288(reduce(sensor, steps=4, spatial_frames=4))
     assert res.saturation_index == 2 and res.flag("saturation_mean_dn") is None
     assert res.gain_fit_range == (0, 1)
     assert res.flag("system_gain_dn_per_e") == (
@@ -494,7 +496,7 @@ def test_fits_with_too_few_points_are_flagged() -> None:
     assert "fit has 2 point(s)" in (res.flag("responsivity_dn_per_photon") or "")
     assert "at least 4 are needed" in (res.flag("linearity_error_max_pct") or "")
     assert math.isnan(res.linearity_error_max_pct)
-    assert res.to_json()["linearity_error_max_pct"]["value"] is None
+    assert res.figure_json("linearity_error_max_pct")["value"] is None
     # everything in electrons comes from K
     for name in ("temporal_dark_noise_e", "saturation_capacity_e", "quantum_efficiency_pct",
                  "sensitivity_threshold_e", "dynamic_range_db", "dsnu_e", "dsnu_row_e",
@@ -502,7 +504,7 @@ def test_fits_with_too_few_points_are_flagged() -> None:
         assert "from flagged system_gain_dn_per_e" in (res.flag(name) or ""), name
     assert res.flag("temporal_dark_noise_dn") is None and res.flag("prnu_pct") is None
     # 3 exposure times: the dark-current line has one degree of freedom
-    res3 = analyze(reduce(Sensor(**SHAPE, seed=74, dark_current_e_per_s=400.0), steps=3,
+    res3 = measure_emva1288(reduce(Sensor(**SHAPE, seed=74, dark_current_e_per_s=400.0), steps=3,
                           spatial_frames=0))
     assert "has 3 exposure times; at least 4" in (res3.flag("dark_current_e_per_s") or "")
 
@@ -513,7 +515,7 @@ def test_quantum_efficiency_above_100_pct_is_flagged(below_adc: tuple[Sensor, Em
     data = below_adc[1]
     # photon counts 2.5x too low (a calibration error): QE reads 125 %
     fewer = tuple(replace(p, photons=(p.photons or 0.0) / 2.5) for p in data.points)
-    res = analyze(replace(data, points=fewer))
+    res = measure_emva1288(replace(data, points=fewer))
     assert res.quantum_efficiency_pct == pytest.approx(125.0, rel=0.01)
     assert "above 100 %" in (res.flag("quantum_efficiency_pct") or "")
     # mu_e.sat = eta mu_p.sat with photon counts; the threshold in photons too
@@ -530,7 +532,7 @@ def test_variance_that_does_not_grow_with_the_signal_flags_the_gain(
     data = below_adc[1]
     flat = tuple(replace(p, var_dn2=p.var_dark_dn2 * (1.0 - 1e-4 * i))
                  for i, p in enumerate(data.points))
-    res = analyze(replace(data, points=flat))
+    res = measure_emva1288(replace(data, points=flat))
     assert res.system_gain_dn_per_e <= 0
     assert "photon-transfer slope" in (res.flag("system_gain_dn_per_e") or "")
     assert "from flagged system_gain_dn_per_e" in (res.flag("temporal_dark_noise_e") or "")
@@ -540,7 +542,7 @@ def test_variance_that_does_not_grow_with_the_signal_flags_the_gain(
 
 def test_require_names_absent_and_unknown_figures() -> None:
     sensor = Sensor(**SHAPE, seed=41)
-    res = analyze(reduce(sensor, steps=40, photons=False, spatial_frames=0))
+    res = measure_emva1288(reduce(sensor, steps=40, photons=False, spatial_frames=0))
     assert res.flags == {}
     with pytest.raises(MeasurementError, match="no photon counts") as info:
         res.require("quantum_efficiency_pct")

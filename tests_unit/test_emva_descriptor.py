@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from harness.analysis.emva1288 import analyze
+from harness.analysis.emva1288 import measure_emva1288
 from harness.errors import ConfigError
 from harness.inputs.emva_descriptor import load_image, read_descriptor, write_descriptor
 from harness.inputs.stack_input import reduce_descriptor, reduce_emva
@@ -107,11 +107,11 @@ def descriptor_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sensor, Pa
 
 def test_descriptor_set_analysis_matches_truth(descriptor_set: tuple[Sensor, Path]) -> None:
     sensor, path = descriptor_set
-    res = analyze(reduce_descriptor(path))
+    res = measure_emva1288(reduce_descriptor(path))
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.01)
     assert res.quantum_efficiency_pct == pytest.approx(100 * sensor.qe, rel=0.01)
     same, cfa = reduce_emva(path.parent)  # the folder finds its descriptor
-    assert cfa is None and analyze(same).system_gain_dn_per_e == res.system_gain_dn_per_e
+    assert cfa is None and measure_emva1288(same).system_gain_dn_per_e == res.system_gain_dn_per_e
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_cross_check_against_reference_package(descriptor_set: tuple[Sensor, Pat
     dark noise, linearity and DSNU/PRNU agree to 1e-4 relative; the formulas are the same, only
     the arithmetic differs (exact integer sums here, int64 images there)."""
     _, path = descriptor_set
-    ours = analyze(reduce_descriptor(path))
+    ours = measure_emva1288(reduce_descriptor(path))
     ref = reference(path, index_u_ysat=ours.saturation_index)
     assert ours.system_gain_dn_per_e == pytest.approx(ref.K, rel=1e-4)
     assert ours.quantum_efficiency_pct == pytest.approx(ref.QE, rel=1e-4)
@@ -157,7 +157,7 @@ def test_reference_saturation_search_fails_on_a_plateau_ours_does_not(tmp_path: 
     sensor = Sensor(height=64, width=80, seed=72, full_well_e=12000.0)
     path = write_descriptor_set(tmp_path, sensor, steps=40, max_electrons=1.6 * 12000.0,
                                 spatial_frames=4)
-    ours = analyze(reduce_descriptor(path))
+    ours = measure_emva1288(reduce_descriptor(path))
     truth = sensor.true_saturation_e()
     assert ours.saturation_capacity_e == pytest.approx(truth, rel=0.03)
     assert reference(path).u_e_sat > 1.2 * truth
@@ -173,7 +173,7 @@ def test_reference_generated_data_set_loads_and_agrees(tmp_path: Path, reference
                                      width=64, height=48, bit_depth=12, seed=3)
     path = Path(gen.descriptor_path)
     assert tifffile.imread(next((tmp_path / "images").iterdir())).dtype == np.int32
-    ours = analyze(reduce_descriptor(path))
+    ours = measure_emva1288(reduce_descriptor(path))
     ref = reference(path, index_u_ysat=ours.saturation_index)
     assert ours.system_gain_dn_per_e == pytest.approx(ref.K, rel=1e-6)
     assert ours.quantum_efficiency_pct == pytest.approx(ref.QE, rel=1e-6)

@@ -272,7 +272,7 @@ def test_roi_defects_map_to_window_coordinates() -> None:
 def _emva(overrides: dict[str, Any], steps: int = 24) -> Any:
     """A photon-transfer sweep of the small clean mono module through SimCamera, analysed by
     harness.analysis.emva1288 (centre 256 x 256 ROI, to 120 % of the ADC saturation)."""
-    from harness.analysis.emva1288 import EmvaReducer, analyze
+    from harness.analysis.emva1288 import EmvaReducer, measure_emva1288
     from harness.sim.camera import SimCamera
     from harness.sim.colour_response import effective_qe
 
@@ -294,7 +294,7 @@ def _emva(overrides: dict[str, Any], steps: int = 24) -> Any:
                 reducer.add(frame, dark=not lit, spatial=False, exposure_ns=exposure * 1e3,
                             photons=cam.sensor.photons_per_pixel(flux, exposure) if lit else None,
                             key=i)
-    return analyze(reducer.finish())
+    return measure_emva1288(reducer.finish())
 
 
 def _fault(name: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from harness.analysis.emva1288 import analyze
+from harness.analysis.emva1288 import measure_emva1288
 from harness.capture.writer import CaptureSetWriter
 from harness.errors import ConfigError
 from harness.inputs.stack_input import (
@@ -40,7 +40,7 @@ def test_emva_capture_set_reduces_and_pairs_by_step(tmp_path: Path) -> None:
     path = write_emva_capture_set(tmp_path / "cs", sensor, cfa=None, steps=14, spatial_frames=4)
     data, cfa = reduce_capture_set(path)
     assert cfa is None and len(data.points) == 14
-    res = analyze(data)
+    res = measure_emva1288(data)
     # 48x64 pixels, 14 steps: K's statistical error is ~1 %, hence 3 %.
     assert res.system_gain_dn_per_e == pytest.approx(sensor.k_dn_per_e, rel=0.03)
     assert res.nonuniformity is not None

@@ -3,7 +3,7 @@
 Input: per exposure step a bright and a dark temporal pair, plus bright and dark spatial
 stacks (L frames) at one step near 50 % saturation. :class:`EmvaReducer` reduces frames as they
 stream in (one pass, exact integer sums, :mod:`harness.analysis.accumulators`);
-:func:`analyze` turns the reduced data into :class:`Emva1288Result`.
+:func:`measure_emva1288` turns the reduced data into :class:`Emva1288Result`.
 
 Formulas (EMVA 1288 Release 4.0 Linear, summarised in docs/standards.md#emva-1288-release-40;
 Eq. 18 is the standard's numbering):
@@ -497,22 +497,15 @@ class Emva1288Result:
         reason = self.flags.get(name)
         return _num(value) if reason is None else {"value": _num(value), "flagged": reason}
 
-    def to_json(self) -> dict[str, Any]:
-        """The CLI's JSON: exactly the documented keys; NaN becomes null; a flagged figure is
-        ``{"value": number or null, "flagged": reason}``, and ``flags`` lists every flag."""
-        out: dict[str, Any] = {}
-        for name in summary_keys():
-            if name == "points":
-                out[name] = [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points]
-            elif name == "flags":
-                out[name] = dict(self.flags)
-            else:
-                out[name] = self._figure_json(name, getattr(self, name))
-        return out
+    def figure_json(self, name: str) -> Any:
+        """Figure ``name`` (one of :meth:`figures`) ready for JSON: the number (NaN and
+        absent become None), or ``{"value": number or None, "flagged": reason}`` when it is
+        flagged, so a flagged figure is never read as a plain value."""
+        return self._figure_json(name, self.figures()[name])
 
     def as_dict(self) -> dict[str, Any]:
         """Every figure by name (for limit judging and evidence), JSON-ready; flagged figures
-        as in :meth:`to_json`, and ``flags``."""
+        as in :meth:`figure_json`, and ``flags``."""
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
             if name in ("points", "defects", "nonuniformity", "nonuniformity_all_pixels",
@@ -606,9 +599,9 @@ def find_saturation(var_dn2: np.ndarray) -> tuple[int, bool]:
     return index, reached
 
 
-def analyze(data: EmvaData, *, cfa: str | None = None,
-            defect_thresholds: DefectThresholds | None = None,
-            saturation_index: int | None = None) -> Emva1288Result:
+def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
+                     defect_thresholds: DefectThresholds | None = None,
+                     saturation_index: int | None = None) -> Emva1288Result:
     """Compute every EMVA 1288 figure from reduced data and flag those that are physically
     impossible or not supported by the data (see the module docstring). A ``saturation_index``
     given by the caller is taken as is (not flagged at the ends of the sweep)."""
@@ -795,10 +788,3 @@ def analyze(data: EmvaData, *, cfa: str | None = None,
             flags.derive(name, ("system_gain_dn_per_e",))
     return replace(result, flags=flags.reasons(figures))
 
-
-def summary_keys() -> tuple[str, ...]:
-    """The CLI JSON keys, in order."""
-    return ("system_gain_dn_per_e", "temporal_dark_noise_e", "temporal_dark_noise_dn",
-            "saturation_capacity_e", "saturation_mean_dn", "snr_max_db", "dynamic_range_db",
-            "linearity_error_min_pct", "linearity_error_max_pct", "quantum_efficiency_pct",
-            "dark_current_e_per_s", "dsnu_e", "prnu_pct", "points", "flags")

@@ -94,6 +94,41 @@ def parse_thresholds(items: list[str]) -> dict[str, Any]:
     return out
 
 
+#: ``analyze emva1288 --json``: exactly these keys, in this order: the datasheet figures, then
+#: the photon-transfer points and the flags (the analysis's full record is
+#: :meth:`~harness.analysis.emva1288.Emva1288Result.as_dict`).
+EMVA1288_JSON_KEYS = (
+    "system_gain_dn_per_e", "temporal_dark_noise_e", "temporal_dark_noise_dn",
+    "saturation_capacity_e", "saturation_mean_dn", "snr_max_db", "dynamic_range_db",
+    "linearity_error_min_pct", "linearity_error_max_pct", "quantum_efficiency_pct",
+    "dark_current_e_per_s", "dsnu_e", "prnu_pct", "points", "flags")
+
+
+def _json_number(value: Any) -> Any:
+    """A number for strict JSON: NaN and infinities become None, numpy scalars plain."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+def emva1288_json(result: Any) -> dict[str, Any]:
+    """The ``--json`` payload of ``analyze emva1288``: :data:`EMVA1288_JSON_KEYS`; NaN becomes
+    null; a flagged figure is ``{"value": number or null, "flagged": reason}``, and ``flags``
+    lists every flag."""
+    out: dict[str, Any] = {}
+    for name in EMVA1288_JSON_KEYS:
+        if name == "points":
+            out[name] = [{k: _json_number(v) for k, v in p.as_dict().items()}
+                         for p in result.points]
+        elif name == "flags":
+            out[name] = dict(result.flags)
+        else:
+            out[name] = result.figure_json(name)
+    return out
+
+
 def _fmt(value: float | None, unit: str = "", digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -111,16 +146,16 @@ def emva1288_command(
     """EMVA 1288 Release 4.0 (Linear) from PATH: an EMVA descriptor file (or its folder) or a
     capture set. Options: --json [OUT] (file, or stdout without OUT), --plots DIR."""
     with error_boundary():
-        from harness.analysis.emva1288 import analyze
+        from harness.analysis.emva1288 import measure_emva1288
         from harness.inputs.stack_input import reduce_emva
 
         (path,), json_out = split_args(list(ctx.args), ("PATH",))
         data, cfa = reduce_emva(path)
-        result = analyze(data, cfa=cfa)
+        result = measure_emva1288(data, cfa=cfa)
         if plots is not None:
             _emva_plots(result, plots)
         if json_out is not None:
-            emit_json(result.to_json(), json_out)
+            emit_json(emva1288_json(result), json_out)
         for note in emva_notes(result):
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         if json_out != "-":
