@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.timing import best_s
 from harness.analysis.accumulators import PairAccumulator, StackAccumulator
-from harness.analysis.defects import detect_defects
+from harness.analysis.defects import measure_defects
 from harness.analysis.emva1288 import measure_emva1288
 from harness.inputs.stack_input import reduce_descriptor
 
@@ -79,7 +79,7 @@ def defects_12mp() -> dict[str, float]:
         dark.add(rng.integers(60, 70, (H12, W12), dtype=np.uint16))
         flat.add(rng.integers(2000, 2100, (H12, W12), dtype=np.uint16))
     start = time.perf_counter()
-    detect_defects(dark.stats(), flat.stats(), cfa="RGGB")
+    measure_defects(dark.stats(), flat.stats(), cfa="RGGB")
     return {"defects_12mp_rggb_s": round(time.perf_counter() - start, 2)}
 
 

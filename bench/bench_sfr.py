@@ -13,7 +13,7 @@ import numpy as np
 
 from bench.timing import best_ms
 from harness.analysis.edges import find_edge_rois
-from harness.analysis.sfr import measure_rois, measure_sfr
+from harness.analysis.sfr import measure_sfr, measure_sfr_rois
 from tests_unit.optics_synth import render_edge, render_square_chart, truth_mtf50
 
 TARGET_MS = 3.0
@@ -59,7 +59,7 @@ def run() -> dict[str, Any]:
     chart = cv2.resize(small.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     find_ms = best_ms(lambda: find_edge_rois(chart), repeat=3)
     rois = find_edge_rois(chart)
-    measure_ms = best_ms(lambda: measure_rois(chart, rois), repeat=3)
+    measure_ms = best_ms(lambda: measure_sfr_rois(chart, rois), repeat=3)
     return {
         "sfr_200x200_ms": round(sfr_ms, 3),
         "sfr_target_ms": TARGET_MS,

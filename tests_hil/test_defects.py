@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.accumulators import StackAccumulator
-from harness.analysis.defects import CLASSES, detect_defects
+from harness.analysis.defects import CLASSES, measure_defects
 from harness.errors import MeasurementError
 from harness.evidence import plots
 
@@ -43,10 +43,10 @@ def test_defect_pixels(hil_session, hil_check) -> None:  # type: ignore[no-untyp
     dark = stack_stats(dark_cs, "dark")
     flat = stack_stats(flat_cs, "flat")
     first = dark_cs.records(role="dark")[0]
-    result = detect_defects(dark, flat, cfa=hil_session.cfa,
-                            conditions={"exposure_us": first.exposure_us,
-                                        "gain_db": first.gain_db,
-                                        "temperature_c": first.temperature_c})
+    result = measure_defects(dark, flat, cfa=hil_session.cfa,
+                             conditions={"exposure_us": first.exposure_us,
+                                         "gain_db": first.gain_db,
+                                         "temperature_c": first.temperature_c})
     for cls, count in result.counts.items():
         hil_check(f"defect_{cls}_count", float(count), "px")
     for zone, total in zone_totals(result).items():

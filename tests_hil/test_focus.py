@@ -10,7 +10,7 @@ from conftest import mean_frame
 
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
 from harness.analysis.focus import measure_focus_sweep
-from harness.analysis.sfr import measure_rois, summarise_full_field
+from harness.analysis.sfr import measure_sfr_rois, summarise_full_field
 from harness.evidence import plots
 from harness.inputs.image_input import gray_image, prepare, sfr_plane
 
@@ -67,9 +67,9 @@ def test_mtf_centre_and_corners(hil_session, hil_check) -> None:  # type: ignore
     # green pixels only on a colour sensor: demosaicing would add its own blur
     plane = sfr_plane(img, "G" if hil_session.cfa is not None else "Y")
     rois = find_edge_rois(plane.plane, require=FIELD_POSITIONS)
-    results = measure_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
-                           channel=plane.channel, oversampling=plane.oversampling,
-                           phase_pitch=plane.phase_pitch)
+    results = measure_sfr_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
+                               channel=plane.channel, oversampling=plane.oversampling,
+                               phase_pitch=plane.phase_pitch)
     summary = summarise_full_field(results)
     for r in results:
         zone = "centre" if r.label.startswith("centre") else "corner"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import mean_frame
 
-from harness.analysis.uniformity import analyze_uniformity
+from harness.analysis.uniformity import measure_uniformity
 from harness.errors import MeasurementError
 from harness.evidence import plots
 
@@ -26,7 +26,7 @@ def test_relative_illumination_and_colour_shading(hil_session, hil_check) -> Non
         raise MeasurementError(f"dark {dark.shape} and flat {flat.shape} stacks differ in size")
     hil_session.attach_thumbnail(flat, "flat field (mean)")
     # the dark stack may use another exposure: only its offset (black level) is subtracted
-    result = analyze_uniformity(flat, dark_mean=np.full_like(dark, np.median(dark)),
+    result = measure_uniformity(flat, dark_mean=np.full_like(dark, np.median(dark)),
                                 cfa=hil_session.cfa)
     for channel, cu in result.channels.items():
         hil_check("relative_illumination_min", cu.relative_illumination_min, "ratio",

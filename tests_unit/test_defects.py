@@ -22,7 +22,7 @@ from harness.analysis.accumulators import StackAccumulator, StackStats
 from harness.analysis.defects import (
     DefectThresholds,
     bayer_planes,
-    detect_defects,
+    measure_defects,
     zone_of,
 )
 from harness.errors import ConfigError
@@ -60,7 +60,7 @@ def test_bayer_planes_name_the_greens_by_their_row() -> None:
 def test_clean_sensor_has_no_defects(cfa: str | None) -> None:
     gains = (0.45, 1.0, 1.0, 0.7) if cfa else None
     sensor = Sensor(height=H, width=W, seed=3, plane_gain=gains)
-    result = detect_defects(*stacks(sensor), cfa=cfa)
+    result = measure_defects(*stacks(sensor), cfa=cfa)
     assert result.total == 0, result.counts
     assert result.clusters == ()
     assert result.lines == ()
@@ -78,9 +78,9 @@ def test_every_injected_defect_is_found_in_its_class() -> None:
     sensor = Sensor(height=H, width=W, seed=4, plane_gain=(0.45, 1.0, 1.0, 0.7),
                     hot=hot | cluster, gain=dead | bright | weak | column_run, stuck=stuck,
                     blink=blink, column_offset_dn={120: 3.0})
-    result = detect_defects(*stacks(sensor), cfa="RGGB",
-                            conditions={"exposure_us": 10000.0, "gain_db": 0.0,
-                                        "temperature_c": 25.0})
+    result = measure_defects(*stacks(sensor), cfa="RGGB",
+                             conditions={"exposure_us": 10000.0, "gain_db": 0.0,
+                                         "temperature_c": 25.0})
     assert set(result.pixels["hot"]) == set(hot) | set(cluster)
     assert set(result.pixels["dead"]) == set(dead) | set(column_run)
     assert set(result.pixels["bright"]) == set(bright)
@@ -104,7 +104,7 @@ def test_every_injected_defect_is_found_in_its_class() -> None:
 def test_zone_counts_split_centre_and_edge() -> None:
     hot = {(64, 80): 400.0, (63, 78): 400.0, (2, 3): 400.0}
     sensor = Sensor(height=H, width=W, seed=5, hot=hot)
-    result = detect_defects(*stacks(sensor))
+    result = measure_defects(*stacks(sensor))
     assert result.zone_counts["centre"]["hot"] == 2
     assert result.zone_counts["edge"]["hot"] == 1
     assert zone_of(0, 0, H, W, DefectThresholds().zones) == "edge"
@@ -114,9 +114,9 @@ def test_zone_counts_split_centre_and_edge() -> None:
 def test_thresholds_are_configurable() -> None:
     sensor = Sensor(height=H, width=W, seed=6, hot={(30, 30): 100.0}, gain={(60, 60): 0.8})
     dark, flat = stacks(sensor, frames=8)
-    default = detect_defects(dark, flat)
+    default = measure_defects(dark, flat)
     assert (30, 30) in default.pixels["hot"] and (60, 60) in default.pixels["weak"]
-    strict = detect_defects(dark, flat, thresholds=DefectThresholds(hot_dn=50.0, weak_rel=0.25))
+    strict = measure_defects(dark, flat, thresholds=DefectThresholds(hot_dn=50.0, weak_rel=0.25))
     assert strict.pixels["hot"] == () and strict.pixels["weak"] == ()
     assert strict.hot_threshold_dn == {"Y": 50.0}
 
@@ -139,9 +139,9 @@ def test_mismatched_or_signal_free_stacks_are_rejected() -> None:
         a.add(np.zeros((16, 16), np.uint16))
         b.add(np.zeros((16, 17), np.uint16))
     with pytest.raises(ConfigError, match="must match"):
-        detect_defects(a.stats(), b.stats())
+        measure_defects(a.stats(), b.stats())
     with pytest.raises(ConfigError, match="no signal"):
-        detect_defects(a.stats(), a.stats())
+        measure_defects(a.stats(), a.stats())
 
 
 def test_clusters_sizes_boxes_and_members_per_plane() -> None:
@@ -168,7 +168,7 @@ def test_zone_totals_sum_to_the_class_totals() -> None:
     hot = {(64, 80): 400.0, (63, 78): 400.0, (2, 3): 400.0, (120, 150): 400.0}
     dead = {(60, 90): 0.4, (5, 140): 0.4}
     sensor = Sensor(height=H, width=W, seed=7, hot=hot, gain=dead)
-    result = detect_defects(*stacks(sensor))
+    result = measure_defects(*stacks(sensor))
     assert result.counts["hot"] == 4 and result.counts["dead"] == 2
     zones = [name for name, _ in result.thresholds.zones]
     assert sum(result.zone_total(z) for z in zones) == result.total == 6
@@ -198,11 +198,11 @@ def test_telegraph_pixel_sitting_mostly_high_is_blinking_not_hot() -> None:
         frame[50, 60] += 12.0  # a steady offset: hot, with no extra noise
         dark.add(np.rint(frame).astype(np.uint16))
         flat.add(np.rint(frame + 1000.0 + rng.normal(0.0, 20.0, (H, W))).astype(np.uint16))
-    result = detect_defects(dark.stats(), flat.stats())
+    result = measure_defects(dark.stats(), flat.stats())
     assert result.pixels["blinking"] == ((20, 30),)
     assert set(result.pixels["hot"]) == {(50, 60), (90, 100)}
-    strict = detect_defects(dark.stats(), flat.stats(),
-                            thresholds=DefectThresholds(blink_max_duty=0.5))
+    strict = measure_defects(dark.stats(), flat.stats(),
+                             thresholds=DefectThresholds(blink_max_duty=0.5))
     assert (20, 30) in strict.pixels["hot"] and strict.pixels["blinking"] == ()
 
 
@@ -233,7 +233,7 @@ def test_simulated_blinking_pixels_are_found_exactly_at_the_recommended_dark_sta
     per frame; small.yaml is the golden on 640 x 480) in a 32-frame dark stack at 20 ms: all
     four as blinking, nothing else as blinking, every true defect found."""
     dark, flat, cam = _sim_stacks(load_module(MODULES / "small.yaml"), seed)
-    result = detect_defects(dark, flat, cfa="RGGB")
+    result = measure_defects(dark, flat, cfa="RGGB")
     truth = {(p.row, p.col): p.cls for p in cam.sensor.defects}
     blinking = {rc for rc, cls in truth.items() if cls == "blinking"}
     assert len(blinking) == 4
@@ -247,7 +247,7 @@ def test_no_blinking_pixel_is_found_on_a_module_without_any() -> None:
     module = Module.model_validate(_merge(data, {"defects": {"seeded": {"blinking": 0}}}))
     for seed in (1, 2):
         dark, flat, cam = _sim_stacks(module, seed)
-        result = detect_defects(dark, flat, cfa="RGGB")
+        result = measure_defects(dark, flat, cfa="RGGB")
         assert result.pixels["blinking"] == ()
         assert {rc for cls in result.counts for rc in result.pixels[cls]} == {
             (p.row, p.col) for p in cam.sensor.defects}

@@ -16,7 +16,7 @@ from harness.analysis.edges import (
 )
 from harness.analysis.sfr import (
     field_gaps,
-    measure_rois,
+    measure_sfr_rois,
     summarise_field,
     summarise_full_field,
 )
@@ -31,7 +31,7 @@ def test_finds_centre_and_corner_edges_and_measures_them(angle: float) -> None:
     rois = find_edge_rois(img)
     labels = {r.label for r in rois}
     assert labels == {f"{p}_{o}" for p in FIELD_POSITIONS for o in ("vertical", "horizontal")}
-    results = measure_rois(img, rois)
+    results = measure_sfr_rois(img, rois)
     for roi, res in zip(rois, results, strict=True):
         assert res.orientation == roi.orientation
         assert abs(abs(res.edge_angle_deg) - abs(angle)) < 0.2
@@ -44,7 +44,7 @@ def test_light_squares_on_dark_ground() -> None:
     img, _ = render_square_chart((450, 600), sigma=0.7, angle_deg=5.0)
     rois = find_edge_rois(1.0 - img)
     assert len(rois) == 10
-    res = measure_rois(1.0 - img, rois)
+    res = measure_sfr_rois(1.0 - img, rois)
     assert all(abs(r.mtf50_cy_per_px / (0.18739 / 0.7) - 1) < 0.02 for r in res)
 
 
@@ -82,8 +82,8 @@ def test_simulator_edge_chart_matches_its_lens_truth(module: str, channel: str,
     plane = sfr_plane(img, channel)
     rois = find_edge_rois(gray_image(img))
     assert len(rois) == 10
-    results = measure_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
-                           oversampling=plane.oversampling, phase_pitch=plane.phase_pitch)
+    results = measure_sfr_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
+                               oversampling=plane.oversampling, phase_pitch=plane.phase_pitch)
     truth = {t["field_point"].replace("-", "_"): t["mtf50_cy_px"] for t in lens_truth(m, 0.0)}
     for r in results:
         expected = truth[r.label.removesuffix(f"_{r.orientation}")]
@@ -95,7 +95,7 @@ def test_field_summary_finds_the_soft_corner() -> None:
     soft, _ = render_square_chart((450, 600), sigma=1.4)
     img = sharp.copy()
     img[225:, 300:] = soft[225:, 300:]  # bottom-right quadrant blurred twice as much
-    results = measure_rois(img, find_edge_rois(img))
+    results = measure_sfr_rois(img, find_edge_rois(img))
     summary = summarise_field(results)
     assert summary is not None
     assert summary.worst_corner.startswith("bottom_right")
@@ -118,7 +118,7 @@ def test_full_chart_meets_the_field_requirement() -> None:
     img, _ = render_square_chart((450, 600), sigma=0.7)
     rois = find_edge_rois(img, require=FIELD_POSITIONS)
     assert len(rois) == 10 and missing_rois(rois) == [] and require_field(rois) is rois
-    results = measure_rois(img, rois)
+    results = measure_sfr_rois(img, rois)
     assert field_gaps(results).complete
     summary = summarise_full_field(results)
     assert summary.missing == () and summary == summarise_field(results)
@@ -138,7 +138,7 @@ def test_a_corner_the_finder_misses_is_an_error_naming_its_two_rois(corner: str)
     with pytest.raises(MeasurementError, match=f"^{expected}$"):
         require_field(rois)
     assert require_field(rois, ["centre"]) is rois
-    results = measure_rois(img, rois)
+    results = measure_sfr_rois(img, rois)
     with pytest.raises(MeasurementError, match=f"^{expected}$"):
         summarise_full_field(results)
     partial = summarise_field(results)  # permissive: the three corners it has, the gap listed
@@ -155,7 +155,7 @@ def test_no_square_found_with_a_requirement_is_no_fallback_roi() -> None:
 
 def test_an_roi_without_a_finite_mtf50_counts_as_missing() -> None:
     img, _ = render_square_chart((450, 600), sigma=0.7)
-    results = measure_rois(img, find_edge_rois(img))
+    results = measure_sfr_rois(img, find_edge_rois(img))
     bad = [replace(r, mtf50_cy_per_px=float("nan")) if r.label == "bottom_right_horizontal"
            else r for r in results]
     gaps = field_gaps(bad)

@@ -341,7 +341,7 @@ def test_defect_analysis_finds_exactly_the_truth_positions() -> None:
     high state dominates the 16 frames can read as hot.
     """
     from harness.analysis.accumulators import StackAccumulator
-    from harness.analysis.defects import detect_defects
+    from harness.analysis.defects import measure_defects
     from harness.sim.camera import SimCamera
 
     bench = Bench()
@@ -356,7 +356,7 @@ def test_defect_analysis_finds_exactly_the_truth_positions() -> None:
         for frame in cam.grab(16).frames:
             acc.add(frame)
         stacks.append(acc.stats())
-    result = detect_defects(stacks[0], stacks[1], cfa="RGGB")
+    result = measure_defects(stacks[0], stacks[1], cfa="RGGB")
     found = set()
     for cls in result.counts:
         found |= {(int(r), int(c)) for r, c in zip(*np.nonzero(result.class_mask(cls)),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.accumulators import StackAccumulator
-from harness.analysis.uniformity import UniformityOptions, analyze_uniformity
+from harness.analysis.uniformity import UniformityOptions, measure_uniformity
 from harness.errors import ConfigError
 
 H, W = 216, 288  # channel planes 108 x 144: divisible into the 9 x 12 grid
@@ -52,7 +52,7 @@ def test_mono_relative_illumination_matches_closed_form() -> None:
     offset = 64.0
     flat = mean_stack(model(False) + offset)
     dark = mean_stack(np.full((H, W), offset), seed=1)
-    res = analyze_uniformity(flat, dark_mean=dark)
+    res = measure_uniformity(flat, dark_mean=dark)
     ch = res.channels["Y"]
     a = FALLOFF["G"]
     wr, wc = round(0.05 * H), round(0.05 * W)
@@ -73,7 +73,7 @@ def test_mono_relative_illumination_matches_closed_form() -> None:
 def test_colour_shading_and_per_channel_ri() -> None:
     flat = mean_stack(model(True) + 64.0)
     dark = np.full((H, W), 64.0)
-    res = analyze_uniformity(flat, dark_mean=dark, cfa="RGGB")
+    res = measure_uniformity(flat, dark_mean=dark, cfa="RGGB")
     ri = {name: ch.relative_illumination_min for name, ch in res.channels.items()}
     assert ri["R"] < ri["G"] < ri["B"]  # stronger falloff, darker corners
     clean = model(True)
@@ -94,8 +94,8 @@ def test_bad_input_is_rejected() -> None:
     with pytest.raises(ConfigError, match="window_frac"):
         UniformityOptions(window_frac=0.0)
     with pytest.raises(ConfigError, match="too small"):
-        analyze_uniformity(np.ones((10, 10)))
+        measure_uniformity(np.ones((10, 10)))
     with pytest.raises(ConfigError, match="no signal"):
-        analyze_uniformity(np.zeros((H, W)))
+        measure_uniformity(np.zeros((H, W)))
     with pytest.raises(ConfigError, match="shape"):
-        analyze_uniformity(np.ones((H, W)), dark_mean=np.ones((H, W + 1)))
+        measure_uniformity(np.ones((H, W)), dark_mean=np.ones((H, W + 1)))

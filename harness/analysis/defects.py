@@ -283,9 +283,9 @@ def _check_stacks(dark: StackStats, flat: StackStats) -> None:
         raise ConfigError("frames are too small for defect analysis (need >= 4x4)")
 
 
-def detect_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = None,
-                   thresholds: DefectThresholds | None = None,
-                   conditions: Mapping[str, float | None] | None = None) -> DefectResult:
+def measure_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = None,
+                    thresholds: DefectThresholds | None = None,
+                    conditions: Mapping[str, float | None] | None = None) -> DefectResult:
     """Classify defect pixels from a dark stack and a flat stack (~50 % saturation).
 
     ``conditions`` (e.g. exposure_us, gain_db, temperature_c) are recorded with the result:

@@ -84,7 +84,7 @@ from harness.analysis.defects import (
     DefectResult,
     DefectThresholds,
     bayer_planes,
-    detect_defects,
+    measure_defects,
 )
 from harness.errors import ConfigError, MeasurementError
 
@@ -733,7 +733,7 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
         bright_st, dark_st = data.spatial_bright, data.spatial_dark
         frac = (float(bright_st.sum_img.mean()) / bright_st.frames
                 - float(dark_st.sum_img.mean()) / dark_st.frames) / y_sat
-        defects = detect_defects(dark_st, bright_st, cfa=cfa, thresholds=defect_thresholds)
+        defects = measure_defects(dark_st, bright_st, cfa=cfa, thresholds=defect_thresholds)
         good = ~defects.class_mask(*EXCLUDED_CLASSES)
         per_plane, per_plane_all = {}, {}
         for name, r0, c0, stride in bayer_planes(cfa):

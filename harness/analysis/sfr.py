@@ -343,7 +343,7 @@ def measure_sfr(
     )
 
 
-def measure_rois(
+def measure_sfr_rois(
     plane: NDArray[Any],
     rois: list[EdgeRoi],
     *,

@@ -120,7 +120,7 @@ def _centre_block(grid: np.ndarray) -> float:
     return float(grid[rs, cs].mean())
 
 
-def analyze_uniformity(flat_mean: np.ndarray, *, dark_mean: np.ndarray | None = None,
+def measure_uniformity(flat_mean: np.ndarray, *, dark_mean: np.ndarray | None = None,
                        cfa: str | None = None,
                        options: UniformityOptions | None = None) -> UniformityResult:
     """Relative illumination, colour shading and grid deviation of a flat field."""

@@ -18,7 +18,7 @@ from rich.table import Table
 from harness.analysis.colour import check_ccm, check_wb_gains, measure_colour
 from harness.analysis.edges import find_edge_rois, parse_roi
 from harness.analysis.focus import measure_focus_sweep
-from harness.analysis.sfr import field_gaps, measure_rois, summarise_field
+from harness.analysis.sfr import field_gaps, measure_sfr_rois, summarise_field
 from harness.cli.analyze import analyze_app
 from harness.cli.app import console, error_boundary
 from harness.errors import ConfigError
@@ -137,10 +137,10 @@ def sfr_command(
             rois = [parse_roi(r, img.data.shape) for r in roi]
         else:
             rois = find_edge_rois(gray_image(img))
-        results = measure_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
-                               saturation=img.saturation, channel=plane.channel,
-                               fit_order=fit_order, oversampling=plane.oversampling,
-                               phase_pitch=plane.phase_pitch)
+        results = measure_sfr_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
+                                   saturation=img.saturation, channel=plane.channel,
+                                   fit_order=fit_order, oversampling=plane.oversampling,
+                                   phase_pitch=plane.phase_pitch)
         table = Table(title=f"e-SFR {image.name}, channel {plane.channel} (MTF50 and MTF "
                       "in cycles/pixel)")
         notes = any(r.warnings for r in results)

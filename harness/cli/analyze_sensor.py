@@ -287,7 +287,7 @@ def defects_command(
     TIFFs): hot, dead, bright, weak, stuck, blinking, clusters, column/row defects; per Bayer
     plane, counted per zone. Option: --json [OUT]."""
     with error_boundary():
-        from harness.analysis.defects import DefectThresholds, detect_defects
+        from harness.analysis.defects import DefectThresholds, measure_defects
 
         (dark_path, flat_path), json_out = split_args(list(ctx.args), ("DARK", "FLAT"))
         thresholds = DefectThresholds(hot_dn=hot_dn, dead_rel=dead, bright_rel=dead,
@@ -295,8 +295,8 @@ def defects_command(
         dark_src, dark = _load_stack(dark_path, ("dark",), bayer)
         flat_src, flat = _load_stack(flat_path, ("flat", "bright"), bayer)
         cfa = dark_src.cfa or flat_src.cfa
-        result = detect_defects(dark, flat, cfa=cfa, thresholds=thresholds,
-                                conditions=dark_src.conditions)
+        result = measure_defects(dark, flat, cfa=cfa, thresholds=thresholds,
+                                 conditions=dark_src.conditions)
         emit_json(result.as_dict(), json_out)
         if json_out != "-":
             counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
@@ -319,7 +319,7 @@ def uniformity_command(
     """Relative illumination (corner/centre), colour shading (R/G, B/G) and grid deviation of
     a FLAT stack (capture set, multi-page TIFF or folder). Option: --json [OUT]."""
     with error_boundary():
-        from harness.analysis.uniformity import analyze_uniformity
+        from harness.analysis.uniformity import measure_uniformity
         from harness.inputs.stack_input import is_capture_set
 
         (flat_path,), json_out = split_args(list(ctx.args), ("FLAT",))
@@ -332,7 +332,7 @@ def uniformity_command(
                 dark_mean = _load_stack(flat_path, ("dark",), bayer)[1].mean_img
             except ConfigError:
                 dark_mean = None
-        result = analyze_uniformity(flat.mean_img, dark_mean=dark_mean, cfa=flat_src.cfa)
+        result = measure_uniformity(flat.mean_img, dark_mean=dark_mean, cfa=flat_src.cfa)
         emit_json(result.as_dict(), json_out)
         if json_out != "-":
             for name, ch in result.channels.items():

@@ -220,7 +220,7 @@ def bayer_luminance(raw: FloatArray, pattern: str) -> FloatArray:
 
 @dataclass(frozen=True)
 class SfrPlane:
-    """What :func:`harness.analysis.sfr.measure_rois` needs for one channel choice."""
+    """What :func:`harness.analysis.sfr.measure_sfr_rois` needs for one channel choice."""
 
     plane: FloatArray
     locate: FloatArray | None
