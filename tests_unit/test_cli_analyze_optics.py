@@ -162,7 +162,7 @@ def test_focus_folder_and_multipage(tmp_path: Path) -> None:
         (["sfr", "{d}/edge.tif", "--channel", "X"], "--channel: 'X' is not one of Y, R, G, B"),
         (["sfr", "{d}/edge.tif", "--roi", "1,2,3"], "--roi: expected x,y,w,h"),
         (["sfr", "{d}/edge.tif", "--roi", "0,0,8,8"], "--roi: ROI '0,0,8,8' must be at least 16x16"),
-        (["sfr", "{d}/edge.tif", "--fit-order", "9"], "fit order must be 1..5"),
+        (["sfr", "{d}/edge.tif", "--fit-order", "9"], "--fit-order: fit order must be 1..5"),
         (["colour", "{d}/edge.tif"], "colour analysis needs an RGB image"),
         (["colour", "{d}/rgb.tif", "--illuminant", "X1"],
          "--illuminant: unknown illuminant 'X1'"),

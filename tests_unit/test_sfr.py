@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.analysis.sfr import measure_sfr
+from harness.analysis.sfr import (
+    LSF_WINDOW_METHODS,
+    lsf_window_hamming,
+    lsf_window_tukey,
+    measure_sfr,
+)
 from harness.errors import ConfigError
 from tests_unit.optics_synth import render_edge, truth_mtf, truth_mtf50
 
@@ -165,3 +170,17 @@ def test_nan_roi_rejected() -> None:
     img[3, 3] = np.nan
     with pytest.raises(ConfigError, match="NaN"):
         measure_sfr(img)
+
+
+def test_lsf_windows_one_function_each_by_name() -> None:
+    """LSF_WINDOW_METHODS maps measure_sfr's ``window`` names to one function per window;
+    an unknown name is refused, naming the parameter (it used to fall back to Tukey)."""
+    assert dict(LSF_WINDOW_METHODS) == {"hamming": lsf_window_hamming, "tukey": lsf_window_tukey}
+    u = np.linspace(-0.5, 0.5, 101)
+    assert np.allclose(lsf_window_hamming(u), 0.54 + 0.46 * np.cos(2 * np.pi * u))
+    tukey = lsf_window_tukey(u)
+    assert np.all(tukey[np.abs(u) <= 0.25] == 1.0) and tukey[0] == tukey[-1] == 0.0
+    img = render_edge((80, 80), sigma=1.0, angle_deg=5.0)
+    assert measure_sfr(img, window="hamming").mtf50_cy_per_px != measure_sfr(img).mtf50_cy_per_px
+    with pytest.raises(ConfigError, match=r"^window: 'kaiser' is not one of hamming, tukey"):
+        measure_sfr(img, window="kaiser")  # type: ignore[arg-type]

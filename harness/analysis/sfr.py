@@ -15,6 +15,8 @@ itself was not read); the code is ours:
    docs/standards.md#e-sfr-lsf-window). Default: Tukey, alpha = 0.5 (flat over the central half).
    sfrmat3's full-length Hamming still curves over the LSF core and biases MTF50 high in small ROIs
    (measured, sigma = 2 px: +1.9 % in a 50 px ROI, +0.5 % at 100 px; Tukey: < 0.1 %).
+   One function per window (:func:`lsf_window_tukey`, :func:`lsf_window_hamming`), by name in
+   :data:`LSF_WINDOW_METHODS` (``measure_sfr(window=...)``).
 6. |FFT| normalised by its DC value, frequencies f = k / (N h) in cycles per pixel along the edge
    normal (h = bin pitch along the normal = cos(angle) / oversampling pixels).
 7. Divide by the transfer function of the two sampling steps we introduced: the central
@@ -32,7 +34,9 @@ angle under 2 degrees from the pixel axis (too few phases), clipped pixels.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -107,17 +111,40 @@ class SfrResult:
         }
 
 
+def lsf_window_hamming(u: FloatArray) -> FloatArray:
+    """Hamming window 0.54 + 0.46 cos(2 pi u) at ``u`` = position / window length, centred
+    (-0.5 .. 0.5 inside; the caller zeroes outside). sfrmat3's full-length LSF window.
+
+    >>> lsf_window_hamming(np.array([0.0, 0.5])).round(2).tolist()
+    [1.0, 0.08]
+    """
+    return 0.54 + 0.46 * np.cos(2.0 * np.pi * u)
+
+
+def lsf_window_tukey(u: FloatArray) -> FloatArray:
+    """Tukey window, alpha = 0.5, at ``u`` as for :func:`lsf_window_hamming`: flat over the
+    central half, cosine tapers outside it (docs/standards.md#e-sfr-lsf-window).
+
+    >>> lsf_window_tukey(np.array([0.0, 0.25, 0.375, 0.5])).tolist()
+    [1.0, 1.0, 0.5, 0.0]
+    """
+    a = 0.5
+    r = np.clip((np.abs(u) - (0.5 - a / 2)) / (a / 2), 0.0, 1.0)
+    return 0.5 * (1.0 + np.cos(np.pi * r))
+
+
+#: The LSF windows of :func:`measure_sfr` by name (its ``window`` parameter).
+LSF_WINDOW_METHODS: Mapping[str, Callable[[FloatArray], FloatArray]] = MappingProxyType({
+    "hamming": lsf_window_hamming,
+    "tukey": lsf_window_tukey,
+})
+
+
 def _window(name: WindowName, n: float, centre: float, x: FloatArray) -> FloatArray:
-    """Window of total length ``n`` centred at ``centre``, evaluated at ``x`` (0 outside)."""
+    """Window ``name`` of total length ``n`` centred at ``centre``, evaluated at ``x`` (0
+    outside)."""
     u = (x - centre) / n  # -0.5 .. 0.5 inside
-    inside = np.abs(u) <= 0.5
-    if name == "hamming":
-        w = 0.54 + 0.46 * np.cos(2.0 * np.pi * u)
-    else:  # Tukey, alpha = 0.5: flat over the central half, cosine tapers outside it
-        a = 0.5
-        r = np.clip((np.abs(u) - (0.5 - a / 2)) / (a / 2), 0.0, 1.0)
-        w = 0.5 * (1.0 + np.cos(np.pi * r))
-    return np.where(inside, w, 0.0)
+    return np.where(np.abs(u) <= 0.5, LSF_WINDOW_METHODS[name](u), 0.0)
 
 
 def _crossing(f: FloatArray, mtf: FloatArray, level: float, band: float = 0.2) -> float:
@@ -201,6 +228,14 @@ def _fit_edge(locate: FloatArray, order: int) -> tuple[NDArray[np.float64], Floa
     return coef, rows
 
 
+def _check_options(fit_order: int, window: str) -> None:
+    if not 1 <= fit_order <= 5:
+        raise ConfigError(f"fit order must be 1..5, got {fit_order}", field="fit_order")
+    if window not in LSF_WINDOW_METHODS:
+        raise ConfigError(f"{window!r} is not one of {', '.join(LSF_WINDOW_METHODS)}",
+                          field="window")
+
+
 def measure_sfr(
     roi: NDArray[Any],
     *,
@@ -232,8 +267,7 @@ def measure_sfr(
             f"{img.shape}",
             field="roi",
         )
-    if not 1 <= fit_order <= 5:
-        raise ConfigError(f"fit order must be 1..5, got {fit_order}", field="fit_order")
+    _check_options(fit_order, window)
     loc = img if locate is None else np.asarray(locate, dtype=np.float64)
     if loc.shape != img.shape or (mask is not None and mask.shape != img.shape):
         raise ConfigError("locate/mask must have the ROI's shape", field="roi")
@@ -355,7 +389,9 @@ def measure_sfr_rois(
     oversampling: int = 4,
     phase_pitch: int = 1,
 ) -> list[SfrResult]:
-    """:func:`measure_sfr` on each ROI of a full image (``mask``/``locate`` full-image too)."""
+    """:func:`measure_sfr` on each ROI of a full image (``mask``/``locate`` full-image too).
+    An ROI that cannot be measured is an error naming it (field ``roi``)."""
+    _check_options(fit_order, "tukey")
     results = []
     for roi in rois:
         try:

@@ -39,8 +39,9 @@ BitsOpt = Annotated[int | None, typer.Option(
     "--bits", help="Significant bits of integer data (e.g. 12 in a 16-bit file): sets full scale "
     "and the clip level. Default: the container's (8 or 16).", min=1, max=16)]
 # The parameters that analysis errors name -> this command's options (see error_boundary).
-#: ``analyze sfr``: :func:`~harness.analysis.edges.parse_roi`.
-SFR_FLAGS = {"roi": "--roi"}
+#: ``analyze sfr``: :func:`~harness.analysis.sfr.measure_sfr_rois` (and, for ROIs given with
+#: --roi, :func:`~harness.analysis.edges.parse_roi` and the ROIs' own errors: ``roi``).
+SFR_FLAGS = {"fit_order": "--fit-order"}
 #: ``analyze colour``: :func:`~harness.analysis.colour.measure_colour`.
 COLOUR_FLAGS = {"illuminant": "--illuminant", "corners": "--corners",
                 "black_level": "--black-level"}
@@ -130,7 +131,7 @@ def sfr_command(
     json_out: JsonOpt = None,
 ) -> None:
     """ISO 12233 e-SFR per edge ROI: edge angle, MTF50, MTF at 0.125/0.25/0.5 cy/px."""
-    with error_boundary(SFR_FLAGS):
+    with error_boundary({**SFR_FLAGS, "roi": "--roi"} if roi else SFR_FLAGS):
         img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         plane = sfr_plane(img, channel)
         if roi:
