@@ -124,3 +124,8 @@ class Aborted(KeyboardInterrupt):
     def __init__(self, reason: str = "aborted") -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+__all__ = ["Aborted", "CalibrationExpired", "CameraDisconnected", "CameraError", "CameraTimeout",
+           "ConfigError", "DeviceError", "EvidenceError", "FeatureError", "HarnessError",
+           "InstrumentError", "LimitFailure", "MeasurementError", "StationLocked", "one_line"]

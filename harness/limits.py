@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import ConfigError
-from harness.measurement import Measurement, Outcome
+from harness.measurement import Measurement
 from harness.yamlio import close_matches, load_yaml, validation_error
 
 Verdict = Measurement
@@ -183,4 +183,4 @@ def judge(limit: Limit, value: float | None, **condition: Any) -> Measurement:
     return limit.judge(value, condition=condition)
 
 
-__all__ = ["Limit", "LimitSpec", "Outcome", "Verdict", "judge", "load_limits"]
+__all__ = ["Limit", "LimitFile", "LimitSpec", "Verdict", "judge", "load_limits"]

@@ -278,3 +278,7 @@ def validate_model(doc: LoadedYaml, model: type[M], data: Any, *, prefix: FieldP
         for path, keys in (extra_keys or {}).items():
             fields[path] = [*fields.get(path, []), *keys]
         raise validation_error(doc, exc, prefix=prefix, model_fields=fields) from None
+
+
+__all__ = ["MAX_DEPTH", "MAX_NODES", "FieldPath", "LoadedYaml", "close_matches", "format_path",
+           "load_yaml", "model_keys", "parse_yaml", "validate_model", "validation_error"]

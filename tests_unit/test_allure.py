@@ -11,7 +11,8 @@ import pytest
 
 from harness.evidence import allure as ev
 from harness.evidence.journal import Journal, rebuild
-from harness.evidence.model import Artefact, Measurement, Outcome
+from harness.evidence.model import Artefact
+from harness.measurement import Measurement, Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 

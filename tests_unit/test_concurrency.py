@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.evidence.journal import read_journal, rebuild
-from harness.evidence.model import Outcome
 from harness.evidence.records import RecordStore
+from harness.measurement import Outcome
 from harness.run.fault_matrix import DEFAULT_LIMITS, DEFAULT_STATION, ROOT, write_station
 
 INTERFACE = str(ROOT / "tests_hil" / "test_interface.py")

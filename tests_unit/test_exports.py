@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.evidence.exports import CSV_COLUMNS, export
-from harness.evidence.model import Measurement, Outcome, TestRecord
+from harness.evidence.model import TestRecord
 from harness.evidence.records import RecordStore
 from harness.evidence.signoff import software_hash
+from harness.measurement import Measurement, Outcome
 from tests_unit.test_records import at, make_run, mtf_corners, with_figures
 
 runner = CliRunner()

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from harness.evidence.model import Outcome
+from harness.measurement import Outcome
 from harness.run.fault_matrix import (
     DEFAULT_STATION,
     FaultResult,

@@ -14,7 +14,8 @@ import pytest
 
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence.journal import Journal, read_journal, rebuild
-from harness.evidence.model import Artefact, Measurement, Outcome, worst
+from harness.evidence.model import Artefact
+from harness.measurement import Measurement, Outcome, worst
 
 K = Measurement.judged("system_gain", 0.1002, "DN/e-", low=0.09, high=0.11,
                        marginal_low=0.092, marginal_high=0.108, limit_id="EMVA-K-1",
@@ -142,7 +143,7 @@ def test_bad_journal_files(tmp_path: Path) -> None:
 CHILD = textwrap.dedent("""
     import sys
     from harness.evidence.journal import Journal
-    from harness.evidence.model import Measurement
+    from harness.measurement import Measurement
     j = Journal(sys.argv[1], "run-kill")
     j.run_start(station="sim-1", dut={"serial": "D1"})
     j.test_start("t_loop")

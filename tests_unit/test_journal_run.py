@@ -6,9 +6,9 @@ import hashlib
 from pathlib import Path
 
 from harness.evidence.journal import rebuild
-from harness.evidence.model import Measurement, Outcome
 from harness.evidence.records import RecordStore
 from harness.evidence.run import RunEvidence, software_versions
+from harness.measurement import Measurement, Outcome
 
 
 def _run(tmp_path: Path, records: str) -> tuple[RunEvidence, Outcome]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.evidence.model import Outcome
 from harness.limits import judge, load_limits
+from harness.measurement import Outcome
 
 SPEC = """\
 product: cm12

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.evidence.journal import rebuild
-from harness.evidence.model import Outcome
+from harness.measurement import Outcome
 
 SUITE = """\
 import pytest

@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.evidence.model import Outcome, RunRecord
+from harness.evidence.model import RunRecord
 from harness.evidence.outputs import Installed, load_outputs, pending, publish, retry
 from harness.evidence.records import RecordStore
+from harness.measurement import Outcome
 from tests_unit.test_records import (  # noqa: F401  (pg_base, store_url: fixtures)
     at,
     make_run,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from harness.evidence.journal import read_journal, rebuild
-from harness.evidence.model import Outcome
+from harness.measurement import Outcome
 
 LIMITS = """\
 product: fake

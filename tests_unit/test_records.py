@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import insert, inspect, text
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord
+from harness.evidence.model import Artefact, RunRecord, TestRecord
 from harness.evidence.records import (
     GENESIS_HASH,
     SCHEMA_VERSION,
@@ -26,6 +26,7 @@ from harness.evidence.records import (
     normalise,
     run_hash,
 )
+from harness.measurement import Measurement, Outcome
 from tests_unit.pg_server import create_database, postgres_server
 
 

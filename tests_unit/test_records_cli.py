@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.evidence.journal import Journal
-from harness.evidence.model import Measurement, Outcome
 from harness.evidence.records import RecordStore
+from harness.measurement import Measurement, Outcome
 from tests_unit.test_records import make_run
 
 runner = CliRunner()

@@ -33,7 +33,7 @@ SUITE = textwrap.dedent('''
     from harness.evidence import plots
     from harness.evidence.allure import (apply_family, attach_json, attach_png,
                                          attach_thumbnail, report_measurement)
-    from harness.evidence.model import Measurement
+    from harness.measurement import Measurement
 
     def test_gain_pass():
         apply_family("emva1288")

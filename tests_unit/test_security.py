@@ -30,7 +30,8 @@ from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from harness.errors import ConfigError, HarnessError
-from harness.evidence.model import Measurement, Outcome, RunRecord, TestRecord
+from harness.evidence.model import RunRecord, TestRecord
+from harness.measurement import Measurement, Outcome
 
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
 pytestmark = pytest.mark.timeout(120)

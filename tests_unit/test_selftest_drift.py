@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.evidence.journal import rebuild
-from harness.evidence.model import Outcome
+from harness.measurement import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from harness.cli.app import app
 from harness.evidence.journal import read_journal, rebuild
-from harness.evidence.model import Outcome
+from harness.measurement import Outcome
 from harness.run.fault_matrix import (
     DEFAULT_LIMITS,
     DEFAULT_STATION,

@@ -189,7 +189,7 @@ def test_a_run_signed_with_another_key_is_caught(tmp_path: Path, keys: Path) -> 
 
 def station_run(tmp_path: Path, db: Path, **kwargs: Any) -> RunEvidence:
     """One judged test through RunEvidence, stored in ``db``; ``kwargs`` go to RunEvidence."""
-    from harness.evidence.model import Measurement, Outcome
+    from harness.measurement import Measurement, Outcome
 
     spec = Path(__file__).parent.parent / "tests_hil" / "limits" / "cm12.yaml"
     run = RunEvidence(tmp_path / "evidence", station="sim-1", records=db, operator="ana",

@@ -13,8 +13,9 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, TestRecord
+from harness.evidence.model import Artefact, RunRecord, TestRecord
 from harness.evidence.records import RecordStore
+from harness.measurement import Measurement, Outcome
 from tests_unit.test_records import make_run
 
 runner = CliRunner()
@@ -82,7 +83,8 @@ def test_only_an_earned_verdict_is_signed(db: str, tmp_path: Path) -> None:
 def test_an_incomplete_run_prints_its_unjudged_limits_in_red(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from harness.evidence.model import Measurement, Outcome, TestRecord, Unjudged
+    from harness.evidence.model import TestRecord, Unjudged
+    from harness.measurement import Measurement, Outcome
 
     run = make_run("inc")
     info = Measurement.judged("prnu_pct", 7.8, "%")  # no limit: INFO
@@ -113,7 +115,7 @@ def test_an_incomplete_run_prints_its_unjudged_limits_in_red(tmp_path: Path) -> 
 def test_a_characterisation_run_is_never_signed(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from harness.evidence.model import Outcome
+    from harness.measurement import Outcome
 
     db = tmp_path / "records.sqlite"
     with RecordStore(db) as store:

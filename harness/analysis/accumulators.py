@@ -290,3 +290,7 @@ class StackAccumulator:
         if self._sum is None or self._sumsq is None:
             raise ConfigError("spatial stack has no frames")
         return StackStats(self._sum, self._sumsq, self.frames)
+
+
+__all__ = ["PairAccumulator", "PairStats", "StackAccumulator", "StackStats", "frame_sum",
+           "frame_sum_squares", "pair_diff_squares"]

@@ -272,3 +272,8 @@ def find_colour_checker(
                           "inside the image; place it from its corner patches (corners)",
                           field="image")
     return location_from_homography(best[1], "detected", len(cells))
+
+
+__all__ = ["CORNER_CELLS", "DETECT_MAX_SIDE", "TRIMMED_SD_80", "CheckerLocation", "FloatArray",
+           "PatchSamples", "checker_from_corners", "find_colour_checker",
+           "location_from_homography", "sample_patches"]

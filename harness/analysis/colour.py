@@ -566,3 +566,10 @@ def compare_illuminant(measured_xy: Sequence[float], illuminant: str) -> Illumin
         measured_duv=duv,
         warnings=tuple(warnings),
     )
+
+
+__all__ = ["CHART", "CLIP_FRACTION", "MAX_DUV", "NEUTRALS", "OBSERVER", "ChartReference",
+           "ColourResult", "FloatArray", "IlluminantComparison", "PatchResult", "chart_reference",
+           "check_ccm", "check_wb_gains", "cie_illuminant_names", "compare_illuminant",
+           "fit_residual", "illuminant_xy", "locate_chart", "measure_colour",
+           "measure_colour_patches", "planckian_xy", "rgb_to_lab"]

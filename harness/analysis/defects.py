@@ -450,3 +450,7 @@ def _zone_counts(pixels: Mapping[str, tuple[tuple[int, int], ...]], height: int,
             counts[name][cls] += int(n)
             counts[name]["total"] += int(n)
     return counts
+
+
+__all__ = ["CFA_PATTERNS", "CLASSES", "Cluster", "DefectResult", "DefectThresholds", "LineDefect",
+           "bayer_planes", "measure_defects", "zone_of"]

@@ -230,3 +230,7 @@ def find_edge_rois(
     if not rois and whole_image_fallback:
         rois.append(EdgeRoi(0, 0, w, h, "roi", None))
     return rois
+
+
+__all__ = ["DETECT_MAX_SIDE", "FIELD_POSITIONS", "ORIENTATIONS", "EdgeRoi", "Orientation",
+           "find_edge_rois", "missing_rois", "parse_roi", "require_field"]

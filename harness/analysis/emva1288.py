@@ -788,3 +788,8 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
             flags.derive(name, ("system_gain_dn_per_e",))
     return replace(result, flags=flags.reasons(figures))
 
+
+__all__ = ["DARK_SLOPE_SIGMAS", "EXCLUDED_CLASSES", "MIN_DARK_VAR_DN2", "MIN_LINE_POINTS",
+           "MIN_SLOPE_POINTS", "QUANTISATION_VAR_DN2", "Emva1288Result", "EmvaData", "EmvaPoint",
+           "EmvaReducer", "NonUniformity", "SpatialVariances", "combine_planes", "find_saturation",
+           "measure_emva1288", "nonuniformity", "spatial_variances"]

@@ -59,25 +59,10 @@ from numpy.typing import NDArray
 
 from harness.errors import ConfigError
 
-__all__ = [
-    "FOCUS_METHODS",
-    "METRICS",
-    "PEAK_MODELS",
-    "REGIONS",
-    "REGION_FRACTION",
-    "Floats",
-    "FocusResult",
-    "Metric",
-    "PeakFit",
-    "PeakModel",
-    "fit_peak",
-    "measure_focus",
-    "measure_focus_brenner",
-    "measure_focus_laplacian",
-    "measure_focus_sweep",
-    "measure_focus_tenengrad",
-    "region_slices",
-]
+__all__ = ["FOCUS_METHODS", "METRICS", "PEAK_MODELS", "REGIONS", "REGION_FRACTION", "Floats",
+           "FocusResult", "Metric", "PeakFit", "PeakModel", "fit_peak", "measure_focus",
+           "measure_focus_brenner", "measure_focus_laplacian", "measure_focus_sweep",
+           "measure_focus_tenengrad", "region_slices"]
 
 Floats = Sequence[float] | NDArray[Any]
 Metric = Literal["tenengrad", "laplacian", "brenner"]

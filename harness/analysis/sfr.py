@@ -544,3 +544,10 @@ def summarise_full_field(results: list[SfrResult]) -> FieldSummary:
     summary = _summary(_usable(results), ())
     assert summary is not None  # complete: centre and corners are there
     return summary
+
+
+__all__ = ["CORNERS", "F_MAX_CY_PER_PX", "LSF_WINDOW_METHODS", "MAX_CORRECTION", "MIN_ANGLE_DEG",
+           "MIN_CONTRAST", "MIN_ROI_SIDE", "PAD_FACTOR", "FieldGaps", "FieldSummary", "FloatArray",
+           "Orientation", "SfrResult", "WindowName", "field_gaps", "lsf_window_hamming",
+           "lsf_window_tukey", "measure_sfr", "measure_sfr_rois", "summarise_field",
+           "summarise_full_field"]

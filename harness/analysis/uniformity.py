@@ -173,3 +173,7 @@ def measure_uniformity(flat_mean: np.ndarray, *, dark_mean: np.ndarray | None = 
             ratios[key] = tuple(tuple(float(v) for v in row) for row in ratio)
             shading[key] = float(100.0 * np.max(np.abs(ratio - 1.0)))
     return UniformityResult(results, shading, ratios)
+
+
+__all__ = ["CORNERS", "ChannelUniformity", "UniformityOptions", "UniformityResult",
+           "channel_images", "measure_uniformity"]

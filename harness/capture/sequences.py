@@ -591,3 +591,9 @@ def run_sequence(name: str, ctx: CaptureContext, **params: Any) -> CaptureSet:
             frames=len(result.manifest.frames), path=str(result.root),
             frames_sha256=[r.sha256 for r in result.records()])
     return result
+
+
+__all__ = ["RANGED_FEATURES", "SEQUENCES", "CaptureContext", "Progress", "black_level_register",
+           "chart_capture", "dark_stack", "exposure_for_level", "exposure_sweep",
+           "find_saturation_exposure", "flat_stack", "focus_sweep", "grab_set",
+           "measure_black_level", "run_sequence", "saturation_level"]

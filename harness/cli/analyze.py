@@ -18,3 +18,5 @@ app.add_typer(analyze_app, name="analyze")
 
 from harness.cli import analyze_optics as _optics  # noqa: E402,F401
 from harness.cli import analyze_sensor as _sensor  # noqa: E402,F401
+
+__all__ = ["analyze_app"]

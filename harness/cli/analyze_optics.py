@@ -272,3 +272,7 @@ def focus_command(
                       f"{res.field_tilt_y_per_px:.3g} /px in y; corner range "
                       f"{res.field_tilt_range:.4g}")
         write_json({"stack": str(stack), **res.as_dict()}, json_out)
+
+
+__all__ = ["COLOUR_FLAGS", "FOCUS_FLAGS", "SFR_FLAGS", "BayerOpt", "BitsOpt", "EncodingOpt",
+           "JsonOpt", "colour_command", "focus_command", "load_ccm", "sfr_command", "write_json"]

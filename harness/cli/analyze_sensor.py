@@ -341,3 +341,8 @@ def uniformity_command(
                               highlight=False)
             for key, value in result.colour_shading_max_pct.items():
                 console.print(f"colour shading {key}: {value:.2f} %", highlight=False)
+
+
+__all__ = ["EMVA1288_JSON_KEYS", "defects_command", "emit_json", "emva1288_command",
+           "emva1288_json", "emva_notes", "emva_rows", "parse_thresholds", "split_args",
+           "uniformity_command"]

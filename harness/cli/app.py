@@ -104,3 +104,7 @@ def main() -> None:
     except KeyboardInterrupt:  # pragma: no cover - interactive
         err_console.print("[bold red]error:[/] aborted")
         sys.exit(EXIT_ABORTED)
+
+
+__all__ = ["EXIT_ABORTED", "EXIT_BAD_INPUT", "EXIT_DEVICE", "EXIT_PROBLEM", "app", "as_typed",
+           "console", "err_console", "error_boundary", "fail", "guarded", "main", "root"]

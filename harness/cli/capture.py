@@ -179,3 +179,6 @@ def capture_command(
         note = f"; frame-id gaps {gaps}" if gaps else ""
         console.print(f"wrote {result['frames']} frames ({'x'.join(map(str, result['shape']))})"
                       f" from {result['camera']} to {result['out']}{note}")
+
+
+__all__ = ["BURST", "capture_command", "run_capture", "run_named_sequence"]

@@ -56,3 +56,6 @@ def devices_command(
         console.print(table)
         if not report["devices"]:
             console.print("no devices found (check cabling, power and the producer's own tools)")
+
+
+__all__ = ["devices_command", "list_devices"]

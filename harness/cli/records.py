@@ -23,9 +23,9 @@ from rich.table import Table
 from harness.cli.app import EXIT_PROBLEM, app, console, err_console, error_boundary
 from harness.errors import ConfigError
 from harness.evidence.exports import export
-from harness.evidence.model import Outcome
 from harness.evidence.outputs import ENTRY_POINT_GROUP, load_outputs, pending, retry
 from harness.evidence.records import DEFAULT_RECORDS, RecordStore
+from harness.measurement import Outcome
 
 records_app = typer.Typer(help="The records database: runs, yield, Cpk, trend, export, "
                           "publish, verify.",
@@ -333,3 +333,9 @@ def verify_cmd(records: RecordsOpt = str(DEFAULT_RECORDS),
     for problem in report.problems:
         console.print(f"[red]TAMPERED[/]: {escape(problem)}", highlight=False)
     raise typer.Exit(EXIT_PROBLEM)
+
+
+__all__ = ["OUTCOME_STYLE", "AttemptChoice", "FormatChoice", "JsonOpt", "ProductOpt", "RecordsOpt",
+           "RejudgedOpt", "SinceOpt", "StationOpt", "cpk_cmd", "export_cmd", "open_existing",
+           "plain", "publish_cmd", "records_app", "runs_cmd", "trend_cmd", "verify_cmd",
+           "yield_cmd"]

@@ -59,3 +59,6 @@ def rejudge_command(
                           "frames changed (see the software identity of both runs)")
         if result.returncode != 0:
             raise typer.Exit(EXIT_PROBLEM)
+
+
+__all__ = ["rejudge_command"]

@@ -77,3 +77,6 @@ def reliability(
         console.print(grid)
     if not all(r.ok for r in results):
         raise typer.Exit(EXIT_PROBLEM)
+
+
+__all__ = ["reliability"]

@@ -75,3 +75,6 @@ def report_cmd(
         console.print(f"report: {summary.index} — {summary.total} tests: {summary.passed} "
                       f"passed, {summary.failed} failed, {summary.broken} broken, "
                       f"{summary.skipped} skipped", highlight=False)
+
+
+__all__ = ["report_cmd"]

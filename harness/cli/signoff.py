@@ -81,3 +81,6 @@ def signoff_cmd(
         console.print(f"sign-off: {path} (verdict {record.outcome.value}; chain "
                       f"{'intact' if verify.ok else 'BROKEN'}; signature {signature.status})",
                       highlight=False)
+
+
+__all__ = ["chain_head", "signoff_cmd"]

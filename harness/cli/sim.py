@@ -134,3 +134,6 @@ def render(
         tifffile.imwrite(out, stack.frames if frames > 1 else stack.frames[0])
         console.print(f"wrote {frames} frame(s) {stack.shape} {stack.meta[0].pixel_format} "
                       f"to {out}")
+
+
+__all__ = ["ModuleArg", "render", "sim_app", "truth"]

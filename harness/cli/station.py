@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary, fail
+from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary
 from harness.errors import HarnessError, StationLocked
 from harness.station.schema import load_station_file
 from harness.station.station import Station
@@ -150,4 +150,4 @@ def keygen(
     console.print(f"fingerprint: {pair.fingerprint}", highlight=False)
 
 
-__all__ = ["check", "fail", "keygen", "run_check", "station_app"]
+__all__ = ["calibration_status", "check", "keygen", "run_check", "station_app"]

@@ -47,3 +47,6 @@ class FeatureInfo:
         data = asdict(self)
         data["choices"] = list(self.choices)
         return data
+
+
+__all__ = ["DeviceIdentity", "FeatureInfo", "FeatureType"]

@@ -301,3 +301,7 @@ def read_events(path: str | Path) -> list[str]:
     """Events a fake recorded to ``path`` (another process's, typically)."""
     p = Path(path)
     return p.read_text().splitlines() if p.exists() else []
+
+
+__all__ = ["EVENTS", "Action", "FakeCamera", "FakeCameraSettings", "FakeChart", "FakeDevice",
+           "FakeFocus", "FakeLight", "FakeMeter", "FakePower", "FakeSettings", "read_events"]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.devices.base import DeviceIdentity
-from harness.devices.transport import LineTransport, LinkSettings, open_transport, show
+from harness.devices.transport import LineTransport, LinkSettings, open_transport
 from harness.errors import InstrumentError
 from harness.registry import DriverContext
 
@@ -186,7 +186,8 @@ class InstrumentDriver(ABC):
                               {"address": self.link_.address})
 
 
-__all__ = ["InstrumentDriver", "InstrumentSettings", "SerialSettings", "VisaSettings", "show"]
+__all__ = ["InstrumentDriver", "InstrumentSettings", "ScpiErrorQueue", "SerialSettings",
+           "VisaSettings"]
 
 
 class ScpiErrorQueue:

@@ -231,4 +231,5 @@ class Gardasoft(InstrumentDriver):
             raise self.fail("light still on after the safe-state command", f"RS{self.ch},0")
 
 
-__all__ = ["NOMINAL_CCT_K", "Gardasoft", "ScpiLed", "check_level"]
+__all__ = ["NOMINAL_CCT_K", "Gardasoft", "GardasoftSettings", "ScpiLed", "ScpiLedSettings",
+           "check_level"]

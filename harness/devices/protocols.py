@@ -128,3 +128,7 @@ class ChartChanger(Device, Protocol):
     def current(self) -> str: ...
 
     def charts(self) -> tuple[str, ...]: ...
+
+
+__all__ = ["Camera", "ChartChanger", "Device", "FocusActuator", "LightSource", "LuxMeter",
+           "MeterReading", "PowerReading", "PowerSupply"]

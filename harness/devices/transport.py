@@ -473,5 +473,5 @@ def open_transport(device: str, address: str, link: LinkSettings,
     return transport
 
 
-__all__ = ["LineTransport", "LinkSettings", "SerialTransport", "VisaTransport",
-           "open_transport", "show"]
+__all__ = ["ConnectionLost", "LineTransport", "LinkSettings", "ReadTimeout", "SerialTransport",
+           "VisaTransport", "open_transport", "show"]

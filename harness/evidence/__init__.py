@@ -1,1 +1,3 @@
 """Evidence: measurement model, crash-safe journal, records database, Allure, plots, report."""
+
+__all__: list[str] = []

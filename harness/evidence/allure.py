@@ -40,7 +40,8 @@ from allure_commons.model2 import (
 )
 from matplotlib.figure import Figure
 
-from harness.evidence.model import Measurement, Outcome, RunRecord
+from harness.evidence.model import RunRecord
+from harness.measurement import Measurement, Outcome
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REQUIREMENT_URL_ENV = "HARNESS_REQUIREMENT_URL"

@@ -27,8 +27,9 @@ from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
 from harness.errors import ConfigError
-from harness.evidence.model import Measurement, Outcome, RunRecord, TestRecord
+from harness.evidence.model import RunRecord, TestRecord
 from harness.evidence.records import RecordStore, RunSummary, canonical_json
+from harness.measurement import Measurement, Outcome
 
 CSV_COLUMNS = ("run_id", "attempt", "rejudged_from", "dut_serial", "station", "product",
                "started", "test_id", "measurement", "limit_id", "condition", "value", "unit",

@@ -26,15 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import (
-    Artefact,
-    Measurement,
-    Outcome,
-    RunRecord,
-    TestRecord,
-    Unjudged,
-    worst,
-)
+from harness.evidence.model import Artefact, RunRecord, TestRecord, Unjudged
+from harness.measurement import Measurement, Outcome, worst
 from harness.paths import safe_component
 
 EventType = Literal["run_start", "test_start", "capture", "artefact", "measurement", "error",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from harness.measurement import Measurement, Outcome, worst
+from harness.measurement import Measurement, Outcome
 
 
 @dataclass(frozen=True)
@@ -126,4 +126,4 @@ class RunRecord:
                 **({"rejudged_from": self.rejudged_from} if self.rejudged_from else {})}
 
 
-__all__ = ["Artefact", "Measurement", "Outcome", "RunRecord", "TestRecord", "Unjudged", "worst"]
+__all__ = ["Artefact", "RunRecord", "TestRecord", "Unjudged"]

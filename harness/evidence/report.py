@@ -142,11 +142,5 @@ def rebuild_from_journal(journal: str | Path, *, results_dir: str | Path,
     return Rebuilt(record, results, written, stored, report)
 
 
-__all__ = [
-    "Rebuilt",
-    "ReportSummary",
-    "allure_command",
-    "build_report",
-    "find_project_root",
-    "rebuild_from_journal",
-]
+__all__ = ["Rebuilt", "ReportSummary", "allure_command", "build_report", "find_project_root",
+           "rebuild_from_journal", "result_files"]

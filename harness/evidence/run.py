@@ -25,10 +25,11 @@ import allure
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence import allure as ev
 from harness.evidence.journal import Journal, new_run_id, rebuild
-from harness.evidence.model import Artefact, Measurement, Outcome, RunRecord, Unjudged
+from harness.evidence.model import Artefact, RunRecord, Unjudged
 from harness.evidence.records import RecordStore, StoredRun
 from harness.evidence.records.signing import resolve_signer
 from harness.evidence.software import software_identity
+from harness.measurement import Measurement, Outcome
 from harness.paths import atomic_write_bytes, safe_component
 
 SOFTWARE = ("camera-qual-harness", "numpy", "scipy", "opencv-python-headless", "harvesters",

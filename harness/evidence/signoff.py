@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import Measurement, Outcome, RunRecord, TestRecord, worst
+from harness.evidence.model import RunRecord, TestRecord
 from harness.evidence.records import StoredRun, VerifyReport, canonical_json
+from harness.measurement import Measurement, Outcome, worst
 
 OTHER_FAMILY = "Other tests"
 #: print scales tried in turn until the page fits on one A4 sheet
@@ -522,6 +523,6 @@ def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 60.0) -> Path:
 
 
 __all__ = ["FamilyTable", "LimitRow", "NotSignable", "PageFacts", "Signature", "TestNote",
-           "check_signable", "condition_text", "family_tables", "frames_digest",
-           "info_figures", "limit_rows", "margin_text", "print_pdf", "signoff_html",
-           "software_hash", "spec_version", "today", "write_signoff"]
+           "check_signable", "chromium_binary", "condition_text", "family_tables", "frames_digest",
+           "info_figures", "limit_rows", "margin_text", "pdf_pages", "print_one_page", "print_pdf",
+           "signoff_html", "software_hash", "spec_version", "today", "write_signoff"]

@@ -10,3 +10,5 @@ without re-parsing, :mod:`~harness.inputs.image_input` loads images for the opti
 This floor sits above :mod:`harness.analysis` (the stack readers feed its reducers, frame by
 frame) and below the devices, the capture layer and everything that reads recorded frames.
 """
+
+__all__: list[str] = []

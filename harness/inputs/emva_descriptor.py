@@ -281,3 +281,6 @@ def write_descriptor(path: str | Path, *, bits: int, width: int, height: int,
         lines.extend(f"i {image}" for image in images)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+__all__ = ["DescriptorPoint", "EmvaDescriptor", "load_image", "read_descriptor", "write_descriptor"]

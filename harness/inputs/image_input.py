@@ -351,3 +351,10 @@ def load_stack(path: str | Path, *, positions: str | None = None, bayer: str | N
     else:
         pos, pos_from = [float(i) for i in range(len(frames))], "frame index"
     return FocusStack(tuple(frames), tuple(pos), pos_from, str(p))
+
+
+__all__ = ["BAYER_PATTERNS", "CHANNELS", "ENCODINGS", "IMAGE_SUFFIXES", "LUMA_WEIGHTS", "Bayer",
+           "Channel", "Encoding", "FloatArray", "FocusStack", "LoadedImage", "SfrPlane",
+           "bayer_luminance", "bayer_mask", "check_choice", "demosaic", "gray_image", "load_image",
+           "load_stack", "luminance", "parse_positions", "prepare", "rgb_image", "sfr_plane",
+           "superpixel_rgb", "to_unit_float"]

@@ -307,3 +307,8 @@ def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
                               "exactly one descriptor .txt file", source=str(p))
         p = found[0]
     return reduce_descriptor(p), None
+
+
+__all__ = ["MANIFEST", "StackSource", "attributed", "check_cfa", "is_capture_set", "open_stack",
+           "prefetch", "reduce_capture_set", "reduce_capture_set_planes", "reduce_descriptor",
+           "reduce_emva"]

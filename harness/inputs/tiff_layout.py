@@ -141,3 +141,6 @@ class LayoutCache:
         """:meth:`learn` for a file already in memory."""
         if self._misses < 3:
             self._layout = TiffLayout.of_bytes(data)
+
+
+__all__ = ["LayoutCache", "TiffLayout", "read_into_array"]

@@ -170,4 +170,6 @@ def hil_session(request: pytest.FixtureRequest, hil_station: Station) -> TestSes
     return _plugin(request).test_session(request.node)
 
 
-__all__ = ["DEVICE_ROLES", "PLUGIN_KEY", "active_plugin"]
+__all__ = ["DEVICE_ROLES", "PLUGIN_KEY", "active_plugin", "hil_camera", "hil_chart", "hil_check",
+           "hil_dut", "hil_focus", "hil_light", "hil_limits", "hil_meter", "hil_power",
+           "hil_session", "hil_station", "pytest_addoption", "pytest_configure"]

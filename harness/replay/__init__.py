@@ -14,3 +14,5 @@ run's journal and its capture sets), so it sits above :mod:`harness.evidence` an
 :mod:`harness.inputs`. Its drivers register in :mod:`harness.registry` like any other, and the
 station finds them by name without importing this package.
 """
+
+__all__: list[str] = []

@@ -39,9 +39,9 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.evidence.journal import read_journal, rebuild
-from harness.evidence.model import Outcome
+from harness.measurement import Outcome
 from harness.sim.instruments.hub import STATE_FILE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -451,6 +451,6 @@ def table(results: Sequence[FaultResult]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_STATION", "FaultCase", "FaultResult", "HarnessError", "commands_at_open",
-           "default_cases", "events_lost", "run_case", "run_fault_matrix", "table",
-           "traffic_attachments", "write_station"]
+__all__ = ["DEFAULT_STATION", "FaultCase", "FaultResult", "commands_at_open", "default_cases",
+           "events_lost", "run_case", "run_fault_matrix", "table", "traffic_attachments",
+           "write_station"]

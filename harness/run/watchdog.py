@@ -203,5 +203,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["KILLED_REASON", "Watchdog", "apply_safe_state", "close_journal", "start_watchdog",
-           "watch"]
+__all__ = ["KILLED_REASON", "Watchdog", "apply_safe_state", "close_journal", "main",
+           "start_watchdog", "watch"]

@@ -100,3 +100,6 @@ class StationLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+__all__ = ["StationLock", "default_lock_dir"]

@@ -278,3 +278,8 @@ def require_station_file(path: str | Path) -> StationConfig:
     if not Path(path).exists():
         raise ConfigError("station file not found (see stations/ for examples)", source=str(path))
     return load_station_file(path)
+
+
+__all__ = ["DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS", "ID_PATTERN", "Calibration", "DeviceSpec",
+           "StationConfig", "StationHeader", "StationSettings", "load_station_file",
+           "require_station_file"]

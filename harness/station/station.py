@@ -24,7 +24,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from harness.devices.base import DeviceIdentity
-from harness.errors import Aborted, DeviceError, HarnessError
+from harness.errors import Aborted, DeviceError
 from harness.registry import DriverContext, service_builders
 from harness.station.lock import StationLock
 from harness.station.schema import StationConfig, load_station_file
@@ -214,4 +214,4 @@ def sigterm_aborts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-__all__ = ["HarnessError", "SafeStateReport", "Station", "sigterm_aborts"]
+__all__ = ["SafeStateReport", "Station", "sigterm_aborts"]

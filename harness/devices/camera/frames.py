@@ -90,3 +90,6 @@ class FrameStack:
     def from_frames(cls, frames: Sequence[np.ndarray], meta: Sequence[FrameMeta],
                     cfa: str | None = None) -> FrameStack:
         return cls(np.stack(frames), tuple(meta), cfa)
+
+
+__all__ = ["FrameMeta", "FrameStack"]

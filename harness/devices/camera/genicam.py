@@ -643,3 +643,7 @@ class GenICamCamera:
 
 
 BY_CODE_NAMES = tuple(spec.name for spec in BY_CODE.values())
+
+
+__all__ = ["BY_CODE_NAMES", "CHUNKS", "TRANSPORT_FEATURES", "GenICamCamera", "GenICamSettings",
+           "GrabReport", "TransportSettings"]

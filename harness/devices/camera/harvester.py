@@ -235,3 +235,7 @@ def get_manager() -> HarvesterManager:
         if _MANAGER is None:
             _MANAGER = HarvesterManager()
         return _MANAGER
+
+
+__all__ = ["GENTL_ENV", "DeviceEntry", "HarvesterManager", "check_producers", "get_manager",
+           "producers_from_env"]

@@ -343,3 +343,6 @@ def diff_snapshots(before: dict[str, Any], after: dict[str, Any]) -> dict[str, t
         if old is _MISSING or new is _MISSING or old != new:
             changed[name] = (None if old is _MISSING else old, None if new is _MISSING else new)
     return changed
+
+
+__all__ = ["GENAPI_LOCK", "NodeMapFeatures", "diff_snapshots", "genapi_locked"]

@@ -238,3 +238,6 @@ def pack(pixels: np.ndarray, fmt: str | int | PixelFormat) -> bytes:
     words = np.bitwise_or.reduce(padded.reshape(groups, per_group) << shifts, axis=1)
     stream = words.astype("<u8").view(np.uint8).reshape(groups, 8)[:, :group_bytes].reshape(-1)
     return stream[:(n * spec.bits + 7) // 8].tobytes()
+
+
+__all__ = ["BY_CODE", "BY_NAME", "Layout", "PixelFormat", "pack", "pixel_format", "unpack"]

@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness.evidence.model import Artefact, Measurement, RunRecord, TestRecord, Unjudged
+from harness.evidence.model import Artefact, RunRecord, TestRecord, Unjudged
 from harness.evidence.records.tables import CAL_COLUMNS, DEVICE_COLUMNS
+from harness.measurement import Measurement
 
 GENESIS_HASH = "0" * 64
 

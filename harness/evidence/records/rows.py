@@ -13,15 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, MetaData, Table, insert, select
 
-from harness.evidence.model import (
-    Artefact,
-    Measurement,
-    Outcome,
-    RunRecord,
-    TestRecord,
-    Unjudged,
-)
+from harness.evidence.model import Artefact, RunRecord, TestRecord, Unjudged
 from harness.evidence.records.tables import CAL_COLUMNS, DEVICE_COLUMNS, T, tables
+from harness.measurement import Measurement, Outcome
 
 NEWEST = 99
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, case, func, select
 
-from harness.evidence.model import Outcome
 from harness.evidence.records.chain import canonical_json
 from harness.evidence.records.tables import T
 from harness.evidence.records.units import Pick, UnitRun, pick, unit_runs
+from harness.measurement import Outcome
 
 JUDGED = (Outcome.PASS.value, Outcome.MARGINAL.value, Outcome.FAIL.value)
 

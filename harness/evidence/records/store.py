@@ -32,7 +32,7 @@ from sqlalchemy.exc import (
 )
 
 from harness.errors import ConfigError, EvidenceError
-from harness.evidence.model import Outcome, RunRecord
+from harness.evidence.model import RunRecord
 from harness.evidence.records import output_log, stats
 from harness.evidence.records.attempts import RunKey, number_attempts
 from harness.evidence.records.chain import (
@@ -51,6 +51,7 @@ from harness.evidence.records.rows import insert_run, read_run
 from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION
 from harness.evidence.records.tables import T, schema_version
 from harness.evidence.records.units import Pick
+from harness.measurement import Outcome
 
 DEFAULT_RECORDS = Path("out/records.sqlite")
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from harness.errors import ConfigError
-from harness.evidence.model import Outcome
 from harness.evidence.records.tables import T
+from harness.measurement import Outcome
 
 
 class Pick(StrEnum):
