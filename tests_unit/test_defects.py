@@ -251,3 +251,24 @@ def test_no_blinking_pixel_is_found_on_a_module_without_any() -> None:
         assert result.pixels["blinking"] == ()
         assert {rc for cls in result.counts for rc in result.pixels[cls]} == {
             (p.row, p.col) for p in cam.sensor.defects}
+
+
+def test_chi2_quantiles_and_running_median_match_scipy() -> None:
+    """The blinking test's chi-square quantiles and the line offsets' running median are
+    computed without scipy (its stats and ndimage take ~0.8 s to import, longer than a whole
+    `harness analyze emva1288`): they must agree with scipy's to double precision."""
+    from scipy.ndimage import median_filter
+    from scipy.stats import chi2
+
+    from harness.analysis.defects import _running_median, chi2_isf
+
+    for dof in (1, 2, 3, 7, 31, 49, 199, 1000, 5000):
+        for p in (0.999, 0.5, 1e-3, 1e-6, 2e-9, 1e-15):
+            assert chi2_isf(p, dof) == pytest.approx(chi2.isf(p, dof), rel=1e-11), (p, dof)
+        assert chi2_isf(0.5, dof) == pytest.approx(chi2.median(dof), rel=1e-11)
+    assert chi2_isf(1.0, 5) == 0.0 and chi2_isf(0.0, 5) == float("inf")
+    rng = np.random.default_rng(3)
+    for window in (3, 5, 9):
+        values = rng.standard_normal(57)
+        assert np.array_equal(_running_median(values, window),
+                              median_filter(values, size=window, mode="nearest"))
