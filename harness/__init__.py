@@ -1,10 +1,28 @@
-"""Camera-module hardware-in-the-loop qualification harness."""
+"""Camera-module hardware-in-the-loop qualification harness.
 
-from importlib.metadata import PackageNotFoundError, version
+``harness.__version__`` is read from the installed package's metadata on first use, not on
+import: ``importlib.metadata`` scans the environment, and every ``harness`` command and every
+pytest run imports this package.
+"""
 
-try:
-    __version__ = version("camera-qual-harness")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+source"
+from __future__ import annotations
+
+from typing import Any
+
+__version__: str  # served by __getattr__ below, then cached in the module
+
+
+def __getattr__(name: str) -> Any:
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("camera-qual-harness")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        found = "0.0.0+source"
+    globals()["__version__"] = found
+    return found
+
 
 __all__ = ["__version__"]

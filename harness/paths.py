@@ -9,6 +9,9 @@ Traversal"; POSIX.1-2017 3.282 portable filename character set).
 
 :func:`atomic_write_bytes` writes a file so that a crash leaves either the old file or the
 new one, never half of it (capture-set frames and manifests, evidence artefacts).
+
+:data:`DEFAULT_RECORDS` is where the records database lives unless told otherwise; it is here,
+on the ground floor, so the command line can show it without loading the database layer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from harness.errors import ConfigError
 #: option-like names); 128 characters leave room for suffixes under NAME_MAX = 255.
 COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 MAX_RELATIVE = 1024
+#: The records database when no ``--records`` / ``HARNESS_RECORDS`` names one.
+DEFAULT_RECORDS = Path("out/records.sqlite")
 #: portable components joined by ``/`` or ``\``, none starting with a dot: never absolute
 #: (no leading separator, no drive colon), never ``..``; such a path needs no further
 #: parsing (a data set lists hundreds of them).
@@ -89,4 +94,5 @@ def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -
         raise
 
 
-__all__ = ["atomic_write_bytes", "safe_component", "safe_relative"]
+__all__ = ["COMPONENT", "DEFAULT_RECORDS", "MAX_RELATIVE", "atomic_write_bytes", "safe_component",
+           "safe_relative"]

@@ -2,33 +2,24 @@
 
 IMAGE: TIFF or PNG, 8/16-bit, mono, RGB or a raw Bayer mosaic (``--bayer``); values are linear
 camera data unless ``--encoding srgb``. ``--json OUT`` writes the figures as JSON (NaN -> null).
+
+Each command imports the analysis it runs when it runs (colour-science alone takes about a
+second to import): this module itself imports only typer, rich and the standard library.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from harness.analysis.colour import check_ccm, check_wb_gains, measure_colour
-from harness.analysis.edges import find_edge_rois, parse_roi
-from harness.analysis.focus import measure_focus_sweep
-from harness.analysis.sfr import field_gaps, measure_sfr_rois, summarise_field
 from harness.cli.analyze import analyze_app
 from harness.cli.app import console, error_boundary
 from harness.errors import ConfigError
-from harness.inputs.image_input import (
-    gray_image,
-    load_image,
-    load_stack,
-    rgb_image,
-    sfr_plane,
-)
 
 BayerOpt = Annotated[str | None, typer.Option(
     "--bayer", help="Raw Bayer mosaic: RGGB, GRBG, GBRG or BGGR (colour at (0,0),(0,1),(1,0),"
@@ -94,6 +85,8 @@ def load_ccm(path: Path) -> tuple[Any, Any]:
     ``ccm`` and optionally ``wb_gains`` (R, G, B)."""
     import yaml
 
+    from harness.analysis.colour import check_ccm, check_wb_gains
+
     src = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -132,6 +125,10 @@ def sfr_command(
 ) -> None:
     """ISO 12233 e-SFR per edge ROI: edge angle, MTF50, MTF at 0.125/0.25/0.5 cy/px."""
     with error_boundary({**SFR_FLAGS, "roi": "--roi"} if roi else SFR_FLAGS):
+        from harness.analysis.edges import find_edge_rois, parse_roi
+        from harness.analysis.sfr import field_gaps, measure_sfr_rois, summarise_field
+        from harness.inputs.image_input import gray_image, load_image, sfr_plane
+
         img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         plane = sfr_plane(img, channel)
         if roi:
@@ -190,6 +187,11 @@ def colour_command(
     """Colour accuracy: ΔE2000 per patch as delivered, after white balance + a 3x3 CCM fitted
     on the chart (in-sample and leave-one-out) and, with --ccm, after a fixed production CCM."""
     with error_boundary(COLOUR_FLAGS):
+        from dataclasses import replace
+
+        from harness.analysis.colour import measure_colour
+        from harness.inputs.image_input import load_image, rgb_image
+
         ccm, wb_gains = load_ccm(ccm_file) if ccm_file is not None else (None, None)
         img = load_image(image, bayer=bayer, encoding=encoding, bits=bits)
         rgb = rgb_image(img)
@@ -255,6 +257,9 @@ def focus_command(
 ) -> None:
     """Best focus, depth of focus and field tilt from a focus sweep."""
     with error_boundary(FOCUS_FLAGS):
+        from harness.analysis.focus import measure_focus_sweep
+        from harness.inputs.image_input import load_stack
+
         st = load_stack(stack, positions=positions, bayer=bayer, encoding=encoding)
         res = measure_focus_sweep(st.frames, st.positions, metric=metric, model=fit,
                                   positions_from=st.positions_from)

@@ -2,6 +2,8 @@
 
 ``--json`` takes an optional OUT: ``--json out.json`` writes the file, a bare ``--json`` prints
 the JSON on stdout. (Typer has no optional-value options, so ``--json`` is parsed here.)
+
+The analysis, numpy and matplotlib are imported by the command that uses them, when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 
@@ -106,6 +107,8 @@ EMVA1288_JSON_KEYS = (
 
 def _json_number(value: Any) -> Any:
     """A number for strict JSON: NaN and infinities become None, numpy scalars plain."""
+    import numpy as np
+
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer | np.bool_):
@@ -222,6 +225,7 @@ def emva_notes(result: Any) -> list[str]:
 
 def _emva_plots(result: Any, folder: Path) -> None:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

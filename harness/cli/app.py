@@ -10,7 +10,6 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from harness import __version__
 from harness.errors import Aborted, ConfigError, HarnessError, one_line
 
 app = typer.Typer(
@@ -82,6 +81,8 @@ def guarded(func: Callable[[], T]) -> T:
 
 def _version_callback(value: bool) -> None:
     if value:
+        from harness import __version__
+
         console.print(f"harness {__version__}")
         raise typer.Exit(0)
 

@@ -4,24 +4,25 @@ The capture set is the format of :mod:`harness.inputs.captureset` (TIFF frames +
 manifest); each frame's record holds what the camera reported for it (frame id, timestamp,
 exposure and gain read back or from chunk data), and the manifest holds the camera's identity
 and a node-map snapshot taken before the first frame.
+
+The station, the drivers and the capture-set writer are imported when the command runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.capture.writer import CaptureSetWriter
 from harness.cli.app import app, console, error_boundary
-from harness.devices.camera.frames import FrameStack
-from harness.devices.camera.pixelformats import BY_NAME
 from harness.errors import ConfigError, EvidenceError
-from harness.station.station import Station
+
+if TYPE_CHECKING:
+    from harness.capture.writer import CaptureSetWriter
+    from harness.devices.camera.frames import FrameStack
+    from harness.station.station import Station
 
 BURST = 16
 """Frames grabbed per burst while the stream runs (then written before the next burst)."""
@@ -41,6 +42,10 @@ def _camera(station: Station, role: str | None) -> tuple[str, Any]:
 
 
 def _bits(stack: FrameStack) -> int:
+    import numpy as np
+
+    from harness.devices.camera.pixelformats import BY_NAME
+
     spec = BY_NAME.get(stack.meta[0].pixel_format) if stack.meta else None
     if spec is not None:
         return spec.bits
@@ -50,6 +55,17 @@ def _bits(stack: FrameStack) -> int:
 def run_capture(station_file: Path, out: Path, frames: int, role: str | None,
                 exposure_us: float | None) -> dict[str, Any]:
     """Open the station, grab ``frames`` frames and write them as a capture set."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from harness.capture.writer import CaptureSetWriter
+    from harness.station.station import Station
+
     if (out / "manifest.json").exists():
         raise ConfigError("a capture set already exists here; choose a new --out",
                           source=str(out))
@@ -123,8 +139,17 @@ def run_named_sequence(station_file: Path, out: Path, sequence: str,
     a probe frame kept), the saturation pre-step (black and saturation levels) first where
     the station has a light, the limit spec's conditions overridden by ``params``, capture
     sets numbered in capture order, and a progress bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from harness.limits import load_limits
     from harness.run.session import CaptureSession, sequence_parameters
+    from harness.station.station import Station
 
     sequence_parameters(sequence)  # an unknown name stops here, before the station opens
     conditions = load_limits(limits).conditions if limits else {}

@@ -1,4 +1,6 @@
-"""``harness devices``: every device of every GenTL producer, as a table or JSON."""
+"""``harness devices``: every device of every GenTL producer, as a table or JSON.
+
+Harvesters and the GenTL machinery are imported when the command runs."""
 
 from __future__ import annotations
 
@@ -10,17 +12,17 @@ import typer
 from rich.table import Table
 
 from harness.cli.app import app, console, error_boundary
-from harness.devices.camera.harvester import (
-    GENTL_ENV,
-    check_producers,
-    get_manager,
-    producers_from_env,
-)
 from harness.errors import ConfigError
+
+#: :data:`harness.devices.camera.harvester.GENTL_ENV`, for the help text (which must not
+#: import the GenTL machinery; tests_unit/test_startup.py checks the two agree).
+GENTL_ENV = "GENICAM_GENTL64_PATH"
 
 
 def list_devices(cti: list[Path]) -> dict[str, Any]:
     """Producers (``--cti`` plus ``GENICAM_GENTL64_PATH``) and the devices each lists."""
+    from harness.devices.camera.harvester import check_producers, get_manager, producers_from_env
+
     producers = list(dict.fromkeys(check_producers(cti, source="--cti") + producers_from_env()))
     if not producers:
         raise ConfigError(f"no GenTL producer: pass --cti PATH or set {GENTL_ENV}",
@@ -58,4 +60,4 @@ def devices_command(
             console.print("no devices found (check cabling, power and the producer's own tools)")
 
 
-__all__ = ["devices_command", "list_devices"]
+__all__ = ["GENTL_ENV", "devices_command", "list_devices"]

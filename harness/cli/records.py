@@ -2,6 +2,7 @@
 check the records database.
 
 Every ``--json`` output is strict JSON (``null`` where a figure does not exist, never NaN).
+The database layer (SQLAlchemy), the exports and the outputs are imported when a command runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,10 +23,11 @@ from rich.table import Table
 
 from harness.cli.app import EXIT_PROBLEM, app, console, err_console, error_boundary
 from harness.errors import ConfigError
-from harness.evidence.exports import export
-from harness.evidence.outputs import ENTRY_POINT_GROUP, load_outputs, pending, retry
-from harness.evidence.records import DEFAULT_RECORDS, RecordStore
 from harness.measurement import Outcome
+from harness.paths import DEFAULT_RECORDS
+
+if TYPE_CHECKING:
+    from harness.evidence.records import RecordStore
 
 records_app = typer.Typer(help="The records database: runs, yield, Cpk, trend, export, "
                           "publish, verify.",
@@ -48,6 +50,8 @@ OUTCOME_STYLE = {Outcome.PASS: "green", Outcome.MARGINAL: "yellow", Outcome.FAIL
 
 def open_existing(records: str) -> RecordStore:
     """Open a store for reading; a SQLite path that does not exist is an error, not a new DB."""
+    from harness.evidence.records import RecordStore
+
     if "://" not in records and not Path(records).is_file():
         raise ConfigError("no records database here (runs create it; give --records PATH "
                           "or URL)", source=records)
@@ -107,6 +111,8 @@ def runs_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = N
     """The latest runs, newest first, with their attempt and the outputs that have not taken
     them yet (failed, or never ran: see records publish --retry)."""
     with error_boundary(), open_existing(records) as store:
+        from harness.evidence.outputs import load_outputs, pending
+
         rows = store.runs(product=product, station=station, since=since, limit=limit)
         installed = load_outputs()
         todo = pending(store, [r.run_id for r in rows], installed.names)
@@ -255,6 +261,8 @@ def export_cmd(fmt: Annotated[FormatChoice, typer.Option(
                    "--out", help="Write here (atomically) instead of to stdout.")] = None
                ) -> None:
     """Export the selected runs, in the order they were stored."""
+    from harness.evidence.exports import export
+
     with error_boundary(), open_existing(records) as store:
         if out is None:
             export(store, fmt.value, sys.stdout, product=product, station=station,
@@ -268,6 +276,8 @@ def export_cmd(fmt: Annotated[FormatChoice, typer.Option(
 def _export_to(path: Path, store: RecordStore, fmt: str, product: str | None,
                station: str | None, since: str | None) -> int:
     """Write the export to a temporary file beside ``path``, then rename it into place."""
+    from harness.evidence.exports import export
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -292,6 +302,8 @@ def publish_cmd(run_ids: Annotated[list[str] | None, typer.Argument(
                 station: StationOpt = None, since: SinceOpt = None) -> None:
     """Give stored runs to the installed outputs (entry-point group harness.outputs) that
     have not taken them; exit 1 if any output fails (each failure is printed)."""
+    from harness.evidence.outputs import ENTRY_POINT_GROUP, load_outputs, retry
+
     with error_boundary():
         if not run_ids and not retry_all:
             raise ConfigError("give RUN_ID ... or --retry (every run whose outputs failed or "

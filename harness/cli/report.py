@@ -1,4 +1,7 @@
-"""``harness report RESULTS_DIR`` and ``harness report --from-journal PATH``."""
+"""``harness report RESULTS_DIR`` and ``harness report --from-journal PATH``.
+
+The evidence machinery (Allure writer, journal, records, report builder) is imported when the
+command runs."""
 
 from __future__ import annotations
 
@@ -11,10 +14,7 @@ from rich.markup import escape
 from harness.cli.app import app, console, error_boundary, fail
 from harness.cli.records import OUTCOME_STYLE
 from harness.errors import EvidenceError
-from harness.evidence.allure import write_results
-from harness.evidence.journal import rebuild
-from harness.evidence.records import DEFAULT_RECORDS, RecordStore
-from harness.evidence.report import build_report
+from harness.paths import DEFAULT_RECORDS
 
 
 @app.command("report")
@@ -42,6 +42,11 @@ def report_cmd(
     if (results_dir is None) == (from_journal is None):
         fail("give either RESULTS_DIR or --from-journal PATH (exactly one)")
     with error_boundary():
+        from harness.evidence.allure import write_results
+        from harness.evidence.journal import rebuild
+        from harness.evidence.records import RecordStore
+        from harness.evidence.report import build_report
+
         if from_journal is not None:
             record = rebuild(from_journal)
             style = OUTCOME_STYLE[record.outcome]

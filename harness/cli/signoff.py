@@ -1,24 +1,20 @@
-"""``harness signoff RUN_ID``: the sign-off page of one DUT's run (HTML, optionally PDF)."""
+"""``harness signoff RUN_ID``: the sign-off page of one DUT's run (HTML, optionally PDF).
+
+The records database and the page writer are imported when the command runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from harness.cli.app import app, console, error_boundary
 from harness.cli.records import RecordsOpt, open_existing
-from harness.evidence.records import DEFAULT_RECORDS, RecordStore, StoredRun
-from harness.evidence.signoff import (
-    PageFacts,
-    Signature,
-    check_signable,
-    spec_version,
-    today,
-    write_signoff,
-)
-from harness.paths import safe_component
+from harness.paths import DEFAULT_RECORDS, safe_component
+
+if TYPE_CHECKING:
+    from harness.evidence.records import RecordStore, StoredRun
 
 
 def chain_head(store: RecordStore, station: str) -> StoredRun | None:
@@ -60,6 +56,14 @@ def signoff_cmd(
         load_public_keys,
         signature_check,
         signature_problem,
+    )
+    from harness.evidence.signoff import (
+        PageFacts,
+        Signature,
+        check_signable,
+        spec_version,
+        today,
+        write_signoff,
     )
 
     with error_boundary():

@@ -1,4 +1,6 @@
-"""``harness station check``: validate a station file, open every device, show identities."""
+"""``harness station check``: validate a station file, open every device, show identities.
+
+The station (schema, drivers) is imported when a command runs."""
 
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ from rich.table import Table
 
 from harness.cli.app import EXIT_PROBLEM, app, console, error_boundary
 from harness.errors import HarnessError, StationLocked
-from harness.station.schema import load_station_file
-from harness.station.station import Station
 
 station_app = typer.Typer(help="Station files: check, calibrate; signing keys.",
                           no_args_is_help=True)
@@ -36,6 +36,9 @@ def calibration_status(config: Any, today: dt.date | None = None) -> list[dict[s
 
 def run_check(path: Path, allow_expired: bool) -> tuple[dict[str, Any], list[str]]:
     """Load, open and identify every device; returns the report and the problems found."""
+    from harness.station.schema import load_station_file
+    from harness.station.station import Station
+
     config = load_station_file(path)
     problems: list[str] = []
     cal_rows = calibration_status(config)

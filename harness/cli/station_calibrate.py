@@ -1,4 +1,6 @@
-"""``harness station calibrate FILE``: measure the light's level -> lux curve with the meter."""
+"""``harness station calibrate FILE``: measure the light's level -> lux curve with the meter.
+
+The station and the calibration are imported when the command runs."""
 
 from __future__ import annotations
 
@@ -11,9 +13,6 @@ from rich.table import Table
 from harness.cli.app import console, error_boundary
 from harness.cli.station import station_app
 from harness.errors import ConfigError
-from harness.station.light_calibration import calibrate, calibration_path, default_levels
-from harness.station.schema import require_station_file
-from harness.station.station import Station
 
 
 @station_app.command("calibrate")
@@ -36,6 +35,14 @@ def calibrate_command(
     Exits 2 on bad input, 3 on an instrument fault (nothing is written then).
     """
     with error_boundary():
+        from harness.station.light_calibration import (
+            calibrate,
+            calibration_path,
+            default_levels,
+        )
+        from harness.station.schema import require_station_file
+        from harness.station.station import Station
+
         config = require_station_file(file)
         missing = [r for r in ("light", "meter") if config.device(r) is None]
         if missing:

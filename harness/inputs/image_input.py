@@ -4,8 +4,9 @@ An IMAGE is a TIFF or PNG, 8- or 16-bit integer (or float TIFF), mono, RGB(A) or
 mosaic (``bayer`` = RGGB | GRBG | GBRG | BGGR names the colour at (0,0), (0,1), (1,0), (1,1)).
 Integer values are scaled to 0..1 by the container's full scale (255 or 65535); they are taken as
 linear camera data unless ``encoding="srgb"``, which decodes them with colour-science's sRGB
-EOTF (IEC 61966-2-1). A focus STACK is a multi-page TIFF, a folder of TIFF/PNG frames (sorted by
-name = sweep order) or a harness capture set (frames of role ``focus``).
+EOTF (IEC 61966-2-1; colour-science, ~1 s to import, is imported only then). A focus STACK is
+a multi-page TIFF, a folder of TIFF/PNG frames (sorted by name = sweep order) or a harness
+capture set (frames of role ``focus``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import colour
 import cv2
 import numpy as np
 import tifffile
@@ -138,6 +138,8 @@ def prepare(arr: NDArray[Any], source: str, *, bayer: str | None = None,
         if pattern is not None:
             raise ConfigError("--encoding srgb applies to rendered images, not raw Bayer data",
                               source=source, field="--encoding")
+        import colour
+
         data = np.asarray(colour.cctf_decoding(np.clip(data, 0, 1), function="sRGB"),
                           dtype=np.float64)
     return LoadedImage(data=data, source=source, bit_depth=depth,

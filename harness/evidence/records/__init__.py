@@ -38,16 +38,11 @@ from harness.evidence.records.stats import (
     YieldReport,
     cpk_of,
 )
-from harness.evidence.records.store import (
-    DEFAULT_RECORDS,
-    RecordStore,
-    RunSummary,
-    resolve_url,
-)
+from harness.evidence.records.store import RecordStore, RunSummary, resolve_url
 from harness.evidence.records.tables import OUTPUT_STATUSES, T, metadata, schema_version
 from harness.evidence.records.units import Pick, UnitRun, unit_runs
 
-__all__ = ["DEFAULT_RECORDS", "GENESIS_HASH", "MIGRATIONS", "OUTPUT_STATUSES", "SCHEMA_VERSION",
+__all__ = ["GENESIS_HASH", "MIGRATIONS", "OUTPUT_STATUSES", "SCHEMA_VERSION",
            "CpkRow", "LimitYield", "Migration", "OutputState", "Pick", "RecordStore",
            "RunCheck", "RunKey", "RunSummary", "Signer", "StationYield", "StoredRun", "T",
            "TrendRow", "UnitRun", "VerifyReport", "YieldReport", "canonical_json", "cpk_of",

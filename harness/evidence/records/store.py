@@ -52,8 +52,7 @@ from harness.evidence.records.schema import MIGRATIONS, SCHEMA_VERSION
 from harness.evidence.records.tables import T, schema_version
 from harness.evidence.records.units import Pick
 from harness.measurement import Outcome
-
-DEFAULT_RECORDS = Path("out/records.sqlite")
+from harness.paths import DEFAULT_RECORDS
 
 
 @dataclass(frozen=True)
@@ -407,4 +406,4 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-__all__ = ["DEFAULT_RECORDS", "RecordStore", "RunSummary", "resolve_url"]
+__all__ = ["RecordStore", "RunSummary", "resolve_url"]
