@@ -7,8 +7,9 @@ a 5000-character name) must never reach a path outside the folder it was meant f
 helpers refuse it with a one-line :class:`~harness.errors.ConfigError` (OWASP "Path
 Traversal"; POSIX.1-2017 3.282 portable filename character set).
 
-:func:`atomic_write_bytes` writes a file so that a crash leaves either the old file or the
-new one, never half of it (capture-set frames and manifests, evidence artefacts).
+:func:`atomic_open` writes a file so that a crash leaves either the old file or the new one,
+never half of it; :func:`atomic_write_bytes` writes bytes through it (capture-set frames and
+manifests, evidence artefacts, record exports).
 
 :data:`DEFAULT_RECORDS` is where the records database lives unless told otherwise; it is here,
 on the ground floor, so the command line can show it without loading the database layer.
@@ -19,8 +20,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO, Any
 
 from harness.errors import ConfigError
 
@@ -77,15 +80,22 @@ def safe_relative(text: str, what: str, *, source: str | None = None) -> str:
     return text
 
 
-def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
-    """Write ``data`` (bytes, or buffers written one after the other) to ``path`` via a
-    temporary file in the same folder, fsync and rename."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb", *, encoding: str | None = None,
+                newline: str | None = None) -> Iterator[IO[Any]]:
+    """A file to write ``path`` through: a temporary file in the same folder which, when the
+    block ends normally, is flushed, fsynced and renamed over ``path``; when the block raises,
+    it is removed and ``path`` (if it existed) is left as it was. ``mode`` is ``"wb"`` or
+    ``"w"`` (text: ``encoding`` defaults to UTF-8, ``newline`` as for :func:`open`)."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open writes a new file: mode 'wb' or 'w', not {mode!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            for part in (data,) if isinstance(data, bytes) else data:
-                fh.write(part)
+        opened: IO[Any] = (os.fdopen(fd, "wb") if mode == "wb" else
+                           os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline))
+        with opened as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -94,5 +104,13 @@ def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -
         raise
 
 
-__all__ = ["COMPONENT", "DEFAULT_RECORDS", "MAX_RELATIVE", "atomic_write_bytes", "safe_component",
-           "safe_relative"]
+def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write ``data`` (bytes, or buffers written one after the other) to ``path`` through
+    :func:`atomic_open`."""
+    with atomic_open(path, "wb") as fh:
+        for part in (data,) if isinstance(data, bytes) else data:
+            fh.write(part)
+
+
+__all__ = ["COMPONENT", "DEFAULT_RECORDS", "MAX_RELATIVE", "atomic_open", "atomic_write_bytes",
+           "safe_component", "safe_relative"]

@@ -262,6 +262,27 @@ def test_safe_relative_refuses_escapes(name: str) -> None:
     assert safe_relative("frames/ab12.tiff", "file") == "frames/ab12.tiff"
 
 
+def test_atomic_open_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    """The one atomic writer (capture sets, evidence and record exports go through it): the
+    old content stays until the block ends, a block that raises leaves the old file and no
+    temporary, text mode writes UTF-8 with the newline asked for."""
+    from harness.paths import atomic_open, atomic_write_bytes
+
+    target = tmp_path / "deep" / "out.csv"
+    atomic_write_bytes(target, [b"old", memoryview(b"\n")])
+    with atomic_open(target, "w", newline="") as fh:
+        fh.write("ΔE,1\r\n")
+        assert target.read_bytes() == b"old\n"  # not yet replaced
+    assert target.read_bytes() == "ΔE,1\r\n".encode()
+    with pytest.raises(RuntimeError), atomic_open(target, "wb") as fh:
+        fh.write(b"half")
+        raise RuntimeError("disk gone")
+    assert target.read_bytes() == "ΔE,1\r\n".encode()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv"]
+    with pytest.raises(ValueError, match="mode"), atomic_open(target, "a"):
+        pass
+
+
 @pytest.mark.parametrize("station_id", TRAVERSAL[:10], ids=range(10))
 def test_station_id_cannot_leave_the_lock_dir(tmp_path: Path, station_id: str) -> None:
     """The station id becomes ``<lock_dir>/<id>.lock``: refused by the station file's schema

@@ -10,12 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
-import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 from rich.markup import escape
@@ -24,7 +22,7 @@ from rich.table import Table
 from harness.cli.app import EXIT_PROBLEM, app, console, err_console, error_boundary
 from harness.errors import ConfigError
 from harness.measurement import Outcome
-from harness.paths import DEFAULT_RECORDS
+from harness.paths import DEFAULT_RECORDS, atomic_open
 
 if TYPE_CHECKING:
     from harness.evidence.records import RecordStore
@@ -275,20 +273,12 @@ def export_cmd(fmt: Annotated[FormatChoice, typer.Option(
 
 def _export_to(path: Path, store: RecordStore, fmt: str, product: str | None,
                station: str | None, since: str | None) -> int:
-    """Write the export to a temporary file beside ``path``, then rename it into place."""
+    """Write the export whole or not at all (:func:`~harness.paths.atomic_open`)."""
     from harness.evidence.exports import export
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            count = export(store, fmt, fh, product=product, station=station, since=since)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as fh:
+        count: int = export(store, fmt, cast("TextIO", fh), product=product, station=station,
+                            since=since)
     return count
 
 
