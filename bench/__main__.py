@@ -1,4 +1,6 @@
-"""Run every benchmark module (or those named on the command line) and save the figures."""
+"""Run every benchmark module (or those named on the command line) and save the figures; the
+start-up figures (bench_startup: harness --version, --help, a small analyze run beside
+`python -c "import numpy"`) come first."""
 
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ import bench
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     names = sorted(
-        m.name.removeprefix("bench_")
-        for m in pkgutil.iter_modules(bench.__path__)
-        if m.name.startswith("bench_")
+        (m.name.removeprefix("bench_")
+         for m in pkgutil.iter_modules(bench.__path__)
+         if m.name.startswith("bench_")),
+        key=lambda name: (name != "startup", name),  # start-up figures first
     )
     unknown = wanted - set(names)
     if unknown:

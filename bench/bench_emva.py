@@ -3,7 +3,13 @@ the same frame (same run), and end to end against the reference package ``emva12
 same 640 x 480 descriptor data set (100 steps, L = 50, as in
 docs/standards.md#emva-reference-implementation) when installed.
 
-Targets (issue 6): reduction <= 5x np.copyto; end to end >= 20x faster than the reference.
+Whole processes (issue "House", item 1): ``harness analyze emva1288`` against a Python process
+that imports the reference package and computes its results, on one 300-frame 800 x 600 data
+set written as TIFF and again as PNG (50 steps of a bright and a dark pair, L = 50), each
+command a fresh process from start-up to exit, the two alternating.
+
+Targets: reduction <= 5x np.copyto; end to end (imports not timed) >= 20x faster than the
+reference; whole process >= 10x.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.timing import best_s
+from bench.timing import best_s, side_by_side, spread
 from harness.analysis.accumulators import PairAccumulator, StackAccumulator
 from harness.analysis.defects import measure_defects
 from harness.analysis.emva1288 import measure_emva1288
@@ -263,9 +269,69 @@ def end_to_end_640(steps: int = 100, spatial: int = 50) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 3), "best": round(min(values), 3),
-            "worst": round(max(values), 3), "runs": len(values)}
+_spread = spread
+
+#: The reference package's whole run as a script: import, parse, load, compute, print.
+_REFERENCE_PROCESS = """
+import logging, sys
+import numpy as np
+if not hasattr(np, "asfarray"):  # emva1288 1.0.2 on NumPy 2: shim, bench only
+    np.asfarray = lambda a, dtype=np.float64: np.asarray(a, dtype=dtype)
+from emva1288 import process
+parser = process.ParseEmvaDescriptorFile(sys.argv[1], loglevel=logging.ERROR)
+loaded = process.LoadImageData(parser.images, loglevel=logging.ERROR)
+results = process.Results1288(process.Data1288(loaded.data).data, loglevel=logging.ERROR)
+print(results.K, results.QE, results.DSNU1288, results.PRNU1288, results.LE_min)
+"""
+
+
+def whole_process_800(steps: int = 50, spatial: int = 50, rounds: int = 5) -> dict[str, Any]:
+    """``harness analyze emva1288`` and the reference package, each a whole fresh process, on
+    a 300-frame 800 x 600 set as TIFF and as PNG (median and best of ``rounds``)."""
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from tests_unit.emva_synth import Sensor, write_descriptor_set
+
+    if _reference_process() is None:
+        return {"whole_process_800x600": "emva1288 not installed"}
+    harness = str(Path(sys.executable).with_name("harness"))
+    out: dict[str, Any] = {"whole_process_800x600_frames": 4 * steps + 2 * spatial}
+    folder = Path(tempfile.mkdtemp(prefix="bench_emva_800_"))
+    try:
+        for suffix in (".tif", ".png"):
+            kind = suffix[1:]
+            sensor = Sensor(height=600, width=800, seed=8, k_dn_per_e=0.1, read_noise_e=3.16,
+                            full_well_e=60000.0, dsnu_e=2.0, prnu=0.01)
+            top = (sensor.max_dn - sensor.offset_dn) / sensor.k_dn_per_e
+            descriptor = write_descriptor_set(folder / kind, sensor, suffix=suffix,
+                                              steps=steps, max_electrons=top,
+                                              spatial_frames=spatial)
+            os.sync()
+            report = folder / f"{kind}.json"
+            times = side_by_side({
+                "ours": [harness, "analyze", "emva1288", str(descriptor), "--json", str(report)],
+                "reference": [sys.executable, "-c", _REFERENCE_PROCESS, str(descriptor)],
+            }, rounds, cwd=str(root))
+            ours, ref = times["ours"], times["reference"]
+            reference_k = subprocess.run(
+                [sys.executable, "-c", _REFERENCE_PROCESS, str(descriptor)], cwd=root,
+                capture_output=True, text=True, check=True).stdout.split()[0]
+            out |= {
+                f"whole_process_{kind}_ours_s": _spread(ours),
+                f"whole_process_{kind}_reference_s": _spread(ref),
+                f"whole_process_{kind}_speedup_median": round(
+                    statistics.median(ref) / statistics.median(ours), 1),
+                f"whole_process_{kind}_speedup_best": round(min(ref) / min(ours), 1),
+                f"whole_process_{kind}_k_dn_per_e": {
+                    "ours": round(json.loads(report.read_text())["system_gain_dn_per_e"], 5),
+                    "reference": round(float(reference_k), 5)},
+            }
+            shutil.rmtree(folder / kind, ignore_errors=True)
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run() -> dict[str, Any]:
@@ -274,4 +340,5 @@ def run() -> dict[str, Any]:
     figures.update(defects_12mp())
     figures.update(_stream_in_fresh_processes())
     figures.update(end_to_end_640())
+    figures.update(whole_process_800())
     return figures

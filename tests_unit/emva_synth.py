@@ -167,15 +167,24 @@ def exposure_sweep(sensor: Sensor, *, steps: int = 60, max_electrons: float | No
         yield "dark", "spatial", k, ns, None, sensor.frame(0.0, t[k])
 
 
-def write_descriptor_set(folder: Path, sensor: Sensor, **sweep: object) -> Path:
-    """Write a sweep as TIFF files plus ``EMVA1288descriptor.txt`` (reference layout)."""
+def write_descriptor_set(folder: Path, sensor: Sensor, *, suffix: str = ".tif",
+                         **sweep: object) -> Path:
+    """Write a sweep as image files plus ``EMVA1288descriptor.txt`` (reference layout):
+    TIFF, or 16-bit PNG with ``suffix=".png"`` (both readers read either)."""
+    import cv2
+
+    if suffix not in (".tif", ".png"):
+        raise ValueError(f"suffix {suffix!r}: .tif or .png")
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[str, str, int], tuple[float, float | None, list[str]]] = {}
     for n, (role, group, step, ns, photons, frame) in enumerate(
             exposure_sweep(sensor, **sweep)):  # type: ignore[arg-type]
-        name = f"{role}_{group}_{step:03d}_{n:05d}.tif"
-        tifffile.imwrite(images / name, frame)
+        name = f"{role}_{group}_{step:03d}_{n:05d}{suffix}"
+        if suffix == ".png":
+            cv2.imwrite(str(images / name), frame)
+        else:
+            tifffile.imwrite(images / name, frame)
         entry = groups.setdefault((role, group, step), (ns, photons, []))
         entry[2].append(f"images\\{name}")
     points = [(ns, photons, files) for (ns, photons, files) in groups.values()]

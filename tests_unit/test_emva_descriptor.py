@@ -96,6 +96,17 @@ def test_png_images_load(tmp_path: Path) -> None:
     assert load_image(tmp_path / "a.png", bits=12).max() == 3000
 
 
+def test_a_png_descriptor_set_reduces_as_its_tiff_twin(tmp_path: Path) -> None:
+    """The same sweep written as 16-bit PNG and as TIFF (the benchmark's two formats) gives
+    the same reduced data: PNG is lossless."""
+    sensor = Sensor(height=24, width=32, seed=12)
+    tif = write_descriptor_set(tmp_path / "tif", sensor, steps=6, spatial_frames=3)
+    png = write_descriptor_set(tmp_path / "png", Sensor(height=24, width=32, seed=12),
+                               suffix=".png", steps=6, spatial_frames=3)
+    assert {p.suffix for p in (tmp_path / "png" / "images").iterdir()} == {".png"}
+    assert reduce_descriptor(png).points == reduce_descriptor(tif).points
+
+
 @pytest.fixture(scope="module")
 def descriptor_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Sensor, Path]:
     sensor = Sensor(height=120, width=160, seed=71, full_well_e=20000.0)
