@@ -9,8 +9,10 @@ import json
 import colour
 import numpy as np
 import pytest
+from conftest import mean_frame
 
 from harness.analysis.colour import chart_reference, compare_illuminant, measure_colour
+from harness.analysis.flatfield import flat_field_correct
 from harness.errors import MeasurementError
 from harness.evidence import plots
 from harness.inputs.image_input import prepare, rgb_image
@@ -44,9 +46,11 @@ def measured_light(records, illuminant: str, tolerance: float):  # type: ignore[
     return found
 
 
-@pytest.mark.hil_measures("delta_e_2000_mean", "delta_e_2000_max", "white_balance_error")
+@pytest.mark.hil_measures("delta_e_2000_mean", "delta_e_2000_max", "white_balance_error",
+                          "white_balance_gain")
 def test_colour_accuracy(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
-    """ColorChecker 24 under each illuminant the spec names, measured by the meter."""
+    """ColorChecker 24 under each illuminant the spec names, measured by the meter, on the
+    flat-field corrected chart (the lens shading is judged by the shading test)."""
     if hil_session.cfa is None:
         pytest.skip("a monochrome camera has no colour to qualify")
     cond = hil_session.condition("colour")
@@ -56,6 +60,7 @@ def test_colour_accuracy(hil_session, hil_check) -> None:  # type: ignore[no-unt
     tolerance = float(cond.get("illuminant_tolerance_delta_uv", DEFAULT_TOLERANCE_UV))
     production = {"ccm": cond.get("ccm"), "wb_gains": cond.get("wb_gains")}
     cs = hil_session.sequence("colour")
+    flat = mean_frame(hil_session.sequence("flat_stack"), "flat")
     black = hil_session.black_dn / (2 ** hil_session.bits - 1)
     for step, illuminant in enumerate(illuminants):
         records = [r for r in cs.records(role="colour") if r.step == step]
@@ -63,8 +68,10 @@ def test_colour_accuracy(hil_session, hil_check) -> None:  # type: ignore[no-unt
         hil_session.attach_json(json.dumps(light.as_dict()).encode(),
                                 f"light-{illuminant}.json")
         raw = np.mean([cs.load(r) for r in records], axis=0)
-        img = prepare(np.rint(raw).astype(np.uint16), "colour chart", bayer=hil_session.cfa,
-                      bits=hil_session.bits)
+        corrected = flat_field_correct(raw, flat, hil_session.black_dn, hil_session.cfa)
+        full = 2 ** hil_session.bits - 1
+        img = prepare(np.rint(np.clip(corrected, 0, full)).astype(np.uint16), "colour chart",
+                      bayer=hil_session.cfa, bits=hil_session.bits)
         hil_session.attach_thumbnail(raw, f"colour chart {illuminant} (mean)")
         result = measure_colour(rgb_image(img), illuminant=illuminant, black_level=black,
                                 **production)
@@ -80,6 +87,10 @@ def test_colour_accuracy(hil_session, hil_check) -> None:  # type: ignore[no-unt
             hil_check("delta_e_2000_max", worst, "dE00", illuminant=illuminant, ccm=method)
         hil_check("white_balance_error", result.white_balance_error_dc_ab, "dCab",
                   illuminant=illuminant)
+        gains = result.wb_gains  # per channel, on the neutral patches
+        for channel, index in (("R", 0), ("B", 2)):
+            hil_check("white_balance_gain", gains[index] / gains[1], "ratio",
+                      illuminant=illuminant, channel=channel)
         ref = chart_reference(illuminant)
         measured = np.array([p.rgb for p in result.patches])
         measured = measured / max(float(measured.max()), 1e-9)

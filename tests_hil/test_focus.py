@@ -9,6 +9,7 @@ import pytest
 from conftest import mean_frame
 
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
+from harness.analysis.flatfield import flat_field_correct
 from harness.analysis.focus import measure_focus_sweep
 from harness.analysis.sfr import measure_sfr_rois, summarise_full_field
 from harness.evidence import plots
@@ -60,7 +61,12 @@ def test_mtf_centre_and_corners(hil_session, hil_check) -> None:  # type: ignore
     corners, vertical and horizontal edge each; a missing ROI is an ERROR naming it."""
     best_focus(hil_session)
     cs = hil_session.sequence("edge")
-    raw = mean_frame(cs, "edge")
+    # flat-field corrected: the lens shading would leave the corner squares too dark for the
+    # finder; the correction is a smooth per-pixel gain, flat over an edge's ROI
+    flat = mean_frame(hil_session.sequence("flat_stack"), "flat")
+    raw = flat_field_correct(mean_frame(cs, "edge"), flat, hil_session.black_dn,
+                             hil_session.cfa)
+    raw = np.clip(raw, 0, 2 ** hil_session.bits - 1)
     img = prepare(np.rint(raw).astype(np.uint16), "edge chart", bayer=hil_session.cfa,
                   bits=hil_session.bits)
     hil_session.attach_thumbnail(raw, "edge chart (mean)")

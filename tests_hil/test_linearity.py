@@ -32,12 +32,23 @@ def emva_result(session, *, mosaic: bool = False):  # type: ignore[no-untyped-de
 
     A colour sensor's photon transfer is analysed on its Gr plane (the channels saturate at
     different exposures, so the whole mosaic would blend their saturation points); with
-    ``mosaic`` the whole frame is analysed with its CFA, for DSNU/PRNU per Bayer plane."""
+    ``mosaic`` the whole frame is analysed with its CFA, for DSNU/PRNU per Bayer plane.
+    EMVA 1288 assumes a uniformly irradiated sensor and the lens shades the frame: the photon
+    transfer is measured on the spec's uniform central window (``emva1288: {window: ...}``),
+    where the saturation point is sharp; DSNU/PRNU on ``nonuniformity_window``, larger, since
+    the row/column split needs many rows and columns and the high-pass pixel part is blind to
+    gentle shading."""
+    cond = session.condition("emva1288")
+    window = {"Gr": cond.get("window"), None: cond.get("nonuniformity_window")} if session.cfa \
+        else {None: cond.get("window")}  # a mono sensor's one view serves the photon transfer
+
     def analyse() -> dict[str, emva1288.Emva1288Result]:
         cs = session.sequence("exposure_sweep")
         # both views from one pass over the sweep's frames (each is read and checked once)
         planes = ("Gr", None) if session.cfa else (None,)
-        reduced = reduce_capture_set_planes(cs.root, planes)
+        reduced = reduce_capture_set_planes(
+            cs.root, planes, window={p: None if window.get(p) is None else float(window[p])
+                                     for p in planes})
         out = {}
         for name, plane in (("gr", "Gr" if session.cfa else None), ("mosaic", None)):
             data, cfa = reduced[plane]

@@ -27,12 +27,12 @@ SFNC = ("DeviceVendorName", "DeviceModelName", "DeviceSerialNumber", "DeviceFirm
 
 @pytest.fixture
 def cam() -> SimCamera:
-    return SimCamera.standalone(str(MODULES / "small.yaml"), seed=2)
+    return SimCamera.standalone(str(MODULES / "sim-reference-small.yaml"), seed=2)
 
 
 @pytest.fixture
 def mono() -> SimCamera:
-    return SimCamera.standalone(str(MODULES / "small-mono.yaml"), seed=2)
+    return SimCamera.standalone(str(MODULES / "sim-reference-small-mono.yaml"), seed=2)
 
 
 def test_is_a_camera_with_sfnc_features(cam: SimCamera) -> None:
@@ -44,7 +44,7 @@ def test_is_a_camera_with_sfnc_features(cam: SimCamera) -> None:
     assert snap["PayloadSize"] == 640 * 480 * 2
     ident = cam.identity()
     assert (ident.vendor, ident.model, ident.serial) == ("Harness Sim", "SIM-VGA-C",
-                                                         "SIMVGA-G0001")
+                                                         "SIMVGA-R0001")
     for name in ("AcquisitionStart", "AcquisitionStop", "TriggerSoftware"):
         assert cam.feature_info(name).type == "command"
 
@@ -156,7 +156,7 @@ def test_power_off_makes_the_camera_vanish_and_power_on_reboots_it(cam: SimCamer
 def test_temperature_rises_while_streaming_and_dark_current_follows() -> None:
     bench = Bench()
     bench.set_chart("dark")
-    cam = SimCamera.standalone(str(MODULES / "small-mono.yaml"), bench=bench)
+    cam = SimCamera.standalone(str(MODULES / "sim-reference-small-mono.yaml"), bench=bench)
     cam.set("ExposureTime", 1_000_000.0)
     cold_t = cam.get("DeviceTemperature")
     assert cold_t == pytest.approx(25.0 + 3.0)
@@ -168,7 +168,7 @@ def test_temperature_rises_while_streaming_and_dark_current_follows() -> None:
     hot = hot_stack.frames[0].astype(float).mean()
     assert hot_t == pytest.approx(25.0 + 3.0 + 6.0, abs=0.05)
     assert hot_stack.meta[0].temperature_c == pytest.approx(hot_t, abs=0.05)
-    model = SensorModel(load_module(MODULES / "small-mono.yaml"))
+    model = SensorModel(load_module(MODULES / "sim-reference-small-mono.yaml"))
     expected = (model.dark_current(hot_t) - model.dark_current(cold_t)) * 1.0 * 0.42
     # 307k pixels: the mean difference has an SE of ~0.003 DN; hot pixels add a fixed term
     assert hot - cold == pytest.approx(expected, abs=0.02)
@@ -176,7 +176,7 @@ def test_temperature_rises_while_streaming_and_dark_current_follows() -> None:
 
 def test_frames_follow_the_bench_light() -> None:
     bench = Bench()
-    cam = SimCamera.standalone(str(MODULES / "small-mono.yaml"), bench=bench)
+    cam = SimCamera.standalone(str(MODULES / "sim-reference-small-mono.yaml"), bench=bench)
     cam.start()
     half = cam.grab(1).frames.mean()
     bench.set_light(level_pct=25.0)
@@ -213,7 +213,7 @@ def test_simulated_station_opens_and_reaches_safe_state(tmp_path: Path) -> None:
 def test_black_level_sets_the_offset() -> None:
     bench = Bench()
     bench.set_chart("dark")
-    cam = SimCamera.standalone(str(MODULES / "small-mono.yaml"), bench=bench)
+    cam = SimCamera.standalone(str(MODULES / "sim-reference-small-mono.yaml"), bench=bench)
     cam.set("ExposureTime", 100.0)
     cam.start()
     base = cam.grab(2).frames.astype(float).mean()
@@ -264,13 +264,13 @@ def test_safe_state_from_another_thread_ends_a_running_grab(mono: SimCamera) -> 
 def test_time_scale_paces_frames_in_wall_time() -> None:
     import time
 
-    cam = SimCamera.standalone(str(MODULES / "small-mono.yaml"), time_scale=10.0)
+    cam = SimCamera.standalone(str(MODULES / "sim-reference-small-mono.yaml"), time_scale=10.0)
     cam.set("ExposureTime", 100_000.0)  # period 0.1 s simulated -> 10 ms wall
     cam.start()
     start = time.perf_counter()
     cam.grab(3)
     assert time.perf_counter() - start >= 0.03
-    free = SimCamera.standalone(str(MODULES / "small-mono.yaml"))
+    free = SimCamera.standalone(str(MODULES / "sim-reference-small-mono.yaml"))
     free.set("ExposureTime", 1_000_000.0)
     free.start()
     start = time.perf_counter()

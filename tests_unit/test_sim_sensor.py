@@ -20,7 +20,7 @@ from harness.sim.sensor import Operating, Roi, SensorModel, fill_normal
 MODULES = Path(__file__).resolve().parents[1] / "fixtures" / "modules"
 
 
-def make_module(overrides: dict[str, Any] | None = None, base: str = "small-mono.yaml") -> Module:
+def make_module(overrides: dict[str, Any] | None = None, base: str = "sim-reference-small-mono.yaml") -> Module:
     """A clean variant of a module file: no defects, no shading, no nonlinearity, + overrides."""
     data = load_module(MODULES / base).model_dump(by_alias=True)
     clean = {"defects": {"seeded": {k: 0 for k in data["defects"]["seeded"]}, "listed": []},
@@ -204,9 +204,9 @@ def test_nonlinearity_compresses_the_top_of_the_range() -> None:
 
 
 def test_same_seed_same_frames_and_roi_sees_the_same_pattern() -> None:
-    model = SensorModel(load_module(MODULES / "small.yaml"))
+    model = SensorModel(load_module(MODULES / "sim-reference-small.yaml"))
     a = frames(model, 2, chart="edge", seed=7)
-    b = frames(SensorModel(load_module(MODULES / "small.yaml")), 2, chart="edge", seed=7)
+    b = frames(SensorModel(load_module(MODULES / "sim-reference-small.yaml")), 2, chart="edge", seed=7)
     c = frames(model, 2, chart="edge", seed=8)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -233,7 +233,7 @@ def test_cfa_pattern_puts_each_colour_where_it_belongs(cfa: str) -> None:
     from harness.sim.colour_response import colour_truth
     from harness.sim.scene import cfa_index
 
-    m = make_module({"sensor": {"cfa": cfa}}, base="small.yaml")
+    m = make_module({"sensor": {"cfa": cfa}}, base="sim-reference-small.yaml")
     index = cfa_index(m, slice(0, 2), slice(0, 2))
     assert index is not None
     assert "".join("RGB"[int(i)] for i in index.ravel()) == cfa
@@ -262,7 +262,7 @@ def test_a_forked_child_renders_with_its_own_pool() -> None:
 
 
 def _small_frame() -> np.ndarray:
-    module = load_module(Path(__file__).resolve().parents[1] / "fixtures/modules/golden.yaml")
+    module = load_module(Path(__file__).resolve().parents[1] / "fixtures/modules/sim-reference.yaml")
     roi = Roi(0, 0, 64, 600)
     out = np.empty((roi.height, roi.width), np.uint16)
     SensorModel(module).frame(layout("flat", module.sensor.width, module.sensor.height), "D65",

@@ -17,7 +17,7 @@ from tests_unit.test_sim_sensor import MODULES
 
 
 def module_with(**changes: dict) -> Module:  # type: ignore[type-arg]
-    base = load_module(MODULES / "small.yaml")
+    base = load_module(MODULES / "sim-reference-small.yaml")
     data = base.model_dump(by_alias=True)
     for section, values in changes.items():
         data[section] = {**data[section], **values}

@@ -150,3 +150,15 @@ def test_reduce_emva_rejects_unknown_paths(tmp_path: Path) -> None:
         reduce_emva(tmp_path / "nothing")
     with pytest.raises(ConfigError, match="neither a capture set"):
         reduce_emva(tmp_path)
+
+
+def test_centre_window_keeps_the_bayer_phase_and_refuses_bad_fractions() -> None:
+    from harness.inputs.stack_input import centre_window
+
+    rows, cols = centre_window(480, 640, 0.125)
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (210, 270, 280, 360)
+    for part in (rows.start, rows.stop, cols.start, cols.stop):
+        assert part % 2 == 0  # an RGGB window stays RGGB
+    assert centre_window(480, 640, 1.0) == (slice(0, 480), slice(0, 640))
+    with pytest.raises(ConfigError, match="window fraction 0 outside"):
+        centre_window(480, 640, 0)

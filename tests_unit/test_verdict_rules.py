@@ -108,9 +108,10 @@ def test_a_k_selection_is_incomplete(tmp_path: Path) -> None:
     reasons = {u.limit_id: u.reason for u in record.unjudged}
     assert reasons["EMVA-K"] == "deselected: test_photon_transfer"
     assert reasons["MTF50-CORNER"] == "deselected: test_mtf_centre_and_corners"
-    assert not {"COLOUR-DE-MEAN", "COLOUR-DE-MAX", "COLOUR-WB"} & set(reasons)
+    colour = {"COLOUR-DE-MEAN", "COLOUR-DE-MAX", "COLOUR-WB-R", "COLOUR-WB-B"}
+    assert not colour & set(reasons)
     assert {m.limit_id for m in record.measurements if m.outcome is Outcome.PASS} == {
-        "COLOUR-DE-MEAN", "COLOUR-DE-MAX", "COLOUR-WB"}
+        "COLOUR-DE-MEAN", "COLOUR-DE-MAX", "COLOUR-WB-R", "COLOUR-WB-B"}
 
 
 def test_a_production_ccm_in_the_spec_is_judged(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ policy (docs/standards.md#defect-pixels). The defaults follow published sensor d
 * **column/row defects**: a run of >= ``line_min_run`` defect pixels in one column/row of a
   plane, or a whole column/row whose mean (point defects excluded) departs from the median of
   its neighbouring same-colour lines by more than ``line_sigma`` robust sigmas (dark, DN) or
-  ``line_flat_rel`` (flat, relative).
+  ``line_flat_rel`` (flat, relative). The pixels of a defective line count as that line, not
+  as point defects or a cluster (a column defect is one defect, corrected as a column).
 
 Each pixel gets one class, by priority stuck > hot > dead > bright > blinking > weak (a hot
 pixel with a telegraph's duty cycle being blinking, above). Work is
@@ -414,9 +415,12 @@ def measure_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = Non
         for cls in reversed(CLASSES):  # highest priority written last
             if cls in masks:
                 plane_codes[masks[cls]] = CLASSES.index(cls) + 1
-        codes[view] = plane_codes
         del masks, d_var, d_res, f_med, rel
-        lines.extend(_plane_lines(name, r0, c0, stride, plane_codes > 0, d_mean, f_sig, th))
+        found = _plane_lines(name, r0, c0, stride, plane_codes > 0, d_mean, f_sig, th)
+        for line in found:
+            _clear_line(plane_codes, line, r0, c0, stride)
+        codes[view] = plane_codes
+        lines.extend(found)
         del d_mean, f_sig
     flagged = np.flatnonzero(codes)
     flagged_codes = codes.ravel()[flagged]
@@ -430,6 +434,27 @@ def measure_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = Non
         lines=tuple(lines), zone_counts=_zone_counts(pixels, height, width, th.zones),
         hot_threshold_dn=hot_thresholds, thresholds=th, conditions=dict(conditions or {}),
         frames_dark=dark.frames, frames_flat=flat.frames, mask=codes)
+
+
+_LINE_CLASSES = {"dark_offset": ("hot",), "flat_offset": ("weak", "bright", "dead")}
+
+
+def _clear_line(plane_codes: np.ndarray, line: LineDefect, r0: int, c0: int,
+                stride: int) -> None:
+    """The pixels a line defect flagged count as the line, not as point defects or a cluster:
+    on the line, the classes it shows as are cleared (a dark offset shows as hot pixels, a
+    flat offset as weak, bright or dead ones, a run as its most common class); a point
+    defect of another kind on the same line stays."""
+    at = (line.index - (c0 if line.axis == "column" else r0)) // stride
+    view = plane_codes[:, at] if line.axis == "column" else plane_codes[at, :]
+    if line.kind == "run":
+        flagged = view[view > 0]
+        if not flagged.size:
+            return
+        codes = [int(np.bincount(flagged).argmax())]
+    else:
+        codes = [CLASSES.index(cls) + 1 for cls in _LINE_CLASSES.get(line.kind, ())]
+    view[np.isin(view, codes)] = 0
 
 
 def _plane_lines(name: str, r0: int, c0: int, stride: int, defect: np.ndarray,

@@ -10,7 +10,7 @@ descriptor file (docs/standards.md#emva-descriptor-file). Nothing holds more tha
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -250,14 +250,38 @@ def reduce_capture_set(path: str | Path, *, plane: str | None = None
     return reduce_capture_set_planes(path, (plane,))[plane]
 
 
-def reduce_capture_set_planes(path: str | Path, planes: tuple[str | None, ...]
+def centre_window(height: int, width: int, fraction: float) -> tuple[slice, slice]:
+    """The centred window of ``fraction`` of the frame's height and width, on even rows and
+    columns (so a Bayer pattern keeps its phase)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"window fraction {fraction!r} outside (0, 1]", field="window")
+    h = max(2, round(height * fraction / 2.0) * 2)
+    w = max(2, round(width * fraction / 2.0) * 2)
+    r0 = (height - h) // 4 * 2
+    c0 = (width - w) // 4 * 2
+    return slice(r0, r0 + h), slice(c0, c0 + w)
+
+
+def reduce_capture_set_planes(path: str | Path, planes: tuple[str | None, ...], *,
+                              window: float | Mapping[str | None, float | None] | None = None
                               ) -> dict[str | None, tuple[EmvaData, str | None]]:
     """:func:`reduce_capture_set` for several planes (``None`` = the whole mosaic) in one
-    pass over the frames: each 12 MP frame is read, checked and decoded once."""
+    pass over the frames: each 12 MP frame is read, checked and decoded once.
+
+    ``window``: reduce only the centred window of that fraction of the frame's height and
+    width (:func:`centre_window`), for every plane or per plane (a mapping). EMVA 1288 assumes
+    a uniformly irradiated sensor; behind a lens the relative illumination falls towards the
+    corners, so the photon transfer of a camera module is measured where the irradiance is
+    uniform (docs/standards.md#emva-measurement-conditions)."""
     from harness.analysis.defects import bayer_planes
     from harness.inputs.captureset import CaptureSet
 
     cs = CaptureSet.open(path)
+    height, width = int(cs.manifest.height or 0), int(cs.manifest.width or 0)
+    crops: dict[str | None, tuple[slice, slice] | None] = {}
+    for plane in planes:
+        fraction = window.get(plane) if isinstance(window, Mapping) else window
+        crops[plane] = None if fraction is None else centre_window(height, width, fraction)
     views: dict[str | None, tuple[slice, slice] | None] = {}
     for plane in planes:
         if plane is None:
@@ -284,7 +308,9 @@ def reduce_capture_set_planes(path: str | Path, planes: tuple[str | None, ...]
         for rec, frame in zip(records, prefetch(partial(cs.load, r) for r in records),
                               strict=True):
             for plane, view in views.items():
-                reducers[plane].add(frame if view is None else np.ascontiguousarray(frame[view]),
+                crop = crops[plane]
+                part = frame if crop is None else frame[crop]
+                reducers[plane].add(part if view is None else np.ascontiguousarray(part[view]),
                                     dark=rec.role == "dark", spatial=rec.group == "spatial",
                                     exposure_ns=float(rec.exposure_us or 0.0) * 1000.0,
                                     photons=rec.photons if rec.role == "bright" else None,
@@ -309,6 +335,6 @@ def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
     return reduce_descriptor(p), None
 
 
-__all__ = ["MANIFEST", "StackSource", "attributed", "check_cfa", "is_capture_set", "open_stack",
-           "prefetch", "reduce_capture_set", "reduce_capture_set_planes", "reduce_descriptor",
-           "reduce_emva"]
+__all__ = ["MANIFEST", "StackSource", "attributed", "centre_window", "check_cfa", "is_capture_set",
+           "open_stack", "prefetch", "reduce_capture_set", "reduce_capture_set_planes",
+           "reduce_descriptor", "reduce_emva"]

@@ -192,6 +192,14 @@ class Power(_Strict):
         return self
 
 
+class Expectation(_Strict):
+    """What a qualification of this module must find: the limits of ``product``'s spec it
+    fails (none for the golden unit). ``harness limits coverage`` checks it."""
+
+    product: str = Field(min_length=1)
+    fails: tuple[str, ...] = ()
+
+
 class Module(_Strict):
     """One simulated camera module (what ``harness sim truth`` reports)."""
 
@@ -208,6 +216,8 @@ class Module(_Strict):
     optics: Optics = Optics()
     defects: Defects = Defects()
     power: Power = Power()
+    expect: Expectation | None = Field(None, description="the limits of a product's spec "
+                                       "this unit must fail (a faulty module) or none (golden)")
     source: str = Field("", exclude=True)
 
     @model_validator(mode="after")

@@ -192,7 +192,9 @@ def resolve_defects(module: Module
                     ) -> tuple[tuple[DefectPixel, ...], tuple[tuple[int, float], ...]]:
     """Every defective pixel (listed, clusters expanded, then seeded) and the column defects.
 
-    Seeded positions come from ``pattern_seed`` (2 px from the border, never on a listed one).
+    Seeded positions come from ``pattern_seed`` (2 px from the border); a seeded defect is an
+    isolated point: no other defect lies within 2 px (the next same-colour pixel of a Bayer
+    mosaic), so seeded pixels never form a cluster by chance — clusters are listed defects.
     """
     d = module.defects
     default = {"hot": d.hot_e_per_s, "cold": d.cold_response, "blinking": d.blinking_e,
@@ -213,7 +215,8 @@ def resolve_defects(module: Module
         wanted = getattr(d.seeded, cls)
         while wanted > 0:
             r, c = int(rng.integers(2, h - 2)), int(rng.integers(2, w - 2))
-            if (r, c) not in pixels:
+            if not any((r + dr, c + dc) in pixels for dr in range(-2, 3)
+                       for dc in range(-2, 3)):
                 pixels[(r, c)] = DefectPixel(r, c, cls, float(default[cls]))
                 wanted -= 1
     return tuple(sorted(pixels.values(), key=lambda p: (p.row, p.col))), tuple(columns)
