@@ -6,3 +6,6 @@ MTF, shading), :mod:`~harness.sim.scene` (charts), :mod:`~harness.sim.colour_res
 (spectra, colour truth), :mod:`~harness.sim.camera` (SimCamera over a GenApi node map),
 :mod:`~harness.sim.truth` (ground truth); instrument simulators live in ``instruments/``.
 """
+
+
+__all__: list[str] = []

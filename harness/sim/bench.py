@@ -281,3 +281,7 @@ def _station_module_power(station_config: Any) -> Power | None:
                 path = Path(station_config.source).parent / path
             return load_module(path).power
     return None
+
+
+__all__ = ["Bench", "BenchConfig", "BenchState", "LightConfig", "SimClock", "bench_config",
+           "build_bench", "load_bench_section", "start_bench"]

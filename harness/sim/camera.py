@@ -411,3 +411,6 @@ class SimCamera:
         elif bits < adc:
             raw >>= adc - bits
         return raw.astype(np.uint8) if bits == 8 else raw
+
+
+__all__ = ["BAYER_PREFIX", "CFA_CODES", "SimCamera", "SimCameraSettings", "format_bits"]

@@ -201,3 +201,23 @@ def colour_truth(module: Module, illuminant: str) -> ColourTruth:
     delta = colour.delta_E(colour.XYZ_to_Lab(fitted, white_xy), colour.XYZ_to_Lab(xyz, white_xy),
                            method="CIE 2000")
     return ColourTruth(illuminant, rgb, wb, np.asarray(matrix), xyz, np.asarray(delta))
+
+
+__all__ = [
+    "COLORCHECKER_NAMES",
+    "C_LIGHT",
+    "H_PLANCK",
+    "ILLUMINANT_NAMES",
+    "WAVELENGTHS",
+    "ColourTruth",
+    "band_curve",
+    "channel_response",
+    "check_illuminant",
+    "colorchecker_reflectances",
+    "colour_truth",
+    "effective_qe",
+    "illuminance_lux",
+    "irradiance_w_m2",
+    "photon_spectrum",
+    "qe_curves",
+]

@@ -302,3 +302,8 @@ def load_module(path: str | Path) -> Module:
         doc = LoadedYaml(doc.data, str(path) if doc is docs[0] else doc.source, doc.lines)
         err = validation_error(doc, exc, model_fields=fields)
         raise ConfigError(str(err).replace("Value error, ", "")) from None
+
+
+__all__ = ["Band", "ChannelRatios", "Defect", "Defects", "Expectation", "Link", "Module",
+           "Nonlinearity", "Optics", "Power", "Seeded", "Sensor", "Spectral", "Split", "Thermal",
+           "Timing", "load_module"]

@@ -156,3 +156,7 @@ def relative_illumination(module: Module, rows: slice, cols: slice) -> np.ndarra
     x = (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5 - w / 2.0) / half_diag
     r2 = (y[:, None] ** 2 + x[None, :] ** 2) * np.float32(tan_c**2)
     return np.asarray(1.0 / (1.0 + r2) ** 2, dtype=np.float32)  # cos^4(atan u) = 1/(1+u^2)^2
+
+
+__all__ = ["FINE", "Psf", "best_focus_um", "colour_shading", "esf_table", "field_norm", "mtf",
+           "mtf50", "psf_at", "relative_illumination"]

@@ -102,3 +102,15 @@ def node_map_for(port: RegisterPort, xml: str | None = None) -> ga.NodeMap:
     if not node_map.connect(port, PORT_NAME):
         raise CameraError(f"GenApi did not connect the register port as {PORT_NAME!r}")
     return node_map
+
+
+__all__ = [
+    "FRAME_RATE_MAX",
+    "PFNC",
+    "PFNC_NAMES",
+    "PORT_NAME",
+    "SIZE",
+    "XML_PATH",
+    "RegisterPort",
+    "node_map_for",
+]

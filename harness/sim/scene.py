@@ -195,3 +195,19 @@ def render(module: Module, scene: Scene, illuminant: str, focus_um: float,
         region = out[win_r, win_c]
         region += cov * (value - region)
     return out
+
+
+__all__ = [
+    "DAMAGED_EDGE",
+    "EDGE_ANGLE_DEG",
+    "EDGE_CENTRES",
+    "EDGE_NAMES",
+    "EDGE_SQUARE_SIDE_H",
+    "SCENES",
+    "Rect",
+    "Scene",
+    "cfa_index",
+    "check_scene",
+    "layout",
+    "render",
+]

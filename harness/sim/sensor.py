@@ -606,3 +606,18 @@ class SensorModel:
                 r, c = p.row - roi.offset_y, p.col - roi.offset_x
                 if 0 <= r < roi.height and 0 <= c < roi.width:
                     out[r, c] = int(min(maxv, p.value))
+
+
+__all__ = [
+    "BLOCK_ROWS",
+    "CHUNK_ROWS",
+    "RENDER_THREADS",
+    "DefectPixel",
+    "Operating",
+    "Roi",
+    "SensorModel",
+    "fill_normal",
+    "fill_poisson",
+    "release_buffers",
+    "resolve_defects",
+]

@@ -116,3 +116,6 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
         data["colour"] = {name: colour_truth(module, name).as_dict()
                           for name in TRUTH_ILLUMINANTS}
     return data
+
+
+__all__ = ["TRUTH_ILLUMINANTS", "lens_truth", "module_truth", "saturation_e"]

@@ -3,3 +3,6 @@
 One module per instrument (``scpi_led``, ``gardasoft``, ``scpi_psu``, ``cs100a``,
 ``focus_stage``, ``chart_wheel``), the servers in ``base``, and ``hub.start_simulators``.
 """
+
+
+__all__: list[str] = []

@@ -197,4 +197,4 @@ class LightOutput:
         return (self.spec.max_lux if full is None else full) * self.relative_output(t)
 
 
-__all__ = ["LightOutput", "LightSpec"]
+__all__ = ["LightOutput", "LightSpec", "spectrum_cct_k", "spectrum_xy"]

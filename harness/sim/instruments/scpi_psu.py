@@ -174,4 +174,4 @@ class ScpiPsuSimulator(ScpiSimulator):
                 "camera_powered": self.camera_powered()}
 
 
-__all__ = ["ScpiPsuSimulator", "ScpiPsuSpec"]
+__all__ = ["Channel", "ScpiPsuSimulator", "ScpiPsuSpec"]
