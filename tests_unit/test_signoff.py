@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.evidence.model import Artefact, RunRecord, TestRecord
 from harness.evidence.records import RecordStore
+from harness.limits import load_limits
 from harness.measurement import Measurement, Outcome
 from tests_unit.test_records import make_run
 
@@ -156,7 +157,6 @@ def full_run(run_id: str = "full", *, spec: Path = CM12, operator: str = "ana",
     """A PASS run judging every limit of the cm12 spec, each test with a long title, ``info``
     INFO figures and ``frames`` frames; ``fields`` > 1 judges each MTF limit in that many
     chart fields (a real qualification judges the corner limits in 8)."""
-    from harness.limits import load_limits
 
     loaded = load_limits(spec)
     by_family: dict[str, list[Measurement]] = {}
@@ -207,7 +207,8 @@ def test_the_page_is_one_document_per_dut(tmp_path: Path) -> None:
         store.add_run(full_run())
     page, _ = signoff_page(db, "full", tmp_path, "--lot", "LOT-7", "--prepared-by", "B. Eng")
     header = page.split('class="verdict"')[0]
-    for fact in ("cm12", "SN-0042", "1.2.3", "LOT-7", "sim-1", "ana", "version 1",
+    for fact in ("cm12", "SN-0042", "1.2.3", "LOT-7", "sim-1", "ana",
+                 f"version {load_limits(CM12).version}",
                  hashlib.sha256(CM12.read_bytes()).hexdigest(), "2026-11-20T10:00:00",
                  "2026-11-20T10:01:07"):
         assert fact in header, fact
@@ -217,7 +218,6 @@ def test_the_page_is_one_document_per_dut(tmp_path: Path) -> None:
                   "Camera interface"):
         assert page.count(f"<tr class=family><th colspan=2>{title} ") == 1, title
     assert "long docstring" not in page
-    from harness.limits import load_limits
 
     for lim in load_limits(CM12).limits:
         assert page.count(f"<td>{lim.id}</td>") == 1, lim.id
@@ -288,7 +288,7 @@ def test_missing_operator_lot_and_spec_are_shown_not_left_blank(tmp_path: Path) 
     assert "<th>lot</th><td><span class=bad>not given</span>" in page
     assert "version unknown" in page and "sha256 differs" in page
     page, _ = signoff_page(db, "blank", tmp_path, "--limits", str(CM12))
-    assert "version 1" in page and "version unknown" not in page
+    assert f"version {load_limits(CM12).version}" in page and "version unknown" not in page
 
 
 def test_key_fingerprint_chain_head_and_signature(tmp_path: Path) -> None:
