@@ -162,3 +162,43 @@ def test_centre_window_keeps_the_bayer_phase_and_refuses_bad_fractions() -> None
     assert centre_window(480, 640, 1.0) == (slice(0, 480), slice(0, 640))
     with pytest.raises(ConfigError, match="window fraction 0 outside"):
         centre_window(480, 640, 0)
+
+
+def test_parallel_prefetch_keeps_order_raises_in_order_and_stops_early() -> None:
+    """PNG frames decode on several threads (prefetch_parallel): frames come in the loaders'
+    order whatever finishes first, a loader's error surfaces at its place, and a consumer
+    that stops early leaves no loader running beyond the window."""
+    import threading
+    import time
+
+    from harness.inputs.stack_input import prefetch_parallel
+
+    def loader(i: int) -> np.ndarray:
+        time.sleep(0.002 * (5 - i % 5))  # later frames often finish first
+        return np.full((2, 2), i)
+
+    frames = prefetch_parallel([lambda i=i: loader(i) for i in range(20)], workers=3)
+    assert [int(f[0, 0]) for f in frames] == list(range(20))
+
+    def broken() -> np.ndarray:
+        raise ConfigError("frame 3 is damaged")
+
+    loaders = [lambda i=i: loader(i) for i in range(3)] + [broken, lambda: loader(4)]
+    got: list[int] = []
+    with pytest.raises(ConfigError, match="frame 3 is damaged"):
+        for f in prefetch_parallel(loaders, workers=2):
+            got.append(int(f[0, 0]))
+    assert got == [0, 1, 2]
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def counted(i: int) -> np.ndarray:
+        with lock:
+            started.append(i)
+        return np.full((2, 2), i)
+
+    stream = prefetch_parallel([lambda i=i: counted(i) for i in range(100)], workers=2, ahead=4)
+    assert int(next(stream)[0, 0]) == 0
+    stream.close()
+    assert len(started) <= 5

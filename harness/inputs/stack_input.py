@@ -9,7 +9,9 @@ descriptor file (docs/standards.md#emva-descriptor-file). Nothing holds more tha
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,6 +82,30 @@ def prefetch(loaders: Iterable[Callable[[], np.ndarray]], depth: int = 2) -> Ite
     finally:
         stop.set()
         worker.join()
+
+
+def prefetch_parallel(loaders: Iterable[Callable[[], np.ndarray]], workers: int,
+                      ahead: int | None = None) -> Iterator[np.ndarray]:
+    """Run frame loaders on ``workers`` threads, yielding frames in the loaders' order with at
+    most ``ahead`` (default ``2 * workers``) frames decoded or decoding. For frames whose decoding
+    costs more than handing them over (PNG: zlib inflate, ~5 ms for 800 x 600 x 16 bit, with
+    the GIL released by OpenCV), so decoding uses every core. Errors surface in order."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    window = max(1, ahead if ahead is not None else 2 * workers)
+    pending: deque[Future[np.ndarray]] = deque()
+    source = iter(loaders)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="frame-decode") as pool:
+        try:
+            for loader in source:
+                pending.append(pool.submit(loader))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 @dataclass(frozen=True)
@@ -207,13 +233,17 @@ def open_stack(path: str | Path, *, roles: tuple[str, ...] = ("dark",),
 
 def _folder_frames(files: list[Path], shape: tuple[int, int]) -> Iterator[np.ndarray]:
     layouts = LayoutCache()
-    return prefetch((partial(load_image, f, shape=shape, layouts=layouts) for f in files),
-                    _depth_for(shape))
+    return _load_ahead([partial(load_image, f, shape=shape, layouts=layouts) for f in files],
+                       shape, compressed=any(f.suffix.lower() == ".png" for f in files))
 
 
-def _depth_for(shape: tuple[int, int]) -> int:
-    """Inline loading while a frame fits a core's L2 cache (1 MB here), a thread beyond."""
-    return 0 if shape[0] * shape[1] * 2 <= 1 << 20 else 2
+def _load_ahead(loaders: list[Callable[[], np.ndarray]], shape: tuple[int, int], *,
+                compressed: bool) -> Iterator[np.ndarray]:
+    """Compressed frames (PNG) decode on every core; uncompressed ones load inline while a
+    frame fits a core's L2 cache (1 MB here), on one thread ahead beyond."""
+    if compressed:
+        return prefetch_parallel(loaders, workers=min(os.cpu_count() or 1, 8))
+    return prefetch(loaders, 0 if shape[0] * shape[1] * 2 <= 1 << 20 else 2)
 
 
 # ---- EMVA sweeps ---------------------------------------------------------------------------
@@ -230,8 +260,9 @@ def _reduce_descriptor(desc: EmvaDescriptor) -> EmvaData:
     shape = (desc.height, desc.width)
     jobs = [(point, image) for point in desc.points for image in point.images]
     layouts = LayoutCache()
-    frames = prefetch((partial(load_image, image, bits=desc.bits, shape=shape, layouts=layouts)
-                       for _, image in jobs), _depth_for(shape))
+    frames = _load_ahead([partial(load_image, image, bits=desc.bits, shape=shape,
+                                  layouts=layouts) for _, image in jobs],
+                         shape, compressed=any(i.suffix.lower() == ".png" for _, i in jobs))
     for (point, _), frame in zip(jobs, frames, strict=True):
         reducer.add(frame, dark=point.dark, spatial=point.kind == "spatial",
                     exposure_ns=point.exposure_ns, photons=point.photons)
@@ -336,5 +367,5 @@ def reduce_emva(path: str | Path) -> tuple[EmvaData, str | None]:
 
 
 __all__ = ["MANIFEST", "StackSource", "attributed", "centre_window", "check_cfa", "is_capture_set",
-           "open_stack", "prefetch", "reduce_capture_set", "reduce_capture_set_planes",
-           "reduce_descriptor", "reduce_emva"]
+           "open_stack", "prefetch", "prefetch_parallel", "reduce_capture_set",
+           "reduce_capture_set_planes", "reduce_descriptor", "reduce_emva"]
