@@ -13,6 +13,8 @@ deselects it lists those limits as unjudged.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,13 @@ def mean_frame(cs: CaptureSet, role: str) -> np.ndarray:
     for rec in records:
         acc += cs.load(rec)
     return acc / len(records)
+
+
+def sequence_mean(hil_session: Any, sequence: str, role: str) -> np.ndarray:
+    """:func:`mean_frame` of a run's capture sequence, computed once per run (the flat field
+    serves the shading, colour and edge tests)."""
+    return hil_session.cached(f"mean:{sequence}:{role}",
+                              lambda: mean_frame(hil_session.sequence(sequence), role))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -9,7 +9,7 @@ import json
 import colour
 import numpy as np
 import pytest
-from conftest import mean_frame
+from conftest import sequence_mean
 
 from harness.analysis.colour import chart_reference, compare_illuminant, measure_colour
 from harness.analysis.flatfield import flat_field_correct
@@ -60,7 +60,7 @@ def test_colour_accuracy(hil_session, hil_check) -> None:  # type: ignore[no-unt
     tolerance = float(cond.get("illuminant_tolerance_delta_uv", DEFAULT_TOLERANCE_UV))
     production = {"ccm": cond.get("ccm"), "wb_gains": cond.get("wb_gains")}
     cs = hil_session.sequence("colour")
-    flat = mean_frame(hil_session.sequence("flat_stack"), "flat")
+    flat = sequence_mean(hil_session, "flat_stack", "flat")
     black = hil_session.black_dn / (2 ** hil_session.bits - 1)
     for step, illuminant in enumerate(illuminants):
         records = [r for r in cs.records(role="colour") if r.step == step]

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import mean_frame
+from conftest import mean_frame, sequence_mean
 
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
 from harness.analysis.flatfield import flat_field_correct
@@ -63,7 +63,7 @@ def test_mtf_centre_and_corners(hil_session, hil_check) -> None:  # type: ignore
     cs = hil_session.sequence("edge")
     # flat-field corrected: the lens shading would leave the corner squares too dark for the
     # finder; the correction is a smooth per-pixel gain, flat over an edge's ROI
-    flat = mean_frame(hil_session.sequence("flat_stack"), "flat")
+    flat = sequence_mean(hil_session, "flat_stack", "flat")
     raw = flat_field_correct(mean_frame(cs, "edge"), flat, hil_session.black_dn,
                              hil_session.cfa)
     raw = np.clip(raw, 0, 2 ** hil_session.bits - 1)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import mean_frame
+from conftest import sequence_mean
 
 from harness.analysis.uniformity import measure_uniformity
 from harness.errors import MeasurementError
@@ -18,10 +18,8 @@ pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_famil
 @pytest.mark.hil_measures("relative_illumination_min", "colour_shading_max_pct")
 def test_relative_illumination_and_colour_shading(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
     """Relative illumination per channel and colour shading (R/G, B/G) over a grid."""
-    flat_cs = hil_session.sequence("flat_stack")
-    dark_cs = hil_session.sequence("dark_stack")
-    flat = mean_frame(flat_cs, "flat")
-    dark = mean_frame(dark_cs, "dark")
+    flat = sequence_mean(hil_session, "flat_stack", "flat")
+    dark = sequence_mean(hil_session, "dark_stack", "dark")
     if dark.shape != flat.shape:
         raise MeasurementError(f"dark {dark.shape} and flat {flat.shape} stacks differ in size")
     hil_session.attach_thumbnail(flat, "flat field (mean)")
