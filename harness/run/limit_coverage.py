@@ -13,6 +13,7 @@ limits no module fails — a limit nobody has seen fail is a limit nobody knows 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -136,9 +137,21 @@ def station_for(template: Path, module: Path, folder: Path, *, seed: int,
 def run_module(name: str, module_path: Path, expected: tuple[str, ...], *, spec: Path,
                template: Path, suite: Path, folder: Path, seed: int,
                size: tuple[int, int] | None) -> ModuleRun:
-    """The suites on ``module_path`` in a pytest process; verdicts from its journal."""
+    """The suites on ``module_path`` in a pytest process; verdicts from its journal. The run's
+    folder (its evidence: about 5 GB of frames at 12 MP) is removed once the journal is read,
+    so a map of many runs needs the disk of ``jobs`` runs, not of all of them."""
     work = folder / f"{name}-{seed}"
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_module(name, module_path, expected, spec=spec, template=template,
+                           suite=suite, work=work, seed=seed, size=size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_module(name: str, module_path: Path, expected: tuple[str, ...], *, spec: Path,
+                template: Path, suite: Path, work: Path, seed: int,
+                size: tuple[int, int] | None) -> ModuleRun:
     station = station_for(template, module_path, work, seed=seed, size=size)
     evidence = work / "evidence"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
