@@ -282,6 +282,21 @@ def test_truth_cli_prints_json_and_rejects_bad_input(tmp_path: Path) -> None:
     assert bad_size.exit_code == 2 and "expected WIDTHxHEIGHT" in bad_size.output
 
 
+def test_truth_cli_takes_a_module_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``harness sim truth golden`` finds fixtures/modules/golden.yaml (from any folder, via
+    the checkout); an unknown name is one line listing the names there."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    by_name = runner.invoke(app, ["sim", "truth", "golden", "--json"])
+    assert by_name.exit_code == 0, by_name.output
+    by_path = runner.invoke(app, ["sim", "truth", str(MODULES / "golden.yaml"), "--json"])
+    assert json.loads(by_name.stdout) == json.loads(by_path.stdout)
+    assert 0.25 <= json.loads(by_name.stdout)["relative_illumination_corner"] <= 0.45
+    unknown = runner.invoke(app, ["sim", "truth", "goldn"])
+    assert unknown.exit_code == 2
+    assert "no module file 'goldn'" in unknown.output and "golden, high-current" in unknown.output
+
+
 def test_render_cli_writes_a_tiff(tmp_path: Path) -> None:
     import tifffile
 

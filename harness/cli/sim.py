@@ -16,7 +16,23 @@ sim_app = typer.Typer(name="sim", help="Simulated camera modules: ground truth, 
                       no_args_is_help=True)
 app.add_typer(sim_app)
 
-ModuleArg = Annotated[Path, typer.Argument(help="Module file (fixtures/modules/*.yaml).")]
+ModuleArg = Annotated[Path, typer.Argument(
+    help="Module file, or the name of one in fixtures/modules (e.g. golden).")]
+_CHECKOUT_MODULES = Path(__file__).resolve().parents[2] / "fixtures" / "modules"
+
+
+def module_file(module: Path) -> Path:
+    """``module`` as given when it is a file; a bare name (``golden``) is looked up as
+    ``fixtures/modules/<name>.yaml`` in the working directory, then in the checkout."""
+    if module.is_file() or module.suffix or len(module.parts) > 1:
+        return module
+    folders = [Path("fixtures") / "modules", _CHECKOUT_MODULES]
+    for folder in folders:
+        if (folder / f"{module}.yaml").is_file():
+            return folder / f"{module}.yaml"
+    names = sorted({f.stem for d in folders if d.is_dir() for f in d.glob("*.yaml")})
+    raise ConfigError(f"no module file {str(module)!r} and no module of that name; names: "
+                      f"{', '.join(names) or 'none found'}", field="MODULE")
 
 
 @sim_app.command("truth")
@@ -40,7 +56,7 @@ def truth(
         from harness.sim.truth import module_truth
 
         check_illuminant(illuminant)
-        mod = load_module(module)
+        mod = load_module(module_file(module))
         if size is not None:
             mod = mod.with_sensor_size(*_parse_size(size))
         if not 0.0 <= gain_db <= mod.sensor.gain_max_db:
@@ -124,7 +140,7 @@ def render(
         bench.set_chart(check_scene(scene))
         bench.set_light(on=True, level_pct=level_pct, illuminant=illuminant)
         bench.set_focus(focus_um)
-        cam = SimCamera.standalone(str(module.resolve()), seed=seed, bench=bench)
+        cam = SimCamera.standalone(str(module_file(module).resolve()), seed=seed, bench=bench)
         cam.set("ExposureTime", exposure_us)
         cam.set("Gain", gain_db)
         cam.start()
@@ -136,4 +152,4 @@ def render(
                       f"to {out}")
 
 
-__all__ = ["ModuleArg", "render", "sim_app", "truth"]
+__all__ = ["ModuleArg", "module_file", "render", "sim_app", "truth"]
