@@ -1,6 +1,7 @@
 """Run every benchmark module (or those named on the command line) and save the figures; the
 start-up figures (bench_startup: harness --version, --help, a small analyze run beside
-`python -c "import numpy"`) come first."""
+`python -c "import numpy"`) come first. The slow ones (the 12 MP limit-coverage map over three
+seeds, tens of minutes) run only when named: `python -m bench coverage`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import bench
+
+SLOW = {"coverage"}
 
 
 def main(argv: list[str]) -> int:
@@ -31,6 +34,9 @@ def main(argv: list[str]) -> int:
     failed = 0
     for name in names:
         if wanted and name not in wanted:
+            continue
+        if not wanted and name in SLOW:
+            print(f"== {name}: slow, run only when named (python -m bench {name})", flush=True)
             continue
         module = importlib.import_module(f"bench.bench_{name}")
         print(f"== {name}", flush=True)
