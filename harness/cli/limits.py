@@ -54,7 +54,7 @@ def coverage_command(
     a limit fails on no module or a module fails other limits than it expects."""
     from rich.table import Table
 
-    from harness.run.limit_coverage import limit_coverage
+    from harness.run.limit_coverage import ModuleRun, limit_coverage
 
     with error_boundary():
         crop = _size(size)
@@ -62,9 +62,13 @@ def coverage_command(
         with tempfile.TemporaryDirectory(prefix="harness-coverage-") as work, \
                 console.status("running the suites per module") as status:
 
-            def tick(run: object) -> None:
-                done.append(getattr(run, "module", ""))
-                status.update(f"{len(done)} module runs done (last: {done[-1]})")
+            def tick(run: ModuleRun) -> None:
+                done.append(run.module)
+                status.update(f"{len(done)} module runs done (last: {run.module})")
+                if not console.is_terminal:  # a log gets one line per run instead
+                    mark = "" if run.as_expected else " (unexpected)"
+                    console.print(f"{len(done)} {run.module} seed {run.seed}: "
+                                  f"{run.outcome.value}{mark}")
 
             report = limit_coverage(spec, modules, template=station, suite=suite,
                                     work=Path(work), seeds=seeds, size=crop, jobs=jobs,
