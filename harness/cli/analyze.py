@@ -16,6 +16,10 @@ analyze_app = typer.Typer(
 )
 app.add_typer(analyze_app, name="analyze")
 
+from harness.cli import analyze_blemish as _blemish  # noqa: E402,F401
+from harness.cli import analyze_chromatic as _chromatic  # noqa: E402,F401
+from harness.cli import analyze_distortion as _distortion  # noqa: E402,F401
+from harness.cli import analyze_geometry as _geometry  # noqa: E402,F401
 from harness.cli import analyze_optics as _optics  # noqa: E402,F401
 from harness.cli import analyze_sensor as _sensor  # noqa: E402,F401
 

@@ -311,7 +311,8 @@ def defects_command(
 
 
 @analyze_app.command("uniformity", context_settings=_EXTRA,
-                     options_metavar="FLAT [--bayer CFA] [--dark DARK] [--json [OUT]]",
+                     options_metavar="FLAT [--bayer CFA] [--dark DARK] [--json [OUT]] "
+                     "[--plots DIR]",
                      short_help="Relative illumination, colour shading, grid deviation.")
 def uniformity_command(
     ctx: typer.Context,
@@ -319,9 +320,13 @@ def uniformity_command(
     dark_path: Annotated[str | None, typer.Option(
         "--dark", help="Dark stack to subtract (default: a capture set's dark frames, if any).")
     ] = None,
+    plots: Annotated[Path | None, typer.Option(
+        "--plots", help="Write the ISO 17957 shading-grid heat map (PNG) to this folder.",
+        file_okay=False)] = None,
 ) -> None:
-    """Relative illumination (corner/centre), colour shading (R/G, B/G) and grid deviation of
-    a FLAT stack (capture set, multi-page TIFF or folder). Option: --json [OUT]."""
+    """Relative illumination (corner/centre), colour shading (R/G, B/G), grid deviation and
+    the ISO 17957 shading grid (luminance and colour shading per cell) of a FLAT stack
+    (capture set, multi-page TIFF or folder). Options: --json [OUT], --plots DIR."""
     with error_boundary():
         from harness.analysis.uniformity import measure_uniformity
         from harness.inputs.stack_input import is_capture_set
@@ -337,6 +342,8 @@ def uniformity_command(
             except ConfigError:
                 dark_mean = None
         result = measure_uniformity(flat.mean_img, dark_mean=dark_mean, cfa=flat_src.cfa)
+        if plots is not None and result.iso_grid is not None:
+            _shading_grid_plot(result.iso_grid, plots)
         emit_json(result.as_dict(), json_out)
         if json_out != "-":
             for name, ch in result.channels.items():
@@ -345,8 +352,37 @@ def uniformity_command(
                               highlight=False)
             for key, value in result.colour_shading_max_pct.items():
                 console.print(f"colour shading {key}: {value:.2f} %", highlight=False)
+            if result.iso_grid is not None:
+                for line in iso_grid_lines(result.iso_grid):
+                    console.print(line, highlight=False, soft_wrap=True)
+
+
+def iso_grid_lines(grid: Any) -> list[str]:
+    """The ISO 17957 grid on the console: a summary line, then the luminance of each cell
+    (% of the centre cell), one line per row of cells."""
+    colour = "".join(f"; {k} max |deviation| {v:.2f} %"
+                     for k, v in grid.colour_deviation_max_pct.items())
+    lines = [f"ISO 17957 grid {grid.rows}x{grid.cols}: luminance {grid.luminance_min_pct:.1f} "
+             f"to {grid.luminance_max_pct:.1f} % of the centre cell{colour}"]
+    lines += ["  " + " ".join(f"{v:5.1f}" for v in row) for row in grid.luminance_pct]
+    return lines
+
+
+def _shading_grid_plot(grid: Any, folder: Path) -> None:
+    import numpy as np
+
+    from harness.evidence.plots import shading_grid_map
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "shading_grid.png").write_bytes(shading_grid_map(
+            np.asarray(grid.luminance_pct),
+            {k: np.asarray(v) for k, v in grid.colour_deviation_pct.items()}))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plot: {exc.strerror}", source=str(folder),
+                          field="--plots") from None
 
 
 __all__ = ["EMVA1288_JSON_KEYS", "defects_command", "emit_json", "emva1288_command",
-           "emva1288_json", "emva_notes", "emva_rows", "parse_thresholds", "split_args",
-           "uniformity_command"]
+           "emva1288_json", "emva_notes", "emva_rows", "iso_grid_lines", "parse_thresholds",
+           "split_args", "uniformity_command"]

@@ -3,8 +3,9 @@
 Each function draws one figure a sign-off engineer reads: the photon transfer curve with its
 fit (EMVA 1288 R4.0 §6.3), linearity residuals (§6.9), the SNR curve (§6.6, with the ideal
 sensor's √μp), a defect map over the dark frame, MTF curves per field point (ISO 12233:2023
-e-SFR), a focus sweep, the ColorChecker measured vs. reference with ΔE labels, and a shading
-map. They take arrays, not analysis result classes, so any analysis can feed them.
+e-SFR), a focus sweep, the ColorChecker measured vs. reference with ΔE labels, a shading
+map and the ISO 17957 shading grid (luminance and colour shading per cell). They take arrays,
+not analysis result classes, so any analysis can feed them.
 """
 
 from __future__ import annotations
@@ -238,5 +239,49 @@ def shading_map(relative: np.ndarray, *, unit: str = "% of centre",
     return _png(fig)
 
 
+def shading_grid_map(luminance_pct: np.ndarray,
+                     colour_deviation_pct: Mapping[str, np.ndarray] | None = None, *,
+                     title: str = "ISO 17957 shading grid") -> bytes:
+    """Heat maps of a shading grid with each cell's figure written in it: luminance (% of the
+    centre cell) and, per colour ratio, the deviation from the centre cell (%, on a diverging
+    scale symmetric about 0, so a cast towards red or blue reads at a glance)."""
+    lum = np.asarray(luminance_pct, float)
+    if lum.ndim != 2 or min(lum.shape) < 2:
+        raise ValueError(f"luminance_pct must be a 2-D grid of at least 2×2 cells, got "
+                         f"{lum.shape}")
+    panels: list[tuple[str, np.ndarray]] = [("luminance [% of centre]", lum)]
+    for name, grid in (colour_deviation_pct or {}).items():
+        g = np.asarray(grid, float)
+        if g.shape != lum.shape:
+            raise ValueError(f"colour grid {name!r} has shape {g.shape}, luminance {lum.shape}")
+        panels.append((f"{name} deviation [%]", g))
+    rows, cols = lum.shape
+    side = 4.6
+    fig = Figure(figsize=(side * len(panels), side * rows / cols + 1.2), dpi=DPI,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    size = max(4.0, min(9.0, 70.0 / max(rows, cols)))
+    for ax, (label, data) in zip(axes, panels, strict=True):
+        if data is lum:
+            im = ax.imshow(data, cmap="viridis", interpolation="nearest")
+            fmt, mid = "{:.0f}", float(np.nanmean(data))
+        else:
+            lim = max(float(np.nanmax(np.abs(data))), 1e-9)
+            im = ax.imshow(data, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            fmt, mid = "{:+.1f}", 0.0
+        span = float(np.nanmax(np.abs(data - mid))) or 1.0
+        for (r, c), v in np.ndenumerate(data):
+            dark = data is lum and v < mid
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=size,
+                    color="white" if dark or abs(v - mid) > 0.7 * span else "black")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set(title=f"{label}\nmin {np.nanmin(data):.3g}, max {np.nanmax(data):.3g}",
+               xlabel="cell column", ylabel="cell row")
+        ax.title.set_fontsize(9)
+    fig.suptitle(title)
+    return _png(fig)
+
+
 __all__ = ["colorchecker", "defect_map", "focus_sweep", "linearity_residuals", "mtf_curves",
-           "photon_transfer", "shading_map", "snr_curve"]
+           "photon_transfer", "shading_grid_map", "shading_map", "snr_curve"]
