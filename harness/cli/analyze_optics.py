@@ -32,7 +32,7 @@ BitsOpt = Annotated[int | None, typer.Option(
 # The parameters that analysis errors name -> this command's options (see error_boundary).
 #: ``analyze sfr``: :func:`~harness.analysis.sfr.measure_sfr_rois` (and, for ROIs given with
 #: --roi, :func:`~harness.analysis.edges.parse_roi` and the ROIs' own errors: ``roi``).
-SFR_FLAGS = {"fit_order": "--fit-order"}
+SFR_FLAGS = {"fit_order": "--fit-order", "method": "--method"}
 #: ``analyze colour``: :func:`~harness.analysis.colour.measure_colour`.
 COLOUR_FLAGS = {"illuminant": "--illuminant", "corners": "--corners",
                 "black_level": "--black-level"}
@@ -121,6 +121,10 @@ def sfr_command(
     fit_order: Annotated[int, typer.Option(
         "--fit-order", help="Edge fit: 1 = line (ISO 12233:2017), up to 5 for distorted "
         "edges.")] = 1,
+    method: Annotated[str, typer.Option(
+        "--method", help="robust (default: ISO 12233 steps with a refined edge fit and the LSF "
+        "tails low-passed against noise) or iso12233 (the ISO 12233 Annex D steps "
+        "exactly).")] = "robust",
     json_out: JsonOpt = None,
 ) -> None:
     """ISO 12233 e-SFR per edge ROI: edge angle, MTF50, MTF at 0.125/0.25/0.5 cy/px."""
@@ -137,10 +141,11 @@ def sfr_command(
             rois = find_edge_rois(gray_image(img))
         results = measure_sfr_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
                                    saturation=img.saturation, channel=plane.channel,
+                                   method=method,
                                    fit_order=fit_order, oversampling=plane.oversampling,
                                    phase_pitch=plane.phase_pitch)
-        table = Table(title=f"e-SFR {image.name}, channel {plane.channel} (MTF50 and MTF "
-                      "in cycles/pixel)")
+        table = Table(title=f"e-SFR {image.name}, channel {plane.channel}, method {method} "
+                      "(MTF50 and MTF in cycles/pixel)")
         notes = any(r.warnings for r in results)
         for col in ("ROI", "edge", "angle°", "MTF50", "@0.125", "@0.25", "@0.5",
                     *(("warnings",) if notes else ())):
@@ -159,7 +164,7 @@ def sfr_command(
         gaps = field_gaps(results) if any(r.orientation for r in rois) else None
         if gaps is not None and not gaps.complete:
             console.print(f"[yellow]incomplete field:[/] {gaps.message()}")
-        write_json({"image": str(image), "channel": plane.channel,
+        write_json({"image": str(image), "channel": plane.channel, "method": method,
                     "rois": [r.as_dict() for r in results],
                     "summary": summary.as_dict() if summary is not None else None,
                     "missing_rois": gaps.as_dict() if gaps is not None else None}, json_out)
