@@ -49,7 +49,8 @@ Verdict = Measurement
 
 NAME = r"^[a-z][a-z0-9_]*$"
 LIMIT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-CONDITION_KEYS = ("zone", "channel", "illuminant", "field", "gain_db", "temperature", "ccm")
+CONDITION_KEYS = ("zone", "channel", "illuminant", "field", "gain_db", "temperature", "ccm",
+                  "radius")
 
 
 class Limit(BaseModel):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import mean_frame, sequence_mean
 
+from harness.analysis.chromatic import measure_lateral_ca
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
 from harness.analysis.flatfield import flat_field_correct
 from harness.analysis.focus import measure_focus_sweep
@@ -54,25 +55,35 @@ def test_best_focus(hil_session, hil_check) -> None:  # type: ignore[no-untyped-
     hil_session.attach_json(json.dumps(result.as_dict()).encode(), "focus.json")
 
 
+def edge_chart(session):  # type: ignore[no-untyped-def]
+    """The edge chart at best focus, flat-field corrected, and its ten edge ROIs (once per
+    run): the lens shading would leave the corner squares too dark for the finder; the
+    correction is a smooth per-pixel gain, flat over an edge's ROI. A missing ROI is an ERROR
+    naming it."""
+    def analyse():  # type: ignore[no-untyped-def]
+        best_focus(session)
+        cs = session.sequence("edge")
+        flat = sequence_mean(session, "flat_stack", "flat")
+        raw = flat_field_correct(mean_frame(cs, "edge"), flat, session.black_dn, session.cfa)
+        raw = np.clip(raw, 0, 2 ** session.bits - 1)
+        img = prepare(np.rint(raw).astype(np.uint16), "edge chart", bayer=session.cfa,
+                      bits=session.bits)
+        session.attach_thumbnail(raw, "edge chart (mean)")
+        # green pixels only on a colour sensor: demosaicing would add its own blur
+        plane = sfr_plane(img, "G" if session.cfa is not None else "Y")
+        rois = find_edge_rois(plane.plane, require=FIELD_POSITIONS)
+        return img, plane, rois
+
+    return session.cached("edge_chart", analyse)
+
+
 @pytest.mark.hil_measures("mtf50_cy_per_px", "mtf_at_nyquist_half",
                           "corner_to_centre_mtf50_ratio")
 def test_mtf_centre_and_corners(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
-    """ISO 12233 e-SFR at best focus: MTF50 and MTF at Nyquist/2 at the centre and the four
-    corners, vertical and horizontal edge each; a missing ROI is an ERROR naming it."""
-    best_focus(hil_session)
-    cs = hil_session.sequence("edge")
-    # flat-field corrected: the lens shading would leave the corner squares too dark for the
-    # finder; the correction is a smooth per-pixel gain, flat over an edge's ROI
-    flat = sequence_mean(hil_session, "flat_stack", "flat")
-    raw = flat_field_correct(mean_frame(cs, "edge"), flat, hil_session.black_dn,
-                             hil_session.cfa)
-    raw = np.clip(raw, 0, 2 ** hil_session.bits - 1)
-    img = prepare(np.rint(raw).astype(np.uint16), "edge chart", bayer=hil_session.cfa,
-                  bits=hil_session.bits)
-    hil_session.attach_thumbnail(raw, "edge chart (mean)")
-    # green pixels only on a colour sensor: demosaicing would add its own blur
-    plane = sfr_plane(img, "G" if hil_session.cfa is not None else "Y")
-    rois = find_edge_rois(plane.plane, require=FIELD_POSITIONS)
+    """ISO 12233 e-SFR at best focus (the robust method, docs/standards.md#e-sfr-accuracy):
+    MTF50 and MTF at Nyquist/2 at the centre and the four corners, vertical and horizontal
+    edge each."""
+    _, plane, rois = edge_chart(hil_session)
     results = measure_sfr_rois(plane.plane, rois, mask=plane.mask, locate=plane.locate,
                                channel=plane.channel, oversampling=plane.oversampling,
                                phase_pitch=plane.phase_pitch)
@@ -87,3 +98,17 @@ def test_mtf_centre_and_corners(hil_session, hil_check) -> None:  # type: ignore
     hil_session.attach_png(plots.mtf_curves(np.linspace(0, 0.5, 51), curves),
                            "MTF per field point")
     hil_session.attach_json(json.dumps([r.as_dict() for r in results]).encode(), "sfr.json")
+
+
+@pytest.mark.hil_measures("lateral_ca_pct", "lateral_ca_max_px")
+def test_lateral_chromatic_aberration(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
+    """Lateral chromatic displacement (ISO 19084's quantity) on the same ten edges: the
+    largest R-G or B-G edge shift, judged as % of the half-diagonal (independent of the sensor
+    size), recorded in px. A mono sensor has no colour planes: skipped."""
+    if hil_session.cfa is None:
+        pytest.skip("a mono sensor has no lateral colour to measure")
+    img, _, rois = edge_chart(hil_session)
+    result = measure_lateral_ca(img.data, rois, bayer=img.bayer, saturation=img.saturation)
+    hil_check("lateral_ca_pct", result.lateral_ca_pct, "%")
+    hil_check("lateral_ca_max_px", result.lateral_ca_max_px, "px")
+    hil_session.attach_json(json.dumps(result.as_dict()).encode(), "lateral_ca.json")

@@ -46,6 +46,10 @@ FAULTY = {
     "link-incomplete.yaml": {"timing.link.fifo_frames", "timing.link.overrun"},
     "limited-firmware.yaml": {"sensor.gain_max_db", "timing.max_frame_rate_hz",
                               "timing.min_exposure_us", "timing.max_exposure_us"},
+    "dusty.yaml": {"optics.particles"},
+    "decentred.yaml": {"optics.decentre_px.x", "optics.decentre_px.y"},
+    "distorted.yaml": {"optics.distortion.k1"},
+    "lateral-ca.yaml": {"optics.lateral_ca.R", "optics.lateral_ca.B"},
 }
 IDENTITY = {"name", "serial", "source"}
 

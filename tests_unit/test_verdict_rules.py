@@ -98,7 +98,8 @@ def test_a_limit_nobody_judged_makes_the_run_incomplete(tmp_path: Path) -> None:
     ended = [e["data"]["sequence"] for e in events
              if e["type"] == "sequence" and e["event"] == "sequence_end"]
     assert started == ended and {"saturation_level", "exposure_sweep", "dark_stack",
-                                 "flat_stack", "focus_sweep", "edge", "colour"} == set(started)
+                                 "flat_stack", "focus_sweep", "edge", "colour",
+                                 "dotgrid"} == set(started)
 
 
 def test_a_k_selection_is_incomplete(tmp_path: Path) -> None:
@@ -145,9 +146,25 @@ def test_a_station_missing_a_device_is_incomplete(tmp_path: Path) -> None:
     assert record.outcome is Outcome.INCOMPLETE, proc.stdout
 
 
+def test_a_chart_wheel_without_the_dot_grid_leaves_distortion_unjudged(tmp_path: Path) -> None:
+    """A real station may have no dot-grid chart: the distortion test skips and names why, the
+    run is INCOMPLETE (never PASS) and everything it did judge stands."""
+    station = sim_station(tmp_path, replace={
+        "charts: [dark, flat, edge, colour, focus, dotgrid]": "charts: [dark, flat, edge, colour, "
+                                                              "focus]"})
+    proc, record = run_hil(tmp_path, station, "-k", "test_distortion or test_optical_centre")
+    assert record is not None, proc.stdout + proc.stderr
+    reasons = {u.limit_id: u.reason for u in record.unjudged}
+    assert reasons["DIST-09"].startswith("test_distortion skipped: the station's chart wheel has "
+                                         "no 'dotgrid' chart"), reasons["DIST-09"]
+    assert record.outcome is Outcome.INCOMPLETE and not failed(record), proc.stdout
+    assert {m.limit_id: m.outcome for m in record.measurements if m.limit_id} == {
+        "GEOM-CENTRE": Outcome.PASS}
+
+
 def test_a_chart_wheel_without_the_edge_chart_is_an_error(tmp_path: Path) -> None:
     station = sim_station(tmp_path, replace={
-        "charts: [dark, flat, edge, colour, focus]": "charts: [dark, flat, colour, focus]"})
+        "charts: [dark, flat, edge, colour, focus, dotgrid]": "charts: [dark, flat, colour, focus]"})
     proc, record = run_hil(tmp_path, station, "-k", "test_mtf or test_best_focus")
     assert record is not None, proc.stdout + proc.stderr
     assert record.outcome is Outcome.ERROR and not failed(record), proc.stdout
@@ -172,8 +189,9 @@ def test_a_light_that_is_not_the_specs_illuminant_is_an_error(tmp_path: Path) ->
 
 def test_a_missing_corner_roi_is_an_error(tmp_path: Path) -> None:
     station = sim_station(tmp_path, replace={
-        "charts: [dark, flat, edge, colour, focus]":
-            "charts: [dark, flat, edge, colour, focus], scenes: {edge: edge-without-top-left}"})
+        "charts: [dark, flat, edge, colour, focus, dotgrid]":
+            "charts: [dark, flat, edge, colour, focus, dotgrid], "
+            "scenes: {edge: edge-without-top-left}"})
     proc, record = run_hil(tmp_path, station, "-k", "test_mtf")
     assert record is not None, proc.stdout + proc.stderr
     assert record.outcome is Outcome.ERROR and not failed(record), proc.stdout

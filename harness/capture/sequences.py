@@ -106,7 +106,7 @@ class CaptureContext:
         return self.settle() if self.settle is not None else None
 
     def scene(self, name: str) -> None:
-        """Select a chart (``dark``, ``flat``, ``edge``, ``colour``, ``focus``)."""
+        """Select a chart (``dark``, ``flat``, ``edge``, ``colour``, ``focus``, ``dotgrid``)."""
         if self.chart is not None:
             self.chart.select(name)
         elif name != "dark" and name != "flat":
@@ -574,6 +574,7 @@ SEQUENCES: dict[str, Callable[..., CaptureSet]] = {
     "focus_sweep": focus_sweep,
     "edge": lambda ctx, **kw: chart_capture(ctx, chart="edge", **kw),
     "colour": lambda ctx, **kw: chart_capture(ctx, chart="colour", **kw),
+    "dotgrid": lambda ctx, **kw: chart_capture(ctx, chart="dotgrid", **kw),
 }
 
 

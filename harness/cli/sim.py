@@ -117,7 +117,8 @@ def _print_truth(data: dict[str, object]) -> None:
 def render(
     module: ModuleArg,
     out: Annotated[Path, typer.Option("--out", help="TIFF file to write (n frames).")],
-    scene: Annotated[str, typer.Option(help="dark, flat, edge, colour or focus.")] = "flat",
+    scene: Annotated[str, typer.Option(
+        help="dark, flat, edge, colour, focus or dotgrid.")] = "flat",
     exposure_us: Annotated[float, typer.Option(help="Exposure time, us.")] = 10_000.0,
     level_pct: Annotated[float, typer.Option("--level", help="Light level, %.")] = 50.0,
     gain_db: Annotated[float, typer.Option("--gain", help="Analog gain, dB.")] = 0.0,

@@ -73,7 +73,8 @@ def sequence_parameters(name: str) -> tuple[set[str], set[str]]:
         raise ConfigError(f"unknown sequence {name!r}; available: {', '.join(SEQUENCES)}",
                           field="sequence")
     func = SEQUENCES[name]
-    target = chart_capture if name in ("edge", "colour") else getattr(func, "__wrapped__", func)
+    charts = ("edge", "colour", "dotgrid")
+    target = chart_capture if name in charts else getattr(func, "__wrapped__", func)
     params = {p.name: p for p in inspect.signature(target).parameters.values()
               if p.name not in ("ctx", "chart")}
     required = {n for n, p in params.items() if p.default is inspect.Parameter.empty}

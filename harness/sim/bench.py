@@ -11,7 +11,7 @@ the simulated camera *reads* it when it renders a frame. The state is:
   now, :meth:`Bench.irradiance_w_m2` and :meth:`Bench.illuminance_lux` the same in radiometric
   and photometric units (what a meter at the sensor plane would read);
 * ``chart``: the scene in front of the camera (``dark``, ``flat``, ``edge``, ``colour``,
-  ``focus``; :mod:`harness.sim.scene`);
+  ``focus``, ``dotgrid``; :mod:`harness.sim.scene`);
 * ``focus_um``: lens focus position in micrometres (image side; best focus is in the module file);
 * ``ambient_c``: ambient temperature (the camera's die temperature follows it plus self-heating);
 * ``powered``: the PSU output feeding the module (off: the camera vanishes; default True when no

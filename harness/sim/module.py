@@ -1,7 +1,8 @@
 """Simulated camera-module files (``fixtures/modules/*.yaml``): schema and loader.
 
 A module file describes one physical unit: sensor (EMVA 1288 linear model parameters,
-EMVA 1288 Release 4.0 section 2), spectral response, lens, defects and the supply current it
+EMVA 1288 Release 4.0 section 2), spectral response, lens (PSF, shading, decentre, distortion,
+lateral colour, particles on its cover glass), defects and the supply current it
 draws (``power``, read by the simulated PSU; see :class:`Power` for its defaults).
 ``extends: other.yaml`` starts from another module file and overrides keys (mappings merge key
 by key, lists and scalars replace), so a faulty module states the ONE property in which it
@@ -123,6 +124,50 @@ class ChannelRatios(_Strict):
     B: float = Field(1.0, gt=0.05, le=2.0)
 
 
+class Offset(_Strict):
+    """A displacement on the sensor in pixels (x right, y down)."""
+
+    x: float = Field(0.0, ge=-2000.0, le=2000.0)
+    y: float = Field(0.0, ge=-2000.0, le=2000.0)
+
+
+class Distortion(_Strict):
+    """Radial distortion about the optical centre: r_d = r_u (1 + k1 r_u^2 + k2 r_u^4), r
+    normalised to the half-diagonal (k1 < 0 barrel, > 0 pincushion); must stay monotonic
+    (dr_d/dr_u > 0) out to r_u = 1.5."""
+
+    k1: float = Field(0.0, ge=-0.5, le=0.5)
+    k2: float = Field(0.0, ge=-0.5, le=0.5)
+
+    @model_validator(mode="after")
+    def _monotonic(self) -> Distortion:
+        r2 = [(i / 100.0) ** 2 for i in range(151)]
+        if min(1.0 + 3.0 * self.k1 * u + 5.0 * self.k2 * u * u for u in r2) <= 0.05:
+            raise ValueError(f"k1 {self.k1}, k2 {self.k2} fold the image over before r = 1.5 "
+                             f"(dr_d/dr_u must stay > 0.05)")
+        return self
+
+
+class LateralCa(_Strict):
+    """Lateral chromatic aberration: the red and blue images are magnified by (1 + R) and
+    (1 + B) relative to the green one, about the optical centre."""
+
+    R: float = Field(0.0, ge=-0.02, le=0.02)
+    B: float = Field(0.0, ge=-0.02, le=0.02)
+
+
+class Particle(_Strict):
+    """A particle (blemish) on the cover glass / IR filter, ``distance_um`` in front of the
+    pixels: its shadow is centred at column ``x_px``, row ``y_px`` (pixel indices, pixel
+    centres at integer coordinates as in OpenCV; fractions allowed); ``diameter_um`` is the
+    particle's own size."""
+
+    x_px: float = Field(ge=-0.5)
+    y_px: float = Field(ge=-0.5)
+    diameter_um: float = Field(gt=0.0, le=2000.0)
+    distance_um: float = Field(gt=0.0, le=5000.0)
+
+
 class Optics(_Strict):
     f_number: float = Field(2.0, ge=0.7, le=64.0)
     sigma_px: float = Field(0.6, gt=0.05, le=20.0, description="Gaussian PSF sigma, centre")
@@ -138,6 +183,18 @@ class Optics(_Strict):
         description="red and blue response relative to green at the corner (chief-ray angle "
                     "and IR-cut filter shift): 1 = no colour shading")
     fill_factor: float = Field(1.0, gt=0.0, le=1.0, description="pixel aperture width / pitch")
+    decentre_px: Offset = Field(default_factory=lambda: Offset(),
+                                description="optical axis minus the image centre, px")
+    distortion: Distortion = Field(default_factory=lambda: Distortion())
+    lateral_ca: LateralCa = Field(default_factory=lambda: LateralCa(),
+                                  description="red / blue magnification - 1 relative to green")
+    particles: tuple[Particle, ...] = Field((), description="blemishes on the cover glass")
+
+    @property
+    def has_geometry(self) -> bool:
+        """Whether the lens maps the scene other than 1:1 (distortion or lateral CA)."""
+        d, ca = self.distortion, self.lateral_ca
+        return d.k1 != 0.0 or d.k2 != 0.0 or ca.R != 0.0 or ca.B != 0.0
 
 
 class Defect(_Strict):
@@ -230,6 +287,10 @@ class Module(_Strict):
             elif d.row + d.rows > h or d.col + d.cols > w:
                 raise ValueError(f"defects.listed[{i}]: pixels ({d.row}, {d.col}) + "
                                  f"{d.rows}x{d.cols} outside the {w}x{h} sensor")
+        for i, p in enumerate(self.optics.particles):
+            if p.x_px > w - 0.5 or p.y_px > h - 0.5:
+                raise ValueError(f"optics.particles[{i}]: ({p.x_px}, {p.y_px}) px outside the "
+                                 f"{w}x{h} sensor")
         return self
 
     @property
@@ -241,8 +302,21 @@ class Module(_Strict):
         return ("R", "G", "B") if self.is_colour else ("Y",)
 
     def with_sensor_size(self, width: int, height: int) -> Module:
-        """The same module with a smaller (or larger) sensor; listed defects must still fit."""
+        """The same module with a smaller (or larger) sensor; listed defects must still fit.
+
+        The lens scales with the sensor (relative illumination, distortion and the field are
+        normalised to it), so the decentre and the particles' positions scale by the size
+        ratio; the particles' physical size and distance, hence their shadows in pixels, do not.
+        """
         data = self.model_dump(by_alias=True)
+        sx, sy = width / self.sensor.width, height / self.sensor.height
+        optics = data["optics"]
+        if optics["decentre_px"] != {"x": 0.0, "y": 0.0}:
+            optics["decentre_px"] = {"x": optics["decentre_px"]["x"] * sx,
+                                     "y": optics["decentre_px"]["y"] * sy}
+        optics["particles"] = [{**p, "x_px": (p["x_px"] + 0.5) * sx - 0.5,
+                                "y_px": (p["y_px"] + 0.5) * sy - 0.5}
+                               for p in optics["particles"]]
         data["sensor"].update(width=width, height=height)
         try:
             return Module.model_validate({**data, "source": self.source})
@@ -304,6 +378,6 @@ def load_module(path: str | Path) -> Module:
         raise ConfigError(str(err).replace("Value error, ", "")) from None
 
 
-__all__ = ["Band", "ChannelRatios", "Defect", "Defects", "Expectation", "Link", "Module",
-           "Nonlinearity", "Optics", "Power", "Seeded", "Sensor", "Spectral", "Split", "Thermal",
-           "Timing", "load_module"]
+__all__ = ["Band", "ChannelRatios", "Defect", "Defects", "Distortion", "Expectation",
+           "LateralCa", "Link", "Module", "Nonlinearity", "Offset", "Optics", "Particle", "Power",
+           "Seeded", "Sensor", "Spectral", "Split", "Thermal", "Timing", "load_module"]

@@ -1,8 +1,11 @@
 """Lens model: Gaussian-plus-defocus PSF varying over the field, relative illumination, aperture.
 
 Coordinates: pixel (row i, col j) covers [j, j+1] x [i, i+1]; its centre is (j + 0.5, i + 0.5);
-the optical axis is the sensor centre (W/2, H/2). Normalised field: x_n = (x - W/2)/(W/2),
-y_n likewise, r_n = distance / half-diagonal (1 at the corners).
+the optical axis meets the sensor at the optical centre (c_x, c_y) = (W/2 + dx, H/2 + dy), the
+sensor centre moved by the lens's decentre ``decentre_px`` (a lens glued off the sensor's
+centre). Normalised field: x_n = (x - c_x)/(W/2), y_n likewise, r_n = distance from the optical
+centre / half-diagonal (1 at the corners of a centred lens). Every field-dependent property
+(PSF, relative illumination, colour shading, distortion, lateral colour) is centred there.
 
 PSF at a field point = Gaussian (sigma, the lens's residual aberrations, growing as
 sigma_px (1 + sigma_field_growth r_n^2)) convolved with a uniform defocus disk of radius
@@ -23,6 +26,16 @@ pixel more obliquely through the colour filter and micro-lens, and the IR-cut fi
 shifts to shorter wavelengths at oblique incidence, cutting red): channel/green ratio
 c(r_n) = 1 + (c_corner - 1) r_n^2, with ``colour_shading_corner`` giving c_corner for R and B
 (docs/standards.md#iso-17957-shading).
+
+Distortion (the radial terms of Brown's model, D. C. Brown, "Decentering distortion of lenses",
+Photogrammetric Engineering 32 (3), 1966): a scene point at normalised ideal radius r_u from the
+optical centre is imaged at r_d = r_u (1 + k1 r_u^2 + k2 r_u^4), so the distortion of that
+image height, D = 100 (r_d - r_u)/r_u, is 100 (k1 r_u^2 + k2 r_u^4) % (the definition the
+dot-grid analysis reports). Lateral chromatic aberration: the red and blue images are
+the green one magnified by (1 + m_R), (1 + m_B) about the optical centre, so a point at green
+radius r is displaced radially by m r in red / blue (m x half-diagonal px at the corner).
+:func:`source_scale` gives, per output pixel, where its light comes from in the ideal scene; the
+scene renderer remaps the rendered scene through it (cv2.remap).
 """
 
 from __future__ import annotations
@@ -49,10 +62,17 @@ class Psf:
     defocus_radius_px: float
 
 
+def optical_centre(module: Module) -> tuple[float, float]:
+    """(c_x, c_y): where the optical axis meets the sensor, continuous pixel coordinates."""
+    off = module.optics.decentre_px
+    return module.sensor.width / 2.0 + off.x, module.sensor.height / 2.0 + off.y
+
+
 def field_norm(module: Module, x: float, y: float) -> tuple[float, float, float]:
     """(x_n, y_n, r_n) of the continuous sensor position (x, y) in pixels."""
     w, h = module.sensor.width, module.sensor.height
-    dx, dy = x - w / 2.0, y - h / 2.0
+    cx, cy = optical_centre(module)
+    dx, dy = x - cx, y - cy
     return dx / (w / 2.0), dy / (h / 2.0), math.hypot(dx, dy) / math.hypot(w / 2.0, h / 2.0)
 
 
@@ -133,8 +153,9 @@ def colour_shading(module: Module, rows: slice, cols: slice) -> np.ndarray | Non
         return None
     h, w = module.sensor.height, module.sensor.width
     half_diag = math.hypot(w / 2.0, h / 2.0)
-    y = (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5 - h / 2.0) / half_diag
-    x = (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5 - w / 2.0) / half_diag
+    cx, cy = optical_centre(module)
+    y = (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5 - cy) / half_diag
+    x = (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5 - cx) / half_diag
     r2 = y[:, None] ** 2 + x[None, :] ** 2
     letters = np.array(list(cfa)).reshape(2, 2)
     site = letters[np.arange(rows.start, rows.stop)[:, None] % 2,
@@ -152,11 +173,76 @@ def relative_illumination(module: Module, rows: slice, cols: slice) -> np.ndarra
         return np.ones((rows.stop - rows.start, cols.stop - cols.start), np.float32)
     tan_c = math.tan(math.acos(corner**0.25))
     half_diag = math.hypot(w / 2.0, h / 2.0)
-    y = (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5 - h / 2.0) / half_diag
-    x = (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5 - w / 2.0) / half_diag
+    cx, cy = optical_centre(module)
+    y = (np.arange(rows.start, rows.stop, dtype=np.float32) + 0.5 - cy) / half_diag
+    x = (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5 - cx) / half_diag
     r2 = (y[:, None] ** 2 + x[None, :] ** 2) * np.float32(tan_c**2)
     return np.asarray(1.0 / (1.0 + r2) ** 2, dtype=np.float32)  # cos^4(atan u) = 1/(1+u^2)^2
 
 
-__all__ = ["FINE", "Psf", "best_focus_um", "colour_shading", "esf_table", "field_norm", "mtf",
-           "mtf50", "psf_at", "relative_illumination"]
+def image_point(module: Module, x: float, y: float) -> tuple[float, float, float, float]:
+    """Where the lens images the ideal point (x, y) (green; continuous px), and the local
+    magnification there, radial (1 + 3 k1 r^2 + 5 k2 r^4) and tangential (1 + k1 r^2 +
+    k2 r^4): the scene renderer blurs a shape with the PSF of its image position shrunk by
+    them, so that after the remap its image has the PSF of :func:`psf_at`."""
+    o, s = module.optics, module.sensor
+    k1, k2 = o.distortion.k1, o.distortion.k2
+    if k1 == 0.0 and k2 == 0.0:
+        return x, y, 1.0, 1.0
+    cx, cy = optical_centre(module)
+    r2 = ((x - cx) ** 2 + (y - cy) ** 2) / (s.width**2 / 4.0 + s.height**2 / 4.0)
+    tangential = 1.0 + k1 * r2 + k2 * r2 * r2
+    radial = 1.0 + 3.0 * k1 * r2 + 5.0 * k2 * r2 * r2
+    return cx + (x - cx) * tangential, cy + (y - cy) * tangential, radial, tangential
+
+
+def distortion_pct(k1: float, k2: float, r: float) -> float:
+    """D(r) = 100 (r_d - r_u)/r_u at normalised ideal radius r (see the module docstring)."""
+    return 100.0 * (k1 * r**2 + k2 * r**4)
+
+
+@lru_cache(maxsize=16)
+def _inverse_table(k1: float, k2: float, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rho^2, r_u / rho) on a 4097-point grid of the distorted radius rho in [0, top]: the
+    inverse of r_d = r_u (1 + k1 r_u^2 + k2 r_u^4) (monotonic: checked by the module schema),
+    by interpolating the forward map on a finer r_u grid."""
+    r_u = np.linspace(0.0, top * 1.5 + 0.1, 32769)
+    r_d = r_u * (1.0 + k1 * r_u**2 + k2 * r_u**4)
+    rho2 = np.linspace(0.0, top**2, 4097)
+    rho = np.sqrt(rho2)
+    inv = np.interp(rho, r_d, r_u)
+    ratio = np.divide(inv, rho, out=np.ones_like(rho), where=rho > 0.0)
+    return rho2, ratio
+
+
+def source_scale(module: Module, channel: int | None, rows: slice, cols: slice,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Where in the ideal (undistorted, green) image the light of each pixel centre of the
+    window (slices may step) comes from, continuous pixel coordinates (x, y), float32: the
+    inverse of the lens's distortion and of the channel's lateral-colour magnification
+    (``channel`` 0 R, 1 G, 2 B; None: mono, no lateral colour) about the optical centre (see
+    the module docstring)."""
+    o, s = module.optics, module.sensor
+    cx, cy = optical_centre(module)
+    half_diag = math.hypot(s.width / 2.0, s.height / 2.0)
+    m = {0: o.lateral_ca.R, 2: o.lateral_ca.B}.get(channel, 0.0) if channel is not None else 0.0
+    far = max(math.hypot(px - cx, py - cy) for px in (0.0, s.width) for py in (0.0, s.height))
+    top = far / half_diag / (1.0 + min(m, 0.0)) + 0.01
+    rho2_tab, ratio_tab = _inverse_table(o.distortion.k1, o.distortion.k2, round(top, 2) + 0.01)
+    dy = (np.arange(rows.start, rows.stop, rows.step or 1, dtype=np.float32)
+          + np.float32(0.5 - cy))[:, None]
+    dx = (np.arange(cols.start, cols.stop, cols.step or 1, dtype=np.float32)
+          + np.float32(0.5 - cx))[None, :]
+    if o.distortion.k1 == 0.0 and o.distortion.k2 == 0.0:
+        scale = np.full((dy.size, dx.size), 1.0 / (1.0 + m), np.float32)
+    else:
+        rho2 = (dx * dx + dy * dy) * np.float32(1.0 / (half_diag * (1.0 + m)) ** 2)
+        scale = np.interp(rho2, rho2_tab, ratio_tab).astype(np.float32)
+        scale *= np.float32(1.0 / (1.0 + m))
+    return (dx * scale + np.float32(cx)).astype(np.float32), \
+        (dy * scale + np.float32(cy)).astype(np.float32)
+
+
+__all__ = ["FINE", "Psf", "best_focus_um", "colour_shading", "distortion_pct", "esf_table",
+           "field_norm", "image_point", "mtf", "mtf50", "optical_centre", "psf_at",
+           "relative_illumination", "source_scale"]

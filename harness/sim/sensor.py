@@ -3,8 +3,9 @@
 For each pixel, per frame:
 
 1. photons: mu_p = flux x pitch^2 x t_exp x (scene response, which already holds QE x
-   reflectance x blur; :func:`harness.sim.scene.render`) x relative illumination x (1 + PRNU);
-   dead/cold defects scale it;
+   reflectance x blur and the lens's distortion and lateral colour;
+   :func:`harness.sim.scene.render`) x relative illumination x colour shading x particle
+   shadows (:mod:`harness.sim.blemish`) x (1 + PRNU); dead/cold defects scale it;
 2. dark signal mu_d = I_dark(T) t_exp with I_dark(T) = I_ref 2^((T - T_ref)/T_d) (doubling every
    ``dark_doubling_k``), plus the extra dark current of hot pixels;
 3. shot noise on mu_p + mu_d: exact Poisson where the mean is below ``poisson_threshold_e``,
@@ -46,9 +47,10 @@ import cv2
 import numpy as np
 from scipy.special import ndtri
 
+from harness.sim.blemish import apply_shadows
 from harness.sim.module import Module
 from harness.sim.optics import colour_shading, relative_illumination
-from harness.sim.scene import Scene, render
+from harness.sim.scene import Scene, render, render_through_lens
 
 CHUNK_ROWS = 128
 RENDER_THREADS = min(2, os.cpu_count() or 1)
@@ -455,25 +457,30 @@ class SensorModel:
 
     def _response_map(self, scene: Scene, illuminant: str, focus_um: float,
                       roi: Roi) -> tuple[np.ndarray, float, float]:
-        """Scene response x relative illumination x (1 + PRNU) per pixel: everything of the
-        signal that does not depend on exposure, gain or light level, kept across operating
-        points so an exposure sweep renders the optics once (costs one float32 map); with its
-        minimum and maximum over the window."""
+        """Scene response (through the lens's distortion and lateral colour, if any) x
+        relative illumination x colour shading x particle shadows x (1 + PRNU) per pixel:
+        everything of the signal that does not depend on exposure, gain or light level, kept
+        across operating points so an exposure sweep renders the optics once (costs one float32
+        map); with its minimum and maximum over the window."""
         key = (scene.name, illuminant, focus_um, roi)
         if self._response is not None and self._response[0] == key:
             return self._response[1:]
         self._response = None
         m = self.module
         out = np.empty((roi.height, roi.width), np.float32)
+        lens_maps = m.optics.has_geometry
 
         def fill(strip_rows: tuple[int, int]) -> tuple[float, float]:
             r0, r1 = strip_rows
             strip = slice(roi.offset_y + r0, roi.offset_y + r1)
-            resp = render(m, scene, illuminant, focus_um, strip, roi.cols)
+            resp = (render_through_lens if lens_maps else render)(m, scene, illuminant,
+                                                                  focus_um, strip, roi.cols)
             resp *= relative_illumination(m, strip, roi.cols)
             shading = colour_shading(m, strip, roi.cols)
             if shading is not None:
                 resp *= shading
+            if m.optics.particles:
+                apply_shadows(m, resp, strip, roi.cols)
             prnu = self._pattern(1, strip, roi.cols)
             prnu += 1.0
             resp *= prnu
@@ -484,6 +491,13 @@ class SensorModel:
         self._response = (key, out, min(lo for lo, _ in extremes),
                           max(hi for _, hi in extremes))
         return self._response[1:]
+
+    def expected_response(self, scene: Scene, illuminant: str, focus_um: float,
+                          roi: Roi) -> np.ndarray:
+        """The noise-free signal per photon of a white target's flux at the sensor centre,
+        e-/photon, per pixel of ``roi`` (a copy): what frames average to, less the dark signal
+        and defects (mu_e = mu_p x this + mu_d; see :meth:`_response_map`)."""
+        return self._response_map(scene, illuminant, focus_um, roi)[0].copy()
 
     # -- frames ------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Analysis code (EMVA 1288, slanted-edge MTF, defects, colour) is validated against this, and the
 qualification suites check each faulty module fails exactly its limits. Every number here comes
 from the same functions the frame generator uses (:class:`harness.sim.sensor.SensorModel`,
-:mod:`harness.sim.optics`, :mod:`harness.sim.colour_response`), never from a second copy.
+:mod:`harness.sim.optics`, :mod:`harness.sim.blemish`, :mod:`harness.sim.colour_response`),
+never from a second copy.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.sim.blemish import particle_shadows
 from harness.sim.colour_response import colour_truth, effective_qe
 from harness.sim.module import Module
-from harness.sim.optics import mtf, mtf50, psf_at
+from harness.sim.optics import distortion_pct, image_point, mtf, mtf50, optical_centre, psf_at
 from harness.sim.scene import EDGE_ANGLE_DEG, layout
 from harness.sim.sensor import SensorModel
 
@@ -34,19 +36,21 @@ def saturation_e(module: Module, k: float, black_level_dn: float) -> tuple[float
 
 
 def lens_truth(module: Module, focus_um: float) -> list[dict[str, Any]]:
-    """PSF and MTF at the centre of every slanted-edge square (the field points of the chart)."""
+    """PSF and MTF at the centre of every slanted-edge square (the field points of the chart),
+    where the lens images it (a distorting lens moves it; :func:`image_point`)."""
     scene = layout("edge", module.sensor.width, module.sensor.height)
     w, h = module.sensor.width, module.sensor.height
     half_diag = math.hypot(w / 2, h / 2)
     fill = module.optics.fill_factor
     out = []
     for rect in scene.rects:
-        psf = psf_at(module, focus_um, rect.cx, rect.cy)
+        x, y, _, _ = image_point(module, rect.cx, rect.cy)
+        psf = psf_at(module, focus_um, x, y)
         system = mtf(np.array([0.125, 0.25, 0.5]), psf, fill, EDGE_ANGLE_DEG)
         out.append({
             "field_point": rect.name,
-            "x_px": _r(rect.cx), "y_px": _r(rect.cy),
-            "field_radius": _r(math.hypot(rect.cx - w / 2, rect.cy - h / 2) / half_diag, 4),
+            "x_px": _r(x), "y_px": _r(y),
+            "field_radius": _r(math.hypot(x - w / 2, y - h / 2) / half_diag, 4),
             "sigma_px": _r(psf.sigma_px), "defocus_radius_px": _r(psf.defocus_radius_px),
             "mtf50_lens_cy_px": _r(mtf50(psf, fill, EDGE_ANGLE_DEG, lens_only=True)),
             "mtf50_cy_px": _r(mtf50(psf, fill, EDGE_ANGLE_DEG)),
@@ -54,6 +58,53 @@ def lens_truth(module: Module, focus_um: float) -> list[dict[str, Any]]:
             "mtf_at_0.5": _r(float(system[2])),
         })
     return out
+
+
+DISTORTION_RADII = (0.5, 0.7, 0.9)
+
+
+def lens_geometry_truth(module: Module) -> dict[str, Any]:
+    """Optical centre, distortion and lateral colour (:mod:`harness.sim.optics`).
+
+    Positions are pixel indices (pixel centres at integer coordinates, as the analyses report;
+    the image centre is ((W - 1)/2, (H - 1)/2); the ``lens`` field points, in continuous
+    coordinates with pixel (i, j) covering [j, j+1] x [i, i+1], are 0.5 px more).
+    ``distortion.D_pct`` is 100 (r_d - r_u) / r_u at the ideal radius r_u (fraction of the
+    half-diagonal); ``lateral_ca`` gives the red and blue images' radial displacement from the
+    green one at the corner (m x half-diagonal, px, + outwards) and as % of the half-diagonal
+    (None for a mono sensor).
+    """
+    o, s = module.optics, module.sensor
+    cx, cy = optical_centre(module)
+    half_diag = math.hypot(s.width / 2.0, s.height / 2.0)
+    k1, k2 = o.distortion.k1, o.distortion.k2
+    out: dict[str, Any] = {
+        "optical_centre_px": {"x": _r(cx - 0.5), "y": _r(cy - 0.5)},
+        "decentre_px": {"x": _r(o.decentre_px.x), "y": _r(o.decentre_px.y),
+                        "radial": _r(math.hypot(o.decentre_px.x, o.decentre_px.y))},
+        "half_diagonal_px": _r(half_diag),
+        "distortion": {"k1": k1, "k2": k2,
+                       "D_pct": {f"{r}": _r(distortion_pct(k1, k2, r)) for r in DISTORTION_RADII}},
+        "lateral_ca": None,
+    }
+    if module.is_colour:
+        ca = o.lateral_ca
+        out["lateral_ca"] = {"m_R": ca.R, "m_B": ca.B,
+                             "R_G_corner_px": _r(ca.R * half_diag),
+                             "B_G_corner_px": _r(ca.B * half_diag),
+                             "R_G_pct": _r(100.0 * ca.R), "B_G_pct": _r(100.0 * ca.B)}
+    return out
+
+
+def particles_truth(module: Module) -> list[dict[str, Any]]:
+    """Each particle's shadow (:mod:`harness.sim.blemish`): centre (column, row: pixel indices,
+    as the module file gives it), diameter at half contrast (FWHM, px), centre contrast (%),
+    and the particle's size and distance."""
+    return [{"x_px": _r(sh.x_px), "y_px": _r(sh.y_px), "fwhm_px": _r(sh.fwhm_px, 5),
+             "contrast_pct": _r(100.0 * sh.contrast, 5), "diameter_um": p.diameter_um,
+             "distance_um": p.distance_um,
+             "shadow_diameter_px": _r(sh.pupil_px + sh.particle_px, 5)}
+            for p, sh in zip(module.optics.particles, particle_shadows(module), strict=True)]
 
 
 def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float | None = None,
@@ -111,6 +162,8 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
                     for p in sensor.defects],
         "column_defects": [{"col": c, "offset_e": v} for c, v in sensor.column_defects],
         "lens": lens_truth(module, focus),
+        **lens_geometry_truth(module),
+        "particles": particles_truth(module),
     }
     if module.is_colour:
         data["colour"] = {name: colour_truth(module, name).as_dict()
@@ -118,4 +171,5 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
     return data
 
 
-__all__ = ["TRUTH_ILLUMINANTS", "lens_truth", "module_truth", "saturation_e"]
+__all__ = ["DISTORTION_RADII", "TRUTH_ILLUMINANTS", "lens_geometry_truth", "lens_truth",
+           "module_truth", "particles_truth", "saturation_e"]
