@@ -36,4 +36,9 @@ def test_relative_illumination_and_colour_shading(hil_session, hil_check) -> Non
     first = next(iter(result.channels.values()))
     grid = np.asarray(first.grid, dtype=float)
     hil_session.attach_png(plots.shading_map(100.0 * grid / grid.max()), "shading map")
+    iso = result.iso_grid
+    hil_session.attach_png(plots.shading_grid_map(
+        np.asarray(iso.luminance_pct),
+        {ratio: np.asarray(cells) for ratio, cells in iso.colour_deviation_pct.items()}),
+        "ISO 17957 shading grid")
     hil_session.attach_json(json.dumps(result.as_dict()).encode(), "uniformity.json")
