@@ -49,7 +49,8 @@ T = TypeVar("T")
 
 # ---- drivers -------------------------------------------------------------------------------
 
-DEVICE_KINDS: tuple[str, ...] = ("power", "light", "meter", "focus", "chart", "camera")
+DEVICE_KINDS: tuple[str, ...] = ("power", "light", "meter", "radiometer", "focus", "chart",
+                                 "camera")
 """Device kinds in the order a station opens them (power first, camera last)."""
 
 ENTRY_POINT_GROUP = "harness.drivers"
@@ -63,6 +64,7 @@ BUILTIN_DRIVER_MODULES: tuple[str, ...] = (
     "harness.devices.light",
     "harness.devices.power",
     "harness.devices.meter",
+    "harness.devices.optical_power",
     "harness.devices.focus",
     "harness.devices.chart",
 )

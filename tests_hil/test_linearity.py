@@ -1,4 +1,6 @@
-"""EMVA 1288 photon transfer and linearity: K, dark noise, saturation, SNR_max, DR, LE."""
+"""EMVA 1288 photon transfer and linearity: K, dark noise, saturation, SNR_max, DR, LE; with
+a radiometer in the sensor plane, quantum efficiency, responsivity and the sensitivity
+threshold in photons."""
 
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ PHOTON_TRANSFER = (
     ("snr_max_db", "dB"),
     ("dynamic_range_db", "dB"),
     ("dark_current_e_per_s", "e-/s"),
+)
+SENSITIVITY = (
+    ("quantum_efficiency_pct", "%"),
+    ("responsivity_dn_per_photon", "DN/photon"),
+    ("sensitivity_threshold_photons", "photons"),
 )
 LINEARITY = (
     ("linearity_error_min_pct", "%"),
@@ -58,10 +65,10 @@ def emva_result(session, *, mosaic: bool = False):  # type: ignore[no-untyped-de
     return session.cached("emva1288", analyse)["mosaic" if mosaic else "gr"]
 
 
-def judge(hil_check, result, figures) -> None:  # type: ignore[no-untyped-def]
+def judge(hil_check, result, figures, **condition) -> None:  # type: ignore[no-untyped-def]
     """Each figure with its unit; a figure the analysis flagged is an ERROR, not a verdict."""
     for name, unit in figures:
-        hil_check(name, getattr(result, name), unit, flag=result.flag(name))
+        hil_check(name, getattr(result, name), unit, flag=result.flag(name), **condition)
 
 
 @pytest.mark.hil_measures(*(name for name, _ in PHOTON_TRANSFER))
@@ -79,6 +86,27 @@ def test_photon_transfer(hil_session, hil_check) -> None:  # type: ignore[no-unt
         mean, var, gain=result.system_gain_dn_per_e, intercept=0.0, fit_mask=mask),
         "photon transfer")
     hil_session.attach_json(json.dumps(result.as_dict(), indent=1).encode(), "emva1288.json")
+
+
+@pytest.mark.hil_measures(*(name for name, _ in SENSITIVITY))
+def test_quantum_efficiency(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
+    """Quantum efficiency eta = R / K, responsivity R and the absolute sensitivity threshold in
+    photons (docs/standards.md#emva-linear-model), from photon counts mu_p = E A t lambda / (h c)
+    with E read by the radiometer in the sensor plane during the narrow-band sweep (conditions
+    ``emva1288: {pixel_pitch_um, wavelength_nm}``); on the Gr plane (``channel: G``) of a
+    colour sensor. A station without a radiometer skips (the limits are then named
+    unjudged)."""
+    if not hil_session.station.has("radiometer"):
+        pytest.skip("the station has no radiometer (optical power meter in the sensor plane): "
+                    "no photon counts")
+    result = emva_result(hil_session)
+    channel = {"channel": "G"} if hil_session.cfa else {}
+    judge(hil_check, result, SENSITIVITY, **channel)
+    cs = hil_session.sequence("exposure_sweep")
+    radiometry = cs.manifest.extra.get("radiometry", {})
+    hil_session.attach_json(json.dumps({"radiometry": radiometry, **{
+        name: result.figure_json(name) for name, _ in SENSITIVITY}}, indent=1).encode(),
+        "quantum efficiency.json")
 
 
 @pytest.mark.hil_measures(*(name for name, _ in LINEARITY))

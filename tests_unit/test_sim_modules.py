@@ -50,6 +50,7 @@ FAULTY = {
     "decentred.yaml": {"optics.decentre_px.x", "optics.decentre_px.y"},
     "distorted.yaml": {"optics.distortion.k1"},
     "lateral-ca.yaml": {"optics.lateral_ca.R", "optics.lateral_ca.B"},
+    "low-qe.yaml": {"spectral.red.peak_qe", "spectral.green.peak_qe", "spectral.blue.peak_qe"},
 }
 IDENTITY = {"name", "serial", "source"}
 

@@ -599,6 +599,29 @@ def find_saturation(var_dn2: np.ndarray) -> tuple[int, bool]:
     return index, reached
 
 
+H_PLANCK_J_S = 6.62607015e-34
+C_LIGHT_M_S = 299_792_458.0
+
+
+def photons_per_pixel(irradiance_w_m2: float, pixel_pitch_um: float, exposure_us: float,
+                      wavelength_nm: float) -> float:
+    """Mean photons per pixel mu_p = E A t_exp lambda / (h c) for a narrow-band light of
+    wavelength ``wavelength_nm`` and irradiance ``irradiance_w_m2`` on a square pixel of pitch
+    ``pixel_pitch_um`` (A = pitch^2, the pixel's geometric area, as EMVA 1288 counts it) during
+    ``exposure_us`` (docs/standards.md#emva-linear-model)."""
+    for name, value in (("pixel_pitch_um", pixel_pitch_um), ("wavelength_nm", wavelength_nm)):
+        if not (math.isfinite(value) and value > 0.0):
+            raise ConfigError(f"{name} must be a positive number, got {value}", field=name)
+    if not (math.isfinite(irradiance_w_m2) and irradiance_w_m2 >= 0.0):
+        raise ConfigError(f"irradiance must be >= 0 W/m2, got {irradiance_w_m2}",
+                          field="irradiance_w_m2")
+    if not (math.isfinite(exposure_us) and exposure_us >= 0.0):
+        raise ConfigError(f"exposure must be >= 0 us, got {exposure_us}", field="exposure_us")
+    area_m2 = (pixel_pitch_um * 1e-6) ** 2
+    return (irradiance_w_m2 * area_m2 * exposure_us * 1e-6 * wavelength_nm * 1e-9
+            / (H_PLANCK_J_S * C_LIGHT_M_S))
+
+
 def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
                      defect_thresholds: DefectThresholds | None = None,
                      saturation_index: int | None = None) -> Emva1288Result:
@@ -789,7 +812,8 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
     return replace(result, flags=flags.reasons(figures))
 
 
-__all__ = ["DARK_SLOPE_SIGMAS", "EXCLUDED_CLASSES", "MIN_DARK_VAR_DN2", "MIN_LINE_POINTS",
+__all__ = ["C_LIGHT_M_S", "DARK_SLOPE_SIGMAS", "EXCLUDED_CLASSES", "H_PLANCK_J_S",
+           "MIN_DARK_VAR_DN2", "MIN_LINE_POINTS",
            "MIN_SLOPE_POINTS", "QUANTISATION_VAR_DN2", "Emva1288Result", "EmvaData", "EmvaPoint",
            "EmvaReducer", "NonUniformity", "SpatialVariances", "combine_planes", "find_saturation",
-           "measure_emva1288", "nonuniformity", "spatial_variances"]
+           "measure_emva1288", "nonuniformity", "photons_per_pixel", "spatial_variances"]

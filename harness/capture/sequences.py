@@ -33,6 +33,50 @@ from harness.inputs.captureset import CFA, CaptureSet
 from harness.paths import safe_component
 
 
+@dataclass
+class MeterPhotons:
+    """Photons per pixel from a radiometer (optical power meter) in the sensor plane: the
+    ``photons_per_pixel`` hook of a station that has one.
+
+    mu_p = E A t_exp lambda / (h c) (docs/standards.md#emva-linear-model) with E the irradiance
+    the meter reads at the moment of the frames, A the pixel area (``pixel_pitch_um``, from the
+    spec's ``conditions.emva1288``) and lambda the narrow-band light's centre
+    (``wavelength_nm``), which the meter's wavelength correction is set to. The EMVA sweep
+    switches the light to that narrow band while it runs (:func:`exposure_sweep`).
+    """
+
+    meter: Any
+    pixel_pitch_um: float | None
+    wavelength_nm: float | None
+    prepared: bool = False
+
+    def prepare(self) -> None:
+        """Check the conditions and set the meter's correction wavelength (once)."""
+        for name in ("pixel_pitch_um", "wavelength_nm"):
+            if getattr(self, name) is None:
+                raise ConfigError(f"conditions.emva1288.{name} is missing: the station has a "
+                                  f"radiometer, and photons per pixel need the pixel pitch and "
+                                  f"the narrow-band wavelength", field=f"conditions.emva1288."
+                                                                      f"{name}")
+        if not self.prepared:
+            assert self.wavelength_nm is not None
+            self.meter.set_wavelength(float(self.wavelength_nm))
+            self.prepared = True
+
+    def reading(self, exposure_us: float) -> tuple[float, float]:
+        """(photons per pixel at ``exposure_us``, the irradiance in W/m2 read now)."""
+        from harness.analysis.emva1288 import photons_per_pixel
+
+        self.prepare()
+        assert self.pixel_pitch_um is not None and self.wavelength_nm is not None
+        irradiance = float(self.meter.irradiance_w_m2())
+        return (photons_per_pixel(irradiance, float(self.pixel_pitch_um), exposure_us,
+                                  float(self.wavelength_nm)), irradiance)
+
+    def __call__(self, exposure_us: float) -> float:
+        return self.reading(exposure_us)[0]
+
+
 class Progress(Protocol):
     def __call__(self, done: int, total: int, what: str) -> None: ...
 
@@ -42,8 +86,9 @@ class CaptureContext:
     """The devices a sequence drives and where its evidence goes.
 
     ``photons_per_pixel`` maps an exposure (µs) to the mean photon count per pixel at the
-    current light setting, when the station knows its irradiance (a radiometric calibration);
-    EMVA responsivity and QE need it, everything else does not.
+    current light setting, when the station knows its irradiance (a radiometric calibration,
+    or a :class:`MeterPhotons` reading a radiometer in the sensor plane); EMVA responsivity and
+    QE need it, everything else does not.
 
     ``black_dn`` is the black level measured from dark frames by :func:`saturation_level`
     (never assumed from a register); ``counter`` numbers capture sets: contexts of one run
@@ -387,6 +432,60 @@ def saturation_level(ctx: CaptureContext, *, start_us: float = 1000.0,
     return CaptureSet.open(writer.root)
 
 
+def _radiometry(ctx: CaptureContext, exposure_us: float, *, dark: bool = False
+                ) -> tuple[float | None, dict[str, Any]]:
+    """(photons per pixel, frame extras) for a stack at ``exposure_us``: with a radiometer
+    (:class:`MeterPhotons`) every stack, dark ones too, records the irradiance read now and the
+    photons it means; another hook gives photons for bright stacks only."""
+    hook = ctx.photons_per_pixel
+    if isinstance(hook, MeterPhotons):
+        photons, irradiance = hook.reading(exposure_us)
+        return photons, {"irradiance_w_m2": irradiance}
+    if hook is None or dark:
+        return None, {}
+    return hook(exposure_us), {}
+
+
+@contextlib.contextmanager
+def narrowband(ctx: CaptureContext, writer: CaptureSetWriter | None = None) -> Iterator[None]:
+    """With a radiometer (:class:`MeterPhotons`), switch the light to the narrow band at the
+    condition's wavelength for the block and back to white after it (EMVA 1288: photon counts
+    need a known wavelength, FWHM <= 50 nm; docs/standards.md#emva-measurement-conditions).
+    Without one, nothing changes. A light without a narrow-band mode, or a band wider than
+    50 nm, is a ConfigError."""
+    hook = ctx.photons_per_pixel
+    if not isinstance(hook, MeterPhotons):
+        yield
+        return
+    hook.prepare()
+    light = ctx.light
+    if light is None or not callable(getattr(light, "set_wavelength", None)) or \
+            not getattr(getattr(light, "settings", None), "narrowband", True):
+        raise ConfigError("the station has a radiometer but its light has no narrow-band mode "
+                          "(set 'narrowband: true' on a light that has SOURce:WAVelength)",
+                          field="light.narrowband")
+    assert hook.wavelength_nm is not None
+    light.set_wavelength(float(hook.wavelength_nm))
+    try:
+        fwhm = light.bandwidth_nm() if callable(getattr(light, "bandwidth_nm", None)) else None
+        if fwhm is not None and fwhm > MAX_FWHM_NM:
+            raise ConfigError(f"the light's narrow band is {fwhm:g} nm wide (FWHM); EMVA 1288 "
+                              f"allows at most {MAX_FWHM_NM:g} nm", field="light.narrowband")
+        radiometry = {"wavelength_nm": hook.wavelength_nm, "fwhm_nm": fwhm,
+                      "pixel_pitch_um": hook.pixel_pitch_um,
+                      "meter_wavelength_nm": float(hook.meter.wavelength())}
+        ctx.log("narrowband", **radiometry)
+        if writer is not None:
+            writer.manifest.extra["radiometry"] = radiometry
+        yield
+    finally:
+        light.set_wavelength(None)
+
+
+MAX_FWHM_NM = 50.0
+"""The widest narrow band EMVA 1288 accepts for photon counts (FWHM)."""
+
+
 def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int = 16,
                    exposure_min_us: float | None = None, exposure_max_us: float | None = None,
                    overshoot: float = 1.15) -> CaptureSet:
@@ -394,6 +493,9 @@ def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int 
 
     Without ``exposure_max_us`` the saturation exposure is found first and the sweep runs to
     ``overshoot`` times it, so the saturation point (maximum temporal variance) lies inside.
+    With a radiometer (``ctx.photons_per_pixel`` a :class:`MeterPhotons`) the sweep runs in
+    the light's narrow band (:func:`narrowband`) and every stack records the irradiance read
+    (``extra.irradiance_w_m2``) and the photons per pixel it means.
     """
     if steps < 4:
         raise ConfigError(f"exposure sweep needs at least 4 steps, got {steps}", field="steps")
@@ -403,8 +505,8 @@ def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int 
     info = ctx.camera.feature_info("ExposureTime")
     lo = exposure_min_us or max(float(info.minimum or 10.0), 10.0)
     ctx.scene("flat")
-    ctx.light_on()
-    with ctx.new_set("exposure_sweep") as writer:
+    with ctx.new_set("exposure_sweep") as writer, narrowband(ctx, writer):
+        ctx.light_on()
         if exposure_max_us is None:
             exposure_max_us = overshoot * find_saturation_exposure(
                 ctx, bits=bits, start_us=max(lo, 100.0), max_us=float(info.maximum or 1e6),
@@ -416,30 +518,35 @@ def exposure_sweep(ctx: CaptureContext, *, steps: int = 16, spatial_frames: int 
         for step, exposure in enumerate(exposures):
             actual = ctx.set_exposure(float(exposure))
             stack = ctx.grab(2)
-            photons = ctx.photons_per_pixel(actual) if ctx.photons_per_pixel else None
+            photons, extra = _radiometry(ctx, actual)
             _store(ctx, writer, stack, role="bright", group="temporal", step=step,
-                   exposure_set=actual, photons=photons)
+                   exposure_set=actual, photons=photons, extra=extra)
             means.append(float(stack.frames.mean(dtype=np.float64)))
             done += 2
             ctx.tick(done, total, f"bright step {step + 1}/{steps}")
         ctx.dark()
         for step, exposure in enumerate(exposures):
             actual = ctx.set_exposure(float(exposure))
-            _store(ctx, writer, ctx.grab(2), role="dark", group="temporal", step=step,
-                   exposure_set=actual)
+            stack = ctx.grab(2)
+            photons, extra = _radiometry(ctx, actual, dark=True)
+            _store(ctx, writer, stack, role="dark", group="temporal", step=step,
+                   exposure_set=actual, photons=photons, extra=extra)
             done += 2
             ctx.tick(done, total, f"dark step {step + 1}/{steps}")
         spatial_step = _half_saturation_step(means)
         exposure = ctx.set_exposure(float(exposures[spatial_step]))
-        _store(ctx, writer, ctx.grab(spatial_frames), role="dark", group="spatial",
-               step=spatial_step, exposure_set=exposure)
+        stack = ctx.grab(spatial_frames)
+        photons, extra = _radiometry(ctx, exposure, dark=True)
+        _store(ctx, writer, stack, role="dark", group="spatial", step=spatial_step,
+               exposure_set=exposure, photons=photons, extra=extra)
         done += spatial_frames
         ctx.tick(done, total, "dark spatial stack")
         ctx.scene("flat")
         ctx.light_on()
-        photons = ctx.photons_per_pixel(exposure) if ctx.photons_per_pixel else None
-        _store(ctx, writer, ctx.grab(spatial_frames), role="bright", group="spatial",
-               step=spatial_step, exposure_set=exposure, photons=photons)
+        stack = ctx.grab(spatial_frames)
+        photons, extra = _radiometry(ctx, exposure)
+        _store(ctx, writer, stack, role="bright", group="spatial", step=spatial_step,
+               exposure_set=exposure, photons=photons, extra=extra)
         done += spatial_frames
         ctx.tick(done, total, "bright spatial stack")
     return CaptureSet.open(writer.root)
@@ -513,7 +620,9 @@ def flat_stack(ctx: CaptureContext, *, frames: int = 8, target_fraction: float =
     with ctx.new_set("flat_stack") as writer:
         exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
                                       start_us=start_us, writer=writer)
-        photons = ctx.photons_per_pixel(exposure) if ctx.photons_per_pixel else None
+        # a radiometer's photons hold in the EMVA sweep's narrow band only, not under white
+        hook = ctx.photons_per_pixel
+        photons = hook(exposure) if hook and not isinstance(hook, MeterPhotons) else None
         _store(ctx, writer, ctx.grab(frames), role="flat", group="spatial",
                exposure_set=exposure, photons=photons, extra={"target_fraction": target_fraction})
         ctx.tick(frames, frames, "flat stack")
@@ -594,7 +703,8 @@ def run_sequence(name: str, ctx: CaptureContext, **params: Any) -> CaptureSet:
     return result
 
 
-__all__ = ["RANGED_FEATURES", "SEQUENCES", "CaptureContext", "Progress", "black_level_register",
+__all__ = ["MAX_FWHM_NM", "RANGED_FEATURES", "SEQUENCES", "CaptureContext", "MeterPhotons",
+           "Progress", "black_level_register",
            "chart_capture", "dark_stack", "exposure_for_level", "exposure_sweep",
            "find_saturation_exposure", "flat_stack", "focus_sweep", "grab_set",
-           "measure_black_level", "run_sequence", "saturation_level"]
+           "measure_black_level", "narrowband", "run_sequence", "saturation_level"]

@@ -3,7 +3,10 @@
 ``driver: scpi-led`` (:class:`ScpiLed`): SCPI over PyVISA (``TCPIP0::host::port::SOCKET``,
 USB-TMC ``USB0::...::INSTR``, ``ASRL/dev/ttyUSB0::INSTR``), newline-terminated; the command tree
 of :mod:`harness.sim.instruments.scpi_led` (``OUTPut<n>[:STATe]``, ``SOURce<n>:BRIGhtness``,
-``SOURce<n>:CCT``, ``SYSTem:ERRor?``). Every setting is followed by ``SYST:ERR?`` and a read-back.
+``SOURce<n>:CCT``, ``SOURce<n>:WAVelength``, ``SYSTem:ERRor?``). Every setting is followed by
+``SYST:ERR?`` and a read-back. ``narrowband: true`` sources have a narrow-band mode
+(``SOURce<n>:WAVelength <nm>``, 0 back to white; ``SOURce<n>:WAVelength:FWHM?``) for the EMVA
+1288 quantum efficiency (a known wavelength, FWHM <= 50 nm; docs/standards.md#emva-linear-model).
 
 ``driver: gardasoft`` (:class:`Gardasoft`): the RS-232 command set of Gardasoft RC1xx/RT-20
 controllers (115200 8N1, CR-terminated, replies end with the ``>`` prompt; ``VR``, ``RSc,s``,
@@ -15,6 +18,7 @@ Both: safe state = light off, confirmed by read-back, with the short ``safe_time
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, ClassVar
 
@@ -46,6 +50,8 @@ def check_level(device: str, percent: float) -> float:
 class ScpiLedSettings(VisaSettings):
     channel: int = Field(1, ge=1, le=16)
     cct: bool = Field(False, description="the source has a settable CCT (SOURce:CCT)")
+    narrowband: bool = Field(False, description="the source has a narrow-band mode "
+                                                "(SOURce:WAVelength)")
 
 
 @register_driver("light", "scpi-led")
@@ -133,6 +139,44 @@ class ScpiLed(ScpiErrorQueue, InstrumentDriver):
         self._need_cct()
         cmd = f"SOUR{self.ch}:CCT?"
         return self.number(self.query(cmd), cmd, lo=1000.0, hi=25000.0)
+
+    def set_wavelength(self, nm: float | None) -> None:
+        """Switch to the narrow band centred on ``nm`` (``None``: back to white), read back
+        within 0.05 nm (``narrowband: true`` sources only)."""
+        self._need_narrowband()
+        if nm is not None and not (math.isfinite(nm) and nm > 0.0):
+            raise ConfigError(f"{self.name}: wavelength {nm} nm is not a positive number",
+                              field="wavelength_nm")
+        want = 0.0 if nm is None else float(nm)
+        back: list[float] = []
+
+        def check() -> bool:
+            back.append(self.wavelength() or 0.0)
+            return abs(back[-1] - want) <= 0.05
+
+        if not self.confirmed(lambda: self._set(f"SOUR{self.ch}:WAV {want:.1f}"), check):
+            raise self.fail(f"wavelength reads back {back[-1]:g} nm, not {want:g} nm",
+                            f"SOUR{self.ch}:WAV?")
+
+    def wavelength(self) -> float | None:
+        """The narrow band's centre in nm, ``None`` while the source is white."""
+        self._need_narrowband()
+        cmd = f"SOUR{self.ch}:WAV?"
+        value = self.number(self.query(cmd), cmd, lo=0.0, hi=2000.0)
+        return None if value == 0.0 else value
+
+    def bandwidth_nm(self) -> float | None:
+        """The narrow band's FWHM in nm, ``None`` while the source is white."""
+        self._need_narrowband()
+        cmd = f"SOUR{self.ch}:WAV:FWHM?"
+        value = self.number(self.query(cmd), cmd, lo=0.0, hi=2000.0)
+        return None if value == 0.0 else value
+
+    def _need_narrowband(self) -> None:
+        if not self.settings.narrowband:
+            raise ConfigError(f"{self.name}: this light has no narrow-band mode (set "
+                              f"'narrowband: true' in the station file if it has)",
+                              field="narrowband")
 
     def _need_cct(self) -> None:
         if not self.settings.cct:

@@ -107,6 +107,19 @@ class LuxMeter(Device, Protocol):
 
 
 @runtime_checkable
+class Radiometer(Device, Protocol):
+    """An optical power meter with its detector in the sensor plane (EMVA 1288's irradiance)."""
+
+    def set_wavelength(self, nm: float) -> None: ...
+
+    def wavelength(self) -> float: ...
+
+    def irradiance_w_m2(self) -> float: ...
+
+    def power_w(self) -> float: ...
+
+
+@runtime_checkable
 class FocusActuator(Device, Protocol):
     """A focus actuator (stage in micrometres or VCM code)."""
 
@@ -131,4 +144,4 @@ class ChartChanger(Device, Protocol):
 
 
 __all__ = ["Camera", "ChartChanger", "Device", "FocusActuator", "LightSource", "LuxMeter",
-           "MeterReading", "PowerReading", "PowerSupply"]
+           "MeterReading", "PowerReading", "PowerSupply", "Radiometer"]

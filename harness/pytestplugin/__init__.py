@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from harness.station.station import Station
 
 PLUGIN_KEY = pytest.StashKey["HilPlugin"]()
-DEVICE_ROLES = ("power", "light", "meter", "focus", "chart", "camera")
+DEVICE_ROLES = ("power", "light", "meter", "radiometer", "focus", "chart", "camera")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -112,6 +112,11 @@ class ReplayLight(_ReplayInstrument):
             raise ConfigError(f"{self.name}: illuminant {name!r} unknown; allowed: <CCT>K, "
                               f"{', '.join(NOMINAL_CCT_K)}", field="illuminant")
 
+    def set_wavelength(self, nm: float | None) -> None:
+        """The narrow band as commanded (None: back to white); the frames carry the light's
+        effect, the irradiance the recorded radiometer readings."""
+        self.rec.state.band_nm = None if nm is None else float(nm)
+
     def safe_state(self) -> None:
         if self.recording is not None:
             self.rec.state.light_on = False
@@ -173,6 +178,33 @@ class ReplayMeter(_ReplayInstrument):
         return MeterReading(float(record.meter_lux), "lx", record.meter_x, record.meter_y)
 
 
+@register_driver("radiometer", "replay")
+class ReplayRadiometer(_ReplayInstrument):
+    """The irradiance recorded with the frame last served (the sweep reads the meter after
+    each stack); the correction wavelength as commanded."""
+
+    def set_wavelength(self, nm: float) -> None:
+        self.rec.state.radiometer_nm = float(nm)
+
+    def wavelength(self) -> float:
+        nm = self.rec.state.radiometer_nm
+        if nm is None:
+            raise InstrumentError("no wavelength set", device=self.name)
+        return nm
+
+    def irradiance_w_m2(self) -> float:
+        record = self.rec.current()
+        value = None if record is None else record.extra.get("irradiance_w_m2")
+        if value is None:
+            raise InstrumentError("the recording has no irradiance reading here",
+                                  device=self.name)
+        return float(value)
+
+    def power_w(self) -> float:
+        raise InstrumentError("a replayed radiometer serves the recorded irradiance only",
+                              device=self.name)
+
+
 @register_driver("power", "replay")
 class ReplayPower(_ReplayInstrument):
     """Set-points as commanded; ``measure()`` serves the run's journaled readings in order."""
@@ -199,4 +231,4 @@ class ReplayPower(_ReplayInstrument):
 
 
 __all__ = ["ReplayChart", "ReplayFocus", "ReplayInstrumentSettings", "ReplayLight",
-           "ReplayMeter", "ReplayPower"]
+           "ReplayMeter", "ReplayPower", "ReplayRadiometer"]

@@ -48,6 +48,8 @@ class ReplayState:
     chart: str | None = None
     focus: float | None = None
     output: bool = False
+    band_nm: float | None = None
+    radiometer_nm: float | None = None
     last: FrameRecord | None = None
     roles: set[str] = field(default_factory=set)
     """The roles replayed on this station (the camera checks only what they command)."""

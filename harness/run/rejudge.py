@@ -30,7 +30,7 @@ from harness.measurement import Measurement, Outcome
 from harness.paths import safe_component
 
 JOURNAL = "journal.jsonl"
-REPLAYED_ROLES = ("power", "light", "meter", "focus", "chart")
+REPLAYED_ROLES = ("power", "light", "meter", "radiometer", "focus", "chart")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ the limit spec. Rules it keeps for every caller:
 * every event a sequence emits (set captured, sequence start and end, a settle skipped) and
   every fact that qualifies the figures (a camera without a Gain feature) reaches the
   ``events`` hook, which a qualification run writes to its journal;
+* on a station with a radiometer (an optical power meter in the sensor plane), photons per
+  pixel come from its irradiance (:class:`~harness.capture.sequences.MeterPhotons`, with the
+  pixel pitch and narrow-band wavelength of the spec's ``conditions.emva1288``), and the EMVA
+  sweep runs in the light's narrow band;
 * a sequence parameter the sequence does not take is dropped from the spec's conditions (they
   also carry the tests' own settings), but a parameter it needs and nobody gave is a
   :class:`~harness.errors.ConfigError` naming the spec's section.
@@ -31,6 +35,7 @@ from typing import Any, Protocol
 from harness.capture.sequences import (
     SEQUENCES,
     CaptureContext,
+    MeterPhotons,
     Progress,
     chart_capture,
     grab_set,
@@ -101,6 +106,7 @@ class CaptureSession:
     black_dn: float | None = None
     captures: dict[str, CaptureSet] = field(default_factory=dict)
     settled_light: dict[str, Any] = field(default_factory=dict)
+    _photons: MeterPhotons | None = None
     _counter: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -191,9 +197,31 @@ class CaptureSession:
                              progress=self.progress, settle=settle,
                              settled_light=self.settled_light, counter=self._counter)
         ctx.light_level_pct = float(self.condition("light").get("level_pct", 50.0))
+        if station.has("radiometer"):
+            ctx.photons_per_pixel = self._meter_photons(station.device("radiometer"))
         ctx.saturation_dn = self.saturation_dn
         ctx.black_dn = self.black_dn
         return ctx
+
+    def _meter_photons(self, meter: Any) -> MeterPhotons:
+        """The session's one :class:`MeterPhotons` (the meter's wavelength is set once); a
+        missing ``pixel_pitch_um`` or ``wavelength_nm`` is an error of the EMVA sweep only."""
+        if self._photons is None or self._photons.meter is not meter:
+            cond = self.condition("emva1288")
+
+            def number(name: str) -> float | None:
+                value = cond.get(name)
+                if value is None:
+                    return None
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                        not value > 0:
+                    raise ConfigError(f"conditions.emva1288.{name} must be a positive number, "
+                                      f"got {value!r}", field=f"conditions.emva1288.{name}")
+                return float(value)
+
+            self._photons = MeterPhotons(meter, number("pixel_pitch_um"),
+                                         number("wavelength_nm"))
+        return self._photons
 
     def context(self, test_id: str) -> CaptureContext:
         """A capture context for ``test_id`` with the session's camera setup and levels."""

@@ -2,7 +2,10 @@
 
 Everything is integrated on one 5 nm grid (380-780 nm) with colour-science 0.4.7 data
 (docs/standards.md#colorchecker-reference-data): CIE illuminants D65, D50, A and FL11
-(= TL84-like triband), a Planckian source of any CCT, or a monochromatic line; the 24
+(= TL84-like triband), a Planckian source of any CCT, a monochromatic line, or a narrow band
+``band:<nm>/<fwhm>`` (a Gaussian in power, the narrow-band light EMVA 1288 measures the quantum
+efficiency with: a known centre wavelength, FWHM <= 50 nm; docs/standards.md#emva-linear-model);
+the 24
 ColorChecker reflectances of ``colour.SDS_COLOURCHECKERS['ColorChecker N Ohta']``; the CIE 1931
 2 degree observer.
 
@@ -15,6 +18,7 @@ with eta averaged over the spectrum).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -35,6 +39,11 @@ def _illuminant_power(name: str) -> tuple[float, ...]:
 
     shape = colour.SpectralShape(380, 780, 5)
     key = name.upper()
+    if key.startswith("BAND:"):
+        centre, fwhm = parse_band(name)
+        sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+        power = np.exp(-0.5 * ((WAVELENGTHS - centre) / sigma) ** 2)
+        return tuple(float(v) for v in power)
     if key.startswith("MONO:"):
         try:
             nm = float(key[5:])
@@ -53,11 +62,44 @@ def _illuminant_power(name: str) -> tuple[float, ...]:
     table = {"D65": "D65", "D50": "D50", "A": "A", "F11": "FL11", "TL84": "FL11", "E": "E"}
     if key not in table:
         raise ConfigError(f"unknown illuminant {name!r}; allowed: "
-                          f"{', '.join(ILLUMINANT_NAMES)}, <CCT>K (e.g. 3200K), mono:<nm>")
+                          f"{', '.join(ILLUMINANT_NAMES)}, <CCT>K (e.g. 3200K), mono:<nm>, "
+                          f"band:<nm>/<fwhm> (e.g. band:525/30)")
     if key == "E":
         return tuple(1.0 for _ in WAVELENGTHS)
     sd = colour.SDS_ILLUMINANTS[table[key]].copy().align(shape)
     return tuple(float(v) for v in sd.values)
+
+
+BAND_FWHM_NM = (5.0, 100.0)
+"""FWHM range of a ``band:`` illuminant (the 5 nm grid resolves 5 nm; wider is not narrow)."""
+
+
+def band_name(centre_nm: float, fwhm_nm: float) -> str:
+    """The illuminant name of a narrow band (``band:525/30``)."""
+    return f"band:{centre_nm:g}/{fwhm_nm:g}"
+
+
+def parse_band(name: str) -> tuple[float, float]:
+    """(centre, FWHM) in nm of a ``band:<nm>/<fwhm>`` illuminant name; a malformed name, a
+    centre outside 400..740 nm (the band must fit the 380-780 nm grid) or a FWHM outside
+    :data:`BAND_FWHM_NM` raise :class:`ConfigError`."""
+    body = name[5:] if name.upper().startswith("BAND:") else ""
+    centre_s, sep, fwhm_s = body.partition("/")
+    try:
+        centre, fwhm = float(centre_s), float(fwhm_s)
+    except ValueError:
+        centre = fwhm = math.nan
+    if not sep or not (math.isfinite(centre) and math.isfinite(fwhm)):
+        raise ConfigError(f"illuminant {name!r}: expected band:<nm>/<fwhm> (e.g. band:525/30)",
+                          field="illuminant")
+    if not 400.0 <= centre <= 740.0:
+        raise ConfigError(f"illuminant {name!r}: centre {centre:g} nm outside 400..740 nm",
+                          field="illuminant")
+    lo, hi = BAND_FWHM_NM
+    if not lo <= fwhm <= hi:
+        raise ConfigError(f"illuminant {name!r}: FWHM {fwhm:g} nm outside {lo:g}..{hi:g} nm",
+                          field="illuminant")
+    return centre, fwhm
 
 
 def check_illuminant(name: str) -> str:
@@ -73,22 +115,31 @@ def photon_spectrum(name: str) -> np.ndarray:
     return np.asarray(photons / photons.sum())
 
 
-def band_curve(band: Band, ir_cut_nm: float | None) -> np.ndarray:
-    """A Gaussian QE band times a steep IR-cut edge (10 nm logistic)."""
+def band_curve(band: Band, ir_cut_nm: float | None,
+               wavelengths: np.ndarray | None = None) -> np.ndarray:
+    """A Gaussian QE band times a steep IR-cut edge (10 nm logistic), on the 5 nm grid or at
+    ``wavelengths``."""
+    nm = WAVELENGTHS if wavelengths is None else np.asarray(wavelengths, dtype=float)
     sigma = band.fwhm_nm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    qe = band.peak_qe * np.exp(-0.5 * ((WAVELENGTHS - band.peak_nm) / sigma) ** 2)
+    qe = band.peak_qe * np.exp(-0.5 * ((nm - band.peak_nm) / sigma) ** 2)
     if ir_cut_nm is not None:
-        qe = qe / (1.0 + np.exp((WAVELENGTHS - ir_cut_nm) / 10.0 * 4.0))
+        qe = qe / (1.0 + np.exp((nm - ir_cut_nm) / 10.0 * 4.0))
     return np.asarray(qe)
 
 
-def qe_curves(module: Module) -> np.ndarray:
+def qe_curves(module: Module, wavelengths: np.ndarray | None = None) -> np.ndarray:
     """QE(lambda) per channel (rows R, G, B after crosstalk, or one row for a mono sensor)."""
     sp = module.spectral
     if not module.is_colour:
-        return band_curve(sp.mono, sp.ir_cut_nm)[None, :]
-    rgb = np.stack([band_curve(b, sp.ir_cut_nm) for b in (sp.red, sp.green, sp.blue)])
+        return band_curve(sp.mono, sp.ir_cut_nm, wavelengths)[None, :]
+    rgb = np.stack([band_curve(b, sp.ir_cut_nm, wavelengths) for b in (sp.red, sp.green, sp.blue)])
     return np.asarray(np.asarray(sp.crosstalk, dtype=float) @ rgb)
+
+
+def qe_at(module: Module, wavelength_nm: float) -> dict[str, float]:
+    """eta(lambda) per channel at one wavelength (the spectral model itself, no averaging)."""
+    qe = qe_curves(module, np.array([float(wavelength_nm)]))[:, 0]
+    return {c: float(v) for c, v in zip(module.channels, qe, strict=True)}
 
 
 @lru_cache(maxsize=4)
@@ -204,6 +255,7 @@ def colour_truth(module: Module, illuminant: str) -> ColourTruth:
 
 
 __all__ = [
+    "BAND_FWHM_NM",
     "COLORCHECKER_NAMES",
     "C_LIGHT",
     "H_PLANCK",
@@ -211,6 +263,7 @@ __all__ = [
     "WAVELENGTHS",
     "ColourTruth",
     "band_curve",
+    "band_name",
     "channel_response",
     "check_illuminant",
     "colorchecker_reflectances",
@@ -218,6 +271,8 @@ __all__ = [
     "effective_qe",
     "illuminance_lux",
     "irradiance_w_m2",
+    "parse_band",
     "photon_spectrum",
+    "qe_at",
     "qe_curves",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.sim.blemish import particle_shadows
-from harness.sim.colour_response import colour_truth, effective_qe
+from harness.sim.colour_response import colour_truth, effective_qe, parse_band, qe_at
 from harness.sim.module import Module
 from harness.sim.optics import distortion_pct, image_point, mtf, mtf50, optical_centre, psf_at
 from harness.sim.scene import EDGE_ANGLE_DEG, layout
@@ -107,6 +107,15 @@ def particles_truth(module: Module) -> list[dict[str, Any]]:
             for p, sh in zip(module.optics.particles, particle_shadows(module), strict=True)]
 
 
+def _narrowband_truth(module: Module, illuminant: str) -> dict[str, Any] | None:
+    if not illuminant.upper().startswith("BAND:"):
+        return None
+    centre, fwhm = parse_band(illuminant)
+    return {"wavelength_nm": centre, "fwhm_nm": fwhm,
+            "qe_band": {c: _r(v) for c, v in effective_qe(module, illuminant).items()},
+            "qe_at_wavelength": {c: _r(v) for c, v in qe_at(module, centre).items()}}
+
+
 def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float | None = None,
                  focus_um: float | None = None, illuminant: str = "D65",
                  black_level_dn: float | None = None) -> dict[str, Any]:
@@ -145,6 +154,7 @@ def module_truth(module: Module, *, gain_db: float = 0.0, temperature_c: float |
         "saturation_e": _r(sat),
         "saturation_limited_by": limited,
         "qe": {c: _r(v) for c, v in effective_qe(module, illuminant).items()},
+        "qe_narrowband": _narrowband_truth(module, illuminant),
         "dark_current_e_per_s": _r(sensor.dark_current(temp)),
         "dark_doubling_k": s.dark_doubling_k,
         "dsnu_e": s.dsnu_e.model_dump(),

@@ -104,6 +104,7 @@ class StationHeader(BaseModel):
     light: dict[str, Any] | None = None
     power: dict[str, Any] | None = None
     meter: dict[str, Any] | None = None
+    radiometer: dict[str, Any] | None = None
     focus: dict[str, Any] | None = None
     chart: dict[str, Any] | None = None
     calibration: dict[str, Calibration] = Field(default_factory=dict)

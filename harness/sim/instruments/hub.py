@@ -10,6 +10,7 @@ drivers, and drivers resolve addresses like ``sim:light`` through :meth:`Simulat
       meter: {type: cs100a, light: light}
       focus: {type: focus-stage}
       chart: {type: chart-wheel}
+      pm:    {type: pm100}                # reads the bench's sensor-plane irradiance
     light: {driver: scpi-led, resource: "sim:light"}
 
 Each entry's ``type`` picks the simulator (:data:`SIMULATOR_TYPES`), ``transport`` overrides its
@@ -43,6 +44,7 @@ from harness.sim.instruments.coupling import BenchLink
 from harness.sim.instruments.cs100a import Cs100aSimulator, Cs100aSpec
 from harness.sim.instruments.focus_stage import FocusStageSimulator
 from harness.sim.instruments.gardasoft import GardasoftSimulator
+from harness.sim.instruments.pm100 import Pm100Simulator
 from harness.sim.instruments.scpi_led import ScpiLedSimulator
 from harness.sim.instruments.scpi_psu import ScpiPsuSimulator
 from harness.sim.scene import SCENES
@@ -58,6 +60,7 @@ SIMULATOR_TYPES: dict[str, type[Any]] = {
     "cs100a": Cs100aSimulator,
     "focus-stage": FocusStageSimulator,
     "chart-wheel": ChartWheelSimulator,
+    "pm100": Pm100Simulator,
 }
 
 LIGHT_TYPES: tuple[str, ...] = ("scpi-led", "gardasoft")
@@ -138,6 +141,21 @@ class SimulatorHub:
 def _bench_probe(bench: Any) -> Any:
     """Illuminance and illuminant of the bench's own light (no light simulator on the station)."""
     return lambda: (float(bench.illuminance_lux()), str(bench.illuminant))
+
+
+def _irradiance_probe(bench: Any) -> Any:
+    """Sensor-plane irradiance (W/m2) and spectrum of the bench's light now (a PM100 head
+    beside the sensor); ``None`` without a bench (the head then reads 0)."""
+    if bench is None:
+        return None
+
+    def probe() -> tuple[float, str]:
+        from harness.sim.colour_response import irradiance_w_m2
+
+        state = bench.state()
+        return irradiance_w_m2(state.photons_per_um2_s, state.illuminant), str(state.illuminant)
+
+    return probe
 
 
 def _light_probe(hub: SimulatorHub, name: str, spec: Cs100aSpec, source: str) -> Any:
@@ -223,6 +241,8 @@ def start_simulators(specs: Mapping[str, SimSpec | Mapping[str, Any]], bench: An
             if isinstance(sim, Cs100aSimulator):
                 assert isinstance(spec, Cs100aSpec)
                 meters.append((name, sim, spec))
+            if isinstance(sim, Pm100Simulator) and (probe := _irradiance_probe(bench)):
+                sim.probe = probe
             hub.add(name, sim, spec.transport)
         for name, meter, spec in meters:
             probe = _light_probe(hub, name, spec, source)

@@ -14,9 +14,15 @@ The illuminance at the chart plane for a commanded level ``p`` (percent) is::
   ``amplitude_pct`` at ``frequency_hz``) faults of :mod:`harness.sim.faults`.
 
 The spectrum is a ``<CCT>K`` blackbody (``cct_k``, or the CCT last set) or a named illuminant
-(the spec's ``illuminant``, or the bench's adopted at power-up). The CCT the light reports is
-that of the spectrum it renders: the set CCT for a blackbody, else the CCT of the named
-spectrum as the bench renders it (:func:`spectrum_cct_k`), e.g. about 6504 K for D65.
+(the spec's ``illuminant``, or the bench's adopted at power-up). A light whose spec has a
+``narrowband:`` section can switch to a narrow band instead (:meth:`LightOutput.set_wavelength`):
+a Gaussian of ``fwhm_nm`` (<= 50 nm, EMVA 1288's limit for the quantum-efficiency measurement;
+docs/standards.md#emva-linear-model) centred on the wavelength set, rendered as the
+``band:<nm>/<fwhm>`` illuminant, at ``flux_fraction`` of the white channel's photon flux (a
+band-pass filtered source passes only part of it); setting a CCT or wavelength 0 returns to white.
+The CCT the light reports is that of the white spectrum: the set CCT for a blackbody, else
+the CCT of the named spectrum as the bench renders it (:func:`spectrum_cct_k`), e.g. about
+6504 K for D65.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import threading
 from collections.abc import Callable
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.sim.faults import FaultState
 from harness.sim.instruments.base import Clock
@@ -55,9 +61,28 @@ def spectrum_cct_k(illuminant: str) -> float:
     ``colour.xy_to_CCT``; D65 6504 K, A 2857 K); NaN for a monochromatic line, which has none."""
     import colour
 
-    if illuminant.upper().startswith("MONO:"):
+    if illuminant.upper().startswith(("MONO:", "BAND:")):
         return math.nan
     return float(colour.xy_to_CCT(spectrum_xy(illuminant), method="McCamy 1992"))
+
+
+class NarrowbandSpec(BaseModel):
+    """The narrow-band mode of a simulated light (EMVA 1288 R4.0: a known wavelength, FWHM
+    <= 50 nm)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fwhm_nm: float = Field(30.0, ge=5.0, le=50.0, description="bandwidth (FWHM)")
+    min_nm: float = Field(400.0, ge=400.0, le=740.0, description="lowest settable centre")
+    max_nm: float = Field(700.0, ge=400.0, le=740.0, description="highest settable centre")
+    flux_fraction: float = Field(1.0, gt=0.0, le=1.0, description="photon flux relative to the "
+                                                                  "white channel's")
+
+    @model_validator(mode="after")
+    def _range(self) -> NarrowbandSpec:
+        if self.min_nm > self.max_nm:
+            raise ValueError(f"min_nm {self.min_nm} above max_nm {self.max_nm}")
+        return self
 
 
 class LightSpec(BaseModel):
@@ -74,6 +99,8 @@ class LightSpec(BaseModel):
     cct_k: float = Field(5000.0, ge=1000.0, le=25000.0, description="colour temperature")
     illuminant: str | None = Field(None, description="spectrum for the bench (e.g. D65); "
                                                      "default: a <cct_k>K blackbody")
+    narrowband: NarrowbandSpec | None = Field(None, description="a narrow-band mode "
+                                                                "(SOURce:WAVelength)")
 
     @field_validator("illuminant")
     @classmethod
@@ -104,6 +131,7 @@ class LightOutput:
         self._cct_k = spec.cct_k
         self._cct_set = False
         self._adopted: str | None = None
+        self.wavelength_nm: float | None = None
         now = clock()
         self._t0 = now
         self._start = 0.0
@@ -111,7 +139,12 @@ class LightOutput:
         self._fault_t0: dict[int, float] = {}
 
     def _target(self) -> float:
-        return (self.level / 100.0) ** self.spec.gamma if self.on else 0.0
+        if not self.on:
+            return 0.0
+        narrow = self.spec.narrowband
+        scale = narrow.flux_fraction if narrow is not None and self.wavelength_nm is not None \
+            else 1.0
+        return scale * (self.level / 100.0) ** self.spec.gamma
 
     def _fraction_at(self, t: float) -> float:
         tau = self.spec.tau_s
@@ -144,6 +177,29 @@ class LightOutput:
         with self._lock:
             self._cct_k = kelvin
             self._cct_set = True
+            if self.wavelength_nm is not None:
+                self._restart()
+                self.wavelength_nm = None
+
+    def set_wavelength(self, nm: float | None) -> None:
+        """Switch to the narrow band centred on ``nm`` (``None``: back to white); the output
+        settles to the new flux as after a level change."""
+        narrow = self.spec.narrowband
+        if nm is not None:
+            if narrow is None:
+                raise ValueError("this light has no narrow-band mode")
+            if not narrow.min_nm <= nm <= narrow.max_nm:
+                raise ValueError(f"wavelength {nm:g} nm outside {narrow.min_nm:g}.."
+                                 f"{narrow.max_nm:g} nm")
+        with self._lock:
+            self._restart()
+            self.wavelength_nm = None if nm is None else float(nm)
+
+    @property
+    def fwhm_nm(self) -> float | None:
+        """The bandwidth of the narrow band now (``None``: white)."""
+        narrow = self.spec.narrowband
+        return None if narrow is None or self.wavelength_nm is None else narrow.fwhm_nm
 
     def power_up(self, on: bool, output_pct: float, illuminant: str | None) -> None:
         """Start settled at a physical output of ``output_pct`` % (the bench's initial light)."""
@@ -160,18 +216,26 @@ class LightOutput:
 
     @property
     def illuminant(self) -> str:
-        """The spectrum the bench renders: ``<CCT>K`` once a CCT was set, else the spec's."""
+        """The spectrum the bench renders: the narrow band when one is set, ``<CCT>K`` once a
+        CCT was set, else the spec's."""
+        narrow = self.spec.narrowband
+        if narrow is not None and self.wavelength_nm is not None:
+            return f"band:{self.wavelength_nm:g}/{narrow.fwhm_nm:g}"
+        return self._white()
+
+    def _white(self) -> str:
         if self._blackbody():
             return f"{self._cct_k:.0f}K"
         return self.spec.illuminant or str(self._adopted)
 
     @property
     def cct_k(self) -> float:
-        """CCT of the spectrum rendered now: the set (or spec) CCT of a blackbody, else the
-        named spectrum's (:func:`spectrum_cct_k`)."""
+        """CCT of the white spectrum: the set (or spec) CCT of a blackbody, else the named
+        spectrum's (:func:`spectrum_cct_k`); the white channel's while a narrow band is on (a
+        band has no CCT)."""
         if self._blackbody():
             return self._cct_k
-        return spectrum_cct_k(self.illuminant)
+        return spectrum_cct_k(self._white())
 
     def relative_output(self, t: float | None = None) -> float:
         """Output as a fraction of full output (0 when off), faults included."""
@@ -197,4 +261,4 @@ class LightOutput:
         return (self.spec.max_lux if full is None else full) * self.relative_output(t)
 
 
-__all__ = ["LightOutput", "LightSpec", "spectrum_cct_k", "spectrum_xy"]
+__all__ = ["LightOutput", "LightSpec", "NarrowbandSpec", "spectrum_cct_k", "spectrum_xy"]

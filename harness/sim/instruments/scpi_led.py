@@ -8,6 +8,9 @@ DC2200 mnemonics are unverified, so this is a generic SCPI LED, not a DC2200 emu
     OUTPut<n>[:STATe] ON|OFF|1|0        output on/off; OUTPut<n>[:STATe]? -> 1|0
     SOURce<n>:BRIGhtness[:LEVel] <pct>  0..100 (or MIN/MAX); ...? -> 42.000
     SOURce<n>:CCT <kelvin>              when the model has a CCT range; ...? -> 5000
+    SOURce<n>:WAVelength <nm>|0         narrow-band mode (``light: {narrowband: ...}``): the
+                                        band's centre, 0 back to white (a CCT too); ...? -> 525.0
+                                        (0 while white); SOURce<n>:WAVelength:FWHM? -> 30.0
     SYSTem:ERRor?                       -222,"Data out of range" / 0,"No error"
 
 Faults: delay, drop, garbage (base), ``error`` (the next setting command is refused and
@@ -61,6 +64,12 @@ class ScpiLedSimulator(ScpiSimulator):
         if spec.cct_min_k is not None:
             self.add("SOURce#:CCT", self._set_cct)
             self.add("SOURce#:CCT?", lambda c, _a: f"{self._ch(c) and self.output.cct_k:.0f}")
+        if spec.light.narrowband is not None:
+            self.add("SOURce#:WAVelength", self._set_wavelength)
+            self.add("SOURce#:WAVelength?",
+                     lambda c, _a: f"{self._ch(c) and (self.output.wavelength_nm or 0.0):.1f}")
+            self.add("SOURce#:WAVelength:FWHM?",
+                     lambda c, _a: f"{self._ch(c) and (self.output.fwhm_nm or 0.0):.1f}")
 
     def _ch(self, suffix: str | None) -> int:
         return self.channel(suffix, 1)
@@ -85,14 +94,27 @@ class ScpiLedSimulator(ScpiSimulator):
         self.output.set_cct(self.number(args, self.spec.cct_min_k, self.spec.cct_max_k))
         self.link.light(self.output)
 
+    def _set_wavelength(self, suffix: str | None, args: list[str]) -> None:
+        self._ch(suffix)
+        narrow = self.spec.light.narrowband
+        assert narrow is not None
+        if len(args) == 1 and args[0].strip() in ("0", "0.0"):
+            self.output.set_wavelength(None)
+        else:
+            self.output.set_wavelength(self.number(args, narrow.min_nm, narrow.max_nm))
+        self.link.light(self.output)
+
     def reset(self) -> None:
+        if self.output.wavelength_nm is not None:
+            self.output.set_wavelength(None)
         self.output.set_on(False)
         self.output.set_level(0.0)
         self.link.light(self.output)
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "on": self.output.on, "level": self.output.level,
-                "cct_k": self.output.cct_k, "lux": self.output.illuminance_lux()}
+                "cct_k": self.output.cct_k, "lux": self.output.illuminance_lux(),
+                "wavelength_nm": self.output.wavelength_nm, "illuminant": self.output.illuminant}
 
 
 __all__ = ["ScpiLedSimulator", "ScpiLedSpec"]
