@@ -149,7 +149,8 @@ def test_signoff_pdf_is_one_page(db: str, tmp_path: Path) -> None:
 CM12 = Path(__file__).parent.parent / "tests_hil" / "limits" / "cm12.yaml"
 FAMILY_OF = {"EMVA": "emva1288", "DEF": "defects", "UNIF": "uniformity", "FOCUS": "focus",
              "MTF50": "sfr", "MTF": "sfr", "COLOUR": "colour", "PWR": "power",
-             "IF": "interface"}
+             "IF": "interface", "BLEM": "geometry", "GEOM": "geometry", "DIST": "geometry",
+             "LCA": "focus"}
 
 
 def full_run(run_id: str = "full", *, spec: Path = CM12, operator: str = "ana",

@@ -243,6 +243,9 @@ def _checked(image: np.ndarray, path: Path, bits: int | None,
     if image.ndim != 2:
         raise ConfigError(f"expected a single-channel 2-D image, got shape {image.shape}",
                           source=str(path))
+    if image.size == 0:
+        raise ConfigError(f"the image has no pixels (shape {image.shape}): a truncated file?",
+                          source=str(path))
     if image.dtype not in (np.uint8, np.uint16):
         # other tools write wider integers, e.g. the emva1288 package's PIL mode-I (int32)
         # TIFFs: accepted when every value fits 0..65535, then stored as uint16
