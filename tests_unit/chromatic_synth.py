@@ -24,27 +24,12 @@ from numpy.typing import NDArray
 from scipy.special import ndtr
 
 from harness.analysis.edges import EdgeRoi
+from tests_unit.optics_synth import SquareSpec, edge_chart_squares
 
 FloatArray = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
-class SquareSpec:
-    """One dark square of the chart: centre (x, y) px, side px, rotation deg."""
-
-    cx: float
-    cy: float
-    side: float
-    angle_deg: float
-
-
-def chart_squares(shape: tuple[int, int], *, angle_deg: float = 5.0) -> list[SquareSpec]:
-    """The layout :mod:`harness.analysis.edges` expects (as tests_unit/optics_synth.py's chart,
-    without importing colour-science): squares of side H/6 at the centre and at 15 % / 85 % of
-    the width and height."""
-    h, w = shape
-    pos = [(0.5, 0.5), (0.15, 0.15), (0.85, 0.15), (0.15, 0.85), (0.85, 0.85)]
-    return [SquareSpec(fx * w, fy * h, h / 6.0, angle_deg) for fx, fy in pos]
+chart_squares = edge_chart_squares
 
 
 @dataclass(frozen=True)

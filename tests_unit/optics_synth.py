@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import colour
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
@@ -244,6 +243,8 @@ def reference_linear_rgb(illuminant: str = "D65") -> FloatArray:
     adapted to the illuminant, then (observer adapted, Bradford) to D65 and the linear sRGB
     matrix; not clipped (wide linear space). Written with the von Kries transform directly, an
     independent path from harness.analysis.colour's ``colour.XYZ_to_RGB`` call."""
+    import colour  # here, not at the top: the other renderers do without its 1 s import
+
     cc = colour.CCS_COLOURCHECKERS["ColorChecker24 - After November 2014"]
     xyz = colour.xyY_to_XYZ(np.array(list(cc.data.values())))
     obs = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]
