@@ -211,6 +211,15 @@ def _esf_tables(module: Module, focus_um: float, x: float, y: float, angle_deg: 
     return tables[0], tables[1]
 
 
+def _window(cx: float, cy: float, reach: float, rows: slice, cols: slice,
+            ) -> tuple[int, int, int, int] | None:
+    """(r0, r1, c0, c1): the pixels within ``reach`` of (cx, cy) inside the rendered window,
+    or None when the shape does not touch it."""
+    r0, r1 = max(rows.start, math.floor(cy - reach)), min(rows.stop, math.ceil(cy + reach))
+    c0, c1 = max(cols.start, math.floor(cx - reach)), min(cols.stop, math.ceil(cx + reach))
+    return None if r0 >= r1 or c0 >= c1 else (r0, r1, c0, c1)
+
+
 def _shapes(module: Module, scene: Scene, focus_um: float, rows: slice, cols: slice,
             ideal: bool = False) -> Iterator[tuple[slice, slice, np.ndarray, float | int]]:
     """(window rows, window cols, coverage, material) of every shape of the scene that reaches
@@ -220,12 +229,10 @@ def _shapes(module: Module, scene: Scene, focus_um: float, rows: slice, cols: sl
         (xu, eu), (xv, ev) = _esf_tables(module, focus_um, rect.cx, rect.cy, rect.angle_deg,
                                          ideal)
         reach = 0.5 * math.hypot(rect.w, rect.h) + max(float(xu[-1]), float(xv[-1])) + 1.0
-        r0 = max(rows.start, math.floor(rect.cy - reach))
-        r1 = min(rows.stop, math.ceil(rect.cy + reach))
-        c0 = max(cols.start, math.floor(rect.cx - reach))
-        c1 = min(cols.stop, math.ceil(rect.cx + reach))
-        if r0 >= r1 or c0 >= c1:
+        window = _window(rect.cx, rect.cy, reach, rows, cols)
+        if window is None:
             continue
+        r0, r1, c0, c1 = window
         y = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5 - rect.cy
         x = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5 - rect.cx
         t = math.radians(rect.angle_deg)
@@ -248,12 +255,10 @@ def _shapes(module: Module, scene: Scene, focus_um: float, rows: slice, cols: sl
         x_tab, e_tab = esf_table(round(psf.sigma_px / mag, 6),
                                  round(psf.defocus_radius_px / mag, 6), fill / mag, 0.0)
         reach = disc.radius + float(x_tab[-1]) + 1.0
-        r0 = max(rows.start, math.floor(disc.cy - reach))
-        r1 = min(rows.stop, math.ceil(disc.cy + reach))
-        c0 = max(cols.start, math.floor(disc.cx - reach))
-        c1 = min(cols.stop, math.ceil(disc.cx + reach))
-        if r0 >= r1 or c0 >= c1:
+        window = _window(disc.cx, disc.cy, reach, rows, cols)
+        if window is None:
             continue
+        r0, r1, c0, c1 = window
         y = np.arange(r0, r1, dtype=np.float64)[:, None] + 0.5 - disc.cy
         x = np.arange(c0, c1, dtype=np.float64)[None, :] + 0.5 - disc.cx
         cov = np.interp(disc.radius - np.hypot(x, y), x_tab, e_tab).astype(np.float32)
