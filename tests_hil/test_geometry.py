@@ -22,10 +22,13 @@ pytestmark = [pytest.mark.hil_family("geometry")]
 def _flat_without_offset(session):  # type: ignore[no-untyped-def]
     """The flat stack's mean with the measured black level subtracted: an offset left in
     dilutes a shadow's contrast (a 64 DN offset reads it ~13 % low)."""
-    flat = sequence_mean(session, "flat_stack", "flat")
-    if session.black_dn is None:
-        raise MeasurementError("no black level measured: the flat keeps its offset")
-    return flat - float(session.black_dn)
+    def subtract():  # type: ignore[no-untyped-def]
+        flat = sequence_mean(session, "flat_stack", "flat")
+        if session.black_dn is None:
+            raise MeasurementError("no black level measured: the flat keeps its offset")
+        return flat - float(session.black_dn)
+
+    return session.cached("flat_without_offset", subtract)  # once per run, for both tests
 
 
 @pytest.mark.hil_requires("camera", "light")
