@@ -296,10 +296,12 @@ class _Meter:
 def test_meter_photons_needs_the_pitch_and_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"conditions\.emva1288\.pixel_pitch_um is missing") \
             as err:
-        MeterPhotons(_Meter(), None, 535.0)(1000.0)
+        MeterPhotons(_Meter(), None, 535.0).reading(1000.0)
     assert err.value.field == "conditions.emva1288.pixel_pitch_um"
     meter = _Meter()
     photons = MeterPhotons(meter, 1.4, 535.0)
+    assert photons(1000.0) is None  # white light: no photon count at the band's wavelength
+    photons.in_band = True
     assert photons(1000.0) == pytest.approx(emva1288.photons_per_pixel(0.5, 1.4, 1000.0, 535.0))
     assert meter.nm == 535.0  # the correction wavelength is the light's
 

@@ -49,6 +49,9 @@ class MeterPhotons:
     pixel_pitch_um: float | None
     wavelength_nm: float | None
     prepared: bool = False
+    in_band: bool = False
+    """Set by :func:`narrowband` while the light is in the band: outside it (white light) a
+    photon count at the band's wavelength would be wrong, so :meth:`__call__` gives None."""
 
     def prepare(self) -> None:
         """Check the conditions and set the meter's correction wavelength (once)."""
@@ -73,8 +76,8 @@ class MeterPhotons:
         return (photons_per_pixel(irradiance, float(self.pixel_pitch_um), exposure_us,
                                   float(self.wavelength_nm)), irradiance)
 
-    def __call__(self, exposure_us: float) -> float:
-        return self.reading(exposure_us)[0]
+    def __call__(self, exposure_us: float) -> float | None:
+        return self.reading(exposure_us)[0] if self.in_band else None
 
 
 class Progress(Protocol):
@@ -477,8 +480,10 @@ def narrowband(ctx: CaptureContext, writer: CaptureSetWriter | None = None) -> I
         ctx.log("narrowband", **radiometry)
         if writer is not None:
             writer.manifest.extra["radiometry"] = radiometry
+        hook.in_band = True
         yield
     finally:
+        hook.in_band = False
         light.set_wavelength(None)
 
 
@@ -620,9 +625,7 @@ def flat_stack(ctx: CaptureContext, *, frames: int = 8, target_fraction: float =
     with ctx.new_set("flat_stack") as writer:
         exposure = exposure_for_level(ctx, target_fraction=target_fraction, bits=bits,
                                       start_us=start_us, writer=writer)
-        # a radiometer's photons hold in the EMVA sweep's narrow band only, not under white
-        hook = ctx.photons_per_pixel
-        photons = hook(exposure) if hook and not isinstance(hook, MeterPhotons) else None
+        photons = ctx.photons_per_pixel(exposure) if ctx.photons_per_pixel else None
         _store(ctx, writer, ctx.grab(frames), role="flat", group="spatial",
                exposure_set=exposure, photons=photons, extra={"target_fraction": target_fraction})
         ctx.tick(frames, frames, "flat stack")
