@@ -14,6 +14,12 @@ A limit spec is versioned YAML data, one file per product (``tests_hil/limits/<p
         max: 0.11
         guard: 0.002                 # MARGINAL band inside each limit, in the unit
         requirement: REQ-SEN-001     # optional: becomes a requirement link in the report
+      - id: DARK-NOISE
+        measurement: temporal_dark_noise_e
+        unit: e-
+        max: 3.0
+        guard: auto                  # guarded acceptance: band = k * u, u from the data
+        k: 2                         # coverage factor (default 2, about 95 %)
       - id: MTF50-CORNER
         measurement: mtf50_cy_per_px
         unit: cy/px
@@ -28,17 +34,33 @@ The file's sha256 goes into every record, so a verdict can always be traced to t
 limits it was judged against. :func:`judge` turns a value into a
 :class:`~harness.evidence.model.Measurement` (the verdict: value, unit, limits, margin,
 outcome), using the marginal band the way OpenHTF's validators do.
+
+Decision rules (ISO 14253-1:2017 clause 5, ILAC-G8:09/2019 clause 4): a limit with no guard
+is *simple acceptance*; a number as ``guard`` is a band typed by hand; ``guard: auto`` is
+*guarded acceptance*: the band is k·u, u the standard uncertainty the analysis stated for this
+figure in this run, so conformance is declared (PASS) only when the value is at least k·u
+inside the limit; inside the limit but closer is MARGINAL (ILAC-G8's conditional pass). A
+guarded limit whose figure comes without an uncertainty cannot be judged: ERROR. Every
+verdict records its rule, u and k.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ConfigError
 from harness.measurement import Measurement
@@ -64,19 +86,35 @@ class Limit(BaseModel):
     description: str = ""
     min: float | None = None
     max: float | None = None
-    guard: float = Field(0.0, ge=0.0)
+    guard: float | Literal["auto"] = Field(0.0)
+    k: float = Field(2.0, gt=0.0, le=10.0)
     condition: dict[str, str | float | int] = Field(default_factory=dict)
     requirement: str = ""
     severity: str = Field("critical", pattern=r"^(blocker|critical|normal|minor|trivial)$")
+
+    @field_validator("guard", mode="before")
+    @classmethod
+    def _guard(cls, value: Any) -> float | str:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"guard {value!r} is neither a number >= 0 (a band in the "
+                             "limit's unit) nor auto (k times the figure's uncertainty)")
+        return float(value)
 
     @model_validator(mode="after")
     def _check(self) -> Limit:
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both")
+        if "k" in self.model_fields_set and not self.guarded:
+            raise ValueError("k (the coverage factor) applies only with guard: auto")
+        if isinstance(self.guard, float) and self.guard < 0:
+            raise ValueError(f"guard {self.guard} is negative; give a band >= 0 or auto")
         if self.min is not None and self.max is not None:
             if self.min > self.max:
                 raise ValueError(f"min {self.min} is above max {self.max}")
-            if self.guard and 2 * self.guard >= self.max - self.min:
+            if (isinstance(self.guard, float) and self.guard
+                    and 2 * self.guard >= self.max - self.min):
                 raise ValueError(f"guard {self.guard} leaves no PASS band between "
                                  f"{self.min} and {self.max}")
         unknown = [k for k in self.condition if k not in CONDITION_KEYS]
@@ -92,17 +130,36 @@ class Limit(BaseModel):
             return False
         return all(str(condition.get(k)) == str(v) for k, v in self.condition.items())
 
+    @property
+    def guarded(self) -> bool:
+        """True for ``guard: auto`` (the band comes from the figure's uncertainty)."""
+        return self.guard == "auto"
+
     def judge(self, value: float | None, *, test_id: str = "",
-              condition: Mapping[str, Any] | None = None, flag: str | None = None
-              ) -> Measurement:
+              condition: Mapping[str, Any] | None = None, flag: str | None = None,
+              uncertainty: float | None = None) -> Measurement:
         """The verdict for ``value``: PASS, MARGINAL (inside the guard band), FAIL, or ERROR
-        (no finite value, or a figure the analysis ``flag``-ged as physically impossible)."""
+        (no finite value, a figure the analysis ``flag``-ged as physically impossible, or a
+        guarded limit and no finite ``uncertainty``); see the module docstring."""
+        u = uncertainty if uncertainty is not None and math.isfinite(uncertainty) \
+            and uncertainty >= 0 else None
+        unjudgeable = None
+        if self.guarded:
+            decision, k = "guarded", self.k
+            if u is None:
+                unjudgeable = (f"{self.id} is guarded (guard: auto) but the analysis stated no "
+                               f"uncertainty for {self.measurement}")
+            band = self.k * u if u is not None else 0.0
+        else:
+            band = float(self.guard)
+            decision, k = ("fixed-guard" if band else "simple"), None
         return Measurement.judged(
             self.measurement, value, self.unit, low=self.min, high=self.max,
-            marginal_low=self.min + self.guard if self.min is not None and self.guard else None,
-            marginal_high=self.max - self.guard if self.max is not None and self.guard else None,
+            marginal_low=self.min + band if self.min is not None and band else None,
+            marginal_high=self.max - band if self.max is not None and band else None,
             limit_id=self.id, condition={**self.condition, **(condition or {})},
-            test_id=test_id, flag=flag,
+            test_id=test_id, flag=flag, uncertainty=uncertainty, decision=decision,
+            coverage_k=k, unjudgeable=unjudgeable,
         )
 
 
@@ -148,9 +205,11 @@ class LimitSpec:
         return [lim for lim in self.limits if lim.matches(measurement, condition)]
 
     def judge(self, measurement: str, value: float | None, *, test_id: str = "",
-              flag: str | None = None, **condition: Any) -> list[Measurement]:
+              flag: str | None = None, uncertainty: float | None = None,
+              **condition: Any) -> list[Measurement]:
         """Judge ``value`` against every matching limit (none match → an empty list)."""
-        return [lim.judge(value, test_id=test_id, condition=condition, flag=flag)
+        return [lim.judge(value, test_id=test_id, condition=condition, flag=flag,
+                          uncertainty=uncertainty)
                 for lim in self.find(measurement, **condition)]
 
     def measurements(self) -> set[str]:

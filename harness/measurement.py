@@ -90,6 +90,12 @@ class Measurement:
     are the inner edges of the guard band: a value inside the limits but outside
     ``[marginal_low, marginal_high]`` is MARGINAL. ``margin`` is the signed distance to the
     nearest limit in the measurement's unit (positive inside the limits).
+
+    ``uncertainty`` is the figure's standard uncertainty u (coverage factor 1, in ``unit``),
+    as the analysis stated it from its own data (GUM, JCGM 100:2008, 2.3.1); ``None`` where
+    the analysis states none. ``decision`` names the decision rule that judged the figure
+    (ISO 14253-1:2017, ILAC-G8:09/2019): ``simple`` (no guard band), ``fixed-guard`` (a band
+    typed in the spec) or ``guarded`` (band = ``coverage_k`` · u); ``""`` for an INFO figure.
     """
 
     name: str
@@ -105,6 +111,9 @@ class Measurement:
     condition: Mapping[str, Any] = field(default_factory=dict)
     test_id: str = ""
     message: str = ""
+    uncertainty: float | None = None
+    decision: str = ""
+    coverage_k: float | None = None
 
     @property
     def limited(self) -> bool:
@@ -116,18 +125,27 @@ class Measurement:
                high: float | None = None, marginal_low: float | None = None,
                marginal_high: float | None = None, limit_id: str = "",
                condition: Mapping[str, Any] | None = None, test_id: str = "",
-               flag: str | None = None) -> Measurement:
+               flag: str | None = None, uncertainty: float | None = None,
+               decision: str = "", coverage_k: float | None = None,
+               unjudgeable: str | None = None) -> Measurement:
         """Judge ``value`` against the limits.
 
         No limit at all gives INFO (a figure recorded, not a verdict). A missing or non-finite
         value, or a ``flag`` (the analysis found the figure physically impossible), is an
         ERROR: the DUT was not judged. A flagged value is kept for the record, never judged.
+        ``unjudgeable`` (the decision rule could not be applied, e.g. a guarded limit and no
+        stated uncertainty) is an ERROR with that message. An ``uncertainty`` that is not a
+        finite non-negative number is not kept.
         """
         finite = value is not None and math.isfinite(value)
         kept = float(value) if finite and value is not None else None
+        u = (float(uncertainty) if uncertainty is not None and math.isfinite(uncertainty)
+             and uncertainty >= 0 else None)
         margin: float | None = None
         if flag:
             outcome, message = Outcome.ERROR, f"flagged: {flag}"
+        elif unjudgeable:
+            outcome, message = Outcome.ERROR, unjudgeable
         elif value is None or not math.isfinite(value):
             outcome, message = Outcome.ERROR, "no finite value was measured"
         elif low is None and high is None:
@@ -147,7 +165,9 @@ class Measurement:
         return cls(name=name, value=kept, unit=unit, outcome=outcome, limit_id=limit_id,
                    low=low, high=high, marginal_low=marginal_low, marginal_high=marginal_high,
                    margin=margin, condition=dict(condition or {}), test_id=test_id,
-                   message=message)
+                   message=message, uncertainty=u,
+                   decision=decision if low is not None or high is not None else "",
+                   coverage_k=coverage_k)
 
     def limits_text(self) -> str:
         """``[low..high]`` with an empty side for an unbounded limit, ``""`` if none."""
@@ -157,9 +177,18 @@ class Measurement:
         hi = _fmt(self.high) if self.high is not None else ""
         return f"[{lo}..{hi}]"
 
+    def value_text(self) -> str:
+        """``'0.1002'``, or ``'0.1002 ± 0.0003'`` with a stated standard uncertainty."""
+        if self.value is None:
+            return "n/a"
+        if self.uncertainty is None:
+            return _fmt(self.value)
+        return f"{_fmt(self.value)} ± {self.uncertainty:.2g}"
+
     def allure_parameter(self) -> str:
-        """``'0.1002 DN/e- [0.09..0.11] PASS'``: value, unit, limits, outcome."""
-        value = _fmt(self.value) if self.value is not None else "n/a"
+        """``'0.1002 ± 0.0003 DN/e- [0.09..0.11] PASS'``: value (± its standard uncertainty
+        when stated), unit, limits, outcome."""
+        value = self.value_text()
         if self.message.startswith("flagged"):
             value += " (flagged)"
         parts = [value, self.unit, self.limits_text(), self.outcome.value]

@@ -9,6 +9,8 @@ verdict to the run's sink (journal, then Allure). The rules a signed verdict nee
 * a figure the analysis flagged as physically impossible (``flag=``), or with no finite value,
   is an ERROR of the test, its value kept for the record, never judged;
 * a figure measured in another unit than its limit is an ERROR;
+* a figure may carry its standard uncertainty (``uncertainty=``); a limit with ``guard: auto``
+  needs it (guarded acceptance, :mod:`harness.limits`), else the verdict is an ERROR;
 * each limit is judged once per run and condition (:class:`Judgements`): a second verdict for
   the same limit and condition is an ERROR, so no figure is counted twice;
 * a test judges only the figures it declared (``hil_measures`` marker), so the run can tell
@@ -81,8 +83,10 @@ class Checker:
     verdicts: list[Measurement] = field(default_factory=list)
 
     def __call__(self, name: str, value: float | None, unit: str = "", *,
-                 flag: str | None = None, **condition: Any) -> list[Measurement]:
-        """Judge ``value`` (in ``unit``) under ``condition``; see the module docstring."""
+                 flag: str | None = None, uncertainty: float | None = None,
+                 **condition: Any) -> list[Measurement]:
+        """Judge ``value`` (in ``unit``, with its standard ``uncertainty`` when the analysis
+        states one) under ``condition``; see the module docstring."""
         if self.declared is not None and name not in self.declared:
             raise MeasurementError(
                 f"{self.test_id} judges {name!r} but does not declare it; add it to the "
@@ -91,11 +95,13 @@ class Checker:
         limits = [] if self.characterise or self.spec is None else self.spec.find(name,
                                                                                   **condition)
         if limits:
-            verdicts = [lim.judge(value, test_id=self.test_id, condition=condition, flag=flag)
+            verdicts = [lim.judge(value, test_id=self.test_id, condition=condition, flag=flag,
+                                  uncertainty=uncertainty)
                         for lim in limits]
         else:
             verdicts = [Measurement.judged(name, value, unit, condition=condition,
-                                           test_id=self.test_id, flag=flag)]
+                                           test_id=self.test_id, flag=flag,
+                                           uncertainty=uncertainty)]
         for verdict in verdicts:
             if unit and verdict.limited and verdict.unit != unit:
                 raise MeasurementError(f"{verdict.limit_id}: limit is in {verdict.unit!r} but "

@@ -57,7 +57,8 @@ def normalise(record: RunRecord) -> RunRecord:
             limit_id=m.limit_id, low=_num(m.low), high=_num(m.high),
             marginal_low=_num(m.marginal_low), marginal_high=_num(m.marginal_high),
             margin=_num(m.margin), condition=_plain(m.condition),
-            test_id=t.test_id, message=m.message) for m in t.measurements))
+            test_id=t.test_id, message=m.message, uncertainty=_num(m.uncertainty),
+            decision=m.decision, coverage_k=_num(m.coverage_k)) for m in t.measurements))
         for t in record.tests)
     return RunRecord(
         run_id=record.run_id, station=record.station, outcome=record.outcome,
@@ -81,9 +82,25 @@ def canonical_json(data: Any) -> str:
                       allow_nan=False)
 
 
+#: Measurement fields added in schema v6; left out of the hashed form while at their defaults,
+#: so a run stored before them keeps its hash.
+_LATER_FIELDS = {"uncertainty": None, "decision": "", "coverage_k": None}
+
+
+def hashed_form(record: RunRecord) -> dict[str, Any]:
+    """The normalised run as the dictionary its hash is computed over."""
+    data = normalise(record).as_dict()
+    for test in data["tests"]:
+        for m in test["measurements"]:
+            for key, default in _LATER_FIELDS.items():
+                if m.get(key, default) == default:
+                    m.pop(key, None)
+    return data
+
+
 def run_hash(record: RunRecord, prev_hash: str) -> str:
     """``sha256(prev_hash + "\\n" + canonical JSON of the normalised run)``."""
-    body = canonical_json(normalise(record).as_dict())
+    body = canonical_json(hashed_form(record))
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
@@ -160,4 +177,4 @@ def verify_chain(links: Iterable[StoredRun], read: Callable[[StoredRun], RunReco
 
 
 __all__ = ["GENESIS_HASH", "RunCheck", "Signer", "StoredRun", "VerifyReport", "canonical_json",
-           "normalise", "run_hash", "verify_chain"]
+           "hashed_form", "normalise", "run_hash", "verify_chain"]

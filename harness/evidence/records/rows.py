@@ -55,20 +55,22 @@ def _insert_many(conn: Connection, table: Table, run_pk: int,
 
 
 @cache
-def _run_columns(version: int) -> frozenset[str]:
-    return frozenset(c.name for c in tables(MetaData(), version)["runs"].c)
+def _columns(table: str, version: int) -> frozenset[str]:
+    return frozenset(c.name for c in tables(MetaData(), version)[table].c)
 
 
 def read_run(conn: Connection, pk: int, version: int = NEWEST) -> RunRecord:
     """The stored run with primary key ``pk``, reading only what exists at ``version``."""
     runs = T["runs"]
-    present = _run_columns(version)
+    present = _columns("runs", version)
     columns = [c for c in runs.c if c.name in present]
     r = conn.execute(select(*columns).where(runs.c.id == pk)).mappings().one()
 
     def children(name: str) -> list[Any]:
         table = T[name]
-        return list(conn.execute(select(table).where(table.c.run_pk == pk)
+        known = _columns(name, version)
+        return list(conn.execute(select(*(c for c in table.c if c.name in known))
+                                 .where(table.c.run_pk == pk)
                                  .order_by(table.c.position)).mappings())
 
     by_test: dict[str, list[Measurement]] = defaultdict(list)
@@ -78,7 +80,8 @@ def read_run(conn: Connection, pk: int, version: int = NEWEST) -> RunRecord:
             limit_id=m["limit_id"], low=m["low"], high=m["high"],
             marginal_low=m["marginal_low"], marginal_high=m["marginal_high"],
             margin=m["margin"], condition=dict(m["condition"] or {}), test_id=m["test_id"],
-            message=m["message"]))
+            message=m["message"], uncertainty=m.get("uncertainty"),
+            decision=m.get("decision") or "", coverage_k=m.get("coverage_k")))
     tests = tuple(TestRecord(
         test_id=t["test_id"], outcome=Outcome(t["outcome"]), title=t["title"],
         family=t["family"], started=t["started"], ended=t["ended"], message=t["message"],

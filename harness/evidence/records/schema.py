@@ -74,6 +74,13 @@ def _v5_attempts_signatures_outputs(conn: Connection) -> None:
     tables(md, version=5)["outputs"].create(conn)
 
 
+def _v6_uncertainty(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE measurements ADD COLUMN uncertainty DOUBLE PRECISION"))
+    conn.execute(text("ALTER TABLE measurements ADD COLUMN decision VARCHAR(32) NOT NULL "
+                      "DEFAULT ''"))
+    conn.execute(text("ALTER TABLE measurements ADD COLUMN coverage_k DOUBLE PRECISION"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -89,6 +96,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "limits a run left unjudged; characterisation runs", _v4_unjudged),
     Migration(5, "attempts per unit, re-judged runs, station signatures; outputs per run",
               _v5_attempts_signatures_outputs),
+    Migration(6, "a measurement's standard uncertainty and decision rule (simple, "
+                 "fixed-guard, guarded with k)", _v6_uncertainty),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

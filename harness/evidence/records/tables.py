@@ -31,7 +31,8 @@ OUTPUT_STATUSES = ("done", "failed")
 
 def tables(md: MetaData, version: int) -> dict[str, Table]:
     """The tables as they are at schema ``version`` (chain columns arrive in v2,
-    characterisation and ``unjudged`` in v4, attempts, signatures and ``outputs`` in v5)."""
+    characterisation and ``unjudged`` in v4, attempts, signatures and ``outputs`` in v5, a
+    measurement's uncertainty and decision rule in v6)."""
     extra: list[Column[Any]] = [Column("chain_seq", Integer), Column("prev_hash", String(64)),
                                 Column("record_hash", String(64))] if version >= 2 else []
     if version >= 4:
@@ -98,6 +99,9 @@ def tables(md: MetaData, version: int) -> dict[str, Table]:
         Column("outcome", String(16), nullable=False),
         Column("condition", JSON, nullable=False),
         Column("message", Text, nullable=False, default=""),
+        *([Column("uncertainty", Double),
+           Column("decision", String(32), nullable=False, server_default=""),
+           Column("coverage_k", Double)] if version >= 6 else []),
     )
     artefacts = Table(
         "artefacts", md,
