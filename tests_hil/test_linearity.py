@@ -66,9 +66,11 @@ def emva_result(session, *, mosaic: bool = False):  # type: ignore[no-untyped-de
 
 
 def judge(hil_check, result, figures, **condition) -> None:  # type: ignore[no-untyped-def]
-    """Each figure with its unit; a figure the analysis flagged is an ERROR, not a verdict."""
+    """Each figure with its unit and the standard uncertainty the analysis states for it; a
+    figure the analysis flagged is an ERROR, not a verdict."""
     for name, unit in figures:
-        hil_check(name, getattr(result, name), unit, flag=result.flag(name), **condition)
+        hil_check(name, getattr(result, name), unit, flag=result.flag(name),
+                  uncertainty=result.uncertainty(name), **condition)
 
 
 @pytest.mark.hil_measures(*(name for name, _ in PHOTON_TRANSFER))

@@ -68,12 +68,50 @@ or not supported by the data keeps its computed value, for the record, but is fl
 A figure computed from a flagged one is flagged too, the reason naming the source: SNR_max and
 DR from a flagged saturation point, every figure in electrons from a flagged K, linearity (its
 range is relative to saturation) from a flagged saturation point.
+
+Uncertainties (``Emva1288Result.uncertainties``, :meth:`Emva1288Result.uncertainty`): the
+standard uncertainty u (GUM JCGM 100:2008 2.3.1, coverage factor 1, in the figure's unit) of
+each figure, evaluated from the data (Type A, GUM 4.2) and by the law of propagation (GUM
+5.1.2) with independent inputs; the validation against repeats is tests_unit/
+test_emva_uncertainty.py (docs/standards.md#emva-uncertainties).
+
+* K: u of exactly the harness's estimator, the zero-offset least-squares slope, for points of
+  unequal, known precision: u^2(K) = sum x_i^2 u^2(y_i) / (sum x_i^2)^2 with
+  u^2(y_i) = 2 sigma_i^4 / (P - 1) + 2 sigma_i.dark^4 / (P - 1) per pair (the variance of a
+  variance from P differences), sigma_i^2 = K x_i + sigma^2_i.dark from the fit. The
+  residual-based u of an equal-weight fit is not used: the high-signal points carry both the
+  slope and the largest scatter, and it read 0.68 of the observed spread.
+* sigma^2_y.dark at zero exposure: u of the line's intercept (or mean) from the same
+  2 sigma^4 / (P - 1) per dark pair. None while the variance sits at its quantisation floor.
+* R: u of its zero-offset slope from the pair means' standard errors sqrt(sigma^2_y / 2P).
+  The photon counts are taken as exact: the radiometer's calibration is a Type B input of
+  the station, not in the data.
+* saturation point: the sweep step of maximum variance; its resolution is one step, a
+  rectangular distribution (GUM F.2.2.1, u = step / sqrt(12), the step the mean spacing of
+  the exposures or photons around it), beside u(K) and u(R).
+* the figures in electrons (dark noise, saturation capacity, SNR_max, thresholds, DR, QE,
+  dark current) from K, R, sigma^2_y.dark, the saturation step and the dark-current slopes
+  (their residual standard errors) by GUM 5.1.3 Note 2: Z_i = (f(x_i + u_i) - f(x_i - u_i)) / 2,
+  u_c^2 = sum Z_i^2. K and sigma^2_y.dark share the dark pairs, but each dark variance's
+  share of a bright point's u(y_i) is sigma^4_dark / sigma^4_y, under 1e-3 above a few
+  hundred electrons, so they are treated as uncorrelated.
+* linearity error: the covariance of the points' deviations from the pair means' standard
+  errors through the weighted fit (GUM 5.2.2), and the spread of the minimum / maximum over
+  the points by Clark's moments of the greatest of correlated normals (points that compete for
+  the extreme share it; u of the extreme point alone overstated it 1.6-fold on a linear
+  sensor). Only temporal noise: point-to-point instability of the light is not in the data.
+* DSNU/PRNU: the temporal noise of the L-frame mean image and of the sigma^2_stack / L
+  correction (:func:`_u_spatial_var`), and u(K) for DSNU in electrons. The pixels' fixed
+  pattern is the measurand, not a sample of it, so the sampling spread s / sqrt(2 (N - 1))
+  of a standard deviation is not included (it does not change on a repeat).
+
+A figure that is flagged, absent or not a number has no uncertainty.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -130,6 +168,9 @@ class EmvaData:
     spatial_dark: StackStats | None
     spatial_exposure_ns: float | None
     spatial_photons: float | None
+    #: (bright pairs, dark pairs) averaged into each of ``points``, in the same order; empty:
+    #: one pair each (the uncertainties scale with 1 / pairs).
+    pair_counts: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -207,7 +248,7 @@ class EmvaReducer:
             raise ConfigError("no dark temporal pairs: every step needs a dark pair")
         darks = {k: (ns, acc.stats()) for k, (ns, acc) in self._dark.items()}
         only_dark = next(iter(darks.values())) if len(darks) == 1 else None
-        points = []
+        points: list[tuple[EmvaPoint, tuple[int, int]]] = []
         for (k, _), bp in self._bright.items():
             found = darks.get(k, only_dark)
             if found is None:
@@ -219,20 +260,21 @@ class EmvaReducer:
                 raise ConfigError(f"bright point at exposure {bp.exposure_ns:g} ns has photon "
                                   "counts for some frames only")
             photons = float(np.mean(given)) if given else None
-            points.append(EmvaPoint(bp.exposure_ns, photons, bright.mean_dn, dark.mean_dn,
-                                    bright.var_dn2, dark.var_dn2))
-        known = [p.photons is not None for p in points]
+            points.append((EmvaPoint(bp.exposure_ns, photons, bright.mean_dn, dark.mean_dn,
+                                     bright.var_dn2, dark.var_dn2), (bright.pairs, dark.pairs)))
+        known = [p.photons is not None for p, _ in points]
         if any(known) and not all(known):
             raise ConfigError("photon counts are given for some bright points but not all")
-        points.sort(key=lambda p: (p.exposure_ns, p.photons or 0.0))
+        points.sort(key=lambda pc: (pc[0].exposure_ns, pc[0].photons or 0.0))
         stacks = {kind: acc.stats() for kind, acc in self._stacks.items()}
         if len(stacks) == 1:
             raise ConfigError(f"only a {next(iter(stacks))} spatial stack; DSNU/PRNU need "
                               "both a bright and a dark stack")
         dark_points = tuple(sorted(((ns, st) for ns, st in darks.values()), key=lambda x: x[0]))
         where = self._spatial.get("bright", (None, None))
-        return EmvaData(self.bits, self._shape[0], self._shape[1], tuple(points), dark_points,
-                        stacks.get("bright"), stacks.get("dark"), where[0], where[1])
+        return EmvaData(self.bits, self._shape[0], self._shape[1],
+                        tuple(p for p, _ in points), dark_points, stacks.get("bright"),
+                        stacks.get("dark"), where[0], where[1], tuple(c for _, c in points))
 
 
 @dataclass(frozen=True)
@@ -373,7 +415,7 @@ _DERIVED: tuple[tuple[str, tuple[str, ...]], ...] = (
 _NOT_FIGURES = frozenset({
     "saturation_index", "saturation_reached", "dark_noise_quantisation_limited",
     "linearity_fit_range", "gain_fit_range", "nonuniformity", "nonuniformity_all_pixels",
-    "nonuniformity_per_plane", "defects", "points", "flags"})
+    "nonuniformity_per_plane", "defects", "points", "flags", "uncertainties"})
 #: Why a figure can be None: what the data lack.
 _ABSENT = {
     "quantum_efficiency_pct": "the data have no photon counts",
@@ -394,7 +436,11 @@ class Emva1288Result:
     ``flags`` maps a figure's name to the reason it is physically impossible or not supported
     by the data (module docstring, "Flags"). A flagged figure keeps its computed value for the
     record; read figures for judging through :meth:`require`, which raises
-    :class:`~harness.errors.MeasurementError` for a flagged or absent one."""
+    :class:`~harness.errors.MeasurementError` for a flagged or absent one.
+
+    ``uncertainties`` maps a figure's name to its standard uncertainty u (coverage factor 1,
+    GUM JCGM 100:2008 2.3.1, in the figure's own unit) evaluated from the data themselves
+    (module docstring, "Uncertainties"); read it through :meth:`uncertainty`."""
 
     system_gain_dn_per_e: float
     temporal_dark_noise_e: float
@@ -428,6 +474,7 @@ class Emva1288Result:
     defects: DefectResult | None
     points: tuple[EmvaPoint, ...]
     flags: Mapping[str, str] = field(default_factory=dict)
+    uncertainties: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def dsnu_e(self) -> float | None:
@@ -472,6 +519,17 @@ class Emva1288Result:
         """Why figure ``name`` is flagged, or None when it is not."""
         return self.flags.get(name)
 
+    def uncertainty(self, name: str) -> float | None:
+        """Standard uncertainty u of figure ``name`` (one of :meth:`figures`; k = 1, in its
+        unit), or None where the analysis states none: the figure is absent, flagged or not a
+        number, the dark variance sits at its quantisation floor, or no model for it exists
+        (module docstring, "Uncertainties"). An unknown name is a
+        :class:`~harness.errors.ConfigError`."""
+        if name not in self.uncertainties and name not in self.figures():
+            raise ConfigError(f"unknown EMVA 1288 figure {name!r}; known: "
+                              f"{', '.join(sorted(self.figures()))}", field="measurement")
+        return self.uncertainties.get(name)
+
     def require(self, name: str) -> float:
         """Figure ``name`` for judging: its value, or :class:`MeasurementError` (an ERROR of
         the step, never a FAIL) when it is flagged, absent (None) or not a number."""
@@ -505,11 +563,12 @@ class Emva1288Result:
 
     def as_dict(self) -> dict[str, Any]:
         """Every figure by name (for limit judging and evidence), JSON-ready; flagged figures
-        as in :meth:`figure_json`, and ``flags``."""
+        as in :meth:`figure_json`, ``flags``, and ``uncertainty`` (figure name -> standard
+        uncertainty, for the figures that have one)."""
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
             if name in ("points", "defects", "nonuniformity", "nonuniformity_all_pixels",
-                        "nonuniformity_per_plane", "flags"):
+                        "nonuniformity_per_plane", "flags", "uncertainties"):
                 continue
             out[name] = list(value) if isinstance(value, tuple) else \
                 self._figure_json(name, value)
@@ -523,6 +582,7 @@ class Emva1288Result:
         out["defect_counts"] = None if self.defects is None else self.defects.counts
         out["points"] = [{k: _num(v) for k, v in p.as_dict().items()} for p in self.points]
         out["flags"] = dict(self.flags)
+        out["uncertainty"] = dict(self.uncertainties)
         return out
 
 
@@ -590,6 +650,157 @@ def _line_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), math.sqrt(float(np.dot(residual, residual)) / (n - 2) / sxx)
 
 
+def _var_of_variance(var_dn2: np.ndarray, pixels: int, pairs: np.ndarray) -> np.ndarray:
+    """Variance of a pair's temporal-variance estimate (Eq. 18): half the sample variance of
+    P independent differences A - B, each of variance 2 sigma^2, so 2 sigma^4 / (P - 1) (a
+    normal sample variance, chi-square with P - 1 degrees of freedom; the Poisson excess
+    kurtosis 1 / (2 mu_e) of a difference is neglected), divided by the pairs averaged."""
+    return 2.0 * np.square(np.maximum(var_dn2, 0.0)) / ((pixels - 1.0) * pairs)
+
+
+def _u_slope0(x: np.ndarray, u_y: np.ndarray) -> float:
+    """u of the zero-offset least-squares slope sum(x y) / sum(x^2) for independent y_i of
+    known standard uncertainties u(y_i): the slope is linear in y with sensitivity
+    coefficients x_i / sum(x^2) (GUM 5.1.2; the x_i, means of 2P values, are taken as exact)."""
+    return math.sqrt(float(np.dot(x * x, u_y * u_y))) / float(np.dot(x, x))
+
+
+def _u_dark_intercept(t: np.ndarray, u_v: np.ndarray, line: bool) -> float:
+    """u of the dark variance at zero exposure: the least-squares line's intercept (or the
+    mean when ``line`` is False), linear in the variances with coefficients
+    1/n - mean(t) (t_i - mean(t)) / sum((t - mean(t))^2) (GUM 5.1.2)."""
+    n = t.size
+    if line:
+        dt = t - t.mean()
+        coef = 1.0 / n - t.mean() * dt / float(np.dot(dt, dt))
+    else:
+        coef = np.full(n, 1.0 / n)
+    return math.sqrt(float(np.dot(coef * coef, u_v * u_v)))
+
+
+def _u_linearity(x: np.ndarray, y: np.ndarray, u_y: np.ndarray) -> np.ndarray:
+    """Covariance of the points' linearity errors delta_i = 100 (Y_i - m_i) / m_i. The fit with
+    weights 1/Y is linear in Y for fixed weights, m = H Y with H = A (A^T W^2 A)^-1 A^T W^2, so
+    d delta / dY = 100 (diag(1/m) - diag(Y/m^2) H) and the covariance is
+    J diag(u^2(Y)) J^T (GUM 5.1.2 and 5.2.2 for correlated outputs; the weights' own noise is
+    second order)."""
+    a = np.stack([np.ones_like(x), x / float(np.max(np.abs(x)))], axis=1)
+    w2 = 1.0 / np.square(y)
+    h = a @ np.linalg.solve(a.T @ (a * w2[:, None]), (a * w2[:, None]).T)
+    m = h @ y
+    jac = 100.0 * (np.diag(1.0 / m) - (y / np.square(m))[:, None] * h)
+    return (jac * np.square(u_y)) @ jac.T
+
+
+def _u_extreme(mean: np.ndarray, cov: np.ndarray) -> float:
+    """Standard deviation of max_i X_i for jointly normal X_i (means ``mean``, covariance
+    ``cov``) by Clark's moment recursion (C. E. Clark, "The greatest of a finite set of random
+    variables", Operations Research 9 (1961) 145-162, Eqs. 2-5): the maximum of two normals
+    has exact first two moments and correlations with a third; the running maximum is
+    treated as normal and folded with the next point. With the measured deviations as the
+    means, points that compete for the extreme share it, and its spread is below each one's u
+    (the maximum of n equal normals has about 0.6 sigma for n = 11)."""
+    sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    m1, s1 = float(mean[0]), float(sd[0])
+    # covariance of the running maximum with every point
+    c = cov[0].astype(np.float64).copy()
+    for j in range(1, mean.size):
+        m2, s2, c12 = float(mean[j]), float(sd[j]), float(c[j])
+        a = math.sqrt(max(s1 * s1 + s2 * s2 - 2.0 * c12, 0.0))
+        if a <= 1e-12 * max(s1, s2, 1e-300):
+            if m2 > m1:
+                m1, s1, c = m2, s2, cov[j].astype(np.float64).copy()
+            continue
+        alpha = (m1 - m2) / a
+        big = 0.5 * (1.0 + math.erf(alpha / math.sqrt(2.0)))
+        small = math.exp(-0.5 * alpha * alpha) / math.sqrt(2.0 * math.pi)
+        first = m1 * big + m2 * (1.0 - big) + a * small
+        second = ((m1 * m1 + s1 * s1) * big + (m2 * m2 + s2 * s2) * (1.0 - big)
+                  + (m1 + m2) * a * small)
+        c = c * big + cov[j] * (1.0 - big)
+        m1, s1 = first, math.sqrt(max(second - first * first, 0.0))
+    return s1
+
+
+def _u_spatial_var(s2: float, sv: SpatialVariances) -> float:
+    """u of a spatial variance s^2 of the L-frame mean image of N pixels after the temporal
+    correction s^2_measured - sigma^2_stack / L, from the temporal noise of the stack (the
+    pixels' fixed pattern is the measurand, not a sample). The mean image is pattern f plus
+    noise e of variance sigma^2 / L per pixel; s^2_measured = s^2_f + 2 cov(f, e) + s^2_e with
+    Var(2 cov) = 4 s^2_f sigma^2 / (L (N - 1)) and Var(s^2_e) = 2 (sigma^2 / L)^2 / (N - 1);
+    the correction sigma^2_stack / L, a mean of N per-pixel variances with L - 1 degrees of
+    freedom, adds 2 sigma^4 / (L^2 N (L - 1)) (normal noise; GUM 5.1.2, independent terms).
+    For the pixel part of the Release-4 split s^2 is that part: the noise falls almost wholly
+    into it."""
+    n, frames, sig2 = float(sv.pixels), float(sv.frames), max(sv.temporal_dn2, 0.0)
+    var = (4.0 * max(s2, 0.0) * sig2 / (frames * (n - 1.0))
+           + 2.0 * (sig2 / frames) ** 2 / (n - 1.0)
+           + 2.0 * sig2**2 / (frames**2 * n * (frames - 1.0)))
+    return math.sqrt(var)
+
+
+def _u_nonuniformity(bright: SpatialVariances, dark: SpatialVariances, k: float,
+                     u_k: float | None) -> dict[str, float]:
+    """u of DSNU (e-, DN) and PRNU (%) and of their pixel parts, from :func:`_u_spatial_var`
+    and u(K) (DSNU in e- = s_y.dark / K; PRNU = 100 sqrt(s^2_y - s^2_y.dark) / (mu_y -
+    mu_y.dark), the mean's relative u ~ 1e-4 neglected), by GUM 5.1.2 with independent
+    bright and dark stacks and an independent K (the photon-transfer pairs are other frames)."""
+    out: dict[str, float] = {}
+    signal = bright.mean_dn - dark.mean_dn
+    for part, b2, d2 in (("", bright.total_dn2, dark.total_dn2),
+                         ("_pixel", bright.pixel_dn2, dark.pixel_dn2)):
+        u_b2, u_d2 = _u_spatial_var(b2, bright), _u_spatial_var(d2, dark)
+        if d2 > 0 and k > 0:
+            s_dn = math.sqrt(d2)
+            u_dn = u_d2 / (2.0 * s_dn)
+            if not part:
+                out["dsnu_dn"] = u_dn
+            out[f"dsnu{part}_e"] = math.hypot(u_dn / k, s_dn * (u_k or 0.0) / k**2) \
+                if u_k is not None else math.nan
+        if b2 > d2 and signal > 0:
+            out[f"prnu{part}_pct"] = 100.0 * math.hypot(u_b2, u_d2) / (
+                2.0 * math.sqrt(b2 - d2) * signal)
+    return out
+
+
+def _u_combined_planes(planes: Mapping[str, NonUniformity],
+                       u_planes: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """u of the pooled figure sqrt(mean_i p_i^2) over the Bayer planes: sensitivity
+    p_i / (n f) for each independent plane (GUM 5.1.2); one plane is returned as is."""
+    if len(planes) == 1:
+        return dict(next(iter(u_planes.values())))
+    out: dict[str, float] = {}
+    names = set.intersection(*(set(u) for u in u_planes.values()))
+    for name in names:
+        values = [float(getattr(nu, name)) for nu in planes.values()]
+        pooled = math.sqrt(sum(v * v for v in values) / len(values))
+        terms = [v * u_planes[plane][name] for v, plane in zip(values, planes, strict=True)]
+        out[name] = math.sqrt(sum(t * t for t in terms)) / (len(values) * pooled)
+    return out
+
+
+def _propagate(func: Callable[[Mapping[str, float]], Mapping[str, float | None]],
+               x: Mapping[str, float], u: Mapping[str, float]) -> dict[str, float]:
+    """Combined standard uncertainty of every output of ``func`` for independent inputs
+    ``x`` with standard uncertainties ``u`` (GUM 5.1.2), each sensitivity term by the
+    central difference of GUM 5.1.3 Note 2, Z_i = (f(x_i + u_i) - f(x_i - u_i)) / 2 and
+    u_c^2 = sum Z_i^2. An output that is not a finite number at every step is left out."""
+    sums: dict[str, float] = {}
+    bad: set[str] = set()
+    for name, ui in u.items():
+        up = func({**x, name: x[name] + ui})
+        down = func({**x, name: x[name] - ui})
+        for out, hi in up.items():
+            lo = down.get(out)
+            if hi is None or lo is None:
+                continue
+            z = 0.5 * (hi - lo)
+            if not math.isfinite(z):
+                bad.add(out)
+            sums[out] = sums.get(out, 0.0) + z * z
+    return {name: math.sqrt(v) for name, v in sums.items() if name not in bad}
+
+
 def find_saturation(var_dn2: np.ndarray) -> tuple[int, bool]:
     """Index of the maximum temporal variance and whether the data go past it (a drop to
     below 50 % of the maximum, i.e. the variance collapses on a clipped plateau)."""
@@ -635,6 +846,9 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
     order = np.argsort([float(p.photons or 0.0) if with_photons else p.exposure_ns for p in pts],
                        kind="stable")
     pts = tuple(pts[i] for i in order)
+    counts = data.pair_counts if len(data.pair_counts) == len(order) else ((1, 1),) * len(order)
+    pairs_b = np.array([counts[i][0] for i in order], dtype=np.float64)
+    pairs_d = np.array([counts[i][1] for i in order], dtype=np.float64)
     mu = np.array([p.mean_dn for p in pts])
     mu_d = np.array([p.mean_dark_dn for p in pts])
     var = np.array([p.var_dn2 for p in pts])
@@ -750,6 +964,8 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
 
     nu = nu_all = None
     per_plane: dict[str, NonUniformity] | None = None
+    per_plane_all: dict[str, NonUniformity] = {}
+    spatial: dict[str, tuple[SpatialVariances, ...]] = {}
     frac = None
     defects = None
     if data.spatial_bright is not None and data.spatial_dark is not None:
@@ -758,16 +974,17 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
                 - float(dark_st.sum_img.mean()) / dark_st.frames) / y_sat
         defects = measure_defects(dark_st, bright_st, cfa=cfa, thresholds=defect_thresholds)
         good = ~defects.class_mask(*EXCLUDED_CLASSES)
-        per_plane, per_plane_all = {}, {}
+        per_plane = {}
         for name, r0, c0, stride in bayer_planes(cfa):
             view = (slice(r0, None, stride), slice(c0, None, stride))
             plane_good = good[view]
-            per_plane_all[name] = nonuniformity(spatial_variances(bright_st, None, view),
-                                                spatial_variances(dark_st, None, view), k_div)
-            per_plane[name] = nonuniformity(
-                spatial_variances(bright_st, plane_good, view),
-                spatial_variances(dark_st, plane_good, view), k_div,
-                excluded=int(plane_good.size - plane_good.sum()))
+            sv = spatial[name] = (spatial_variances(bright_st, plane_good, view),
+                                  spatial_variances(dark_st, plane_good, view),
+                                  spatial_variances(bright_st, None, view),
+                                  spatial_variances(dark_st, None, view))
+            per_plane_all[name] = nonuniformity(sv[2], sv[3], k_div)
+            per_plane[name] = nonuniformity(sv[0], sv[1], k_div,
+                                            excluded=int(plane_good.size - plane_good.sum()))
         nu, nu_all = combine_planes(per_plane), combine_planes(per_plane_all)
 
     result = Emva1288Result(
@@ -809,7 +1026,102 @@ def measure_emva1288(data: EmvaData, *, cfa: str | None = None,
     for name in figures:
         if "dsnu" in name and name.endswith("_e"):
             flags.derive(name, ("system_gain_dn_per_e",))
-    return replace(result, flags=flags.reasons(figures))
+    reasons = flags.reasons(figures)
+
+    # ---- uncertainties (module docstring, "Uncertainties") ----
+    pixels = data.height * data.width
+    inputs: dict[str, float] = {"k": k, "v0": var_dark0, "q": 1.0}
+    u_in: dict[str, float] = {}
+    if k > 0 and gain_hi + 1 >= MIN_SLOPE_POINTS:
+        x_k = signal[fit]
+        model = k * x_k + np.maximum(var_d[fit], 0.0)
+        u_y = np.sqrt(_var_of_variance(model, pixels, pairs_b[fit])
+                      + _var_of_variance(var_d[fit], pixels, pairs_d[fit]))
+        u_in["k"] = _u_slope0(x_k, u_y)
+    # u^2 of a pair mean mu_y - mu_y.dark: sigma^2_y / 2P per pair, bright and dark
+    u_signal = np.sqrt(np.maximum(var, 0.0) / (2.0 * pixels * pairs_b)
+                       + np.maximum(var_d, 0.0) / (2.0 * pixels * pairs_d))
+    if responsivity is not None and photons is not None and gain_hi + 1 >= MIN_SLOPE_POINTS:
+        inputs["r"] = responsivity
+        u_in["r"] = _u_slope0(photons[fit], u_signal[fit])
+    if not limited:
+        dark_pixels = np.array([st.pixels for _, st in data.dark_points], dtype=np.float64)
+        dark_pairs = np.array([st.pairs for _, st in data.dark_points], dtype=np.float64)
+        u_v = np.sqrt(2.0 * np.square(np.maximum(dark_var, 0.0))
+                      / ((dark_pixels - 1.0) * dark_pairs))
+        u_in["v0"] = _u_dark_intercept(dark_t, u_v, distinct > 2)
+    n_pts = len(pts)
+    x_sat = x_lin[[max(isat - 1, 0), min(isat + 1, n_pts - 1)]]
+    spans = min(isat + 1, n_pts - 1) - max(isat - 1, 0)
+    if spans > 0 and x_lin[isat] > 0:
+        # saturation is the sweep point of maximum variance: resolution one step (GUM F.2.2.1)
+        u_in["q"] = float(x_sat[1] - x_sat[0]) / spans / math.sqrt(12.0) / float(x_lin[isat])
+    if dark_current is not None and math.isfinite(se_mu):
+        inputs["i_mu"], u_in["i_mu"] = slope_mu, se_mu
+        inputs["i_var"], u_in["i_var"] = slope_var, se_var
+    mu_p_sat = float(photons[isat]) if photons is not None else None
+    plateau_dn = full_well * k if full_well is not None else None
+
+    def electrons(v: Mapping[str, float]) -> dict[str, float | None]:
+        """The photon-transfer figures as functions of the independent inputs (the formulas of
+        the module docstring), for :func:`_propagate`."""
+        k_, v0_ = v["k"], v["v0"]
+        eta_ = v["r"] / k_ if "r" in v else None
+        sat = (eta_ * mu_p_sat if eta_ is not None and mu_p_sat is not None
+               else y_sat / k_) * v["q"]
+        e_min_ = 0.5 + math.sqrt(0.25 + v0_ / k_**2)
+        out: dict[str, float | None] = {
+            "system_gain_dn_per_e": k_,
+            "temporal_dark_noise_e": math.sqrt(max(v0_ - QUANTISATION_VAR_DN2, 0.0)) / k_,
+            "temporal_dark_noise_dn": math.sqrt(v0_), "dark_var_dn2": v0_,
+            "saturation_capacity_e": sat, "snr_max": math.sqrt(sat),
+            "snr_max_db": 10.0 * math.log10(sat), "sensitivity_threshold_e": e_min_,
+            "sensitivity_threshold_approx_e": math.sqrt(v0_) / k_ + 0.5,
+            "dynamic_range": sat / e_min_, "dynamic_range_db": 20.0 * math.log10(sat / e_min_),
+            "full_well_e": plateau_dn / k_ if plateau_dn is not None else None}
+        if eta_ is not None:
+            out.update(responsivity_dn_per_photon=v["r"], quantum_efficiency_pct=100.0 * eta_,
+                       sensitivity_threshold_photons=e_min_ / eta_)
+        if "i_mu" in v:
+            out.update(dark_current_e_per_s=v["i_mu"] / k_,
+                       dark_current_from_variance_e_per_s=v["i_var"] / k_**2)
+        return out
+
+    u_fig: dict[str, float] = {}
+    if "k" in u_in and y_sat > 0 and var_dark0 > 0:
+        u_fig = _propagate(electrons, inputs, u_in)
+        if "v0" not in u_in:  # the dark variance is the floor, not an estimate
+            for name in ("temporal_dark_noise_e", "temporal_dark_noise_dn", "dark_var_dn2",
+                         "sensitivity_threshold_e", "sensitivity_threshold_approx_e",
+                         "sensitivity_threshold_photons", "dynamic_range", "dynamic_range_db"):
+                u_fig.pop(name, None)
+    if hi - lo + 1 >= MIN_LINE_POINTS and not math.isnan(le_min):
+        lin = slice(lo, hi + 1)
+        cov_dev = _u_linearity(x_lin[lin], signal[lin], u_signal[lin])
+        b0, a1 = np.polynomial.polynomial.polyfit(x_lin[lin], signal[lin], 1,
+                                                  w=1.0 / signal[lin])
+        dev = 100.0 * (signal[lin] - (a1 * x_lin[lin] + b0)) / (a1 * x_lin[lin] + b0)
+        u_fig["linearity_error_min_pct"] = _u_extreme(-dev, cov_dev)
+        u_fig["linearity_error_max_pct"] = _u_extreme(dev, cov_dev)
+    if spatial and per_plane is not None:
+        u_k = u_in.get("k")
+        u_good = {p: _u_nonuniformity(sv[0], sv[1], k, u_k) for p, sv in spatial.items()}
+        u_all = {p: _u_nonuniformity(sv[2], sv[3], k, u_k) for p, sv in spatial.items()}
+        u_fig.update(_u_combined_planes(per_plane, u_good))
+        u_fig.update({f"all_pixels_{n}": v for n, v in
+                      _u_combined_planes(per_plane_all, u_all).items()})
+        if len(spatial) > 1:
+            for plane in spatial:
+                u_fig.update({f"{plane}_{n}": v for n, v in u_good[plane].items()})
+        for alias, name in (("dsnu_all_pixels_e", "all_pixels_dsnu_e"),
+                            ("prnu_all_pixels_pct", "all_pixels_prnu_pct")):
+            if name in u_fig:
+                u_fig[alias] = u_fig[name]
+    uncertainties = {
+        name: u for name, u in sorted(u_fig.items())
+        if math.isfinite(u) and u > 0 and name in figures and name not in reasons
+        and figures[name] is not None and math.isfinite(figures[name] or math.nan)}
+    return replace(result, flags=reasons, uncertainties=uncertainties)
 
 
 __all__ = ["C_LIGHT_M_S", "DARK_SLOPE_SIGMAS", "EXCLUDED_CLASSES", "H_PLANCK_J_S",
