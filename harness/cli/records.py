@@ -1,4 +1,4 @@
-"""``harness records runs|yield|cpk|trend|export|publish|verify``: query, export, publish and
+"""``harness records runs|yield|cpk|grr|trend|export|publish|verify``: query, export, publish and
 check the records database.
 
 Every ``--json`` output is strict JSON (``null`` where a figure does not exist, never NaN).
@@ -27,7 +27,7 @@ from harness.paths import DEFAULT_RECORDS, atomic_open
 if TYPE_CHECKING:
     from harness.evidence.records import RecordStore
 
-records_app = typer.Typer(help="The records database: runs, yield, Cpk, trend, export, "
+records_app = typer.Typer(help="The records database: runs, yield, Cpk, gauge R&R, trend, export, "
                           "publish, verify.",
                           no_args_is_help=True)
 app.add_typer(records_app, name="records")
@@ -214,6 +214,65 @@ def cpk_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = No
     console.print(table)
 
 
+def _pct_grr(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f} %"
+
+
+@records_app.command("grr")
+def grr_cmd(product: Annotated[str, typer.Option("--product", help="The product studied.")],
+            records: RecordsOpt = str(DEFAULT_RECORDS), station: StationOpt = None,
+            since: SinceOpt = None,
+            until: Annotated[str | None, typer.Option(
+                "--until", help="Only runs started before: YYYY-MM-DD (that day included), "
+                "ISO date-time, or 7d / 12h.")] = None,
+            by: Annotated[str, typer.Option(
+                "--by", help="The appraisers: station or operator.")] = "station",
+            limit: Annotated[str | None, typer.Option(
+                "--limit", help="Only this limit id.")] = None,
+            characterisation: Annotated[str, typer.Option(
+                "--characterisation", help="Characterisation runs: include (with the "
+                "qualification runs), only, or exclude.")] = "include",
+            rejudged: RejudgedOpt = False, as_json: JsonOpt = False) -> None:
+    """Crossed gauge R&R per limit and condition (AIAG MSA, ANOVA method) from the runs in the
+    records: parts = DUT serials, appraisers = stations (or operators), repeats = runs of a
+    part on an appraiser. %GRR over 30 % is flagged: the station is not capable of the limit."""
+    with error_boundary(), open_existing(records) as store:
+        from harness.evidence.records.gauge import gauge_rr
+
+        studies = gauge_rr(store, product=product, since=since, until=until, station=station,
+                           by=by, limit_id=limit, rejudged=rejudged,
+                           characterisation=characterisation)
+    if as_json:
+        _print_json([s.as_dict() for s in studies])
+        return
+    table = Table("limit", "measurement", "condition", f"parts × {by}s × repeats",
+                  "σ repeat", "σ reprod", "σ part", "%GRR tol", "%GRR total", "ndc",
+                  "capability", title=f"Gauge R&R of {escape(product)} by {by} (ANOVA method)")
+    style = {"acceptable": "green", "conditional": "yellow", "not capable": "red"}
+    for s in studies:
+        head = [escape(s.limit_id), escape(f"{s.name} [{s.unit}]"),
+                escape(_condition(s.condition))]
+        r = s.result
+        if r is None:
+            table.add_row(*head, f"{len(s.parts)} × {len(s.appraisers)} × {s.repeats}",
+                          *["—"] * 6, "[dim]not enough data[/]")
+            continue
+        pooled = "" if not r.interaction_pooled else " (pooled)"
+        table.add_row(*head, f"{r.parts} × {r.appraisers} × {r.repeats}",
+                      _fmt(r.sd_repeatability) + pooled, _fmt(r.sd_reproducibility),
+                      _fmt(r.sd_part), _pct_grr(r.pct_grr_tolerance),
+                      _pct_grr(r.pct_grr_total), _fmt(r.ndc, 3),
+                      f"[{style.get(r.capability, 'white')}]{r.capability}[/]")
+    console.print(table)
+    for s in studies:
+        where = escape(s.limit_id + (f" ({_condition(s.condition)})" if s.condition else ""))
+        if s.not_capable and s.pct_grr is not None:
+            console.print(f"[red]{where}: station not capable of this limit[/] "
+                          f"(%GRR {s.pct_grr:.1f} %)", highlight=False)
+        for note in (s.problem, *s.notes) if s.problem else s.notes:
+            console.print(f"[dim]{where}: {escape(note)}[/]", highlight=False)
+
+
 @records_app.command("trend")
 def trend_cmd(records: RecordsOpt = str(DEFAULT_RECORDS), product: ProductOpt = None,
               station: StationOpt = None, since: SinceOpt = None,
@@ -337,7 +396,7 @@ def verify_cmd(records: RecordsOpt = str(DEFAULT_RECORDS),
     raise typer.Exit(EXIT_PROBLEM)
 
 
-__all__ = ["OUTCOME_STYLE", "AttemptChoice", "FormatChoice", "JsonOpt", "ProductOpt", "RecordsOpt",
-           "RejudgedOpt", "SinceOpt", "StationOpt", "cpk_cmd", "export_cmd", "open_existing",
-           "plain", "publish_cmd", "records_app", "runs_cmd", "trend_cmd", "verify_cmd",
-           "yield_cmd"]
+__all__ = ["OUTCOME_STYLE", "AttemptChoice", "FormatChoice", "JsonOpt", "ProductOpt",
+           "RecordsOpt", "RejudgedOpt", "SinceOpt", "StationOpt", "cpk_cmd", "export_cmd",
+           "grr_cmd", "open_existing", "plain", "publish_cmd", "records_app", "runs_cmd",
+           "trend_cmd", "verify_cmd", "yield_cmd"]
