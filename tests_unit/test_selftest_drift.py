@@ -3,12 +3,17 @@ fails on drift (a noisier module in the reference's place), and is left out of n
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from harness.errors import MeasurementError
 from harness.evidence.journal import rebuild
 from harness.measurement import Outcome
 
@@ -22,8 +27,9 @@ def station(tmp_path: Path, module: str) -> Path:
     path = tmp_path / "station.yaml"
     path.write_text(text + f"lock_dir: {tmp_path}\n")
     for suffix in (".light-cal.json", ".selftest.json"):
-        (tmp_path / f"station{suffix}").write_bytes(
-            (ROOT / "stations" / f"sim-small{suffix}").read_bytes())
+        target = tmp_path / f"station{suffix}"
+        if not target.exists():  # a test may have put its own reference there
+            target.write_bytes((ROOT / "stations" / f"sim-small{suffix}").read_bytes())
     return path
 
 
@@ -55,3 +61,58 @@ def test_selftest_fails_on_drift(tmp_path: Path) -> None:
     proc, outcome, failed = selftest(tmp_path, "noisy", "-m", "selftest")
     assert outcome is Outcome.FAIL, proc.stdout
     assert "SELFTEST-DARK_NOISE_DN" in failed
+
+
+def test_a_reference_without_repeatability_is_refused_by_name(tmp_path: Path) -> None:
+    """A reference recorded before the self-test kept each figure's repeatability cannot be
+    judged by the guarded rule: ERROR naming the field, never a fallback to another rule."""
+    path = station(tmp_path, "golden")
+    ref = path.with_name("station.selftest.json")
+    data = json.loads(ref.read_text())
+    for fig in data["figures"].values():
+        del fig["sd"]
+    ref.write_text(json.dumps(data))
+    proc, outcome, _ = selftest(tmp_path, "golden", "-m", "selftest")
+    assert outcome is Outcome.ERROR
+    assert "no repeatability sd" in proc.stdout and "figures.selftest_" in proc.stdout
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, float, float | None]] = []
+
+    def against(self, name: str, value: float, unit: str, *, limit_id: str,
+                uncertainty: float | None = None) -> None:
+        self.seen.append((name, value, uncertainty))
+
+
+def test_recording_refuses_a_figure_too_noisy_to_see_its_drift(tmp_path: Path) -> None:
+    """Groups spread so that 6 s exceeds 30 % of the ±2 % drift band of the dark mean: the
+    self-test could not see that drift, so nothing is recorded."""
+    from tests_hil.test_selftest import FIGURES, record
+
+    groups = {name: [100.0, 100.1, 99.9, 100.0] for name in FIGURES}
+    groups["selftest_dark_mean_dn"] = [100.0, 101.0, 99.0, 100.5]  # s = 0.85, band ±2
+    ref = tmp_path / "ref.json"
+    with pytest.raises(MeasurementError, match=r"selftest_dark_mean_dn.*could not see"):
+        record(None, _Checks(), ref, groups)
+    assert not ref.exists()
+    groups["selftest_dark_mean_dn"] = [100.0, 100.01, 99.99, 100.0]
+
+    class Session:
+        class station:
+            id = "st"
+
+        class camera:
+            @staticmethod
+            def identity() -> Any:
+                class Ident:
+                    def as_dict(self) -> dict[str, str]:
+                        return {"serial": "X"}
+                return Ident()
+
+    checks = _Checks()
+    record(Session, checks, ref, groups)
+    stored = json.loads(ref.read_text())["figures"]["selftest_dark_mean_dn"]
+    assert stored["groups"] == 4 and stored["sd"] == pytest.approx(0.008165, rel=1e-3)
+    assert all(u is not None and u > 0 for _, _, u in checks.seen)

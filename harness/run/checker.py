@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import LimitFailure, MeasurementError
-from harness.limits import LimitSpec
+from harness.limits import Limit, LimitSpec
 from harness.measurement import Measurement, Outcome, worst
 
 Sink = Callable[[Measurement], None]
@@ -112,11 +112,24 @@ class Checker:
 
     def against(self, name: str, value: float | None, unit: str, *, limit_id: str,
                 low: float | None = None, high: float | None = None,
-                flag: str | None = None, **condition: Any) -> Measurement:
+                flag: str | None = None, uncertainty: float | None = None,
+                k: float | None = None, **condition: Any) -> Measurement:
         """Judge ``value`` against limits given here (a self-test's stored reference) rather
-        than the spec; recorded like every other figure."""
-        verdict = Measurement.judged(name, value, unit, low=low, high=high, limit_id=limit_id,
-                                     condition=condition, test_id=self.test_id, flag=flag)
+        than the spec; recorded like every other figure. With ``k``, guarded acceptance as
+        ``guard: auto`` in a spec (band k·``uncertainty``; no uncertainty: ERROR)."""
+        if k is None:
+            verdict = Measurement.judged(name, value, unit, low=low, high=high,
+                                         limit_id=limit_id, condition=condition,
+                                         test_id=self.test_id, flag=flag,
+                                         uncertainty=uncertainty,
+                                         decision="simple" if low is not None
+                                         or high is not None else "")
+        else:
+            verdict = Limit.model_construct(
+                id=limit_id, measurement=name, unit=unit, min=low, max=high, guard="auto", k=k,
+                condition={}, description="", requirement="", severity="critical",
+            ).judge(value, test_id=self.test_id, condition=condition, flag=flag,
+                    uncertainty=uncertainty)
         self._record(verdict)
         return verdict
 
