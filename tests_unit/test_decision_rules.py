@@ -116,3 +116,17 @@ def test_records_keep_rule_u_and_k_and_old_hashes_hold(tmp_path: Path) -> None:
         assert (stored[0].uncertainty, stored[0].decision, stored[0].coverage_k) == (
             0.125, "guarded", 2.0)
         assert store.verify().problems == ()
+
+
+def test_signoff_and_csv_show_u_and_the_rule() -> None:
+    from harness.evidence.exports import CSV_COLUMNS
+    from harness.evidence.signoff import _family_html, family_tables
+
+    m = guarded().judge(2.5, uncertainty=0.125, test_id="tests_hil/test_linearity.py::t")
+    base = make_run("r3")
+    test = base.tests[0]
+    run = type(base)(**{**base.__dict__, "tests": (
+        type(test)(**{**test.__dict__, "measurements": (m,)}),)})
+    html = "".join(_family_html(t) for t in family_tables(run))
+    assert "2.5 ± 0.12" in html and "guarded, k = 2" in html
+    assert CSV_COLUMNS[-3:] == ("uncertainty", "decision", "coverage_k")

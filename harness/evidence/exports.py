@@ -2,7 +2,8 @@
 
 * **CSV** (:data:`CSV_COLUMNS`): one row per measurement, INFO figures included, with its
   run, attempt, DUT, station, product, limit, condition (canonical JSON), value, limits,
-  outcome, and the hashes of the limit spec and of the software that judged it. Numbers are
+  outcome, the hashes of the limit spec and of the software that judged it, and the figure's
+  standard uncertainty with the decision rule (and its k) that judged it. Numbers are
   written so that they read back exactly; a missing number is an empty cell.
 * **JSON lines**: one run per line, the stored record (its tests with their measurements)
   with its ``attempt`` and ``record_hash``; strict JSON (``null``, never NaN).
@@ -33,7 +34,8 @@ from harness.measurement import Measurement, Outcome
 
 CSV_COLUMNS = ("run_id", "attempt", "rejudged_from", "dut_serial", "station", "product",
                "started", "test_id", "measurement", "limit_id", "condition", "value", "unit",
-               "low", "high", "outcome", "run_outcome", "limits_hash", "software_hash")
+               "low", "high", "outcome", "run_outcome", "limits_hash", "software_hash",
+               "uncertainty", "decision", "coverage_k")
 
 
 class Format(StrEnum):
@@ -75,7 +77,9 @@ def csv_rows(runs: Iterable[tuple[RunSummary, RunRecord]]) -> Iterator[dict[str,
                        "value": _number(m.value), "unit": m.unit, "low": _number(m.low),
                        "high": _number(m.high), "outcome": m.outcome.value,
                        "run_outcome": record.outcome.value,
-                       "limits_hash": record.limits_hash, "software_hash": software}
+                       "limits_hash": record.limits_hash, "software_hash": software,
+                       "uncertainty": _number(m.uncertainty), "decision": m.decision,
+                       "coverage_k": _number(m.coverage_k)}
 
 
 def write_csv(runs: Iterable[tuple[RunSummary, RunRecord]], out: TextIO) -> int:

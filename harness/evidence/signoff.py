@@ -19,6 +19,10 @@ the tolerance is ``high − low``; a one-sided limit has no width, so its margin
 percentage of the limit's magnitude ``|limit|`` (a maximum of 4.0 e- met with 3.0 e- is
 25 %); a one-sided limit at 0 (a defect count that must be 0) has no scale at all, and its
 margin is shown in the figure's unit instead.
+
+A **value** the analysis stated a standard uncertainty for is shown as ``value ± u`` (k = 1);
+a limit judged by guarded acceptance says so beside its limits (``guarded, k = 2``), its band
+being k·u (docs/standards.md#decision-rules).
 """
 
 from __future__ import annotations
@@ -118,6 +122,17 @@ class LimitRow:
     outcome: Outcome
     message: str = ""
     times: int = 1
+    uncertainty: float | None = None
+    decision: str = ""
+    coverage_k: float | None = None
+
+    @property
+    def rule_text(self) -> str:
+        """``guarded, k = 2`` for a guarded limit; ``""`` for the others (their band, if
+        any, is in the limits)."""
+        if self.decision == "guarded" and self.coverage_k is not None:
+            return f"guarded, k = {self.coverage_k:g}"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -201,7 +216,8 @@ def limit_rows(measurements: Iterable[Measurement]) -> tuple[LimitRow, ...]:
     for group in groups.values():
         shown = _distinguishing([m for m, _times in group])
         rows += [LimitRow(m.limit_id, m.name, condition_text(cond), m.value, m.unit,
-                          m.limits_text(), margin_text(m), m.outcome, m.message, times)
+                          m.limits_text(), margin_text(m), m.outcome, m.message, times,
+                          m.uncertainty, m.decision, m.coverage_k)
                  for (m, times), cond in zip(group, shown, strict=True)]
     return tuple(rows)
 
@@ -284,6 +300,11 @@ def _num(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
 
+def _value(x: float | None, u: float | None) -> str:
+    """The value, with ``± u`` (its standard uncertainty) when the analysis stated one."""
+    return _num(x) if x is None or u is None else f"{x:.4g} ± {u:.2g}"
+
+
 def _or_missing(text: str, what: str = "not recorded") -> str:
     return _e(text) if text else f"<span class=bad>{what}</span>"
 
@@ -298,8 +319,10 @@ def _family_html(table: FamilyTable) -> str:
             r.outcome not in (Outcome.PASS, Outcome.MARGINAL, Outcome.FAIL) else ""
         rows.append(f"<tr><td>{_e(r.limit_id) or '—'}</td>"
                     f"<td class=wrap>{_e(r.name)}{cond}{times}{why}</td>"
-                    f"<td class=num>{_num(r.value)}</td><td>{_e(r.unit)}</td>"
-                    f"<td>{_e(r.limits)}</td><td class=num>{_e(r.margin)}</td>"
+                    f"<td class=num>{_e(_value(r.value, r.uncertainty))}</td>"
+                    f"<td>{_e(r.unit)}</td><td>{_e(r.limits)}"
+                    + (f" <span class=note>{_e(r.rule_text)}</span>" if r.rule_text else "")
+                    + f"</td><td class=num>{_e(r.margin)}</td>"
                     f"<td>{_badge(r.outcome)}</td></tr>")
     rows += [f"<tr><td colspan=6 class='note wrap'>{_e(n.title)}: "
              f"{_e(n.message) or 'no figure'}</td><td>{_badge(n.outcome)}</td></tr>"
@@ -317,7 +340,7 @@ def _info_html(figures: tuple[Measurement, ...]) -> str:
         f"{_e(m.name)}"
         + (f" <span class=note>({_e(condition_text(m.condition))})</span>" if m.condition
            else "")
-        + f" <b>{_num(m.value)}</b> {_e(m.unit)}" for m in figures)
+        + f" <b>{_e(_value(m.value, m.uncertainty))}</b> {_e(m.unit)}" for m in figures)
     return ("<div><h2>Figures recorded without a limit (INFO)</h2>"
             f"<p class=info>{items}</p></div>")
 
