@@ -9,6 +9,7 @@ from harness.cli import analyze as _analyze  # noqa: F401  (registers commands)
 from harness.cli import capture as _capture  # noqa: F401
 from harness.cli import devices as _devices  # noqa: F401
 from harness.cli import limits as _limits  # noqa: F401
+from harness.cli import msa as _msa  # noqa: F401
 from harness.cli import records as _records  # noqa: F401
 from harness.cli import rejudge as _rejudge  # noqa: F401
 from harness.cli import reliability as _reliability  # noqa: F401

@@ -113,9 +113,10 @@ def product_modules(folder: Path, product: str) -> list[tuple[str, Module]]:
 
 
 def station_for(template: Path, module: Path, folder: Path, *, seed: int,
-                size: tuple[int, int] | None) -> Path:
+                size: tuple[int, int] | None, station_id: str | None = None) -> Path:
     """A copy of the station file ``template`` whose camera is ``module`` (``sensor_size``
-    when ``size``), with its own id and lock folder, and the template's light calibration."""
+    when ``size``), with its own id (``station_id``, else one naming the module and seed) and
+    lock folder, and the template's light calibration."""
     data = yaml.safe_load(template.read_text())
     camera = dict(data.get("camera") or {})
     if camera.get("driver") != "sim":
@@ -124,7 +125,7 @@ def station_for(template: Path, module: Path, folder: Path, *, seed: int,
     camera.update(module=str(module.resolve()), seed=seed)
     if size is not None:
         camera["sensor_size"] = list(size)
-    data.update(camera=camera, id=f"coverage-{module.stem}-{seed}"[:64],
+    data.update(camera=camera, id=station_id or f"coverage-{module.stem}-{seed}"[:64],
                 lock_dir=str(folder.resolve()))
     path = folder / f"{module.stem}-{seed}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -149,24 +150,33 @@ def run_module(name: str, module_path: Path, expected: tuple[str, ...], *, spec:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_suite(station: Path, spec: Path, suite: Path, evidence: Path, *,
+              select: Sequence[str] = (), extra: Sequence[str] = ()
+              ) -> tuple[subprocess.CompletedProcess[str], Path | None]:
+    """The suites (or the ``select``-ed files and node ids of them) in one pytest process
+    with its own evidence folder: the finished process and the run's journal (None unless the
+    run left exactly one). ``extra``: more pytest arguments (``--dut=...``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *(select or [str(suite)]), "-q", "-p",
+         "no:cacheprovider", f"--station={station}", f"--limits={spec}",
+         f"--evidence-dir={evidence}", f"--rootdir={suite.parent}", *extra],
+        cwd=suite.parent, capture_output=True, text=True, env=env)
+    journals = list(evidence.glob("*/journal.jsonl"))
+    return proc, journals[0] if len(journals) == 1 else None
+
+
 def _run_module(name: str, module_path: Path, expected: tuple[str, ...], *, spec: Path,
                 template: Path, suite: Path, work: Path, seed: int,
                 size: tuple[int, int] | None) -> ModuleRun:
     station = station_for(template, module_path, work, seed=seed, size=size)
-    evidence = work / "evidence"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
-         f"--station={station}", f"--limits={spec}", f"--evidence-dir={evidence}",
-         f"--rootdir={suite.parent}"],
-        cwd=suite.parent, capture_output=True, text=True, env=env)
-    journals = list(evidence.glob("*/journal.jsonl"))
-    if len(journals) != 1:
+    proc, journal = run_suite(station, spec, suite, work / "evidence")
+    if journal is None:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
         return ModuleRun(name, seed, Outcome.ERROR, {}, expected,
                          (f"no run journal (pytest exit {proc.returncode}): "
                           + " | ".join(tail),))
-    record = rebuild(journals[0])
+    record = rebuild(journal)
     verdicts: dict[str, list[Outcome]] = {}
     for m in record.measurements:
         if m.limit_id:
@@ -209,4 +219,4 @@ def limit_coverage(spec_path: Path, modules: Path, *, template: Path, suite: Pat
 
 
 __all__ = ["CoverageReport", "ModuleRun", "limit_coverage", "product_modules", "run_module",
-           "station_for"]
+           "run_suite", "station_for"]
