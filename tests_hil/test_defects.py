@@ -37,7 +37,8 @@ def zone_totals(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
                           "defect_cluster_count", "defect_cluster_max_size",
                           "defect_line_count")
 def test_defect_pixels(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
-    """Hot/dead/stuck/blinking pixels by zone, clusters and column/row defects."""
+    """Hot/dead/stuck/blinking pixels by zone, clusters and column/row defects; the class
+    and zone counts with their standard uncertainty from the detection margin."""
     dark_cs = hil_session.sequence("dark_stack")
     flat_cs = hil_session.sequence("flat_stack")
     dark = stack_stats(dark_cs, "dark")
@@ -47,10 +48,13 @@ def test_defect_pixels(hil_session, hil_check) -> None:  # type: ignore[no-untyp
                              conditions={"exposure_us": first.exposure_us,
                                          "gain_db": first.gain_db,
                                          "temperature_c": first.temperature_c})
+    # u from the detection margin (harness.analysis.defects); None for blinking, clusters, lines
     for cls, count in result.counts.items():
-        hil_check(f"defect_{cls}_count", float(count), "px")
+        hil_check(f"defect_{cls}_count", float(count), "px",
+                  uncertainty=result.count_uncertainty.get(cls))
     for zone, total in zone_totals(result).items():
-        hil_check("defect_count", float(total), "px", zone=zone)
+        hil_check("defect_count", float(total), "px", zone=zone,
+                  uncertainty=result.zone_uncertainty.get(zone))
     sizes = [c.size for c in result.clusters]
     hil_check("defect_cluster_count", float(len(sizes)), "clusters")
     hil_check("defect_cluster_max_size", float(max(sizes, default=0)), "px")

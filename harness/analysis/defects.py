@@ -42,6 +42,26 @@ policy (docs/standards.md#defect-pixels). The defaults follow published sensor d
   ``line_flat_rel`` (flat, relative). The pixels of a defective line count as that line, not
   as point defects or a cluster (a column defect is one defect, corrected as a column).
 
+**Count uncertainty** (from the detection margin): each pixel's classification statistic has
+a standard error from the temporal noise and the number of frames averaged: the dark mean's
+se^2 = s_d^2 / L_d (s_d^2 the pixel's dark temporal variance over L_d frames) plus that of its
+local median, pi/2 * sigma^2 / (L m^2) for the median of m^2 neighbours (the asymptotic variance
+of a sample median, Kendall & Stuart, *The Advanced Theory of Statistics* vol. 1, 10.10);
+the relative flat response's se^2 = (s_f^2 / L_f + s_d^2 / L_d) / median^2 plus its median's
+part. With p_i = Phi(margin_i / se_i), the normal probability that pixel i falls on the
+defective side of its threshold again, a count is a sum of independent Bernoulli variables and
+its standard uncertainty is sqrt(sum p_i (1 - p_i)) (GUM, JCGM 100:2008, 4.2 for the
+standard errors, 5.1.2 for the sum). Only pixels within ``MARGIN_SE`` standard errors of a
+threshold are evaluated (the others contribute < 1e-9 each). A class counts the pixels that
+could fall into it: those of no class, of that class or of a class of lower priority (a dead
+pixel near the dead threshold may turn weak); a telegraph pixel's hot/blinking choice is taken
+as found. The stuck test's three conditions multiply. Stated for stuck, hot, dead, bright, weak
+and the zone totals (a pixel counts in its zone if any test flags it; the blinking test taken
+as found); None for blinking (the statistic is a variance, chi-square and not normal, and a
+telegraph pixel's variance depends on whether it switched during the stack: the stack gives
+no standard error of it) and for clusters and lines (a count of connected groups or runs, not
+a sum over pixels). None too when a stack has fewer than 2 frames.
+
 Each pixel gets one class, by priority stuck > hot > dead > bright > blinking > weak (a hot
 pixel with a telegraph's duty cycle being blinking, above). Work is
 per Bayer plane on stack means (sums from :mod:`harness.analysis.accumulators`), so a 12 MP
@@ -64,6 +84,11 @@ from harness.errors import ConfigError
 CFA_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
 CLASSES = ("stuck", "hot", "dead", "bright", "blinking", "weak")
 _MAD_TO_SIGMA = 1.4826
+#: Pixels further than this many standard errors from every threshold are not evaluated for
+#: the count uncertainty (Phi(-6) = 1e-9).
+MARGIN_SE = 6.0
+#: The classes whose count uncertainty is stated (module docstring).
+UNCERTAIN_CLASSES = ("stuck", "hot", "dead", "bright", "weak")
 
 
 @dataclass(frozen=True)
@@ -160,6 +185,10 @@ class DefectResult:
     frames_dark: int
     frames_flat: int
     mask: np.ndarray = field(repr=False, compare=False)
+    #: Standard uncertainty of each class count (None where not stated; module docstring).
+    count_uncertainty: Mapping[str, float | None] = field(default_factory=dict)
+    #: Standard uncertainty of each zone's total.
+    zone_uncertainty: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -208,6 +237,8 @@ class DefectResult:
             "zone_counts": {z: dict(c) for z, c in self.zone_counts.items()},
             "hot_threshold_dn": dict(self.hot_threshold_dn),
             "thresholds": asdict(self.thresholds),
+            "count_uncertainty": dict(self.count_uncertainty),
+            "zone_uncertainty": dict(self.zone_uncertainty),
         }
 
 
@@ -370,6 +401,8 @@ def measure_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = Non
     hot_thresholds: dict[str, float] = {}
     planes = bayer_planes(cfa)
     lines: list[LineDefect] = []
+    margins: list[dict[str, np.ndarray]] | None = (
+        [] if dark.frames >= 2 and flat.frames >= 2 else None)
     for name, r0, c0, stride in planes:
         view = (slice(r0, None, stride), slice(c0, None, stride))
         # float32 is ample for thresholds (0.004 DN at 65535) and halves the memory at 12 MP
@@ -415,6 +448,10 @@ def measure_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = Non
         for cls in reversed(CLASSES):  # highest priority written last
             if cls in masks:
                 plane_codes[masks[cls]] = CLASSES.index(cls) + 1
+        if margins is not None and d_var is not None:
+            margins.append(_near_thresholds(
+                d_res, float(hot_t), rel, f_med, d_var, flat.var_img(view, np.float32),
+                dark.frames, flat.frames, masks.get("blinking"), th, (r0, c0, stride, width)))
         del masks, d_var, d_res, f_med, rel
         found = _plane_lines(name, r0, c0, stride, plane_codes > 0, d_mean, f_sig, th)
         for line in found:
@@ -429,11 +466,112 @@ def measure_defects(dark: StackStats, flat: StackStats, *, cfa: str | None = Non
         rows, cols = np.divmod(flagged[flagged_codes == i + 1], width)
         pixels[cls] = tuple(zip(rows.tolist(), cols.tolist(), strict=True))
     clusters = _clusters(codes > 0, planes)
+    count_u, zone_u = _count_uncertainty(margins, codes, height, width, th.zones)
     return DefectResult(
         height=height, width=width, cfa=cfa, pixels=pixels, clusters=tuple(clusters),
         lines=tuple(lines), zone_counts=_zone_counts(pixels, height, width, th.zones),
         hot_threshold_dn=hot_thresholds, thresholds=th, conditions=dict(conditions or {}),
-        frames_dark=dark.frames, frames_flat=flat.frames, mask=codes)
+        frames_dark=dark.frames, frames_flat=flat.frames, mask=codes,
+        count_uncertainty=count_u, zone_uncertainty=zone_u)
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    """Standard normal CDF of a small array (math.erfc elementwise: no scipy)."""
+    erfc = np.frompyfunc(math.erfc, 1, 1)
+    return np.asarray(0.5 * erfc(-np.asarray(z, np.float64) / math.sqrt(2.0)), np.float64)
+
+
+def _p_above(margin: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Phi(margin / se): the probability a statistic ``margin`` above its threshold, of
+    standard error ``se``, is above it again; a zero ``se`` gives 0 or 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, margin / np.where(se > 0, se, 1.0),
+                     np.where(margin > 0, np.inf, -np.inf))
+    return _phi(z)
+
+
+def _near_thresholds(d_res: np.ndarray, hot_t: float, rel: np.ndarray, f_med: np.ndarray,
+                     d_var: np.ndarray, f_var: np.ndarray, frames_dark: int, frames_flat: int,
+                     blinking: np.ndarray | None, th: DefectThresholds,
+                     place: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
+    """The classification probabilities (module docstring) of one plane's pixels within
+    :data:`MARGIN_SE` standard errors of a threshold, with their full-frame flat indices.
+    The full-plane temporaries are float32, like the plane's own."""
+    r0, c0, stride, width = place
+    k = np.float32(MARGIN_SE)
+    med = np.float32(math.pi / 2.0 / th.median_size**2)
+    typ_d, typ_f = np.float32(_median(d_var)), np.float32(_median(f_var))
+    var_d = (d_var + med * typ_d) / np.float32(frames_dark)
+    se_d = np.sqrt(var_d)
+    near = np.abs(d_res - np.float32(hot_t)) < k * se_d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_r = np.sqrt((f_var + med * typ_f) / np.float32(frames_flat) + var_d) / np.abs(f_med)
+    se_r[~np.isfinite(se_r)] = 0.0
+    near |= np.abs(np.abs(rel) - np.float32(th.weak_rel)) < k * se_r
+    near |= np.abs(rel + np.float32(th.dead_rel)) < k * se_r
+    near |= np.abs(rel - np.float32(th.bright_rel)) < k * se_r
+    near |= np.abs(rel + 1.0) < np.float32(th.stuck_response_rel) + k * se_r
+    at = np.flatnonzero(near)
+    del near
+    rows, cols = np.divmod(at, d_res.shape[1])
+    g = {name: arr.ravel()[at].astype(np.float64) for name, arr in (
+        ("d_res", d_res), ("se_d", se_d), ("rel", rel), ("se_r", se_r), ("d_var", d_var),
+        ("f_var", f_var))}
+    rel_c, se = g["rel"], g["se_r"]
+    flat_any = (_p_above(rel_c - th.weak_rel, se) + _p_above(-th.weak_rel - rel_c, se))
+    dead = _p_above(-th.dead_rel - rel_c, se)
+    bright = _p_above(rel_c - th.bright_rel, se)
+    quiet = th.stuck_std_dn**2
+    stuck = (_p_above(quiet - g["d_var"], g["d_var"] * math.sqrt(2.0 / (frames_dark - 1)))
+             * _p_above(quiet - g["f_var"], g["f_var"] * math.sqrt(2.0 / (frames_flat - 1)))
+             * _p_above(th.stuck_response_rel - np.abs(rel_c + 1.0), se))
+    hot = _p_above(g["d_res"] - hot_t, g["se_d"])
+    blink = (np.zeros(at.size) if blinking is None
+             else blinking.ravel()[at].astype(np.float64))
+    return {
+        "index": (r0 + stride * rows) * width + (c0 + stride * cols),
+        "stuck": stuck, "hot": hot, "dead": dead, "bright": bright,
+        "weak": np.clip(flat_any - dead - bright, 0.0, 1.0),
+        "any": 1.0 - (1.0 - stuck) * (1.0 - hot) * (1.0 - flat_any) * (1.0 - blink),
+    }
+
+
+#: The classes a pixel found in may move into each class (besides none): its own, and those
+#: of lower priority (a telegraph pixel's hot/blinking choice is taken as found).
+_CAN_BECOME: dict[str, tuple[str, ...]] = {
+    "stuck": CLASSES,
+    "hot": ("hot", "dead", "bright", "weak"),
+    "dead": ("dead", "blinking", "weak"),
+    "bright": ("bright", "blinking", "weak"),
+    "weak": ("weak", "dead", "bright", "blinking"),
+}
+
+
+def _count_uncertainty(margins: list[dict[str, np.ndarray]] | None, codes: np.ndarray,
+                       height: int, width: int, zones: tuple[tuple[str, float], ...]
+                       ) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """sqrt(sum p (1 - p)) per class and per zone total (module docstring)."""
+    if margins is None:
+        return dict.fromkeys(CLASSES), {name: None for name, _ in zones}
+    near = {key: np.concatenate([m[key] for m in margins]) for key in margins[0]}
+    index = near["index"].astype(np.int64)
+    found = codes.ravel()[index]
+    count_u: dict[str, float | None] = dict.fromkeys(CLASSES)
+    for cls in UNCERTAIN_CLASSES:
+        allowed = np.isin(found, [0, *(CLASSES.index(c) + 1 for c in _CAN_BECOME[cls])])
+        p = near[cls][allowed]
+        count_u[cls] = float(math.sqrt(float(np.sum(p * (1.0 - p)))))
+    rows, cols = np.divmod(index, width)
+    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
+    radius = np.hypot(rows - cy, cols - cx) / max(math.hypot(cy, cx), 1e-9)
+    outers = np.array([outer for _, outer in zones])
+    which = np.minimum(np.searchsorted(outers, radius, side="left"), len(zones) - 1)
+    p_any = near["any"]
+    zone_u: dict[str, float | None] = {}
+    for i, (name, _) in enumerate(zones):
+        p = p_any[which == i]
+        zone_u[name] = float(math.sqrt(float(np.sum(p * (1.0 - p)))))
+    return count_u, zone_u
 
 
 _LINE_CLASSES = {"dark_offset": ("hot",), "flat_offset": ("weak", "bright", "dead")}
@@ -548,5 +686,6 @@ def _zone_counts(pixels: Mapping[str, tuple[tuple[int, int], ...]], height: int,
     return counts
 
 
-__all__ = ["CFA_PATTERNS", "CLASSES", "Cluster", "DefectResult", "DefectThresholds", "LineDefect",
-           "bayer_planes", "chi2_isf", "measure_defects", "zone_of"]
+__all__ = ["CFA_PATTERNS", "CLASSES", "MARGIN_SE", "UNCERTAIN_CLASSES", "Cluster", "DefectResult",
+           "DefectThresholds", "LineDefect", "bayer_planes", "chi2_isf", "measure_defects",
+           "zone_of"]
