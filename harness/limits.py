@@ -40,8 +40,10 @@ is *simple acceptance*; a number as ``guard`` is a band typed by hand; ``guard: 
 *guarded acceptance*: the band is k·u, u the standard uncertainty the analysis stated for this
 figure in this run, so conformance is declared (PASS) only when the value is at least k·u
 inside the limit; inside the limit but closer is MARGINAL (ILAC-G8's conditional pass). A
-guarded limit whose figure comes without an uncertainty cannot be judged: ERROR. Every
-verdict records its rule, u and k.
+guarded limit whose figure comes without an uncertainty cannot be judged: ERROR. Where the
+station has a repeatability study (``harness msa --save``), the band uses the larger of the
+analysis's u and the station's repeatability s for that figure. Every verdict records its
+rule, u and k.
 """
 
 from __future__ import annotations
@@ -137,19 +139,28 @@ class Limit(BaseModel):
 
     def judge(self, value: float | None, *, test_id: str = "",
               condition: Mapping[str, Any] | None = None, flag: str | None = None,
-              uncertainty: float | None = None) -> Measurement:
+              uncertainty: float | None = None, station_sd: float | None = None
+              ) -> Measurement:
         """The verdict for ``value``: PASS, MARGINAL (inside the guard band), FAIL, or ERROR
         (no finite value, a figure the analysis ``flag``-ged as physically impossible, or a
-        guarded limit and no finite ``uncertainty``); see the module docstring."""
-        u = uncertainty if uncertainty is not None and math.isfinite(uncertainty) \
-            and uncertainty >= 0 else None
+        guarded limit and no finite uncertainty); see the module docstring.
+
+        A guarded limit's band is k times the larger of ``uncertainty`` (the analysis's u for
+        this run) and ``station_sd`` (the station's repeatability for this figure from its
+        study, :mod:`harness.run.station_study`); ``decision`` says which: ``guarded`` or
+        ``guarded-msa``. The verdict keeps the analysis's u as its ``uncertainty``."""
+        u = _finite(uncertainty)
+        s = _finite(station_sd)
         unjudgeable = None
         if self.guarded:
-            decision, k = "guarded", self.k
-            if u is None:
+            k = self.k
+            used = max((x for x in (u, s) if x is not None), default=None)
+            decision = "guarded-msa" if s is not None and used == s and s != u else "guarded"
+            if used is None:
                 unjudgeable = (f"{self.id} is guarded (guard: auto) but the analysis stated no "
-                               f"uncertainty for {self.measurement}")
-            band = self.k * u if u is not None else 0.0
+                               f"uncertainty for {self.measurement} and the station has no "
+                               "repeatability study of it")
+            band = self.k * used if used is not None else 0.0
         else:
             band = float(self.guard)
             decision, k = ("fixed-guard" if band else "simple"), None
@@ -161,6 +172,10 @@ class Limit(BaseModel):
             test_id=test_id, flag=flag, uncertainty=uncertainty, decision=decision,
             coverage_k=k, unjudgeable=unjudgeable,
         )
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) and x >= 0 else None
 
 
 class LimitFile(BaseModel):

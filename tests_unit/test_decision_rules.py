@@ -130,3 +130,54 @@ def test_signoff_and_csv_show_u_and_the_rule() -> None:
     html = "".join(_family_html(t) for t in family_tables(run))
     assert "2.5 ± 0.12" in html and "guarded, k = 2" in html
     assert CSV_COLUMNS[-3:] == ("uncertainty", "decision", "coverage_k")
+
+
+def test_the_station_study_widens_the_band_when_its_repeatability_is_larger() -> None:
+    lim = guarded()
+    # the analysis saw 0.05 within the run; the station's repeats spread 0.1: band 2 x 0.1
+    m = lim.judge(2.85, uncertainty=0.05, station_sd=0.1)
+    assert (m.outcome, m.decision, m.uncertainty) == (Outcome.MARGINAL, "guarded-msa", 0.05)
+    assert m.marginal_high == pytest.approx(3.0 - 0.2)
+    # the run's own u is the larger: the analysis's u rules
+    m = lim.judge(2.85, uncertainty=0.2, station_sd=0.1)
+    assert m.decision == "guarded" and m.marginal_high == pytest.approx(2.6)
+    # no u stated but a study: judged with the study's s; neither: ERROR
+    assert lim.judge(2.5, station_sd=0.1).outcome is Outcome.PASS
+    assert lim.judge(2.5).outcome is Outcome.ERROR
+
+
+def test_a_station_study_is_read_checked_and_looked_up_by_condition(tmp_path: Path) -> None:
+    import json
+
+    from harness.run.station_study import load_study, study_path
+
+    station = tmp_path / "st.yaml"
+    path = study_path(station)
+    assert path.name == "st.msa.json" and load_study(path, "st-1") is None
+    rows = [{"limit_id": "MTF50-CORNER", "condition": {"zone": "corner", "field": "tl_v"},
+             "sd": 0.007}]
+    path.write_text(json.dumps({"station_id": "st-1", "rows": rows}))
+    study = load_study(path, "st-1")
+    assert study is not None
+    assert study.lookup("MTF50-CORNER", {"field": "tl_v", "zone": "corner"}) == 0.007
+    assert study.lookup("MTF50-CORNER", {"field": "tr_v", "zone": "corner"}) is None
+    with pytest.raises(ConfigError, match="station_id"):
+        load_study(path, "st-2")  # another station's study measures another station
+    path.write_text(json.dumps({"station_id": "st-1", "rows": [{"limit_id": "A", "sd": -1}]}))
+    with pytest.raises(ConfigError, match=r"rows\[0\]\.sd"):
+        load_study(path, "st-1")
+    path.write_text("{")
+    with pytest.raises(ConfigError, match=r"st\.msa\.json"):
+        load_study(path, "st-1")
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("product: p\nversion: 1\nlimits:\n  - {id: MTF50-CORNER, measurement: "
+                    "mtf50, unit: cy/px, min: 0.22, guard: auto, condition: {zone: corner}}\n")
+    path.write_text(json.dumps({"station_id": "st-1", "rows": rows}))
+    study = load_study(path, "st-1")
+    assert study is not None
+    seen: list[Measurement] = []
+    check = Checker("t", load_limits(spec), seen.append, station_sd=study.lookup)
+    (m,) = check("mtf50", 0.23, "cy/px", uncertainty=0.002, zone="corner", field="tl_v")
+    assert m.decision == "guarded-msa" and m.marginal_low == pytest.approx(0.234)
+    assert m.outcome is Outcome.MARGINAL

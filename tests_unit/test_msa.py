@@ -267,6 +267,14 @@ def test_study_keeps_journals_and_removes_frames(tmp_path: Path,
     assert [r.values for r in study.rows] == [
         r.values for r in collect_rows(plan.spec, [rebuild(r.journal).measurements
                                                    for r in study.runs])]
+    saved = msa_mod.save_study(study, tmp_path / "st.msa.json")
+    from harness.run.station_study import load_study
+
+    back = load_study(saved, plan.station_id)
+    assert back is not None
+    for row in study.rows:
+        if row.result is not None:
+            assert back.lookup(row.limit_id, row.condition) == pytest.approx(row.result.sd)
     kept = run_study(plan_study(SIM_STATION, spec_path, 2), tmp_path / "kept", keep=True)
     assert (tmp_path / "kept" / "repeat-02" / "evidence" / "R" / "captures").is_dir()
     assert len(kept.runs) == 2

@@ -72,6 +72,9 @@ def msa(
         "its journal.")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep each repeat's evidence folder "
                                        "(frames: large).")] = False,
+    save: Annotated[bool, typer.Option(
+        "--save", help="Store each limit's repeatability beside the station file "
+        "(<station>.msa.json): guarded limits of later runs on this station use it.")] = False,
     no_prompt: Annotated[bool, typer.Option(
         "--no-prompt", help="Unattended: never ask the operator (an error if the spec asks "
         "for a re-seat on a real station).")] = False,
@@ -89,8 +92,10 @@ def msa(
             footer,
             plan_study,
             run_study,
+            save_study,
         )
         from harness.run.msa import markdown as to_markdown
+        from harness.run.station_study import study_path
 
         plan = plan_study(station, limits, repeats, prompt=not no_prompt)
         chosen = _selected(select or [])
@@ -120,6 +125,9 @@ def msa(
 
         study = run_study(plan, folder, select=chosen, dut=dut or "", keep=keep,
                           progress=progress, confirm=confirm)
+        if save and study.journaled:
+            saved = save_study(study, study_path(plan.station))
+            err_console.print(f"saved the station's repeatability to {escape(str(saved))}")
     if as_json:
         print(json.dumps(study.as_dict(), indent=1, allow_nan=False))
     elif markdown:

@@ -132,6 +132,8 @@ class LimitRow:
         any, is in the limits)."""
         if self.decision == "guarded" and self.coverage_k is not None:
             return f"guarded, k = {self.coverage_k:g}"
+        if self.decision == "guarded-msa" and self.coverage_k is not None:
+            return f"guarded by the station's repeatability, k = {self.coverage_k:g}"
         return ""
 
 

@@ -34,6 +34,7 @@ from harness.run.checker import Checker
 from harness.run.coverage import TestPlan
 from harness.run.outcome import classify
 from harness.run.qualification import QualificationRun, TestSession
+from harness.run.station_study import StationStudy, load_study, study_path
 from harness.station.schema import StationConfig, load_station_file
 from harness.station.station import Station
 
@@ -97,6 +98,7 @@ class HilPlugin:
         self.current_test = ""
         self.previous_sigterm: Any = None
         self.no_run = False
+        self.station_study: StationStudy | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> HilPlugin:
@@ -114,9 +116,12 @@ class HilPlugin:
                 f"{station_file}), or --characterise to record figures without limits")
         try:
             spec = load_limits(limits) if limits is not None else None
+            study = load_study(study_path(station_config.source), station_config.id)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-        return cls(config, station_config, spec, characterise=characterise)
+        plugin = cls(config, station_config, spec, characterise=characterise)
+        plugin.station_study = study
+        return plugin
 
     def has(self, role: str) -> bool:
         roles = self.station_config.roles()
@@ -328,7 +333,8 @@ class HilPlugin:
                                operator=self.operator or "", records_target=self.records,
                                alluredir=self.alluredir, characterise=self.characterise,
                                plan=self.plan, rejudged_from=self.rejudged_from,
-                               signing_key=self.station_config.settings.signing_key)
+                               signing_key=self.station_config.settings.signing_key,
+                               station_study=self.station_study)
         dut: dict[str, Any] = {}
         if self.has("camera"):
             ident = station.camera().identity()

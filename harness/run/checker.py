@@ -10,7 +10,8 @@ verdict to the run's sink (journal, then Allure). The rules a signed verdict nee
   is an ERROR of the test, its value kept for the record, never judged;
 * a figure measured in another unit than its limit is an ERROR;
 * a figure may carry its standard uncertainty (``uncertainty=``); a limit with ``guard: auto``
-  needs it (guarded acceptance, :mod:`harness.limits`), else the verdict is an ERROR;
+  needs it or the station's repeatability study of it (guarded acceptance,
+  :mod:`harness.limits`), else the verdict is an ERROR;
 * each limit is judged once per run and condition (:class:`Judgements`): a second verdict for
   the same limit and condition is an ERROR, so no figure is counted twice;
 * a test judges only the figures it declared (``hil_measures`` marker), so the run can tell
@@ -81,6 +82,14 @@ class Checker:
     characterise: bool = False
     declared: Collection[str] | None = None
     verdicts: list[Measurement] = field(default_factory=list)
+    station_sd: Callable[[str, Mapping[str, Any]], float | None] | None = None
+    """The station's repeatability s of a limit under a condition (its study), for guarded
+    limits; None: the station has no study."""
+
+    def _station_sd(self, limit: Limit, condition: Mapping[str, Any]) -> float | None:
+        if self.station_sd is None or not limit.guarded:
+            return None
+        return self.station_sd(limit.id, {**limit.condition, **condition})
 
     def __call__(self, name: str, value: float | None, unit: str = "", *,
                  flag: str | None = None, uncertainty: float | None = None,
@@ -96,7 +105,8 @@ class Checker:
                                                                                   **condition)
         if limits:
             verdicts = [lim.judge(value, test_id=self.test_id, condition=condition, flag=flag,
-                                  uncertainty=uncertainty)
+                                  uncertainty=uncertainty,
+                                  station_sd=self._station_sd(lim, condition))
                         for lim in limits]
         else:
             verdicts = [Measurement.judged(name, value, unit, condition=condition,

@@ -29,10 +29,12 @@ removes its evidence folder (frames) unless ``keep``.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from harness.evidence.journal import rebuild
 from harness.limits import LimitSpec, load_limits
 from harness.measurement import Measurement, Outcome
 from harness.run.limit_coverage import run_suite, station_for
+from harness.run.station_study import ConditionKey, condition_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SUITE = ROOT / "tests_hil"
@@ -54,7 +57,6 @@ BETWEEN = ("reseat", "refocus")
 """What ``conditions.msa.between`` may name."""
 NOT_CAPABLE = "station not capable of this limit"
 
-ConditionKey = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,20 @@ def repeat_station(plan: MsaPlan, folder: Path, seed: int) -> Path:
                        station_id=plan.station_id)
 
 
-def condition_key(condition: Mapping[str, Any]) -> ConditionKey:
-    return tuple(sorted((str(k), str(v)) for k, v in condition.items()))
+def save_study(study: MsaStudy, path: Path) -> Path:
+    """Store the study's repeatability s per limit and condition as the station's measured
+    uncertainty (:mod:`harness.run.station_study`), for guarded limits of later runs."""
+    rows = [{"limit_id": r.limit_id, "condition": dict(r.condition), "sd": r.result.sd,
+             "n": len(r.values), "mean": r.result.mean, "pct_grr": r.result.pct_grr,
+             "capability": r.result.capability}
+            for r in study.rows if r.result is not None and math.isfinite(r.result.sd)]
+    path.write_text(json.dumps(_strict({
+        "station_id": study.plan.station_id, "station": str(study.plan.station),
+        "spec": study.plan.spec.source, "spec_sha256": study.plan.spec.sha256,
+        "repeats": len(study.journaled), "software_versions": study.software_versions,
+        "recorded": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "rows": rows},
+    ), indent=1, allow_nan=False) + "\n")
+    return path
 
 
 @dataclass(frozen=True)
@@ -455,4 +469,4 @@ def run_study(plan: MsaPlan, work: Path, *, suite: Path = DEFAULT_SUITE,
 __all__ = ["BETWEEN", "COLUMNS", "DEFAULT_REPEATS", "DEFAULT_SUITE", "MIN_REPEATS",
            "NOT_CAPABLE", "MsaPlan", "MsaRow", "MsaStudy", "RepeatRun", "cells",
            "collect_rows", "condition_key", "footer", "markdown", "plan_study",
-           "repeat_station", "run_repeat", "run_study"]
+           "repeat_station", "run_repeat", "run_study", "save_study"]

@@ -41,6 +41,7 @@ from harness.measurement import Measurement, Outcome
 from harness.run.checker import Checker, Judgements
 from harness.run.coverage import TestPlan, unjudged_limits
 from harness.run.session import CaptureSession
+from harness.run.station_study import StationStudy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,6 +64,8 @@ class QualificationRun:
     signing_key: Path | None = None
     """The station's private key (its settings); None: ``$HARNESS_SIGNING_KEY``, else the
     run is stored unsigned."""
+    station_study: StationStudy | None = None
+    """The station's repeatability study (``harness msa --save``), used by guarded limits."""
     evidence: RunEvidence | None = None
     judgements: Judgements = field(default_factory=Judgements)
     plan: TestPlan = field(default_factory=TestPlan)
@@ -122,7 +125,8 @@ class QualificationRun:
     def checker(self, test_id: str, declared: frozenset[str] | None = None) -> Checker:
         """A checker for one test, judging against the run's spec (INFO when characterising)."""
         return Checker(test_id, self.spec, self.record_measurement, self.judgements,
-                       characterise=self.characterise, declared=declared)
+                       characterise=self.characterise, declared=declared,
+                       station_sd=self.station_study.lookup if self.station_study else None)
 
     def test_start(self, test_id: str, title: str, family: str) -> None:
         self._write("test_start", test_id, title=title, family=family)
