@@ -65,7 +65,7 @@ def test_rejudge_with_a_tightened_limit(recorded: tuple[Path, RunRecord],
     spec = tmp_path / "tight.yaml"
     spec.write_text(LIMITS.read_text().replace(
         "{id: EMVA-K, measurement: system_gain_dn_per_e, unit: DN/e-, min: 0.54, max: 0.66, "
-        "guard: 0.006,",
+        "guard: auto,",
         f"{{id: EMVA-K, measurement: system_gain_dn_per_e, unit: DN/e-, min: 0.50, "
         f"max: {gain.value * 0.99:.6f},"))
     assert spec.read_text() != LIMITS.read_text()

@@ -171,7 +171,8 @@ def full_run(run_id: str = "full", *, spec: Path = CM12, operator: str = "ana",
         family = FAMILY_OF[lim.id.split("-")[0]]
         many = lim.id.startswith("MTF") and "RATIO" not in lim.id and fields > 1
         by_family.setdefault(family, []).extend(
-            lim.judge(value, condition={"field": f"field_{i}_horizontal"} if many else None)
+            lim.judge(value, condition={"field": f"field_{i}_horizontal"} if many else None,
+                      uncertainty=abs(value) * 0.002 if lim.guarded else None)
             for i in range(fields if many else 1))
     for i in range(info):
         family = ("emva1288", "defects")[i % 2]

@@ -468,5 +468,5 @@ def run_study(plan: MsaPlan, work: Path, *, suite: Path = DEFAULT_SUITE,
 
 __all__ = ["BETWEEN", "COLUMNS", "DEFAULT_REPEATS", "DEFAULT_SUITE", "MIN_REPEATS",
            "NOT_CAPABLE", "MsaPlan", "MsaRow", "MsaStudy", "RepeatRun", "cells",
-           "collect_rows", "condition_key", "footer", "markdown", "plan_study",
+           "collect_rows", "footer", "markdown", "plan_study",
            "repeat_station", "run_repeat", "run_study", "save_study"]
