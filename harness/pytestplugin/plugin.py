@@ -282,6 +282,14 @@ class HilPlugin:
                 pytest.exit(f"harness: ERROR: the run's evidence cannot be written: {exc}",
                             returncode=pytest.ExitCode.TESTS_FAILED)
             self.run.open_session(station)
+            if station.leases is not None and station.leases.resources:
+                held = station.leases
+                self.run.note(f"leased {len(held.resources)} shared instrument(s) after waiting "
+                              f"{held.waited_s:.2f} s for other holders",
+                              lease_waited_s=round(held.waited_s, 3),
+                              leased=list(held.resources),
+                              leases_taken_over=[f"{t.resource} from {t.holder} (pid {t.pid} "
+                                                 f"on {t.host})" for t in held.took_over])
             self.watchdog = self._start_watchdog()
             if self.has("camera"):
                 serial = station.camera().identity().serial

@@ -60,6 +60,21 @@ class Calibration(BaseModel):
         return (self.due - (today or dt.date.today())).days
 
 
+class LeaseSettings(BaseModel):
+    """``settings: lease:``: leases on the station's shared instruments
+    (:mod:`harness.station.lease`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="lease every instrument but the cameras while the "
+                          "station is open, so other processes driving them wait")
+    timeout_s: float = Field(30.0, ge=0.0, allow_inf_nan=False,
+                             description="how long open() waits for another holder's lease")
+    ttl_s: float = Field(10.0, gt=0.0, allow_inf_nan=False,
+                         description="a lease not renewed for this long (its holder died) "
+                                     "is free; renewed every ttl_s / 3")
+
+
 class StationSettings(BaseModel):
     """The ``settings:`` section: how the harness behaves on this station.
 
@@ -82,6 +97,8 @@ class StationSettings(BaseModel):
     signing_key: Path | None = Field(None, description="the station's Ed25519 private key "
                                      "(harness station keygen), relative to the station file; "
                                      "the loader resolves it; none: $HARNESS_SIGNING_KEY")
+    lease: LeaseSettings = Field(default_factory=LeaseSettings,
+                                 description="leases on the shared instruments")
 
     @field_validator("signing_key", mode="before")
     @classmethod
@@ -282,5 +299,5 @@ def require_station_file(path: str | Path) -> StationConfig:
 
 
 __all__ = ["DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS", "ID_PATTERN", "Calibration", "DeviceSpec",
-           "StationConfig", "StationHeader", "StationSettings", "load_station_file",
-           "require_station_file"]
+           "LeaseSettings", "StationConfig", "StationHeader", "StationSettings",
+           "load_station_file", "require_station_file"]

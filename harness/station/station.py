@@ -26,6 +26,7 @@ from typing import Any
 from harness.devices.base import DeviceIdentity
 from harness.errors import Aborted, DeviceError
 from harness.registry import DriverContext, service_builders
+from harness.station.lease import Held, station_leases
 from harness.station.lock import StationLock
 from harness.station.schema import StationConfig, load_station_file
 
@@ -66,6 +67,9 @@ class Station:
         self._is_open = False
         self._safe_lock = threading.RLock()
         self.last_safe_state: SafeStateReport | None = None
+        self.leases: Held | None = None
+        """The leases on the shared instruments (``settings.lease``); ``waited_s`` is the
+        time open() waited for other holders."""
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> Station:
@@ -119,6 +123,7 @@ class Station:
         self.config.check_calibration(allow_expired=self.allow_expired_calibration)
         self.lock.acquire()
         try:
+            self.leases = station_leases(self.config, self.lock.path.parent)
             self._start_services()
             context = DriverContext(self.config.id, self.config.source.parent, self.bench,
                                     dict(self.services))
@@ -175,6 +180,8 @@ class Station:
                         log.error("stopping the %s service failed: %s", name, exc)
             self.services.clear()
             self._is_open = False
+            if self.leases is not None:
+                self.leases.release()
             self.lock.release()
             atexit.unregister(self._atexit)
             return report
