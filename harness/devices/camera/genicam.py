@@ -48,6 +48,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.devices.base import DeviceIdentity, FeatureInfo
+from harness.devices.camera.bandwidth import CameraThroughput, read_throughput, stream_statistics
 from harness.devices.camera.frames import FrameMeta, FrameStack
 from harness.devices.camera.harvester import (
     DeviceEntry,
@@ -382,6 +383,29 @@ class GenICamCamera:
     def diff(self, before: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Features changed since ``before`` (a :meth:`snapshot`)."""
         return diff_snapshots(before, self.snapshot())
+
+    # -- bandwidth ---------------------------------------------------------------------------
+
+    def throughput(self) -> CameraThroughput:
+        """What this camera will send on its link (:func:`.bandwidth.read_throughput`):
+        ``DeviceLinkThroughputLimit`` when on, else ``PayloadSize`` x frame rate with GVSP
+        overhead; a ConfigError naming the features when neither can be read."""
+        features = self.features  # before GENAPI_LOCK: it may take self._lock (lock order)
+        with GENAPI_LOCK:
+            return read_throughput(features, device=self.label,
+                                   field=f"{self.name}.transport.link_throughput_limit")
+
+    def stream_statistics(self) -> dict[str, int]:
+        """The producer's frame and packet counters of this camera's data stream
+        (:func:`.bandwidth.stream_statistics`; only those it reports), plus
+        ``incomplete_discarded``: incomplete buffers harvesters dropped since the device was
+        attached."""
+        acquirer = self.acquirer  # before GENAPI_LOCK, as above
+        with GENAPI_LOCK:
+            out = stream_statistics(acquirer, device=self.label)
+        if self._incomplete is not None:
+            out["incomplete_discarded"] = int(self._incomplete.count)
+        return out
 
     # -- acquisition -------------------------------------------------------------------------
 
