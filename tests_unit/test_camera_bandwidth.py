@@ -373,3 +373,31 @@ def test_viky_station_of_three_cameras(make_cam: Factory) -> None:
     text = str(exc.value)
     assert all(f"{name} " in text for name in cams) and "\n" not in text
     assert f"{total * 8e-6:.1f} Mbit/s together" in text
+
+
+@pytest.mark.skipif(not os.path.isfile(VIKY), reason="viky.cti not in this wheel")
+def test_station_refuses_to_open_when_its_gige_cameras_overfill_the_link(tmp_path: Path) -> None:
+    """Two viky cameras at 400 x 400 RGBa8 and 20 Hz need about 3.3 Gbit/s together: a
+    station whose settings say they share a 1 Gbit/s link does not open (one line naming both
+    cameras), and leaves nothing held; on a 10 Gbit/s link it opens and records the figures."""
+    from harness.errors import ConfigError
+    from harness.station.station import Station
+
+    def station(mbps: int) -> Path:
+        def cam(serial: str) -> str:
+            return (f"{{driver: genicam, cti: ['{VIKY}'], serial: '{serial}', features: "
+                    "{AcquisitionFrameRate: 20}}")
+
+        path = tmp_path / f"st{mbps}.yaml"
+        path.write_text(f"id: bw-{mbps}\nlock_dir: {tmp_path}\ncameras:\n"
+                        f"  left: {cam('1')}\n  right: {cam('2')}\n"
+                        f"settings: {{camera_link_mbps: {mbps}}}\n")
+        return path
+
+    with pytest.raises(ConfigError) as err:
+        Station.load(station(1000)).open()
+    text = str(err.value)
+    assert "\n" not in text and "camera.left" in text and "camera.right" in text
+    assert "settings.camera_link_mbps" in text
+    with Station.load(station(1000 * 10)) as opened:  # the lock was released above
+        assert set(opened.camera_throughput) == {"camera.left", "camera.right"}

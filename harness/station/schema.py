@@ -97,6 +97,10 @@ class StationSettings(BaseModel):
     signing_key: Path | None = Field(None, description="the station's Ed25519 private key "
                                      "(harness station keygen), relative to the station file; "
                                      "the loader resolves it; none: $HARNESS_SIGNING_KEY")
+    camera_link_mbps: float | None = Field(
+        None, gt=0.0, allow_inf_nan=False, description="the line rate of the Ethernet link the "
+        "station's GigE cameras share (Mbit/s): the run refuses to start when their "
+        "throughput exceeds 90 % of it; none: not checked")
     lease: LeaseSettings = Field(default_factory=LeaseSettings,
                                  description="leases on the shared instruments")
 

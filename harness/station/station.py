@@ -67,6 +67,8 @@ class Station:
         self._is_open = False
         self._safe_lock = threading.RLock()
         self.last_safe_state: SafeStateReport | None = None
+        self.camera_throughput: dict[str, Any] = {}
+        """What the GigE cameras use of their shared link (``settings.camera_link_mbps``)."""
         self.leases: Held | None = None
         """The leases on the shared instruments (``settings.lease``); ``waited_s`` is the
         time open() waited for other holders."""
@@ -132,6 +134,13 @@ class Station:
                 self.devices[spec.role] = driver
                 self._opened.append(spec.role)  # a half-opened device is made safe too
                 driver.open()
+            link = self.config.settings.camera_link_mbps
+            if link is not None:
+                from harness.devices.camera.bandwidth import check_station_cameras
+
+                self.camera_throughput = check_station_cameras(
+                    {r: d for r, d in self.devices.items()
+                     if r == "camera" or r.startswith("camera.")}, link)
             self._is_open = True
             atexit.register(self._atexit)
         except BaseException:
