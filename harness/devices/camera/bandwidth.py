@@ -4,7 +4,7 @@ On a station whose GigE Vision cameras share one link (a switch uplink or one NI
 cameras' streams must fit it, or packets are dropped and frames arrive incomplete. Before a run,
 :func:`check_station_cameras` adds up what each camera will send and refuses, in one line naming
 the cameras, when the sum exceeds a headroom fraction of the link
-(docs/standards.md#genicam-gentl-and-sfnc).
+(docs/standards.md#gige-vision-bandwidth).
 
 What a camera will send (:func:`read_throughput`, features by their SFNC names):
 
