@@ -1,0 +1,149 @@
+"""Several modules on one station: one capture session per slot, shared state set once.
+
+A multi-up station names several cameras (``cameras: {A: ..., B: ...}``, one per slot) under
+one light, chart, meter and focus. :class:`SlotStation` is one slot's view of the station: its
+own camera, and the shared instruments as :class:`~harness.capture.shared.SharedDevice` views
+of one :class:`~harness.capture.shared.Rendezvous`. :class:`SlotCapture` runs a capture
+sequence on every live slot at once, each slot in its own thread with its own
+:class:`~harness.run.session.CaptureSession` (its own capture sets, black and saturation
+levels, exposures); every change of the light, chart or focus is a meeting of the slots and
+is made once, and a light settle is made once for all. A slot whose camera fails leaves the
+meetings and keeps its error; the others go on. An instrument fault reaches every slot that
+waited for the change.
+
+This is the capture floor of the slots; one run record per slot (journal, verdicts,
+sign-off) is the plugin's part.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.capture.shared import Rendezvous, SharedDevice, shared_call
+from harness.inputs.captureset import CaptureSet
+from harness.run.session import CaptureSession, EventSink
+
+
+def camera_roles(station: Any) -> list[str]:
+    """The station's camera roles in file order (``camera`` or ``camera.<slot>``)."""
+    return [r for r in station.devices if r == "camera" or r.startswith("camera.")]
+
+
+def slot_names(station: Any) -> list[str]:
+    """One slot per camera: ``A`` for ``camera.A``; a one-camera station has one slot."""
+    return [r.split(".", 1)[1] if "." in r else r for r in camera_roles(station)]
+
+
+class SlotStation:
+    """One slot's view of an open station: its camera, the shared instruments through the
+    slots' rendezvous (the same interface :class:`CaptureSession` uses of a station)."""
+
+    def __init__(self, station: Any, slot: str, rendezvous: Rendezvous,
+                 locks: Mapping[str, threading.RLock]) -> None:
+        self._station = station
+        self.slot = slot
+        self.rendezvous = rendezvous
+        role = f"camera.{slot}" if f"camera.{slot}" in station.devices else "camera"
+        self._camera = station.device(role)
+        self.devices: dict[str, Any] = {role: self._camera}
+        for name, device in station.devices.items():
+            if name == "camera" or name.startswith("camera."):
+                continue
+            self.devices[name] = SharedDevice(device, name, slot, rendezvous, locks[name])
+
+    @property
+    def id(self) -> str:
+        return str(self._station.id)
+
+    @property
+    def config(self) -> Any:
+        return self._station.config
+
+    def has(self, role: str) -> bool:
+        return role in self.devices
+
+    def device(self, role: str) -> Any:
+        if role not in self.devices:
+            raise KeyError(f"slot {self.slot} of station {self.id} has no device {role!r}")
+        return self.devices[role]
+
+    def camera(self) -> Any:
+        return self._camera
+
+
+@dataclass
+class SlotCapture:
+    """The capture sessions of every slot of an open station (see the module docstring)."""
+
+    station: Any
+    out_dir: Path
+    conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    events: Mapping[str, EventSink] = field(default_factory=dict)
+    """Each slot's event sink (its run's journal)."""
+    timeout_s: float = 600.0
+    sessions: dict[str, CaptureSession] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    """Why a slot stopped (its camera failed): it captures no more."""
+
+    def __post_init__(self) -> None:
+        slots = slot_names(self.station)
+        self.rendezvous = Rendezvous(slots, timeout_s=self.timeout_s)
+        locks = {role: threading.RLock() for role in self.station.devices}
+        for slot in slots:
+            view = SlotStation(self.station, slot, self.rendezvous, locks)
+            session = CaptureSession(view, self.out_dir / slot, conditions=self.conditions,
+                                     events=self.events.get(slot),
+                                     settle_factory=self._settle_factory(slot))
+            self.sessions[slot] = session
+
+    def _settle_factory(self, slot: str) -> Callable[[Any], Callable[[], dict[str, Any] | None]]:
+        """A light settle made once for every slot (its result handed to each)."""
+        def factory(meter: Any) -> Callable[[], dict[str, Any] | None]:
+            from harness.station.stability import meter_settle
+
+            settle = meter_settle(getattr(meter, "shared_device", meter))
+            return lambda: shared_call(self.rendezvous, slot, "settle", settle)
+        return factory
+
+    @property
+    def live(self) -> list[str]:
+        return [s for s in self.sessions if s not in self.errors]
+
+    def sequence(self, name: str, test_ids: Mapping[str, str] | None = None,
+                 **override: Any) -> dict[str, CaptureSet | BaseException]:
+        """Run sequence ``name`` on every live slot at once (each slot's session runs it at
+        most once, as for one slot); the capture set of each slot, or its error. A slot
+        whose capture failed leaves the meetings and stops (:attr:`errors`)."""
+        results: dict[str, CaptureSet | BaseException] = {}
+
+        def run(slot: str) -> None:
+            try:
+                results[slot] = self.sessions[slot].sequence(
+                    name, (test_ids or {}).get(slot, ""), **override)
+            except BaseException as exc:
+                results[slot] = exc
+                self.errors.setdefault(slot, exc)
+                self.rendezvous.leave(slot)
+
+        threads = [threading.Thread(target=run, args=(slot,), name=f"slot-{slot}")
+                   for slot in self.live]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException as exc:  # Ctrl-C in the main thread: wake every slot
+            self.rendezvous.abort(f"{type(exc).__name__}: the run was stopped")
+            for thread in threads:
+                thread.join(self.timeout_s)
+            raise
+        for slot, error in self.errors.items():
+            results.setdefault(slot, error)
+        return results
+
+
+__all__ = ["SlotCapture", "SlotStation", "camera_roles", "slot_names"]
