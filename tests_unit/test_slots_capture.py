@@ -5,6 +5,7 @@ alone; a fault of the shared light reaches every slot."""
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import yaml
@@ -25,12 +26,12 @@ def station_file(tmp_path: Path, *, slots: tuple[str, ...] = ("A", "B", "C", "D"
                  light_faults: list[dict[str, object]] | None = None) -> Path:
     """A copy of the four-up station (its own lock folder) with some slots, faults scripted."""
     data = yaml.safe_load(FOUR_UP.read_text())
-    cameras = {k: v for k, v in data["cameras"].items() if k in slots}
+    kept = {k: v for k, v in data["slots"].items() if k in slots}
     for slot, fault in (camera_faults or {}).items():
-        cameras[slot] = {**cameras[slot], "faults": fault}
-    for cam in cameras.values():
-        cam["module"] = str((FOUR_UP.parent / cam["module"]).resolve())
-    data.update(cameras=cameras, lock_dir=str(tmp_path), id=f"four-up-{len(slots)}")
+        kept[slot]["camera"] = {**kept[slot]["camera"], "faults": fault}
+    for own in kept.values():
+        own["camera"]["module"] = str((FOUR_UP.parent / own["camera"]["module"]).resolve())
+    data.update(slots=kept, lock_dir=str(tmp_path), id=f"four-up-{len(slots)}")
     if light_faults:
         data["simulators"]["light"]["faults"] = light_faults
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -82,3 +83,43 @@ def test_a_fault_of_the_shared_light_reaches_every_slot(tmp_path: Path) -> None:
     for slot in "ABCD":
         assert isinstance(flat[slot], DeviceError), (slot, flat[slot])
         assert "light" in str(flat[slot])
+
+
+def test_slots_in_the_station_file_and_their_mistakes(tmp_path: Path) -> None:
+    """Each slot's own devices become ``<kind>.<slot>``; a slot's own focus replaces the
+    shared one for it only; mistakes are one line naming the field."""
+    import pytest
+
+    from harness.errors import ConfigError
+    from harness.station.schema import load_station_file
+
+    head = "id: st\nlight: {driver: fake}\nfocus: {driver: fake}\n"
+    good = tmp_path / "good.yaml"
+    good.write_text(head + "slots:\n  A: {camera: {driver: fake, serial: SA}, focus: {driver: "
+                    "fake}}\n  B: {camera: {driver: fake, serial: SB}}\n")
+    config = load_station_file(good)
+    assert config.slots == ("A", "B")
+    assert {"camera.A", "camera.B", "focus", "focus.A", "light"} <= set(config.roles())
+    from harness.capture.shared import Rendezvous, SharedDevice
+    from harness.run.slots import SlotStation
+
+    with Station(config, lock_dir=tmp_path) as station:
+        rv = Rendezvous(["A", "B"])
+        locks = {r: threading.RLock() for r in station.devices}
+        a, b = SlotStation(station, "A", rv, locks), SlotStation(station, "B", rv, locks)
+        assert a.device("focus") is station.device("focus.A")        # A's own
+        assert isinstance(b.device("focus"), SharedDevice)            # B shares the station's
+        assert a.camera().identity().serial == "SA" and b.camera().identity().serial == "SB"
+        assert not a.has("focus.A") and a.has("light")
+    for body, words in [
+        ("camera: {driver: fake}\nslots:\n  A: {camera: {driver: fake}}\n", "camera:"),
+        ("slots:\n  A: {camera: {driver: fake}, chart: {driver: fake}}\n", "slots.A.chart"),
+        ("slots:\n  A: {power: {driver: fake}}\n", "needs its camera"),
+        ("slots:\n  'a b': {camera: {driver: fake}}\n", "slot name"),
+        ("slots: {}\n", "no slot"),
+    ]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(head + body)
+        with pytest.raises(ConfigError) as err:
+            load_station_file(bad)
+        assert words in str(err.value) and "\n" not in str(err.value), str(err.value)

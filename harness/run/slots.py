@@ -1,9 +1,10 @@
 """Several modules on one station: one capture session per slot, shared state set once.
 
-A multi-up station names several cameras (``cameras: {A: ..., B: ...}``, one per slot) under
-one light, chart, meter and focus. :class:`SlotStation` is one slot's view of the station: its
-own camera, and the shared instruments as :class:`~harness.capture.shared.SharedDevice` views
-of one :class:`~harness.capture.shared.Rendezvous`. :class:`SlotCapture` runs a capture
+A multi-up station has ``slots:``, each with its own camera (and optionally its own ``power``
+and ``focus``), under one light, chart and meter. :class:`SlotStation` is one slot's view of
+the station: its own devices (``camera.A``, ``power.A`` seen as ``camera``, ``power``), and the
+shared instruments as :class:`~harness.capture.shared.SharedDevice` views of one
+:class:`~harness.capture.shared.Rendezvous`. :class:`SlotCapture` runs a capture
 sequence on every live slot at once, each slot in its own thread with its own
 :class:`~harness.run.session.CaptureSession` (its own capture sets, black and saturation
 levels, exposures); every change of the light, chart or focus is a meeting of the slots and
@@ -28,14 +29,16 @@ from harness.inputs.captureset import CaptureSet
 from harness.run.session import CaptureSession, EventSink
 
 
-def camera_roles(station: Any) -> list[str]:
-    """The station's camera roles in file order (``camera`` or ``camera.<slot>``)."""
-    return [r for r in station.devices if r == "camera" or r.startswith("camera.")]
-
-
 def slot_names(station: Any) -> list[str]:
-    """One slot per camera: ``A`` for ``camera.A``; a one-camera station has one slot."""
-    return [r.split(".", 1)[1] if "." in r else r for r in camera_roles(station)]
+    """The station's slots (``slots:``); a station without slots is one slot, ``camera``."""
+    return list(getattr(station.config, "slots", ()) or ()) or ["camera"]
+
+
+def _own(role: str) -> tuple[str, str | None]:
+    """(base role, slot) of a device role: ``power.A`` -> (power, A); ``light`` -> (light,
+    None)."""
+    base, _, slot = role.partition(".")
+    return base, slot or None
 
 
 class SlotStation:
@@ -47,13 +50,16 @@ class SlotStation:
         self._station = station
         self.slot = slot
         self.rendezvous = rendezvous
-        role = f"camera.{slot}" if f"camera.{slot}" in station.devices else "camera"
-        self._camera = station.device(role)
-        self.devices: dict[str, Any] = {role: self._camera}
+        self.devices: dict[str, Any] = {}
         for name, device in station.devices.items():
-            if name == "camera" or name.startswith("camera."):
-                continue
-            self.devices[name] = SharedDevice(device, name, slot, rendezvous, locks[name])
+            base, owner = _own(name)
+            if owner == slot or (owner is None and slot == "camera" and base == "camera"):
+                self.devices[base] = device  # the slot's own: no other slot drives it
+            elif owner is None and base != "camera" and base not in self.devices:
+                self.devices[base] = SharedDevice(device, base, slot, rendezvous, locks[name])
+        if "camera" not in self.devices:
+            raise KeyError(f"slot {slot} of station {station.id} has no camera")
+        self._camera = self.devices["camera"]
 
     @property
     def id(self) -> str:
@@ -146,4 +152,4 @@ class SlotCapture:
         return results
 
 
-__all__ = ["SlotCapture", "SlotStation", "camera_roles", "slot_names"]
+__all__ = ["SlotCapture", "SlotStation", "slot_names"]

@@ -23,6 +23,7 @@ error is one line: ``file:line: field: what was found; what is allowed``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,7 @@ class StationHeader(BaseModel):
     lock_dir: str | None = None
     camera: dict[str, Any] | None = None
     cameras: dict[str, dict[str, Any]] | None = None
+    slots: dict[str, dict[str, Any]] | None = None
     light: dict[str, Any] | None = None
     power: dict[str, Any] | None = None
     meter: dict[str, Any] | None = None
@@ -162,6 +164,8 @@ class StationConfig:
     """Validated sections a lower floor owns, by name (see :mod:`harness.registry`)."""
     limits: Path | None = None
     """The station's default limit spec (``limits:``, relative to the station file)."""
+    slots: tuple[str, ...] = ()
+    """The slots of a multi-up station (``slots:``), in file order; empty for one DUT."""
 
     @property
     def bench(self) -> Any:
@@ -228,6 +232,43 @@ def _header(doc: LoadedYaml, sections: list[str]) -> StationHeader:
     return validate_model(doc, StationHeader, own, extra_keys=extra)
 
 
+#: What a slot of a multi-up station may have of its own (the rest is shared).
+SLOT_DEVICES = ("camera", "power", "focus")
+_SLOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+
+
+def _slots(doc: LoadedYaml, header: StationHeader) -> dict[str, dict[str, Any]]:
+    """``slots:`` checked: each slot a mapping with its own ``camera`` (and optionally
+    ``power``, ``focus``); no ``camera``/``cameras`` beside it."""
+    if header.slots is None:
+        return {}
+    if header.camera is not None or header.cameras is not None:
+        key = "camera" if header.camera is not None else "cameras"
+        raise doc.error((key,), "a station with slots: has each slot's camera in its slot, "
+                                f"not a {key}: section")
+    if not header.slots:
+        raise doc.error(("slots",), "no slot: give at least one, e.g. A: {camera: {...}}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in header.slots.items():
+        if not _SLOT_NAME.match(str(name)):
+            raise doc.error(("slots", name), f"slot name {name!r} must be letters, digits, "
+                                             "_ or - (at most 32)")
+        if not isinstance(raw, dict):
+            raise doc.error(("slots", name), "must be a mapping with a 'camera' section")
+        unknown = [k for k in raw if k not in SLOT_DEVICES]
+        if unknown:
+            raise doc.error(("slots", name, unknown[0]),
+                            f"unknown key {unknown[0]!r}{close_matches(unknown[0], SLOT_DEVICES)}"
+                            f"; a slot may have: {', '.join(SLOT_DEVICES)}")
+        if "camera" not in raw:
+            raise doc.error(("slots", name), "a slot needs its camera: {driver: ...}")
+        for kind, section in raw.items():
+            if not isinstance(section, dict):
+                raise doc.error(("slots", name, kind), "must be a mapping with a 'driver' key")
+        out[str(name)] = raw
+    return out
+
+
 def _sections(doc: LoadedYaml, sections: list[str]) -> dict[str, Any]:
     """Each registered section the file has, checked by its owner (imported only now)."""
     out: dict[str, Any] = {}
@@ -245,6 +286,7 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
 
     if header.camera is not None and header.cameras is not None:
         raise doc.error(("cameras",), "give either 'camera' (one) or 'cameras' (several), not both")
+    slots = _slots(doc, header)
 
     devices: list[DeviceSpec] = []
     for kind in DEVICE_KINDS:
@@ -255,10 +297,14 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
                 if not isinstance(raw, dict):
                     raise doc.error(("cameras", name), "must be a mapping with a 'driver' key")
                 devices.append(_device_spec(doc, f"camera.{name}", kind, ("cameras", name), raw))
-            continue
-        raw = getattr(header, kind)
-        if raw is not None:
-            devices.append(_device_spec(doc, kind, kind, (kind,), raw))
+        else:
+            raw = getattr(header, kind)
+            if raw is not None:
+                devices.append(_device_spec(doc, kind, kind, (kind,), raw))
+        for slot, own in slots.items():
+            if kind in own:
+                devices.append(_device_spec(doc, f"{kind}.{slot}", kind, ("slots", slot, kind),
+                                            own[kind]))
 
     roles = [d.role for d in devices]
     for role in header.calibration:
@@ -292,6 +338,7 @@ def load_station_file(path: str | Path, *, env: Mapping[str, str] | None = None)
         settings=settings,
         sections=sections,
         limits=limits,
+        slots=tuple(slots),
     )
 
 
@@ -302,6 +349,6 @@ def require_station_file(path: str | Path) -> StationConfig:
     return load_station_file(path)
 
 
-__all__ = ["DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS", "ID_PATTERN", "Calibration", "DeviceSpec",
-           "LeaseSettings", "StationConfig", "StationHeader", "StationSettings",
+__all__ = ["DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS", "ID_PATTERN", "SLOT_DEVICES", "Calibration",
+           "DeviceSpec", "LeaseSettings", "StationConfig", "StationHeader", "StationSettings",
            "load_station_file", "require_station_file"]
