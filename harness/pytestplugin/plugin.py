@@ -108,6 +108,11 @@ class HilPlugin:
             station_config = load_station_file(station_file)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+        if len(station_config.slots) > 1:
+            raise pytest.UsageError(
+                f"{station_file}: a station with {len(station_config.slots)} slots needs one "
+                "run record per slot, which the pytest plugin does not make yet; qualify a "
+                "slot at a time with a station file of that slot (see the README, Slots)")
         characterise = bool(config.getoption("characterise"))
         limits = config.getoption("limits") or station_config.limits
         if limits is None and not characterise:
