@@ -16,6 +16,7 @@ from harness.capture.shared import (
     SharedDevice,
     SharedStateConflict,
     SharedStateTimeout,
+    capturing,
     shared_call,
 )
 from harness.errors import Aborted, InstrumentError
@@ -47,7 +48,8 @@ def run_slots(bodies: dict[str, Callable[[], Any]]) -> dict[str, Any]:
 
     def run(name: str, body: Callable[[], Any]) -> None:
         try:
-            out[name] = body()
+            with capturing():
+                out[name] = body()
         except BaseException as exc:
             out[name] = exc
 
@@ -133,16 +135,24 @@ def test_abort_wakes_every_waiting_slot() -> None:
     timer.start()
     out = run_slots({"A": lambda: seen["A"].set_level(10.0)})  # B never comes
     assert isinstance(out["A"], Aborted) and "SIGTERM" in str(out["A"])
-    with pytest.raises(Aborted):
+    with capturing(), pytest.raises(Aborted):
         seen["B"].set_level(10.0)
 
 
 def test_a_meeting_nobody_else_reaches_times_out_naming_the_absent() -> None:
     light, rv = Light(), Rendezvous(["A", "B"], timeout_s=0.2)
     seen = views(light, rv, ["A", "B"])
-    with pytest.raises(SharedStateTimeout, match=r"waited 0\.2 s at light\.set_level\(5\.0\) "
-                                                 r"for slot\(s\) B"):
+    with capturing(), pytest.raises(
+            SharedStateTimeout, match=r"waited 0\.2 s at light\.set_level\(5\.0\) for slot\(s\) B"):
         seen["A"].set_level(5.0)
+
+
+def test_outside_the_capture_threads_a_change_is_made_directly() -> None:
+    """A test body runs for one slot at a time: its changes meet nobody."""
+    light, rv = Light(), Rendezvous(["A", "B"], timeout_s=0.2)
+    seen = views(light, rv, ["A", "B"])
+    seen["A"].set_level(5.0)
+    assert light.commands == ["level 5"] and rv.changes_made == 0
 
 
 def test_a_settle_is_made_once_and_its_result_shared() -> None:

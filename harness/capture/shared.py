@@ -26,14 +26,17 @@ Rules:
   (:meth:`Rendezvous.waited_s`).
 
 Reads (a meter reading, the light's level) pass through one at a time, under the device's
-lock: drivers are not written for concurrent use.
+lock: drivers are not written for concurrent use. So do changes made outside the slots'
+capture threads (:func:`capturing`): a test body runs for one slot at a time, with nobody to
+meet.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,6 +54,23 @@ STATE_CHANGES: Mapping[str, frozenset[str]] = {
     "radiometer": frozenset({"set_wavelength", "zero"}),
     "power": frozenset({"set_voltage", "set_current_limit", "output"}),
 }
+
+
+_THREAD = threading.local()
+
+
+@contextmanager
+def capturing() -> Iterator[None]:
+    """Mark this thread as a slot's capture thread: its shared changes meet the others'."""
+    _THREAD.meets = True
+    try:
+        yield
+    finally:
+        _THREAD.meets = False
+
+
+def _meets() -> bool:
+    return bool(getattr(_THREAD, "meets", False))
 
 
 class SharedStateConflict(DeviceError):
@@ -211,6 +231,8 @@ class SharedDevice:
             return locked
 
         def meet(*args: Any, **kwargs: Any) -> Any:
+            if not _meets():  # outside the slots' capture threads: nobody to meet
+                return locked(*args, **kwargs)
             request = (self._role, name, tuple(args), tuple(sorted(kwargs.items())))
             return self._rendezvous.call(self._slot, request, lambda: locked(*args, **kwargs))
 
@@ -219,9 +241,12 @@ class SharedDevice:
 
 def shared_call(rendezvous: Rendezvous, slot: str, name: str, func: Callable[[], T]) -> T:
     """``func`` made once for all slots at a meeting named ``name`` (a light settle: every
-    slot waits for the one settle and gets its result)."""
+    slot waits for the one settle and gets its result); outside the capture threads, just
+    ``func()``."""
+    if not _meets():
+        return func()
     return rendezvous.call(slot, (name, "call", (), ()), func)
 
 
 __all__ = ["STATE_CHANGES", "Rendezvous", "SharedDevice", "SharedStateConflict",
-           "SharedStateTimeout", "shared_call"]
+           "SharedStateTimeout", "capturing", "shared_call"]

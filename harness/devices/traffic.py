@@ -111,6 +111,7 @@ class TrafficRecorder:
         self._lost = 0
         self._error = ""
         self._redactor: Redactor | None = None
+        self._copies: list[IO[str]] = []
 
     @property
     def path(self) -> Path | None:
@@ -120,12 +121,19 @@ class TrafficRecorder:
     def set_redactor(self, redactor: Redactor | None) -> None:
         self._redactor = redactor
 
-    def open_log(self, path: str | Path) -> Path:
+    def open_log(self, path: str | Path, *, add: bool = False) -> Path:
         """Append to ``path`` from now on (closing a log still open), backlog first.
-        Raises OSError if the file cannot be opened."""
+        ``add``: keep the open log and write every later event to both (the runs of the
+        slots of one station share its instruments). Raises OSError if the file cannot be
+        opened."""
         target = Path(path)
         handle = target.open("a", encoding="ascii", newline="\n")
         with self._lock:
+            if add and self._file is not None:
+                self._copies.append(handle)
+                handle.write(HEADER)
+                handle.flush()
+                return target
             self._close_locked()
             self._file, self._path = handle, target
             self._lines = self._lost = 0
@@ -192,6 +200,9 @@ class TrafficRecorder:
         try:
             self._file.write(line)
             self._file.flush()  # a killed run keeps everything up to its last exchange
+            for copy in self._copies:
+                copy.write(line)
+                copy.flush()
             self._lines += n
         except (OSError, ValueError) as exc:
             self._error = f"{type(exc).__name__}: {exc}"
@@ -202,7 +213,10 @@ class TrafficRecorder:
         if handle is None or path is None:
             return None
         self._file = self._path = None
+        copies, self._copies = self._copies, []
         try:
+            for copy in copies:
+                copy.close()
             handle.close()
         except OSError as exc:
             self._error = self._error or f"{type(exc).__name__}: {exc}"
@@ -217,10 +231,10 @@ def recorder() -> TrafficRecorder:
     return _RECORDER
 
 
-def open_log(path: str | Path) -> Path:
+def open_log(path: str | Path, *, add: bool = False) -> Path:
     """Write every instrument event to ``path`` from now on, the backlog first (OSError if
-    it cannot be opened)."""
-    return _RECORDER.open_log(path)
+    it cannot be opened); ``add``: to it as well as to the log already open."""
+    return _RECORDER.open_log(path, add=add)
 
 
 def close_log() -> LogSummary | None:

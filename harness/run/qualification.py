@@ -40,7 +40,7 @@ from harness.limits import LimitSpec
 from harness.measurement import Measurement, Outcome
 from harness.run.checker import Checker, Judgements
 from harness.run.coverage import TestPlan, unjudged_limits
-from harness.run.session import CaptureSession
+from harness.run.session import PRE_STEP, CaptureSession
 from harness.run.station_study import StationStudy
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,13 @@ class QualificationRun:
     run is stored unsigned."""
     station_study: StationStudy | None = None
     """The station's repeatability study (``harness msa --save``), used by guarded limits."""
+    slot: str = ""
+    """The slot of a multi-up station this run qualifies (``""``: the station's one DUT)."""
+    traffic_add: bool = False
+    """Write the instrument log beside another slot's run's (they share the instruments)."""
+    sequencer: Callable[[str, str, Mapping[str, Any]], CaptureSet] | None = None
+    """How a test's sequence is captured: None, by this run's session; with slots, by every
+    slot at once (:class:`~harness.run.slots.SlotCapture`)."""
     evidence: RunEvidence | None = None
     judgements: Judgements = field(default_factory=Judgements)
     plan: TestPlan = field(default_factory=TestPlan)
@@ -100,7 +107,7 @@ class QualificationRun:
             characterisation=self.characterise, rejudged_from=self.rejudged_from,
             signing_key=self.signing_key)
         try:
-            traffic.open_log(self.folder / traffic.LOG_NAME)
+            traffic.open_log(self.folder / traffic.LOG_NAME, add=self.traffic_add)
         except OSError as exc:
             self._traffic_lost(f"cannot open the instrument log: {exc}")
 
@@ -239,6 +246,8 @@ class TestSession:
     @property
     def black_dn(self) -> float:
         """The black level measured from this run's dark frames (DN)."""
+        if self.run.sequencer is not None and self.session.station.has("light"):
+            self.run.sequencer(PRE_STEP, self.test_id, {})  # every slot's levels at once
         self.session.ensure_levels(self.test_id)
         if self.session.black_dn is None:
             from harness.errors import MeasurementError
@@ -252,7 +261,10 @@ class TestSession:
         return self.session.condition(section)
 
     def sequence(self, name: str, **override: Any) -> CaptureSet:
-        """Run capture sequence ``name`` once per run (see :class:`CaptureSession`)."""
+        """Run capture sequence ``name`` once per run (see :class:`CaptureSession`); on a
+        multi-up station every slot captures it at once."""
+        if self.run.sequencer is not None:
+            return self.run.sequencer(name, self.test_id, override)
         return self.session.sequence(name, self.test_id, **override)
 
     def grab(self, name: str, n: int, *, role: str = "grab", strict: bool = True

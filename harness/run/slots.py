@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.capture.shared import Rendezvous, SharedDevice, shared_call
+from harness.capture.shared import Rendezvous, SharedDevice, capturing, shared_call
 from harness.inputs.captureset import CaptureSet
 from harness.run.session import CaptureSession, EventSink
 
@@ -86,7 +86,8 @@ class SlotCapture:
     """The capture sessions of every slot of an open station (see the module docstring)."""
 
     station: Any
-    out_dir: Path
+    out_dir: Path | Mapping[str, Path]
+    """Where the capture sets go: a folder (a sub-folder per slot), or each slot's own."""
     conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     events: Mapping[str, EventSink] = field(default_factory=dict)
     """Each slot's event sink (its run's journal)."""
@@ -101,7 +102,9 @@ class SlotCapture:
         locks = {role: threading.RLock() for role in self.station.devices}
         for slot in slots:
             view = SlotStation(self.station, slot, self.rendezvous, locks)
-            session = CaptureSession(view, self.out_dir / slot, conditions=self.conditions,
+            out = self.out_dir[slot] if isinstance(self.out_dir, Mapping) \
+                else self.out_dir / slot
+            session = CaptureSession(view, out, conditions=self.conditions,
                                      events=self.events.get(slot),
                                      settle_factory=self._settle_factory(slot))
             self.sessions[slot] = session
@@ -128,8 +131,9 @@ class SlotCapture:
 
         def run(slot: str) -> None:
             try:
-                results[slot] = self.sessions[slot].sequence(
-                    name, (test_ids or {}).get(slot, ""), **override)
+                with capturing():
+                    results[slot] = self.sessions[slot].sequence(
+                        name, (test_ids or {}).get(slot, ""), **override)
             except BaseException as exc:
                 results[slot] = exc
                 self.errors.setdefault(slot, exc)
