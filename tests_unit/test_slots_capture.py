@@ -123,20 +123,3 @@ def test_slots_in_the_station_file_and_their_mistakes(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             load_station_file(bad)
         assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
-
-
-def test_the_pytest_plugin_refuses_a_multi_slot_station_rather_than_qualify_one_slot(
-        tmp_path: Path) -> None:
-    """Until the plugin makes one record per slot, a four-up station must not silently be
-    qualified as its first slot: a usage error in one line."""
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests_hil"), "-q", "-p", "no:cacheprovider",
-         f"--station={station_file(tmp_path)}", f"--limits={SPEC.source}",
-         f"--evidence-dir={tmp_path / 'ev'}"], capture_output=True, text=True, timeout=120,
-        cwd=tmp_path)
-    assert proc.returncode == 4, proc.stdout + proc.stderr
-    assert "a station with 4 slots needs one run record per slot" in proc.stderr
-    assert not (tmp_path / "ev").exists()

@@ -102,10 +102,24 @@ def hil_station(request: pytest.FixtureRequest) -> Iterator[Station]:
     yield from _plugin(request).station_fixture(request)
 
 
-@pytest.fixture(scope="session")
-def hil_camera(request: pytest.FixtureRequest, hil_station: Station) -> Any:
-    """The station's camera (a :class:`~harness.devices.protocols.Camera`)."""
-    return _plugin(request).device("camera")
+@pytest.fixture
+def hil_slot(request: pytest.FixtureRequest) -> str | None:
+    """The slot this test runs for on a multi-up station (``slots:``; every test that uses a
+    slot's devices runs once per slot), else None. Groups the Allure results by slot."""
+    slot = getattr(request, "param", None)
+    if slot is not None:
+        import allure
+
+        allure.dynamic.parent_suite(f"slot {slot}")
+        allure.dynamic.tag(f"slot:{slot}")
+    return slot
+
+
+@pytest.fixture
+def hil_camera(request: pytest.FixtureRequest, hil_station: Station,
+               hil_slot: str | None) -> Any:
+    """The camera of this test's DUT (a :class:`~harness.devices.protocols.Camera`)."""
+    return _plugin(request).device("camera", hil_slot)
 
 
 @pytest.fixture(scope="session")
@@ -114,10 +128,12 @@ def hil_light(request: pytest.FixtureRequest, hil_station: Station) -> Any:
     return _plugin(request).device("light")
 
 
-@pytest.fixture(scope="session")
-def hil_power(request: pytest.FixtureRequest, hil_station: Station) -> Any:
-    """The station's power supply (:class:`~harness.devices.protocols.PowerSupply`)."""
-    return _plugin(request).device("power")
+@pytest.fixture
+def hil_power(request: pytest.FixtureRequest, hil_station: Station,
+              hil_slot: str | None) -> Any:
+    """The DUT's power supply (:class:`~harness.devices.protocols.PowerSupply`): its slot's
+    own channel on a multi-up station that has one, else the station's."""
+    return _plugin(request).device("power", hil_slot)
 
 
 @pytest.fixture(scope="session")
@@ -126,10 +142,12 @@ def hil_meter(request: pytest.FixtureRequest, hil_station: Station) -> Any:
     return _plugin(request).device("meter")
 
 
-@pytest.fixture(scope="session")
-def hil_focus(request: pytest.FixtureRequest, hil_station: Station) -> Any:
-    """The station's focus actuator (:class:`~harness.devices.protocols.FocusActuator`)."""
-    return _plugin(request).device("focus")
+@pytest.fixture
+def hil_focus(request: pytest.FixtureRequest, hil_station: Station,
+              hil_slot: str | None) -> Any:
+    """The focus actuator (:class:`~harness.devices.protocols.FocusActuator`): the slot's own
+    on a multi-up station that has one, else the station's."""
+    return _plugin(request).device("focus", hil_slot)
 
 
 @pytest.fixture(scope="session")
@@ -138,14 +156,16 @@ def hil_chart(request: pytest.FixtureRequest, hil_station: Station) -> Any:
     return _plugin(request).device("chart")
 
 
-@pytest.fixture(scope="session")
-def hil_dut(request: pytest.FixtureRequest, hil_station: Station) -> DutInfo:
+@pytest.fixture
+def hil_dut(request: pytest.FixtureRequest, hil_station: Station,
+            hil_slot: str | None) -> DutInfo:
     """The DUT: its serial (from the camera), the expected one, the operator."""
-    return _plugin(request).dut()
+    return _plugin(request).dut(hil_slot)
 
 
 @pytest.fixture
-def hil_check(request: pytest.FixtureRequest, hil_station: Station) -> Checker:
+def hil_check(request: pytest.FixtureRequest, hil_station: Station,
+              hil_slot: str | None) -> Checker:
     """Judge figures against the limit spec: ``hil_check("name", value, "unit", zone=...)``.
 
     Every figure is journaled and reported; a figure the test does not declare with
@@ -164,7 +184,8 @@ def hil_limits(request: pytest.FixtureRequest) -> LimitSpec:
 
 
 @pytest.fixture
-def hil_session(request: pytest.FixtureRequest, hil_station: Station) -> TestSession:
+def hil_session(request: pytest.FixtureRequest, hil_station: Station,
+                hil_slot: str | None) -> TestSession:
     """This test's view of the run's captures: ``hil_session.sequence("flat_stack")``,
     conditions, the measured black level, shared analysis results and attachments."""
     return _plugin(request).test_session(request.node)
@@ -172,4 +193,4 @@ def hil_session(request: pytest.FixtureRequest, hil_station: Station) -> TestSes
 
 __all__ = ["DEVICE_ROLES", "PLUGIN_KEY", "active_plugin", "hil_camera", "hil_chart", "hil_check",
            "hil_dut", "hil_focus", "hil_light", "hil_limits", "hil_meter", "hil_power",
-           "hil_session", "hil_station", "pytest_addoption", "pytest_configure"]
+           "hil_session", "hil_slot", "hil_station", "pytest_addoption", "pytest_configure"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -96,9 +96,16 @@ class HilPlugin:
         self.watchdog: Any = None
         self.interrupted = False
         self.current_test = ""
+        self.current_runs: list[QualificationRun] = []
         self.previous_sigterm: Any = None
         self.no_run = False
         self.station_study: StationStudy | None = None
+        self.slots: tuple[str, ...] = station_config.slots
+        """The slots of a station with ``slots:``: one run per slot (none: one run)."""
+        self.plans: dict[str, TestPlan] = {slot: TestPlan() for slot in self.slots}
+        self.runs: dict[str, QualificationRun] = {}
+        self.slot_records: dict[str, Any] = {}
+        self.slot_capture: Any = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> HilPlugin:
@@ -108,11 +115,10 @@ class HilPlugin:
             station_config = load_station_file(station_file)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if len(station_config.slots) > 1:
+        if len(station_config.slots) > 1 and config.getoption("dut"):
             raise pytest.UsageError(
-                f"{station_file}: a station with {len(station_config.slots)} slots needs one "
-                "run record per slot, which the pytest plugin does not make yet; qualify a "
-                "slot at a time with a station file of that slot (see the README, Slots)")
+                f"--dut names one DUT, but {station_file} has {len(station_config.slots)} "
+                "slots: each slot's serial is read from its camera")
         characterise = bool(config.getoption("characterise"))
         limits = config.getoption("limits") or station_config.limits
         if limits is None and not characterise:
@@ -128,11 +134,51 @@ class HilPlugin:
         plugin.station_study = study
         return plugin
 
-    def has(self, role: str) -> bool:
+    def has(self, role: str, slot: str | None = None) -> bool:
         roles = self.station_config.roles()
         if role == "camera":
             return any(r == "camera" or r.startswith("camera.") for r in roles)
-        return role in roles
+        return role in roles or (slot is not None and f"{role}.{slot}" in roles)
+
+    # -- slots ------------------------------------------------------------------------------
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """On a multi-up station every test that uses a slot's devices runs once per slot."""
+        if self.slots and "hil_slot" in metafunc.fixturenames:
+            metafunc.parametrize("hil_slot", self.slots, indirect=True)
+
+    def _plans_of(self, item: pytest.Item) -> list[TestPlan]:
+        if not self.slots:
+            return [self.plan]
+        slot = slot_of(item)
+        return [self.plans[slot]] if slot is not None else list(self.plans.values())
+
+    def _runs_of(self, item: pytest.Item) -> list[QualificationRun]:
+        if not self.slots:
+            return [self.run] if self.run is not None else []
+        slot = slot_of(item)
+        if slot is not None:
+            return [self.runs[slot]] if slot in self.runs else []
+        return list(self.runs.values())
+
+    def _run_of(self, item: pytest.Item) -> QualificationRun:
+        runs = self._runs_of(item)
+        if len(runs) != 1:
+            raise EvidenceError(f"{item.nodeid}: no run of its own (a multi-up station's test "
+                                "must use a slot: hil_session, hil_check or hil_camera)")
+        return runs[0]
+
+    def _slot_sequence(self, slot: str, name: str, test_id: str,
+                       override: Mapping[str, Any]) -> Any:
+        """A sequence a test of ``slot`` asks for, captured by every live slot at once."""
+        capture = self.slot_capture
+        if slot in capture.errors:
+            raise capture.errors[slot]
+        ids = {other: sibling_id(test_id, slot, other) for other in capture.live}
+        result = capture.sequence(name, ids, **override)[slot]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     # -- session hooks --------------------------------------------------------------------
 
@@ -141,13 +187,15 @@ class HilPlugin:
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         for item in items:
-            self.plan.deselect(item.nodeid, declared_measurements(item))
+            for plan in self._plans_of(item):
+                plan.deselect(item.nodeid, declared_measurements(item))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
             names = declared_measurements(item)
             if names:
-                self.plan.declare(item.nodeid, names)
+                for plan in self._plans_of(item):
+                    plan.declare(item.nodeid, names)
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         marker = item.get_closest_marker("hil_requires")
@@ -157,7 +205,7 @@ class HilPlugin:
         if unknown:
             raise pytest.UsageError(f"{item.nodeid}: hil_requires names unknown device(s) "
                                     f"{unknown}; allowed: {', '.join(DEVICE_ROLES)}")
-        missing = [d for d in marker.args if not self.has(d)]
+        missing = [d for d in marker.args if not self.has(d, slot_of(item))]
         if missing:
             pytest.skip(f"station {self.station_config.id} has no {', '.join(missing)} "
                         "(hil_requires)")
@@ -186,17 +234,20 @@ class HilPlugin:
                 attach_text("\n".join(exchanges) + "\n", f"{exc.device} traffic")
         ends_here = report.when == "call" or (report.when == "setup" and not report.passed)
         if report.skipped and ends_here:
-            self.plan.end(item.nodeid, Outcome.SKIPPED, _skip_reason(report))
-        run = self.run
-        if run is None or run.finished or "hil_station" not in getattr(item, "fixturenames", ()):
+            for plan in self._plans_of(item):
+                plan.end(item.nodeid, Outcome.SKIPPED, _skip_reason(report))
+        runs = [r for r in self._runs_of(item) if not r.finished]
+        if not runs or "hil_station" not in getattr(item, "fixturenames", ()):
             return report
         test_id = item.nodeid
         if not item.stash.get(_STARTED, False):
             item.stash[_STARTED] = True
             doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-            run.test_start(test_id, doc.strip().splitlines()[0] if doc.strip() else item.name,
-                           _family(item))
+            for run in runs:
+                run.test_start(test_id, doc.strip().splitlines()[0] if doc.strip()
+                               else item.name, _family(item))
             self.current_test = test_id
+            self.current_runs = runs
         if not ends_here:
             return report
         if report.skipped:
@@ -209,10 +260,12 @@ class HilPlugin:
         checker = item.stash.get(_CHECKER, None)
         if outcome is Outcome.PASS and checker is not None:
             outcome = max(Outcome.PASS, checker.outcome, key=lambda o: o.rank)
-        if outcome in (Outcome.ERROR, Outcome.ABORTED):
-            run.record_error(test_id, message, kind, outcome)
-        run.test_end(test_id, outcome, message)
+        for run in runs:
+            if outcome in (Outcome.ERROR, Outcome.ABORTED):
+                run.record_error(test_id, message, kind, outcome)
+            run.test_end(test_id, outcome, message)
         self.current_test = ""
+        self.current_runs = []
         return report
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
@@ -230,8 +283,9 @@ class HilPlugin:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if record is None or session.exitstatus != 0:
             return
-        bad = record.outcome in (Outcome.ERROR, Outcome.ABORTED) or (
-            record.outcome is Outcome.INCOMPLETE and not self.characterise)
+        records = list(self.slot_records.values()) or [record]
+        bad = any(r.outcome in (Outcome.ERROR, Outcome.ABORTED) or (
+            r.outcome is Outcome.INCOMPLETE and not self.characterise) for r in records)
         if bad:
             # every test passed, yet the run cannot be signed (evidence lost, limits unjudged)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -243,19 +297,26 @@ class HilPlugin:
                                             "test that judges a limit was skipped)", red=True)
         if record is None:
             return
-        colour = {"green": record.outcome in (Outcome.PASS, Outcome.MARGINAL),
-                  "red": record.outcome not in (Outcome.PASS, Outcome.MARGINAL)}
-        terminalreporter.write_sep("=", f"harness run {record.run_id}: {record.outcome.value}",
-                                   **colour)
-        if record.reason:
-            terminalreporter.write_line(f"reason: {record.reason}")
-        for u in record.unjudged:
-            terminalreporter.write_line(f"unjudged {u.limit_id} ({u.measurement}): {u.reason}",
-                                        red=True)
-        evidence = self.run.evidence if self.run is not None else None
-        for failure in getattr(evidence, "output_failures", ()):
-            terminalreporter.write_line(f"{failure} (harness records publish --retry)",
-                                        yellow=True)
+        if self.slots:
+            terminalreporter.write_sep("=", f"harness: {len(self.slot_records)} slots")
+        for slot, rec in (self.slot_records or {"": record}).items():
+            colour = {"green": rec.outcome in (Outcome.PASS, Outcome.MARGINAL),
+                      "red": rec.outcome not in (Outcome.PASS, Outcome.MARGINAL)}
+            where = f"slot {slot} ({rec.dut_serial}) " if slot else ""
+            line = f"harness run {where}{rec.run_id}: {rec.outcome.value}"
+            if slot:
+                terminalreporter.write_line(line, **colour)
+            else:
+                terminalreporter.write_sep("=", line, **colour)
+            if rec.reason:
+                terminalreporter.write_line(f"{'  ' if slot else ''}reason: {rec.reason}")
+            for u in rec.unjudged:
+                terminalreporter.write_line(f"{'  ' if slot else ''}unjudged {u.limit_id} "
+                                            f"({u.measurement}): {u.reason}", red=True)
+        for run in list(self.runs.values()) or ([self.run] if self.run else []):
+            for failure in getattr(run.evidence, "output_failures", ()):
+                terminalreporter.write_line(f"{failure} (harness records publish --retry)",
+                                            yellow=True)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.close()
@@ -281,41 +342,76 @@ class HilPlugin:
         station.open()
         try:
             try:
-                self.run = self._start_run(station)
+                if self.slots:
+                    self._start_slot_runs(station)
+                else:
+                    self.run = self._start_run(station)
+                    self.run.open_session(station)
             except EvidenceError as exc:
                 # no journal, no run: stop at once with one line (the station still goes safe)
                 pytest.exit(f"harness: ERROR: the run's evidence cannot be written: {exc}",
                             returncode=pytest.ExitCode.TESTS_FAILED)
-            self.run.open_session(station)
+            assert self.run is not None
             if station.leases is not None and station.leases.resources:
                 held = station.leases
-                self.run.note(f"leased {len(held.resources)} shared instrument(s) after waiting "
-                              f"{held.waited_s:.2f} s for other holders",
-                              lease_waited_s=round(held.waited_s, 3),
-                              leased=list(held.resources),
-                              leases_taken_over=[f"{t.resource} from {t.holder} (pid {t.pid} "
-                                                 f"on {t.host})" for t in held.took_over])
+                for run in list(self.runs.values()) or [self.run]:
+                    run.note(f"leased {len(held.resources)} shared instrument(s) after "
+                             f"waiting {held.waited_s:.2f} s for other holders",
+                             lease_waited_s=round(held.waited_s, 3),
+                             leased=list(held.resources),
+                             leases_taken_over=[f"{t.resource} from {t.holder} (pid {t.pid} "
+                                                f"on {t.host})" for t in held.took_over])
             self.watchdog = self._start_watchdog()
             if self.has("camera"):
-                serial = station.camera().identity().serial
-                try:
-                    if self.dut_expected is not None and serial != self.dut_expected:
-                        raise ConfigError(f"DUT serial mismatch: --dut {self.dut_expected!r} "
-                                          f"but the camera reports {serial!r}", field="--dut")
-                    self._confirm_label(serial)
-                except ConfigError as exc:
-                    self.run.record_error("", str(exc), "station", Outcome.ERROR)
-                    raise
+                pairs: list[tuple[str | None, QualificationRun]] = \
+                    list(self.runs.items()) or [(None, self.run)]
+                for slot, run in pairs:
+                    serial = self._camera_of(station, slot).identity().serial
+                    try:
+                        if self.dut_expected is not None and serial != self.dut_expected:
+                            raise ConfigError(f"DUT serial mismatch: --dut "
+                                              f"{self.dut_expected!r} but the camera reports "
+                                              f"{serial!r}", field="--dut")
+                        self._confirm_label(serial)
+                    except ConfigError as exc:
+                        run.record_error("", str(exc), "station", Outcome.ERROR)
+                        raise
             yield station
         finally:
-            if self.run is not None and self.run.session is not None:
-                with contextlib.suppress(HarnessError):
-                    self.run.session.stop()
+            for run in list(self.runs.values()) or ([self.run] if self.run else []):
+                if run.session is not None:
+                    with contextlib.suppress(HarnessError):
+                        run.session.stop()
             self.safe_report = station.close()
 
-    def device(self, role: str) -> Any:
+    @staticmethod
+    def _camera_of(station: Station, slot: str | None) -> Any:
+        return station.device(f"camera.{slot}") if slot else station.camera()
+
+    def _start_slot_runs(self, station: Station) -> None:
+        """One run per slot (its own journal, evidence folder and record), their capture
+        sessions from one :class:`~harness.run.slots.SlotCapture` (shared state set once)."""
+        from functools import partial
+
+        from harness.run.slots import SlotCapture
+
+        for i, slot in enumerate(self.slots):
+            self.runs[slot] = self._start_run(station, slot=slot, traffic_add=i > 0)
+        self.run = self.runs[self.slots[0]]
+        conditions = self.spec.conditions if self.spec is not None else {}
+        self.slot_capture = SlotCapture(
+            station, {s: r.folder / "captures" for s, r in self.runs.items()},
+            conditions=conditions, events={s: r._on_event for s, r in self.runs.items()})
+        for slot, run in self.runs.items():
+            run.session = self.slot_capture.sessions[slot]
+            run.sequencer = partial(self._slot_sequence, slot)
+
+    def device(self, role: str, slot: str | None = None) -> Any:
+        """The open device for ``role``; a slot's own (``power.A``) before the shared one."""
         station = self.station
         assert station is not None
+        if slot is not None and station.has(f"{role}.{slot}"):
+            return station.device(f"{role}.{slot}")
         if role == "camera":
             try:
                 return station.camera()
@@ -325,35 +421,38 @@ class HilPlugin:
             pytest.skip(f"station {station.id} has no {role}")
         return station.device(role)
 
-    def dut(self) -> DutInfo:
-        ident = self.device("camera").identity()
+    def dut(self, slot: str | None = None) -> DutInfo:
+        ident = self.device("camera", slot).identity()
         return DutInfo(ident.serial, self.dut_expected, self.operator, ident.as_dict())
 
     def checker(self, item: pytest.Item) -> Checker:
-        assert self.run is not None
-        checker = self.run.checker(item.nodeid, declared_measurements(item))
+        checker = self._run_of(item).checker(item.nodeid, declared_measurements(item))
         item.stash[_CHECKER] = checker
         return checker
 
     def test_session(self, item: pytest.Item) -> TestSession:
-        assert self.run is not None
-        return self.run.view(item.nodeid)
+        return self._run_of(item).view(item.nodeid)
 
     # -- run start and end ----------------------------------------------------------------
 
-    def _start_run(self, station: Station) -> QualificationRun:
+    def _start_run(self, station: Station, *, slot: str | None = None,
+                   traffic_add: bool = False) -> QualificationRun:
         run = QualificationRun(station.id, self.evidence_dir, self.spec,
                                operator=self.operator or "", records_target=self.records,
                                alluredir=self.alluredir, characterise=self.characterise,
-                               plan=self.plan, rejudged_from=self.rejudged_from,
+                               plan=self.plans[slot] if slot else self.plan,
+                               rejudged_from=self.rejudged_from,
                                signing_key=self.station_config.settings.signing_key,
-                               station_study=self.station_study)
+                               station_study=self.station_study, slot=slot or "",
+                               traffic_add=traffic_add)
         dut: dict[str, Any] = {}
         if self.has("camera"):
-            ident = station.camera().identity()
+            ident = self._camera_of(station, slot).identity()
             dut = {"serial": ident.serial, "firmware": ident.firmware, "model": ident.model,
                    "vendor": ident.vendor, "expected_serial": self.dut_expected,
                    "product": self.spec.product if self.spec else ""}
+            if slot:
+                dut["slot"] = slot
         devices = [{"role": role, **ident.as_dict()}
                    for role, ident in station.identities().items()]
         calibrations = [{"device": role, **cal.model_dump(mode="json")}
@@ -362,20 +461,33 @@ class HilPlugin:
         return run
 
     def finish_run(self) -> None:
-        """Record safe-state failures and an interruption, then finish the run (once)."""
-        run = self.run
-        if run is None or run.journal is None or run.finished:
-            return
+        """Record safe-state failures and an interruption, then finish the run (once; every
+        slot's run on a multi-up station)."""
+        if self.slots:
+            for slot, run in self.runs.items():
+                record = self._finish(run)
+                if record is not None:
+                    self.slot_records[slot] = record
+            if self.slot_records and self.record is None:
+                self.record = next(iter(self.slot_records.values()))
+        elif self.run is not None:
+            record = self._finish(self.run)
+            if record is not None:
+                self.record = record
+        self._stop_watchdog()
+
+    def _finish(self, run: QualificationRun) -> Any:
+        if run.journal is None or run.finished:
+            return None
         for role, message in getattr(self.safe_report, "failed", ()):
             with contextlib.suppress(HarnessError):
                 run.record_error("", f"{role}: safe state not reached: {message}", "station",
                                  Outcome.ERROR)
-        if self.interrupted and self.current_test:
+        if self.interrupted and self.current_test and run in self.current_runs:
             with contextlib.suppress(HarnessError):
                 run.test_end(self.current_test, Outcome.ABORTED, "interrupted")
         outcome = Outcome.ABORTED if self.interrupted else run.journal.outcome
-        self.record = run.finish(outcome, reason="interrupted" if self.interrupted else "")
-        self._stop_watchdog()
+        return run.finish(outcome, reason="interrupted" if self.interrupted else "")
 
     def _start_watchdog(self) -> Any:
         """The SIGKILL watchdog (:mod:`harness.run.watchdog`), unless the station's
@@ -421,6 +533,25 @@ class HilPlugin:
                               f"reports {serial!r}", field="label")
 
 
+def slot_of(item: pytest.Item) -> str | None:
+    """The slot an item runs for (its ``hil_slot`` parameter), or None."""
+    callspec = getattr(item, "callspec", None)
+    slot = callspec.params.get("hil_slot") if callspec is not None else None
+    return str(slot) if slot is not None else None
+
+
+def sibling_id(test_id: str, slot: str, other: str) -> str:
+    """``test_id`` of slot ``slot`` as the same test of slot ``other`` (``test_x[A]`` ->
+    ``test_x[B]``, ``test_y[A-flat]`` -> ``test_y[B-flat]``)."""
+    head, sep, params = test_id.partition("[")
+    if not sep or not params.endswith("]"):
+        return test_id
+    tokens = params[:-1].split("-")
+    if slot in tokens:
+        tokens[tokens.index(slot)] = other
+    return f"{head}[{'-'.join(tokens)}]"
+
+
 def read_label(prompt: str, timeout_s: float) -> str | None:
     """One line from standard input within ``timeout_s`` (a barcode scanner types the label
     and Enter), or None."""
@@ -448,4 +579,4 @@ def _family(item: pytest.Item) -> str:
     return name.rsplit(".", 1)[-1].removeprefix("test_")
 
 
-__all__ = ["DutInfo", "HilPlugin", "declared_measurements", "read_label"]
+__all__ = ["DutInfo", "HilPlugin", "declared_measurements", "read_label", "sibling_id", "slot_of"]

@@ -141,6 +141,11 @@ class Bench:
         self.powered = cfg.powered
         self.camera_streaming = False
         self.module_power: Power | None = None
+        self.slot_power: dict[str, Power] = {}
+        """Each slot's module supply currents on a multi-up bench (``slots:``)."""
+        self.slot_powered: dict[str, bool] = {}
+        """Each slot's supply, where a PSU channel feeds that slot (else ``powered``)."""
+        self.slot_streaming: dict[str, bool] = {}
         self.closed = False
 
     def _bump(self) -> None:
@@ -186,6 +191,19 @@ class Bench:
         with self.lock:
             self.powered = bool(powered)
             self._bump()
+
+    def set_slot_powered(self, slot: str, powered: bool) -> None:
+        """The supply of ``slot``'s module (a PSU channel that feeds that slot)."""
+        with self.lock:
+            self.slot_powered[slot] = bool(powered)
+            self._bump()
+
+    def is_powered(self, slot: str | None) -> bool:
+        """Whether ``slot``'s module has power (its own channel, else the bench's supply)."""
+        with self.lock:
+            if slot is not None and slot in self.slot_powered:
+                return self.slot_powered[slot]
+            return self.powered
 
     def set_module_power(self, power: Power | None) -> None:
         """The supply currents of the module now on the bench (``None``: unknown)."""
@@ -259,6 +277,7 @@ def build_bench(bench_cfg: BenchConfig | Mapping[str, Any] | None,
         None if bench_cfg is None else dict(bench_cfg))
     bench = Bench(cfg)
     bench.set_module_power(_station_module_power(station_config))
+    bench.slot_power = _slot_module_power(station_config)
     return bench
 
 
@@ -266,6 +285,18 @@ def build_bench(bench_cfg: BenchConfig | Mapping[str, Any] | None,
 def start_bench(section: BenchConfig, services: Mapping[str, Any], config: Any) -> Bench:
     """The station's ``bench`` service: the simulated bench of its ``bench:`` section."""
     return build_bench(section, config)
+
+
+def _slot_module_power(station_config: Any) -> dict[str, Power]:
+    """The ``power`` of each slot's simulated module (``camera.<slot>`` with ``driver: sim``)."""
+    out: dict[str, Power] = {}
+    for spec in getattr(station_config, "devices", ()):
+        if spec.kind == "camera" and spec.driver == "sim" and "." in spec.role:
+            path = Path(spec.settings.module).expanduser()
+            if not path.is_absolute():
+                path = Path(station_config.source).parent / path
+            out[spec.role.split(".", 1)[1]] = load_module(path).power
+    return out
 
 
 def _station_module_power(station_config: Any) -> Power | None:

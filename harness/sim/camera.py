@@ -82,6 +82,8 @@ class SimCamera:
         if module is None:
             module = load_module(context.resolve_path(settings.module))
         self.bench: Bench = context.bench if isinstance(context.bench, Bench) else Bench()
+        self._slot = name.split(".", 1)[1] if "." in name else None
+        """The slot of a multi-up bench (``camera.A``: A), whose own supply it follows."""
         self._use_module(module)
         self._rng = np.random.default_rng(settings.seed)
         self._lock = threading.RLock()
@@ -93,7 +95,7 @@ class SimCamera:
         self._triggers = 0
         self._heat = 0.0
         self._heat_time = self.bench.clock.now()
-        self._was_powered = self.bench.powered
+        self._was_powered = self.bench.is_powered(self._slot)
         self._faults = CameraFaults.from_spec(settings.faults)
         self._fault_index = 0
         self._disconnected = False
@@ -128,7 +130,7 @@ class SimCamera:
             self._port = P.RegisterPort()
             self._reset_registers()
             self._features = NodeMapFeatures(P.node_map_for(self._port), self.name)
-            self._was_powered = self.bench.powered
+            self._was_powered = self.bench.is_powered(self._slot)
 
     def close(self) -> None:
         with self._lock:
@@ -188,7 +190,7 @@ class SimCamera:
 
     def _check_power(self) -> P.RegisterPort:
         """The port, or CameraDisconnected when the module has no power (reboot on return)."""
-        powered = self.bench.powered
+        powered = self.bench.is_powered(self._slot)
         if self._port is None or self._features is None:
             raise CameraError("camera is not open", device=self.name)
         if self._disconnected:
@@ -329,6 +331,8 @@ class SimCamera:
         """Acquisition state, mirrored to ``bench.camera_streaming`` (the PSU load)."""
         self.__streaming = value
         self.bench.camera_streaming = value
+        if self._slot is not None:
+            self.bench.slot_streaming[self._slot] = value
 
     def grab(self, n: int = 1, timeout_s: float = 5.0) -> FrameStack:
         """``n`` frames in the current pixel format (a copy owned by the stack)."""

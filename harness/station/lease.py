@@ -76,6 +76,9 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE INDEX IF NOT EXISTS leases_token ON leases(token);
 """
 _COLUMNS = "resource, holder, token, pid, host, node, started, acquired, expires"
+_SELECT_ALL = f"SELECT {_COLUMNS} FROM leases ORDER BY resource"
+_SELECT_ONE = f"SELECT {_COLUMNS} FROM leases WHERE resource = ?"
+_REPLACE = f"INSERT OR REPLACE INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
 
 
 def default_lease_db(lock_dir: Path | None = None) -> Path:
@@ -302,7 +305,7 @@ class LeaseManager:
         if not self.path.exists():
             return []
         with self._connect() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM leases ORDER BY resource").fetchall()
+            rows = conn.execute(_SELECT_ALL).fetchall()
         return [_lease(row) for row in rows]
 
     def _free(self, lease: Lease, now: float) -> bool:
@@ -315,19 +318,18 @@ class LeaseManager:
         """Take every key, or none: the blocking lease, else the leases taken over."""
         now = time.time()
         pid = os.getpid()
-        marks = ", ".join("?" * len(keys))
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                rows = conn.execute(f"SELECT {_COLUMNS} FROM leases WHERE resource IN ({marks})",
-                                    keys).fetchall()
+                rows = [row for key in keys
+                        for row in conn.execute(_SELECT_ONE, (key,)).fetchall()]
                 current = sorted((_lease(r) for r in rows), key=lambda x: x.resource)
                 for lease in current:
                     if not self._free(lease, now):
                         conn.execute("ROLLBACK")
                         return lease
                 conn.executemany(
-                    f"INSERT OR REPLACE INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    _REPLACE,
                     [(k, holder, token, pid, self.host, self.node, _started(pid), now,
                       now + self.ttl_s) for k in keys])
                 conn.execute("COMMIT")

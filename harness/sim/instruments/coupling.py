@@ -114,11 +114,21 @@ class BenchLink:
         if self.bench is not None and self._changed("power", (powered,)):
             self._call("power", lambda: self.bench.set_powered(powered))
 
-    def camera_streaming(self) -> bool:
+    def slot_power(self, slot: str, powered: bool) -> None:
+        """The supply of one slot's module (a PSU channel feeding that slot)."""
+        if self.bench is not None and self._changed(f"power:{slot}", (powered,)):
+            self._call("power", lambda: self.bench.set_slot_powered(slot, powered))
+
+    def camera_streaming(self, slot: str | None = None) -> bool:
+        if slot is not None:
+            return bool(getattr(self.bench, "slot_streaming", {}).get(slot, False))
         return bool(getattr(self.bench, "camera_streaming", False))
 
-    def module_power(self) -> Any | None:
-        """The bench module's supply currents (:class:`harness.sim.module.Power`), if known."""
+    def module_power(self, slot: str | None = None) -> Any | None:
+        """The bench module's supply currents (:class:`harness.sim.module.Power`), if known;
+        with ``slot``, that slot's module's."""
+        if slot is not None:
+            return getattr(self.bench, "slot_power", {}).get(slot)
         return getattr(self.bench, "module_power", None)
 
     # -- continuous state (settling, drift, motion) -----------------------------------------

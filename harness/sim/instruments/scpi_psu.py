@@ -54,6 +54,9 @@ class ScpiPsuSpec(SimSpec):
     power_up_v: float = Field(3.3, ge=0.0, description="channel 1 set point when the bench "
                                                       "starts powered")
     power_up_limit_a: float = Field(0.5, ge=0.0)
+    slots: dict[int, str] = Field(default_factory=dict, description="on a multi-up bench: "
+                                  "which slot's module each channel feeds ({1: A, 2: B}); "
+                                  "empty: channel 1 feeds the one module")
 
 
 @dataclass
@@ -80,9 +83,14 @@ class ScpiPsuSimulator(ScpiSimulator):
         self.channels = [Channel() for _ in range(spec.channels)]
         self.selected = 1
         self._rng = np.random.default_rng(spec.seed)
+        bad = [c for c in spec.slots if not 1 <= c <= spec.channels]
+        if bad:
+            raise ValueError(f"slots names channel {bad[0]}; the supply has channels "
+                             f"1..{spec.channels}")
         start = self.link.initial()
-        if start is not None and start.powered:  # the bench starts powered: channel 1 is on
-            self.channels[0] = Channel(spec.power_up_v, spec.power_up_limit_a, True)
+        if start is not None and start.powered:  # the bench starts powered: modules' channels on
+            for n in self._module_channels():
+                self.channels[n - 1] = Channel(spec.power_up_v, spec.power_up_limit_a, True)
         self.add("INSTrument:NSELect", self._select)
         self.add("INSTrument:NSELect?", lambda _c, _a: str(self.selected))
         self.add("VOLTage[:LEVel][:IMMediate]", self._set_volts)
@@ -121,32 +129,41 @@ class ScpiPsuSimulator(ScpiSimulator):
         self.selected = 1
         self._update()
 
-    def module_power(self) -> Power:
-        """The module's supply currents now: the bench's module with the currents the spec
-        gives explicitly on top; with no module known, the spec's (defaults: :class:`Power`'s)."""
+    def _module_channels(self) -> list[int]:
+        """The channels that feed a module: the slots' channels, else channel 1."""
+        return sorted(self.spec.slots) or [1]
+
+    def _slot(self, channel: int) -> str | None:
+        return self.spec.slots.get(channel)
+
+    def module_power(self, channel: int = 1) -> Power:
+        """The module's supply currents now: the bench's module (the channel's slot's on a
+        multi-up bench) with the currents the spec gives explicitly on top; with no module
+        known, the spec's (defaults: :class:`Power`'s)."""
         s = self.spec
-        power = self.link.module_power()
+        power = self.link.module_power(self._slot(channel))
         if isinstance(power, Power):
             given = s.model_fields_set & {"idle_a", "streaming_a"}
         else:
             power, given = Power(), {"idle_a", "streaming_a"}
         return power.model_copy(update={k: getattr(s, k) for k in given})
 
-    def _load_a(self, volts: float) -> float:
+    def _load_a(self, volts: float, channel: int = 1) -> float:
         s = self.spec
         if not s.module_min_v <= volts <= s.module_max_v:
             return 0.0
-        power = self.module_power()
-        return power.streaming_a if self.link.camera_streaming() else power.idle_a
+        power = self.module_power(channel)
+        streaming = self.link.camera_streaming(self._slot(channel))
+        return power.streaming_a if streaming else power.idle_a
 
     def measure(self, channel: int) -> tuple[float, float]:
         """(output volts, output amps) of ``channel`` now."""
         ch = self.channels[channel - 1]
         if not ch.on:
             return 0.0, 0.0
-        if channel != 1:
+        if channel not in self._module_channels():
             return ch.volts, 0.0
-        load = self._load_a(ch.volts)
+        load = self._load_a(ch.volts, channel)
         if load <= ch.limit_a:
             return ch.volts, load
         return ch.limit_a * ch.volts / load, ch.limit_a  # constant current: the output sags
@@ -156,17 +173,23 @@ class ScpiPsuSimulator(ScpiSimulator):
         (none in constant-current mode, where the supply holds the limit)."""
         _, amps = self.measure(channel)
         ch = self.channels[channel - 1]
-        noise = self.module_power().noise_a
-        if channel != 1 or amps <= 0.0 or amps >= ch.limit_a or noise <= 0.0:
+        noise = self.module_power(channel).noise_a
+        if channel not in self._module_channels() or amps <= 0.0 or amps >= ch.limit_a \
+                or noise <= 0.0:
             return amps
         return max(0.0, amps + noise * float(self._rng.standard_normal()))
 
-    def camera_powered(self) -> bool:
-        volts, _ = self.measure(1)
-        return self.channels[0].on and self.spec.module_min_v <= volts <= self.spec.module_max_v
+    def camera_powered(self, channel: int = 1) -> bool:
+        volts, _ = self.measure(channel)
+        return self.channels[channel - 1].on and \
+            self.spec.module_min_v <= volts <= self.spec.module_max_v
 
     def _update(self) -> None:
-        self.link.power(self.camera_powered())
+        if not self.spec.slots:
+            self.link.power(self.camera_powered())
+            return
+        for channel, slot in self.spec.slots.items():
+            self.link.slot_power(slot, self.camera_powered(channel))
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "selected": self.selected,
