@@ -464,7 +464,15 @@ class HilPlugin:
         """Record safe-state failures and an interruption, then finish the run (once; every
         slot's run on a multi-up station)."""
         if self.slots:
+            capture = self.slot_capture
             for slot, run in self.runs.items():
+                if capture is not None and run.journal is not None and not run.finished:
+                    with contextlib.suppress(HarnessError):
+                        run.note(f"slot {slot} waited {capture.rendezvous.waited_s(slot):.2f} s "
+                                 "for the other slots at shared changes",
+                                 slot=slot, slot_wait_s=round(capture.rendezvous.waited_s(slot),
+                                                              3),
+                                 shared_changes=capture.rendezvous.changes_made)
                 record = self._finish(run)
                 if record is not None:
                     self.slot_records[slot] = record
