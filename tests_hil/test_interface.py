@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.devices.camera.bandwidth import GENTL_STREAM_INFO, STREAM_COUNTERS, statistics_delta
 from harness.errors import FeatureError, MeasurementError
 
 pytestmark = [pytest.mark.hil_requires("camera"), pytest.mark.hil_family("interface")]
@@ -52,10 +53,25 @@ def incomplete_count(stack) -> int:  # type: ignore[no-untyped-def]
     return sum(bool(m.incomplete) for m in stack.meta)
 
 
-@pytest.mark.hil_measures("frame_rate_hz", "dropped_frames", "incomplete_frames")
+#: The transport's own counters (GenTL / GigE Vision stream statistics) recorded over the burst
+#: where the camera's producer reports them (INFO figures, harness.devices.camera.bandwidth).
+STREAM_FIGURES = {f"stream_{key}": ("packets" if "packet" in key or "request" in key
+                                    else "buffers" if "buffer" in key else "frames")
+                  for key in (*STREAM_COUNTERS, *GENTL_STREAM_INFO, "incomplete_discarded")}
+
+
+def stream_statistics(camera) -> dict[str, int] | None:  # type: ignore[no-untyped-def]
+    read = getattr(camera, "stream_statistics", None)
+    return read() if callable(read) else None
+
+
+@pytest.mark.hil_measures("frame_rate_hz", "dropped_frames", "incomplete_frames",
+                          *STREAM_FIGURES)
 def test_frame_rate_and_dropped_frames(hil_session, hil_check) -> None:  # type: ignore[no-untyped-def]
     """Achieved frame rate over a burst at a short exposure, frame-id continuity, and
-    incomplete buffers (each judged: this is the test of the interface itself)."""
+    incomplete buffers (each judged: this is the test of the interface itself); the
+    producer's own stream counters over the burst (dropped, resent, missed packets...) are
+    recorded where it reports them."""
     cond = hil_session.condition("interface")
     frames = int(cond.get("frames", 30))
     exposure = float(cond.get("exposure_us", 1000))
@@ -66,7 +82,14 @@ def test_frame_rate_and_dropped_frames(hil_session, hil_check) -> None:  # type:
                          "own exposure", exposure_us=None)
     else:
         hil_session.camera.set("ExposureTime", exposure)
+    before = stream_statistics(hil_session.camera)
     _, stack = hil_session.grab("interface_burst", frames, role="interface", strict=False)
+    after = stream_statistics(hil_session.camera)
+    if before is not None and after is not None:
+        for key, value in statistics_delta(before, after).items():
+            name = f"stream_{key}"
+            if name in STREAM_FIGURES:
+                hil_check(name, float(value), STREAM_FIGURES[name])
     stamps = np.array([m.timestamp_s for m in stack.meta])
     if len(stamps) < 2 or stamps[-1] <= stamps[0]:
         raise MeasurementError(f"the burst's {len(stamps)} timestamps do not advance: no "

@@ -241,5 +241,12 @@ def test_an_incomplete_genicam_buffer_fails_if_incomplete(tmp_path: Path) -> Non
     assert verdicts["IF-INCOMPLETE"].outcome is Outcome.FAIL, proc.stdout
     assert verdicts["IF-INCOMPLETE"].value == 1.0
     assert verdicts["IF-DROPPED"].outcome is Outcome.PASS  # discarded, not a frame-id gap
+    # the producer's own counters over the burst, recorded where it reports them (viky: GenTL
+    # delivered and underrun frames, and harvesters' discarded incomplete buffer)
+    info = {m.name: m for m in record.measurements if m.name.startswith("stream_")}
+    assert info["stream_delivered_frames"].value >= 48 - 1
+    assert info["stream_incomplete_discarded"].value == 1.0
+    assert all(m.outcome is Outcome.INFO for m in info.values())
+    assert "stream_resent_packets" not in info  # viky reports none: never shown as 0
     [test] = record.tests
     assert test.outcome is Outcome.FAIL and record.outcome is Outcome.FAIL
