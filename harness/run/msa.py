@@ -146,7 +146,7 @@ def save_study(study: MsaStudy, path: Path) -> Path:
              "capability": r.result.capability}
             for r in study.rows if r.result is not None and math.isfinite(r.result.sd)]
     path.write_text(json.dumps(_strict({
-        "station_id": study.plan.station_id, "station": str(study.plan.station),
+        "station_id": study.plan.station_id, "station": Path(study.plan.station).name,
         "spec": study.plan.spec.source, "spec_sha256": study.plan.spec.sha256,
         "repeats": len(study.journaled), "software_versions": study.software_versions,
         "recorded": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "rows": rows},
