@@ -20,6 +20,7 @@ from rich.table import Table
 from harness.cli.analyze import analyze_app
 from harness.cli.app import console, error_boundary
 from harness.errors import ConfigError
+from harness.jsonsafe import json_safe
 
 BayerOpt = Annotated[str | None, typer.Option(
     "--bayer", help="Raw Bayer mosaic: RGGB, GRBG, GBRG or BGGR (colour at (0,0),(0,1),(1,0),"
@@ -43,22 +44,11 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the figures 
                                               "file.", dir_okay=False)]
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 def write_json(payload: dict[str, Any], target: Path | None) -> None:
     if target is None:
         return
     try:
-        target.write_text(json.dumps(_clean(payload), indent=2) + "\n", encoding="utf-8")
+        target.write_text(json.dumps(json_safe(payload), indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write JSON: {exc.strerror}", source=str(target)) from None
     console.print(f"JSON written to {target}")

@@ -44,6 +44,7 @@ import yaml
 from harness.analysis.grr import NOT_CAPABLE_PCT, Repeatability, measure_repeatability
 from harness.errors import ConfigError
 from harness.evidence.journal import rebuild
+from harness.jsonsafe import json_safe
 from harness.limits import LimitSpec, load_limits
 from harness.measurement import Measurement, Outcome
 from harness.run.limit_coverage import run_suite, station_for
@@ -145,7 +146,7 @@ def save_study(study: MsaStudy, path: Path) -> Path:
              "n": len(r.values), "mean": r.result.mean, "pct_grr": r.result.pct_grr,
              "capability": r.result.capability}
             for r in study.rows if r.result is not None and math.isfinite(r.result.sd)]
-    path.write_text(json.dumps(_strict({
+    path.write_text(json.dumps(json_safe({
         "station_id": study.plan.station_id, "station": Path(study.plan.station).name,
         "spec": study.plan.spec.source, "spec_sha256": study.plan.spec.sha256,
         "repeats": len(study.journaled), "software_versions": study.software_versions,
@@ -205,7 +206,7 @@ class MsaRow:
 
     def as_dict(self) -> dict[str, Any]:
         r = self.result
-        return _strict({
+        return json_safe({
             "limit_id": self.limit_id, "measurement": self.measurement, "unit": self.unit,
             "condition": dict(self.condition), "low": self.low, "high": self.high,
             "n": len(self.values), "values": list(self.values), "errors": self.errors,
@@ -215,17 +216,6 @@ class MsaRow:
             "pct_grr": r.pct_grr if r else None, "ndc": r.ndc if r else None,
             "capability": r.capability if r else "undetermined",
             "not_capable": self.not_capable, "note": self.note})
-
-
-def _strict(value: Any) -> Any:
-    """``value`` with every non-finite float as None (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    return value
 
 
 def collect_rows(spec: LimitSpec, runs: Sequence[Iterable[Measurement]]) -> list[MsaRow]:
@@ -310,7 +300,7 @@ class MsaStudy:
 
     def as_dict(self) -> dict[str, Any]:
         plan = self.plan
-        return _strict({
+        return json_safe({
             "station": str(plan.station), "station_id": plan.station_id,
             "simulated": plan.simulated, "spec": str(plan.spec_path),
             "spec_sha256": plan.spec.sha256, "product": plan.spec.product,
