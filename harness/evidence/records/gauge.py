@@ -39,6 +39,7 @@ from harness.analysis.grr import GaugeRR, measure_gauge_rr
 from harness.errors import ConfigError
 from harness.evidence.records.chain import canonical_json
 from harness.evidence.records.filters import parse_since, run_filters
+from harness.evidence.records.stats import _chunked, _sort_key
 from harness.evidence.records.tables import T
 from harness.measurement import Outcome
 
@@ -192,27 +193,20 @@ def gauge_studies(conn: Connection, where: list[Any], *, by: str = "station",
     groups: dict[tuple[Any, ...], dict[int, list[float]]] = defaultdict(
         lambda: defaultdict(list))
     conditions: dict[str, Mapping[str, Any]] = {}
-    keys = sorted(selected)
-    for i in range(0, len(keys), 500):
-        for pk, lid, name, unit, condition, low, high, value in conn.execute(
-                query.where(m.c.run_pk.in_(keys[i:i + 500]))):
-            if value is None or not math.isfinite(float(value)):
-                continue
-            key = canonical_json(dict(condition or {}))
-            conditions[key] = dict(condition or {})
-            group = (products[pk], lid, name, unit, key, low, high)
-            groups[group][int(pk)].append(float(value))
+    for pk, lid, name, unit, condition, low, high, value in _chunked(
+            conn, query, m.c.run_pk, sorted(selected)):
+        if value is None or not math.isfinite(float(value)):
+            continue
+        key = canonical_json(dict(condition or {}))
+        conditions[key] = dict(condition or {})
+        group = (products[pk], lid, name, unit, key, low, high)
+        groups[group][int(pk)].append(float(value))
     studies = []
     for group in sorted(groups, key=_sort_key):
         product, lid, name, unit, key, low, high = group
         studies.append(_study(product, lid, name, unit, conditions[key], low, high, by,
                               groups[group], selected, run_notes, alpha))
     return studies
-
-
-def _sort_key(group: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((x is None, x if x is not None else 0) if i >= 5 else x
-                 for i, x in enumerate(group))
 
 
 def _study(product: str, limit_id: str, name: str, unit: str, condition: Mapping[str, Any],

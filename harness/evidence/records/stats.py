@@ -232,8 +232,9 @@ def cpk(conn: Connection, where: list[Any], *, name: str | None = None,
 
 
 def _sort_key(group: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((x is None, x if x is not None else 0) if i >= 6 else x
-                 for i, x in enumerate(group))
+    """A group key that sorts with None in it (None after every value, position by
+    position)."""
+    return tuple((x is None, x if x is not None else 0) for x in group)
 
 
 @dataclass(frozen=True)
