@@ -147,3 +147,36 @@ def test_dut_option_is_refused_on_a_multi_slot_station(tmp_path: Path) -> None:
          f"--evidence-dir={tmp_path / 'ev'}"], capture_output=True, text=True, timeout=120,
         cwd=tmp_path)
     assert proc.returncode == 4 and "each slot's serial is read from its camera" in proc.stderr
+
+
+def test_sigkill_the_watchdog_closes_every_slot_journal(tmp_path: Path) -> None:
+    """SIGKILL cannot be caught: the watchdog closes each slot's journal ABORTED (the
+    simulators died with the runner, and it says so in each)."""
+    from harness.run.watchdog import KILLED_REASON
+
+    station = station_file(tmp_path)
+    evidence = tmp_path / "ev"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", SUBSET[0], "-q", "-p", "no:cacheprovider",
+         f"--station={station}", f"--limits={SPEC.source}", f"--evidence-dir={evidence}",
+         f"--rootdir={ROOT}"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while sum("test_start" in j.read_text() for j in evidence.glob("*/journal.jsonl")) < 1:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)
+    proc.kill()
+    proc.communicate(timeout=30)
+    journals = list(evidence.glob("*/journal.jsonl"))
+    assert len(journals) == 4
+    deadline = time.monotonic() + 45
+    while not all(read_journal(j).events[-1]["type"] == "run_end" for j in journals):
+        assert time.monotonic() < deadline, "the watchdog did not close every slot's journal"
+        time.sleep(0.1)
+    for journal in journals:
+        events = read_journal(journal).events
+        assert events[-1]["reason"] == KILLED_REASON
+        assert rebuild(journal).outcome is Outcome.ABORTED
+        assert events_lost(journal) == (0, [])

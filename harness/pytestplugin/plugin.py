@@ -504,8 +504,9 @@ class HilPlugin:
             return None
         from harness.run.watchdog import start_watchdog
 
-        journal = self.run.journal.path if self.run.journal is not None else None
-        return start_watchdog(self.station_config.source, journal)
+        runs = list(self.runs.values()) or [self.run]
+        journals = [r.journal.path for r in runs if r.journal is not None]
+        return start_watchdog(self.station_config.source, journals)
 
     def _stop_watchdog(self) -> None:
         watchdog, self.watchdog = self.watchdog, None

@@ -3,14 +3,15 @@
 SIGINT and SIGTERM reach the runner's own handlers (safe state, journal closed); SIGKILL
 cannot be caught, so the plugin starts this small process when it opens the station::
 
-    python -m harness.run.watchdog --station FILE --pid PID [--journal PATH]
+    python -m harness.run.watchdog --station FILE --pid PID [--journal PATH ...]
 
 It sits on a pipe from the runner. A clean close writes ``done`` and the watchdog exits. End
 of file without ``done`` means the runner died: the watchdog waits for the pid to go, takes the
 station lock (the kernel released the dead runner's ``flock``; a lock held by a *new* run means
 somebody already took over, and the watchdog leaves the station alone), opens every instrument
 of the station file with its production driver and puts it in its safe state (light off,
-supply output off, actuators parked), then appends to the run's journal: ``test_end`` ABORTED
+supply output off, actuators parked), then appends to the run's journal (each slot's, on a
+multi-up station): ``test_end`` ABORTED
 for a test left open, an ``error`` saying what it did, and ``run_end`` ABORTED with the reason
 "runner killed; watchdog applied the safe state". The journal stays append-only, so
 :func:`harness.evidence.journal.rebuild` gives the ABORTED record.
@@ -27,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -64,16 +66,19 @@ class Watchdog:
             self.proc.wait()
 
 
-def start_watchdog(station_file: str | Path, journal: str | Path | None = None,
+def start_watchdog(station_file: str | Path,
+                   journal: str | Path | Sequence[str | Path] | None = None,
                    pid: int | None = None) -> Watchdog:
-    """Start the watchdog for this process (``pid``) and the station in ``station_file``.
+    """Start the watchdog for this process (``pid``) and the station in ``station_file``;
+    ``journal``: the run's journal, or every slot's on a multi-up station.
 
     It runs in its own session so that a Ctrl-C at the terminal reaches only the runner.
     """
     args = [sys.executable, "-m", "harness.run.watchdog", "--station", str(station_file),
             "--pid", str(pid if pid is not None else os.getpid())]
-    if journal is not None:
-        args += ["--journal", str(journal)]
+    journals = [journal] if isinstance(journal, str | Path) else list(journal or ())
+    for path in journals:
+        args += ["--journal", str(path)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     return Watchdog(proc)
@@ -172,8 +177,10 @@ def close_journal(journal: str | Path, pid: int, reached: list[str],
 
 
 def watch(stream: IO[bytes], station_file: str | Path, pid: int,
-          journal: str | Path | None = None, grace_s: float = 10.0) -> bool:
-    """Block until the runner says ``done`` (return False) or dies (act, return True)."""
+          journal: str | Path | Sequence[str | Path] | None = None,
+          grace_s: float = 10.0) -> bool:
+    """Block until the runner says ``done`` (return False) or dies (act, return True: the
+    safe state, then each journal closed)."""
     line = stream.readline()
     if line == DONE:
         return False
@@ -181,8 +188,9 @@ def watch(stream: IO[bytes], station_file: str | Path, pid: int,
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     reached, failed = apply_safe_state(station_file)
-    if journal is not None and Path(journal).exists():
-        close_journal(journal, pid, reached, failed)
+    for path in [journal] if isinstance(journal, str | Path) else list(journal or ()):
+        if Path(path).exists():
+            close_journal(path, pid, reached, failed)
     return True
 
 
@@ -190,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.run.watchdog")
     parser.add_argument("--station", required=True)
     parser.add_argument("--pid", type=int, required=True)
-    parser.add_argument("--journal", default=None)
+    parser.add_argument("--journal", action="append", default=[],
+                        help="a journal to close (repeat for every slot's run)")
     ns = parser.parse_args(argv)
     import signal
 
