@@ -180,3 +180,43 @@ def test_sigkill_the_watchdog_closes_every_slot_journal(tmp_path: Path) -> None:
         assert events[-1]["reason"] == KILLED_REASON
         assert rebuild(journal).outcome is Outcome.ABORTED
         assert events_lost(journal) == (0, [])
+
+
+def test_a_slot_whose_label_does_not_match_is_error_alone(tmp_path: Path) -> None:
+    """With settings.confirm_label the operator scans each slot's label in turn; a wrong one
+    makes that slot's run ERROR (its tests too) and the others are qualified; --label (one
+    DUT's) is refused on a multi-slot station."""
+    import yaml
+
+    station = station_file(tmp_path)
+    data = yaml.safe_load(station.read_text())
+    data["settings"] = {**data.get("settings", {}), "confirm_label": True,
+                        "label_timeout_s": 20}
+    station.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", SUBSET[0], "-q", "-p", "no:cacheprovider",
+         f"--station={station}", f"--limits={SPEC.source}", f"--evidence-dir={tmp_path / 'ev'}",
+         f"--rootdir={ROOT}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        input="SIM4-A-0001\nSIM4-X-9999\nSIM4-C-0003\nSIM4-D-0004\n")
+    slots = {str(rebuild(j).dut_serial)[5]: rebuild(j)
+             for j in (tmp_path / "ev").glob("*/journal.jsonl")}
+    assert slots["B"].outcome is Outcome.ERROR, proc.stdout[-3000:]
+    assert all(t.outcome is Outcome.ERROR for t in slots["B"].tests)
+    assert "DUT label mismatch" in slots["B"].reason + " ".join(
+        t.message for t in slots["B"].tests)
+    for slot in "ACD":
+        assert all(t.outcome is not Outcome.ERROR for t in slots[slot].tests), slot
+    refused = subprocess.run(
+        [sys.executable, "-m", "pytest", SUBSET[0], "-q", "-p", "no:cacheprovider",
+         f"--station={station}", f"--limits={SPEC.source}", "--label=X",
+         f"--evidence-dir={tmp_path / 'ev2'}"], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path)
+    assert refused.returncode == 4 and "--label names one DUT" in refused.stderr
+
+
+def test_a_slot_record_lists_the_shared_devices_and_its_own_only(tmp_path: Path) -> None:
+    _, slots = run(station_file(tmp_path), tmp_path, SUBSET[0])
+    roles = {slot: {d["role"] for d in record.devices} for slot, record in slots.items()}
+    assert {"camera.B", "power.B", "light", "chart", "meter"} <= roles["B"]
+    assert not any(r.endswith((".A", ".C", ".D")) for r in roles["B"])

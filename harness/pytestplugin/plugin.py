@@ -106,6 +106,8 @@ class HilPlugin:
         self.runs: dict[str, QualificationRun] = {}
         self.slot_records: dict[str, Any] = {}
         self.slot_capture: Any = None
+        self.refused: dict[str, HarnessError] = {}
+        """Slots whose DUT failed its identity check: each of their tests is an ERROR."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> HilPlugin:
@@ -115,10 +117,12 @@ class HilPlugin:
             station_config = load_station_file(station_file)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if len(station_config.slots) > 1 and config.getoption("dut"):
-            raise pytest.UsageError(
-                f"--dut names one DUT, but {station_file} has {len(station_config.slots)} "
-                "slots: each slot's serial is read from its camera")
+        for option in ("dut", "label"):
+            if len(station_config.slots) > 1 and config.getoption(option):
+                raise pytest.UsageError(
+                    f"--{option} names one DUT, but {station_file} has "
+                    f"{len(station_config.slots)} slots: each slot's serial is read from its "
+                    "camera (and its label scanned when settings.confirm_label asks)")
         characterise = bool(config.getoption("characterise"))
         limits = config.getoption("limits") or station_config.limits
         if limits is None and not characterise:
@@ -161,7 +165,15 @@ class HilPlugin:
             return [self.runs[slot]] if slot in self.runs else []
         return list(self.runs.values())
 
+    def _refuse(self, slot: str, exc: HarnessError) -> None:
+        self.refused[slot] = exc
+        self.slot_capture.errors.setdefault(slot, exc)
+        self.slot_capture.rendezvous.leave(slot)
+
     def _run_of(self, item: pytest.Item) -> QualificationRun:
+        slot = slot_of(item)
+        if slot is not None and slot in self.refused:
+            raise self.refused[slot]
         runs = self._runs_of(item)
         if len(runs) != 1:
             raise EvidenceError(f"{item.nodeid}: no run of its own (a multi-up station's test "
@@ -375,7 +387,9 @@ class HilPlugin:
                         self._confirm_label(serial)
                     except ConfigError as exc:
                         run.record_error("", str(exc), "station", Outcome.ERROR)
-                        raise
+                        if slot is None:
+                            raise
+                        self._refuse(slot, exc)  # that slot's DUT only; the others go on
             yield station
         finally:
             for run in list(self.runs.values()) or ([self.run] if self.run else []):
@@ -410,6 +424,8 @@ class HilPlugin:
         """The open device for ``role``; a slot's own (``power.A``) before the shared one."""
         station = self.station
         assert station is not None
+        if slot is not None and slot in self.refused:
+            raise self.refused[slot]
         if slot is not None and station.has(f"{role}.{slot}"):
             return station.device(f"{role}.{slot}")
         if role == "camera":
@@ -454,7 +470,8 @@ class HilPlugin:
             if slot:
                 dut["slot"] = slot
         devices = [{"role": role, **ident.as_dict()}
-                   for role, ident in station.identities().items()]
+                   for role, ident in station.identities().items()
+                   if slot is None or role.partition(".")[2] in ("", slot)]
         calibrations = [{"device": role, **cal.model_dump(mode="json")}
                         for role, cal in station.config.calibration.items()]
         run.start(dut=dut, devices=devices, calibrations=calibrations)
