@@ -30,7 +30,8 @@ LIGHT_CHANGES = ("OUTP1:STAT ON", "OUTP1:STAT OFF", "SOUR1:BRIG ", "SOUR1:WAV ")
 
 
 def run(station: Path, folder: Path, *select: str, records: Path | None = None,
-        ) -> tuple[subprocess.CompletedProcess[str], dict[str, RunRecord]]:
+        extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str],
+                                              dict[str, RunRecord]]:
     """The suite (or ``select``) on ``station``; each slot's record by the DUT's slot."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env[STATE_FILE_ENV] = str(folder / "simulators.json")
@@ -39,6 +40,7 @@ def run(station: Path, folder: Path, *select: str, records: Path | None = None,
             f"--evidence-dir={folder / 'ev'}", f"--rootdir={ROOT}"]
     if records is not None:
         args.append(f"--records={records}")
+    args += extra
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     out = {}
     for journal in (folder / "ev").glob("*/journal.jsonl"):
@@ -215,8 +217,19 @@ def test_a_slot_whose_label_does_not_match_is_error_alone(tmp_path: Path) -> Non
     assert refused.returncode == 4 and "--label names one DUT" in refused.stderr
 
 
-def test_a_slot_record_lists_the_shared_devices_and_its_own_only(tmp_path: Path) -> None:
-    _, slots = run(station_file(tmp_path), tmp_path, SUBSET[0])
+def test_a_slot_record_lists_its_devices_and_allure_groups_by_slot(tmp_path: Path) -> None:
+    allure = tmp_path / "allure"
+    _, slots = run(station_file(tmp_path), tmp_path, SUBSET[0],
+                   extra=(f"--alluredir={allure}",))
     roles = {slot: {d["role"] for d in record.devices} for slot, record in slots.items()}
     assert {"camera.B", "power.B", "light", "chart", "meter"} <= roles["B"]
     assert not any(r.endswith((".A", ".C", ".D")) for r in roles["B"])
+    suites: dict[str, str] = {}
+    for result in allure.glob("*-result.json"):
+        data = json.loads(result.read_text())
+        labels = {lab["name"]: lab["value"] for lab in data.get("labels", [])}
+        suites[data["name"]] = labels.get("parentSuite", "")
+    assert suites, "no Allure results"
+    for name, suite in suites.items():
+        slot = name.rsplit("[", 1)[-1].rstrip("]")
+        assert suite == f"slot {slot}", (name, suite)
