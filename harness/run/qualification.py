@@ -246,7 +246,8 @@ class TestSession:
     @property
     def black_dn(self) -> float:
         """The black level measured from this run's dark frames (DN)."""
-        if self.run.sequencer is not None and self.session.station.has("light"):
+        if self.run.sequencer is not None and self.session.saturation_dn is None \
+                and self.session.station.has("light"):
             self.run.sequencer(PRE_STEP, self.test_id, {})  # every slot's levels at once
         self.session.ensure_levels(self.test_id)
         if self.session.black_dn is None:

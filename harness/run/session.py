@@ -251,8 +251,16 @@ class CaptureSession:
         if self.saturation_dn is None and self.station.has("light"):
             self._run(PRE_STEP, test_id, {})
 
+    @staticmethod
+    def _key(name: str, override: Mapping[str, Any]) -> str:
+        return name if not override else f"{name}:{sorted(override.items())}"
+
+    def captured(self, name: str, override: Mapping[str, Any]) -> bool:
+        """True when sequence ``name`` with ``override`` already ran in this session."""
+        return self._key(name, override) in self.captures
+
     def _run(self, name: str, test_id: str, override: Mapping[str, Any]) -> CaptureSet:
-        key = name if not override else f"{name}:{sorted(override.items())}"
+        key = self._key(name, override)
         if key in self.captures:
             cs = self.captures[key]
             self._emit(test_id, "capture", {"frames_sha256": [r.sha256 for r in cs.records()],
