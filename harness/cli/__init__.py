@@ -14,6 +14,7 @@ from harness.cli import records as _records  # noqa: F401
 from harness.cli import rejudge as _rejudge  # noqa: F401
 from harness.cli import reliability as _reliability  # noqa: F401
 from harness.cli import report as _report  # noqa: F401
+from harness.cli import serve as _serve  # noqa: F401
 from harness.cli import signoff as _signoff  # noqa: F401
 from harness.cli import sim as _sim  # noqa: F401
 from harness.cli import station as _station  # noqa: F401
