@@ -18,26 +18,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.errors import MeasurementError
 from harness.inputs.captureset import CaptureSet
+from harness.run.capture_analyses import role_mean
 
 
 def mean_frame(cs: CaptureSet, role: str) -> np.ndarray:
     """Mean of the frames of ``role`` in a capture set (float64)."""
-    records = cs.records(role=role)
-    if not records:
-        raise MeasurementError(f"capture set {cs.root} has no {role!r} frames")
-    acc = np.zeros(cs.load(records[0]).shape, np.float64)
-    for rec in records:
-        acc += cs.load(rec)
-    return acc / len(records)
+    return role_mean(cs.root, role=role)
 
 
 def sequence_mean(hil_session: Any, sequence: str, role: str) -> np.ndarray:
     """:func:`mean_frame` of a run's capture sequence, computed once per run (the flat field
     serves the shading, colour and edge tests)."""
-    return hil_session.cached(f"mean:{sequence}:{role}",
-                              lambda: mean_frame(hil_session.sequence(sequence), role))
+    return hil_session.analysed(f"mean:{sequence}:{role}", sequence, role_mean,
+                                lambda _: {"role": role})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

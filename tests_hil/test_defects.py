@@ -8,19 +8,19 @@ import json
 import numpy as np
 import pytest
 
-from harness.analysis.accumulators import StackAccumulator
 from harness.analysis.defects import CLASSES, measure_defects
 from harness.errors import MeasurementError
 from harness.evidence import plots
+from harness.run.capture_analyses import role_stack_stats
 
 pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_family("defects")]
 
 
-def stack_stats(cs, role):  # type: ignore[no-untyped-def]
-    acc = StackAccumulator()
-    for rec in cs.records(role=role, group="spatial"):
-        acc.add(cs.load(rec))
-    return acc.stats()
+def stack_stats(session, sequence, role):  # type: ignore[no-untyped-def]
+    """The per-pixel sums of a sequence's ``role`` stack (every slot's in the analysis
+    workers on a multi-up station)."""
+    return session.analysed(f"stack:{sequence}:{role}", sequence, role_stack_stats,
+                            lambda _: {"role": role})
 
 
 def zone_totals(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -40,9 +40,8 @@ def test_defect_pixels(hil_session, hil_check) -> None:  # type: ignore[no-untyp
     """Hot/dead/stuck/blinking pixels by zone, clusters and column/row defects; the class
     and zone counts with their standard uncertainty from the detection margin."""
     dark_cs = hil_session.sequence("dark_stack")
-    flat_cs = hil_session.sequence("flat_stack")
-    dark = stack_stats(dark_cs, "dark")
-    flat = stack_stats(flat_cs, "flat")
+    dark = stack_stats(hil_session, "dark_stack", "dark")
+    flat = stack_stats(hil_session, "flat_stack", "flat")
     first = dark_cs.records(role="dark")[0]
     result = measure_defects(dark, flat, cfa=hil_session.cfa,
                              conditions={"exposure_us": first.exposure_us,

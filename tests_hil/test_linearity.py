@@ -9,9 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from harness.analysis import emva1288
 from harness.evidence import plots
-from harness.inputs.stack_input import reduce_capture_set_planes
+from harness.run.capture_analyses import emva1288_views
 
 pytestmark = [pytest.mark.hil_requires("camera", "light"), pytest.mark.hil_family("linearity")]
 
@@ -45,24 +44,18 @@ def emva_result(session, *, mosaic: bool = False):  # type: ignore[no-untyped-de
     where the saturation point is sharp; DSNU/PRNU on ``nonuniformity_window``, larger, since
     the row/column split needs many rows and columns and the high-pass pixel part is blind to
     gentle shading."""
+    views = session.analysed("emva1288", "exposure_sweep", emva1288_views, emva_params)
+    return views["mosaic" if mosaic else "gr"]
+
+
+def emva_params(session):  # type: ignore[no-untyped-def]
+    """The CFA and the windows of the EMVA analysis of ``session``'s camera and spec."""
     cond = session.condition("emva1288")
     window = {"Gr": cond.get("window"), None: cond.get("nonuniformity_window")} if session.cfa \
         else {None: cond.get("window")}  # a mono sensor's one view serves the photon transfer
-
-    def analyse() -> dict[str, emva1288.Emva1288Result]:
-        cs = session.sequence("exposure_sweep")
-        # both views from one pass over the sweep's frames (each is read and checked once)
-        planes = ("Gr", None) if session.cfa else (None,)
-        reduced = reduce_capture_set_planes(
-            cs.root, planes, window={p: None if window.get(p) is None else float(window[p])
-                                     for p in planes})
-        out = {}
-        for name, plane in (("gr", "Gr" if session.cfa else None), ("mosaic", None)):
-            data, cfa = reduced[plane]
-            out[name] = emva1288.measure_emva1288(data, cfa=cfa)
-        return out
-
-    return session.cached("emva1288", analyse)["mosaic" if mosaic else "gr"]
+    planes = ("Gr", None) if session.cfa else (None,)
+    return {"cfa": session.cfa,
+            "window": {p: None if window.get(p) is None else float(window[p]) for p in planes}}
 
 
 def judge(hil_check, result, figures, **condition) -> None:  # type: ignore[no-untyped-def]

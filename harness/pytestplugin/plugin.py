@@ -108,6 +108,9 @@ class HilPlugin:
         self.slot_capture: Any = None
         self.refused: dict[str, HarnessError] = {}
         """Slots whose DUT failed its identity check: each of their tests is an ERROR."""
+        self.analysis_pool: Any = None
+        """The slots' analysis workers (:mod:`harness.run.analysis_pool`), started on first
+        use."""
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> HilPlugin:
@@ -179,6 +182,47 @@ class HilPlugin:
             raise EvidenceError(f"{item.nodeid}: no run of its own (a multi-up station's test "
                                 "must use a slot: hil_session, hil_check or hil_camera)")
         return runs[0]
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """On a multi-up station the tests run slot by slot (those of no slot first): the
+        first slot's tests capture every step for all slots, and while they go on to the
+        next step the other slots' analyses run in worker processes (:meth:`_slot_prefetch`),
+        so the later slots' tests find their figures ready."""
+        if self.slots:
+            rank = {slot: i for i, slot in enumerate(self.slots)}
+            items.sort(key=lambda item: rank.get(slot_of(item) or "", -1))
+
+    def _slot_prefetch(self, slot: str, key: str, sequence: str, analyse: Any, params: Any,
+                       test_id: str) -> None:
+        """Capture ``sequence`` on every live slot (if not yet), then start ``analyse`` of
+        each slot's capture set in the analysis workers, this slot's first; each future is
+        left under ``key`` in its slot's run results (:meth:`TestSession.analysed`). A slot
+        whose parameters cannot be had is left to its own test, which then raises."""
+        from harness.run.analysis_pool import AnalysisPool, default_workers
+
+        capture = self.slot_capture
+        cs = self._slot_sequence(slot, sequence, test_id, {})
+        workers = self.station_config.settings.analysis_workers
+        if workers == 0:
+            run = self.runs[slot]
+            run.results[key] = analyse(cs.root, **(dict(params(run.view(test_id)))
+                                                   if params is not None else {}))
+            return
+        if self.analysis_pool is None:
+            self.analysis_pool = AnalysisPool(workers or default_workers(len(self.slots)))
+        for other in [slot, *(s for s in capture.live if s != slot)]:
+            run = self.runs.get(other)
+            cs = capture.sessions[other].capture_of(sequence)
+            if run is None or other in self.refused or key in run.results or cs is None:
+                continue
+            try:
+                kwargs = dict(params(run.view(sibling_id(test_id, slot, other)))) \
+                    if params is not None else {}
+            except HarnessError:
+                if other == slot:
+                    raise
+                continue
+            run.results[key] = self.analysis_pool.submit(analyse, cs.root, **kwargs)
 
     def _slot_sequence(self, slot: str, name: str, test_id: str,
                        override: Mapping[str, Any]) -> Any:
@@ -387,7 +431,7 @@ class HilPlugin:
                             raise ConfigError(f"DUT serial mismatch: --dut "
                                               f"{self.dut_expected!r} but the camera reports "
                                               f"{serial!r}", field="--dut")
-                        self._confirm_label(serial)
+                        self._confirm_label(serial, run)
                     except ConfigError as exc:
                         run.record_error("", str(exc), "station", Outcome.ERROR)
                         if slot is None:
@@ -422,6 +466,7 @@ class HilPlugin:
         for slot, run in self.runs.items():
             run.session = self.slot_capture.sessions[slot]
             run.sequencer = partial(self._slot_sequence, slot)
+            run.prefetch = partial(self._slot_prefetch, slot)
 
     def device(self, role: str, slot: str | None = None) -> Any:
         """The open device for ``role``; a slot's own (``power.A``) before the shared one."""
@@ -498,6 +543,9 @@ class HilPlugin:
                     self.slot_records[slot] = record
             if self.slot_records and self.record is None:
                 self.record = next(iter(self.slot_records.values()))
+            pool, self.analysis_pool = self.analysis_pool, None
+            if pool is not None:
+                pool.close(cancel=True)
         elif self.run is not None:
             record = self._finish(self.run)
             if record is not None:
@@ -535,7 +583,7 @@ class HilPlugin:
 
     # -- operator -------------------------------------------------------------------------
 
-    def _confirm_label(self, serial: str) -> None:
+    def _confirm_label(self, serial: str, run: QualificationRun | None = None) -> None:
         """When the station asks for it (``settings.confirm_label``), the scanned DUT label
         must match the camera's serial; no label within ``settings.label_timeout_s`` or a
         mismatch is an ERROR (the wrong unit must never be qualified under another's
@@ -546,6 +594,10 @@ class HilPlugin:
         label = self.label
         if label is None:
             timeout = settings.label_timeout_s
+            if run is not None:  # the station app shows the prompt from this note
+                with contextlib.suppress(HarnessError):
+                    run.note("waiting for the DUT label scan", prompt="label",
+                             timeout_s=timeout)
             capture = self.config.pluginmanager.getplugin("capturemanager")
             if capture is not None:
                 capture.suspend_global_capture(in_=True)  # the real stdin and terminal

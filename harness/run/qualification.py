@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,8 @@ from harness.run.station_study import StationStudy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ParamsOf = Callable[["TestSession"], Mapping[str, Any]]
+"""The keyword parameters of an analysis, from the session of the slot it analyses."""
 
 CHARACTERISATION = "characterisation run (no limits judged)"
 
@@ -73,6 +76,10 @@ class QualificationRun:
     sequencer: Callable[[str, str, Mapping[str, Any]], CaptureSet] | None = None
     """How a test's sequence is captured: None, by this run's session; with slots, by every
     slot at once (:class:`~harness.run.slots.SlotCapture`)."""
+    prefetch: Callable[[str, str, Callable[..., Any], ParamsOf | None, str], None] | None = None
+    """How :meth:`TestSession.analysed` starts an analysis: None, here and now; with slots,
+    every slot's in worker processes (:mod:`harness.run.analysis_pool`), each slot's future
+    left in its run's :attr:`results`."""
     evidence: RunEvidence | None = None
     judgements: Judgements = field(default_factory=Judgements)
     plan: TestPlan = field(default_factory=TestPlan)
@@ -280,6 +287,30 @@ class TestSession:
             self.run.results[key] = compute()
         result: T = self.run.results[key]
         return result
+
+    def analysed(self, key: str, sequence: str, analyse: Callable[..., T],
+                 params: ParamsOf | None = None) -> T:
+        """``analyse(capture_set_root, **params(session))`` on this run's capture of
+        ``sequence``, once per run (shared by its tests under ``key``).
+
+        ``analyse`` is a module-level function and ``params`` gives plain, picklable values:
+        on a multi-up station the first slot to ask starts the analysis of every slot that
+        captured ``sequence`` in worker processes (:mod:`harness.run.analysis_pool`), so the
+        other slots' figures are computed while the station captures on; each slot's
+        parameters come from its own session (its own CFA, its own spec conditions)."""
+        results = self.run.results
+        if key not in results:
+            if self.run.prefetch is not None:
+                self.run.prefetch(key, sequence, analyse, params, self.test_id)
+            else:
+                cs = self.sequence(sequence)
+                results[key] = analyse(cs.root, **(params(self) if params else {}))
+        value = results[key]
+        if isinstance(value, Future):
+            value = value.result()  # a worker's exception is raised here, with its type
+            results[key] = value
+        out: T = value
+        return out
 
     def note(self, message: str, **facts: Any) -> None:
         """Record a fact that qualifies this test's figures."""

@@ -255,6 +255,12 @@ class CaptureSession:
     def _key(name: str, override: Mapping[str, Any]) -> str:
         return name if not override else f"{name}:{sorted(override.items())}"
 
+    def capture_of(self, name: str, override: Mapping[str, Any] | None = None
+                   ) -> CaptureSet | None:
+        """The capture set sequence ``name`` (with ``override``) made in this session, if it
+        ran (nothing journaled: a look, not a use)."""
+        return self.captures.get(self._key(name, override or {}))
+
     def captured(self, name: str, override: Mapping[str, Any]) -> bool:
         """True when sequence ``name`` with ``override`` already ran in this session."""
         return self._key(name, override) in self.captures

@@ -104,6 +104,10 @@ class StationSettings(BaseModel):
         "throughput exceeds 90 % of it; none: not checked")
     lease: LeaseSettings = Field(default_factory=LeaseSettings,
                                  description="leases on the shared instruments")
+    analysis_workers: int | None = Field(
+        None, ge=0, description="worker processes that analyse the slots' capture sets of a "
+        "multi-up station while it captures on; none: one per slot, at most one per core; "
+        "0: each test analyses in the run's own process")
 
     @field_validator("signing_key", mode="before")
     @classmethod
