@@ -204,16 +204,16 @@ class HilPlugin:
         cs = self._slot_sequence(slot, sequence, test_id, {})
         workers = self.station_config.settings.analysis_workers
         if workers == 0:
-            run = self.runs[slot]
-            run.results[key] = analyse(cs.root, **(dict(params(run.view(test_id)))
+            own = self.runs[slot]
+            own.results[key] = analyse(cs.root, **(dict(params(own.view(test_id)))
                                                    if params is not None else {}))
             return
         if self.analysis_pool is None:
             self.analysis_pool = AnalysisPool(workers or default_workers(len(self.slots)))
         for other in [slot, *(s for s in capture.live if s != slot)]:
             run = self.runs.get(other)
-            cs = capture.sessions[other].capture_of(sequence)
-            if run is None or other in self.refused or key in run.results or cs is None:
+            done = capture.sessions[other].capture_of(sequence)
+            if run is None or other in self.refused or key in run.results or done is None:
                 continue
             try:
                 kwargs = dict(params(run.view(sibling_id(test_id, slot, other)))) \
@@ -222,7 +222,7 @@ class HilPlugin:
                 if other == slot:
                     raise
                 continue
-            run.results[key] = self.analysis_pool.submit(analyse, cs.root, **kwargs)
+            run.results[key] = self.analysis_pool.submit(analyse, done.root, **kwargs)
 
     def _slot_sequence(self, slot: str, name: str, test_id: str,
                        override: Mapping[str, Any]) -> Any:
