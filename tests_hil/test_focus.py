@@ -11,35 +11,32 @@ from conftest import mean_frame, sequence_mean
 from harness.analysis.chromatic import measure_lateral_ca
 from harness.analysis.edges import FIELD_POSITIONS, find_edge_rois
 from harness.analysis.flatfield import flat_field_gain
-from harness.analysis.focus import measure_focus_sweep
 from harness.analysis.sfr import measure_sfr_rois, summarise_full_field
 from harness.analysis.uncertainty import FrameSequence, measure_sfr_uncertainty, replicates_of
 from harness.evidence import plots
-from harness.inputs.image_input import gray_image, prepare, sfr_plane
+from harness.inputs.image_input import prepare, sfr_plane
+from harness.run.capture_analyses import focus_sweep_of
 
 pytestmark = [pytest.mark.hil_requires("camera", "light", "focus", "chart"),
               pytest.mark.hil_family("focus")]
 
 
-def _gray(session, frame):  # type: ignore[no-untyped-def]
-    img = prepare(frame, "focus frame", bayer=session.cfa, bits=session.bits)
-    return gray_image(img)
-
-
 def best_focus(session):  # type: ignore[no-untyped-def]
-    """The focus sweep analysed (once per run); the actuator is left at best focus."""
-    def analyse():  # type: ignore[no-untyped-def]
-        cs = session.sequence("focus_sweep")
-        records = cs.records(role="focus")
-        frames = [_gray(session, cs.load(r)) for r in records]
-        positions = [float(r.focus_position) for r in records]  # type: ignore[arg-type]
-        result = measure_focus_sweep(frames, positions)
-        focus = session.station.device("focus")
-        focus.move_to(float(result.best_focus.best_position))
-        focus.wait_settled()
-        return result
+    """The focus sweep analysed (once per run; on a multi-up station every slot's in the
+    analysis workers)."""
+    return session.analysed("focus_sweep", "focus_sweep", focus_sweep_of,
+                            lambda s: {"cfa": s.cfa, "bits": s.bits})
 
-    return session.cached("focus_sweep", analyse)
+
+def at_best_focus(session):  # type: ignore[no-untyped-def]
+    """The chart capture's focus position: the DUT's own best focus (on a focus stage that
+    the slots of a multi-up station share, rounded to the station's shared_focus_step_um)."""
+    return {"focus_um": float(best_focus(session).best_focus.best_position)}
+
+
+def edge_set(session):  # type: ignore[no-untyped-def]
+    """The edge chart's capture set, taken at the DUT's best focus."""
+    return session.sequence_for("edge", at_best_focus)
 
 
 @pytest.mark.hil_measures("best_focus_um", "depth_of_focus_um", "field_tilt_range_um")
@@ -80,8 +77,7 @@ def edge_chart(session):  # type: ignore[no-untyped-def]
     correction is a smooth per-pixel gain, flat over an edge's ROI. A missing ROI is an ERROR
     naming it."""
     def analyse():  # type: ignore[no-untyped-def]
-        best_focus(session)
-        cs = session.sequence("edge")
+        cs = edge_set(session)
         img, plane, raw = _edge_plane(session, mean_frame(cs, "edge"), _edge_gain(session))
         session.attach_thumbnail(raw, "edge chart (mean)")
         rois = find_edge_rois(plane.plane, require=FIELD_POSITIONS)
@@ -115,7 +111,7 @@ def edge_uncertainty(session):  # type: ignore[no-untyped-def]
     the grouped jackknife over the flat stack (the mean corrected with each replicate flat)."""
     def analyse():  # type: ignore[no-untyped-def]
         _, _, rois = edge_chart(session)
-        cs = session.sequence("edge")
+        cs = edge_set(session)
         frames = [cs.load(r) for r in cs.records(role="edge")]
         if len(frames) < 2:
             return None

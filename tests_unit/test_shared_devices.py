@@ -20,6 +20,7 @@ from harness.capture.shared import (
     shared_call,
 )
 from harness.errors import Aborted, InstrumentError
+from harness.run.slots import shared_focus_position
 
 
 class Light:
@@ -175,3 +176,28 @@ def test_bad_rendezvous(args: dict[str, Any], word: str) -> None:
     rv = Rendezvous(["A"])
     with pytest.raises(ValueError, match="not part of this rendezvous"):
         rv.call("Z", ("light", "on", (), ()), lambda: None)
+
+
+def test_a_group_meets_among_itself_and_the_others_are_not_waited_for() -> None:
+    light, rv = Light(), Rendezvous(["A", "B", "C"], timeout_s=0.5)
+    seen = views(light, rv, ["A", "B", "C"])
+    with rv.among(["A", "C"]):
+        out = run_slots({"A": lambda: seen["A"].set_level(30.0),
+                         "C": lambda: seen["C"].set_level(30.0)})
+        assert out == {"A": None, "C": None}
+        with pytest.raises(ValueError, match="not part of this rendezvous"):
+            rv.call("B", ("light", "set_level", (1.0,), ()), lambda: None)
+    # after the group, every live slot meets again: B alone waits for A and C
+    out = run_slots({"B": lambda: seen["B"].set_level(40.0)})
+    assert isinstance(out["B"], SharedStateTimeout) and "slot(s) A, C" in str(out["B"])
+    assert light.commands == ["level 30"] and rv.changes_made == 1
+
+
+def test_shared_focus_positions_round_to_the_step() -> None:
+    assert shared_focus_position(0.48, 1.0) == 0.0
+    assert shared_focus_position(18.08, 1.0) == 18.0
+    assert shared_focus_position(-0.6, 1.0) == -1.0
+    assert shared_focus_position(3.3, 0.5) == 3.5
+    assert abs(shared_focus_position(0.48, 1.0) - 0.48) <= 0.5
+    with pytest.raises(ValueError, match="step_um"):
+        shared_focus_position(1.0, 0.0)

@@ -23,10 +23,15 @@ SPEC = load_limits(ROOT / "tests_hil" / "limits" / "cm12.yaml")
 
 def station_file(tmp_path: Path, *, slots: tuple[str, ...] = ("A", "B", "C", "D"),
                  camera_faults: dict[str, dict[str, int]] | None = None,
-                 light_faults: list[dict[str, object]] | None = None) -> Path:
-    """A copy of the four-up station (its own lock folder) with some slots, faults scripted."""
+                 light_faults: list[dict[str, object]] | None = None,
+                 modules: dict[str, str] | None = None) -> Path:
+    """A copy of the four-up station (its own lock folder) with some slots, faults scripted,
+    ``modules``: another module for some slots (at 640 x 480)."""
     data = yaml.safe_load(FOUR_UP.read_text())
     kept = {k: v for k, v in data["slots"].items() if k in slots}
+    for slot, module in (modules or {}).items():
+        kept[slot]["camera"].update(module=f"../fixtures/modules/{module}.yaml",
+                                    sensor_size=[640, 480])
     for slot, fault in (camera_faults or {}).items():
         kept[slot]["camera"] = {**kept[slot]["camera"], "faults": fault}
     for own in kept.values():

@@ -87,6 +87,31 @@ def test_four_slots_four_records_golden_pass_faulty_fail_their_limits(tmp_path: 
                    for m in (path / "captures").glob("*/manifest.json"))
 
 
+def test_on_a_shared_focus_stage_each_slot_s_chart_is_taken_at_its_own_best_focus(
+        tmp_path: Path) -> None:
+    """Slot B's lens sits 16 um off (focus-offset): its edge chart is captured apart, at its
+    own best focus, so it fails FOCUS-BEST only (captured at the others' focus, its MTF
+    limits failed too); the three others share one capture at theirs."""
+    station = station_file(tmp_path, modules={"B": "focus-offset"})
+    proc, four = run(station, tmp_path, str(ROOT / "tests_hil" / "test_focus.py"))
+    assert sorted(four) == ["A", "B", "C", "D"], proc.stdout[-3000:]
+    assert failed(four["B"]) == {"FOCUS-BEST"}, proc.stdout[-3000:]
+    assert all(not failed(four[s]) for s in "ACD"), proc.stdout[-3000:]
+    best = {s: next(m.value for m in r.measurements if m.name == "best_focus_um")
+            for s, r in four.items()}
+    assert 14.0 < best["B"] < 20.0 and all(abs(best[s]) < 3.0 for s in "ACD"), best
+    for slot, record in four.items():
+        folder = next((tmp_path / "ev").glob(record.run_id))
+        edge = json.loads(next((folder / "captures").glob("*-chart_edge/manifest.json"))
+                          .read_text())
+        positions = {f["focus_position"] for f in edge["frames"] if f["role"] == "edge"}
+        assert positions == {round(best[slot])}, (slot, positions, best[slot])
+        notes = [e for e in read_journal(folder / "journal.jsonl").events
+                 if e["type"] == "note" and e.get("facts", {}).get("sequence") == "edge"]
+        assert [n["facts"]["group"] for n in notes] == [["B"] if slot == "B" else
+                                                        ["A", "C", "D"]]
+
+
 SUBSET = (str(ROOT / "tests_hil" / "test_uniformity.py"),
           str(ROOT / "tests_hil" / "test_defects.py"))
 

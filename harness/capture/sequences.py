@@ -659,10 +659,18 @@ def focus_sweep(ctx: CaptureContext, *, positions: Sequence[float], chart: str =
 
 def chart_capture(ctx: CaptureContext, *, chart: str, frames: int = 4,
                   target_fraction: float = 0.7, illuminants: Sequence[str] = (),
-                  start_us: float = 1000.0) -> CaptureSet:
+                  start_us: float = 1000.0, focus_um: float | None = None) -> CaptureSet:
     """``frames`` of ``chart`` (averaged later), under each illuminant the light offers; the
-    exposure puts the chart's brightest parts at ``target_fraction`` of saturation."""
+    exposure puts the chart's brightest parts at ``target_fraction`` of saturation.
+    ``focus_um``: move the focus actuator there first (the module's best focus); every
+    frame records the position it was taken at."""
     bits = int(ctx.header.get("bits", 12))
+    if focus_um is not None:
+        if ctx.focus is None:
+            raise ConfigError("a chart capture at a focus position needs a focus actuator",
+                              field="focus")
+        ctx.focus.move_to(float(focus_um))
+        ctx.focus.wait_settled()
     ctx.scene(chart)
     names: list[str | None] = list(illuminants) or [None]
     with ctx.new_set(f"chart_{chart}") as writer:

@@ -110,6 +110,7 @@ class Rendezvous:
         self._results: dict[int, tuple[bool, Any]] = {}
         self._waited: dict[str, float] = {s: 0.0 for s in self._live}
         self._aborted: str | None = None
+        self._among: frozenset[str] | None = None
         self.changes_made = 0
         """How many shared changes were made (once per meeting)."""
         self.log: list[str] = []
@@ -119,6 +120,22 @@ class Rendezvous:
     def live(self) -> frozenset[str]:
         with self._cond:
             return frozenset(self._live)
+
+    @contextmanager
+    def among(self, slots: Iterable[str]) -> Iterator[None]:
+        """Meetings of only ``slots`` (the live ones) while inside: a step that some slots
+        capture apart from the others (each group at its own focus position)."""
+        with self._cond:
+            self._among = frozenset(slots)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._among = None
+                self._complete_if_all_here()
+
+    def _expected(self) -> set[str]:
+        return self._live if self._among is None else self._live & self._among
 
     def waited_s(self, slot: str) -> float:
         """Seconds ``slot`` spent waiting for the other slots (not the change itself)."""
@@ -133,9 +150,9 @@ class Rendezvous:
         with self._cond:
             if self._aborted is not None:
                 raise Aborted(self._aborted)
-            if slot not in self._live:
+            if slot not in self._expected():
                 raise ValueError(f"slot {slot!r} is not part of this rendezvous "
-                                 f"(live: {', '.join(sorted(self._live))})")
+                                 f"(live: {', '.join(sorted(self._expected()))})")
             generation = self._generation
             self._arrived[slot] = _Arrival(request, action, time.monotonic())
             self._complete_if_all_here()
@@ -145,7 +162,7 @@ class Rendezvous:
                     raise Aborted(self._aborted)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    missing = sorted(self._live - set(self._arrived))
+                    missing = sorted(self._expected() - set(self._arrived))
                     self._arrived.pop(slot, None)
                     raise SharedStateTimeout(
                         f"slot {slot} waited {self.timeout_s:g} s at {_describe(request)} for "
@@ -172,7 +189,7 @@ class Rendezvous:
 
     def _complete_if_all_here(self) -> None:
         """With the lock held: when every live slot has arrived, make the change once."""
-        if not self._arrived or not self._live <= set(self._arrived):
+        if not self._arrived or not self._expected() <= set(self._arrived):
             return
         now = time.monotonic()
         for name, arrival in self._arrived.items():

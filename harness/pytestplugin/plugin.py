@@ -224,6 +224,64 @@ class HilPlugin:
                 continue
             run.results[key] = self.analysis_pool.submit(analyse, done.root, **kwargs)
 
+    def _slot_overrides(self, slot: str, test_id: str, override_of: Any
+                        ) -> dict[str, dict[str, Any]]:
+        """Each live slot's overrides (``override_of`` of its own session), this slot's
+        first; a ``focus_um`` on a focus stage the slots share is rounded to the station's
+        ``shared_focus_step_um``. A slot whose overrides cannot be had is left to its own
+        test, which then raises."""
+        from harness.run.slots import shared_focus_position
+
+        step = self.station_config.settings.shared_focus_step_um
+        out: dict[str, dict[str, Any]] = {}
+        for other in [slot, *(s for s in self.slot_capture.live if s != slot)]:
+            if other in self.refused or other not in self.runs:
+                continue
+            try:
+                own = dict(override_of(self.runs[other].view(sibling_id(test_id, slot,
+                                                                       other))))
+            except HarnessError:
+                if other == slot:
+                    raise
+                continue
+            shared = self.station is not None and not self.station.has(f"focus.{other}")
+            if "focus_um" in own and shared:
+                own["focus_um"] = shared_focus_position(float(own["focus_um"]), step)
+            out[other] = own
+        return out
+
+    def _slot_sequence_for(self, slot: str, name: str, test_id: str, override_of: Any) -> Any:
+        """A sequence each slot captures at its own overrides (its chart at its own best
+        focus): the slots asking the same capture together, one group after another."""
+        capture = self.slot_capture
+        if slot in capture.errors:
+            raise capture.errors[slot]
+        overrides = self._slot_overrides(slot, test_id, override_of)
+        own = capture.sessions[slot]
+        if own.captured(name, overrides[slot]):
+            return own.sequence(name, test_id, **overrides[slot])
+        groups: dict[str, list[str]] = {}
+        for other, values in overrides.items():
+            if not capture.sessions[other].captured(name, values):
+                groups.setdefault(repr(sorted(values.items())), []).append(other)
+        result: Any = None
+        for members in groups.values():
+            values = overrides[members[0]]
+            ids = {s: sibling_id(test_id, slot, s) for s in members}
+            got = capture.sequence(name, ids, slots=members, **values)
+            if len(groups) > 1:
+                for member in members:
+                    with contextlib.suppress(HarnessError):
+                        self.runs[member].note(
+                            f"{name} captured apart from slot(s) "
+                            f"{', '.join(s for s in overrides if s not in members)} "
+                            f"at {values}", test_id=ids[member], slot=member,
+                            sequence=name, group=members)
+            result = got.get(slot, result)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     def _slot_sequence(self, slot: str, name: str, test_id: str,
                        override: Mapping[str, Any]) -> Any:
         """A sequence a test of ``slot`` asks for, captured by every live slot at once."""
@@ -467,6 +525,7 @@ class HilPlugin:
             run.session = self.slot_capture.sessions[slot]
             run.sequencer = partial(self._slot_sequence, slot)
             run.prefetch = partial(self._slot_prefetch, slot)
+            run.sequencer_for = partial(self._slot_sequence_for, slot)
 
     def device(self, role: str, slot: str | None = None) -> Any:
         """The open device for ``role``; a slot's own (``power.A``) before the shared one."""

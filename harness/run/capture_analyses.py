@@ -16,8 +16,10 @@ import numpy as np
 
 from harness.analysis import emva1288
 from harness.analysis.accumulators import StackAccumulator, StackStats
+from harness.analysis.focus import FocusResult, measure_focus_sweep
 from harness.errors import MeasurementError
 from harness.inputs.captureset import CaptureSet
+from harness.inputs.image_input import gray_image, prepare
 from harness.inputs.stack_input import reduce_capture_set_planes
 
 
@@ -60,4 +62,18 @@ def emva1288_views(root: Path, *, cfa: str | None,
     return out
 
 
-__all__ = ["emva1288_views", "role_mean", "role_stack_stats"]
+def focus_sweep_of(root: Path, *, cfa: str | None, bits: int) -> FocusResult:
+    """Best focus from a focus sweep's frames (each as its luminance image) and the actuator
+    positions they record (:func:`~harness.analysis.focus.measure_focus_sweep`)."""
+    cs = CaptureSet.open(root)
+    records = cs.records(role="focus")
+    if any(r.focus_position is None for r in records):
+        raise MeasurementError(f"capture set {root}: a focus frame records no focus position",
+                               figure="best_focus_um")
+    frames = [gray_image(prepare(cs.load(r), "focus frame", bayer=cfa, bits=bits))
+              for r in records]
+    return measure_focus_sweep(frames, [float(r.focus_position)  # type: ignore[arg-type]
+                                        for r in records])
+
+
+__all__ = ["emva1288_views", "focus_sweep_of", "role_mean", "role_stack_stats"]

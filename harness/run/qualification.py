@@ -76,6 +76,9 @@ class QualificationRun:
     sequencer: Callable[[str, str, Mapping[str, Any]], CaptureSet] | None = None
     """How a test's sequence is captured: None, by this run's session; with slots, by every
     slot at once (:class:`~harness.run.slots.SlotCapture`)."""
+    sequencer_for: Callable[[str, str, ParamsOf], CaptureSet] | None = None
+    """How :meth:`TestSession.sequence_for` captures: None, by this run's session; with slots,
+    every slot at its own overrides, those asking the same together."""
     prefetch: Callable[[str, str, Callable[..., Any], ParamsOf | None, str], None] | None = None
     """How :meth:`TestSession.analysed` starts an analysis: None, here and now; with slots,
     every slot's in worker processes (:mod:`harness.run.analysis_pool`), each slot's future
@@ -274,6 +277,15 @@ class TestSession:
         if self.run.sequencer is not None:
             return self.run.sequencer(name, self.test_id, override)
         return self.session.sequence(name, self.test_id, **override)
+
+    def sequence_for(self, name: str, override_of: ParamsOf) -> CaptureSet:
+        """Sequence ``name`` with the overrides ``override_of(session)`` gives for this DUT
+        (a chart at its own best focus). On a multi-up station every slot captures it at its
+        own overrides, the slots that ask the same together (:meth:`sequence` assumes all
+        slots ask the same)."""
+        if self.run.sequencer_for is not None:
+            return self.run.sequencer_for(name, self.test_id, override_of)
+        return self.sequence(name, **override_of(self))
 
     def grab(self, name: str, n: int, *, role: str = "grab", strict: bool = True
              ) -> tuple[CaptureSet, FrameStack]:

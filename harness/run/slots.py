@@ -19,7 +19,7 @@ sign-off) is the plugin's part.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,11 +122,22 @@ class SlotCapture:
     def live(self) -> list[str]:
         return [s for s in self.sessions if s not in self.errors]
 
-    def sequence(self, name: str, test_ids: Mapping[str, str] | None = None,
-                 **override: Any) -> dict[str, CaptureSet | BaseException]:
+    def sequence(self, name: str, test_ids: Mapping[str, str] | None = None, *,
+                 slots: Iterable[str] | None = None, **override: Any
+                 ) -> dict[str, CaptureSet | BaseException]:
         """Run sequence ``name`` on every live slot at once (each slot's session runs it at
         most once, as for one slot); the capture set of each slot, or its error. A slot
-        whose capture failed leaves the meetings and stops (:attr:`errors`)."""
+        whose capture failed leaves the meetings and stops (:attr:`errors`). ``slots``: only
+        these (a group captured apart, e.g. at its own focus position); the shared changes
+        are then meetings of the group alone."""
+        group = [s for s in self.live if slots is None or s in set(slots)]
+        if slots is not None:
+            with self.rendezvous.among(group):
+                return self._sequence(name, group, test_ids, override)
+        return self._sequence(name, group, test_ids, override)
+
+    def _sequence(self, name: str, group: list[str], test_ids: Mapping[str, str] | None,
+                  override: Mapping[str, Any]) -> dict[str, CaptureSet | BaseException]:
         results: dict[str, CaptureSet | BaseException] = {}
 
         def run(slot: str) -> None:
@@ -140,7 +151,7 @@ class SlotCapture:
                 self.rendezvous.leave(slot)
 
         threads = [threading.Thread(target=run, args=(slot,), name=f"slot-{slot}")
-                   for slot in self.live]
+                   for slot in group]
         for thread in threads:
             thread.start()
         try:
@@ -152,8 +163,18 @@ class SlotCapture:
                 thread.join(self.timeout_s)
             raise
         for slot, error in self.errors.items():
-            results.setdefault(slot, error)
+            if slot in group:
+                results.setdefault(slot, error)
         return results
 
 
-__all__ = ["SlotCapture", "SlotStation", "slot_names"]
+def shared_focus_position(best_um: float, step_um: float) -> float:
+    """Where a slot's chart is captured on a focus stage the slots share: its best focus
+    rounded to a multiple of ``step_um`` (slots whose best focus rounds alike are captured
+    together, each within ``step_um / 2`` of its own best)."""
+    if not step_um > 0:
+        raise ValueError(f"step_um must be > 0, got {step_um!r}")
+    return round(round(best_um / step_um) * step_um, 9)
+
+
+__all__ = ["SlotCapture", "SlotStation", "shared_focus_position", "slot_names"]

@@ -104,6 +104,11 @@ class StationSettings(BaseModel):
         "throughput exceeds 90 % of it; none: not checked")
     lease: LeaseSettings = Field(default_factory=LeaseSettings,
                                  description="leases on the shared instruments")
+    shared_focus_step_um: float = Field(
+        1.0, gt=0.0, allow_inf_nan=False, description="on a multi-up station whose slots "
+        "share one focus stage, each slot's best focus is rounded to a multiple of this and "
+        "the slots with the same one have their charts captured together there (each within "
+        "half a step of its own best focus)")
     analysis_workers: int | None = Field(
         None, ge=0, description="worker processes that analyse the slots' capture sets of a "
         "multi-up station while it captures on; none: one per slot, at most one per core; "
