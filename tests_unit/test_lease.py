@@ -41,8 +41,10 @@ CHILD = textwrap.dedent("""
     from harness.station.lease import LeaseManager
     mode, db, ttl, keys = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4].split(",")
     manager = LeaseManager(db, ttl_s=ttl)
-    if mode == "hold":
+    if mode in ("hold", "guarded"):
         held = manager.acquire(keys, "child run", timeout_s=10)
+        if mode == "guarded":
+            held.guard_with(int(sys.argv[6]))
         print("held", held.resources, flush=True)
         hold_s = float(sys.argv[5])
         time.sleep(hold_s if hold_s >= 0 else 3600)
@@ -180,7 +182,7 @@ def test_a_reused_pid_does_not_keep_a_lease(db: Path) -> None:
     with manager.acquire(["seed"], "seed"):
         pass
     with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO leases VALUES ('sim:light', 'old run', 't', ?, 'h', ?, '1', ?, ?)",
+        conn.execute("INSERT INTO leases VALUES ('sim:light', 'old run', 't', ?, 'h', ?, '1', ?, ?, '')",
                      (pid, manager.node, time.time(), time.time() + 60))
     with manager.acquire("sim:light", "new run", timeout_s=0) as held:
         assert held.took_over[0].holder == "old run"
@@ -315,3 +317,63 @@ def test_a_bad_lease_setting_is_a_one_line_load_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_station_file(path)
     assert "settings.lease.ttl_s" in str(info.value) and "\n" not in str(info.value)
+
+
+def sleeper() -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+
+
+def test_a_dead_holder_s_lease_stays_held_while_its_guardian_lives(db: Path) -> None:
+    """The runner names its watchdog the guardian: SIGKILLed, its lease is not free while the
+    watchdog lives (the watchdog is making the instrument safe), and free once it is gone."""
+    guardian = sleeper()
+    proc = child("guarded", db, 30, "sim:light", -1, guardian.pid)
+    try:
+        wait_held(proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with pytest.raises(LeaseTimeout, match="leased to 'child run'"):
+            LeaseManager(db).acquire(["sim:light"], "next run", timeout_s=0.5)
+        (row,) = LeaseManager(db).holders()
+        assert row.guardian.startswith(f"{guardian.pid}:")
+        guardian.kill()
+        guardian.wait()
+        with LeaseManager(db).acquire(["sim:light"], "next run", timeout_s=5) as held:
+            assert held.waited_s < 2.0 and held.took_over[0].holder == "child run"
+    finally:
+        for p in (proc, guardian):
+            p.kill()
+            p.wait()
+
+
+def test_the_watchdog_adopts_the_dead_runner_s_leases_renews_then_frees_them(db: Path) -> None:
+    """adopt(): the adopter becomes the holder and renews past the ttl; release frees."""
+    runner = LeaseManager(db, ttl_s=0.3)
+    held = runner.acquire(["sim:light", "sim:psu"], "run pid 1")
+    held._stop.set()  # the runner "dies": no more renewals from it
+    adopted = LeaseManager(db, ttl_s=0.3).adopt(held.token, "watchdog of pid 1 (safe state)")
+    try:
+        assert adopted.resources == ("sim:light", "sim:psu")
+        time.sleep(1.0)  # three ttls: only the adopter's renewals keep it
+        with pytest.raises(LeaseTimeout, match="watchdog of pid 1"):
+            LeaseManager(db).acquire(["sim:psu"], "next run", timeout_s=0)
+        assert {r.pid for r in LeaseManager(db).holders()} == {os.getpid()}
+    finally:
+        adopted.release()
+    with LeaseManager(db).acquire(["sim:light", "sim:psu"], "next run", timeout_s=0) as nxt:
+        assert nxt.took_over == ()
+    assert LeaseManager(db, ttl_s=0.3).adopt(held.token, "late watchdog").resources == ()
+
+
+def test_a_registry_from_before_guardians_gets_the_column(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE leases (resource TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+                     "token TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, "
+                     "node TEXT NOT NULL, started TEXT NOT NULL, acquired REAL NOT NULL, "
+                     "expires REAL NOT NULL)")
+        conn.execute("INSERT INTO leases VALUES ('sim:chart', 'old', 't', 1, 'h', 'n', '', 0, 1)")
+    (row,) = LeaseManager(db).holders()
+    assert (row.holder, row.guardian) == ("old", "")
+    with LeaseManager(db).acquire(["sim:chart"], "new", timeout_s=0) as held:
+        assert held.took_over[0].holder == "old"

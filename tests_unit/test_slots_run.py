@@ -19,6 +19,7 @@ from harness.measurement import Outcome
 from harness.run.fault_matrix import events_lost
 from harness.sim.instruments.hub import STATE_FILE_ENV
 from harness.sim.module import load_module
+from harness.station.lease import LeaseManager
 from tests_unit.test_slots_capture import SPEC, station_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +195,12 @@ def test_sigkill_the_watchdog_closes_every_slot_journal(tmp_path: Path) -> None:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(0.5)
+    # the runner's leases name its watchdog their guardian
+    registry = LeaseManager(tmp_path / "leases.sqlite")
+    rows = registry.holders()
+    assert rows and {r.pid for r in rows} == {proc.pid}
+    guardian = int(rows[0].guardian.partition(":")[0])
+    assert b"harness.run.watchdog" in Path(f"/proc/{guardian}/cmdline").read_bytes()
     proc.kill()
     proc.communicate(timeout=30)
     journals = list(evidence.glob("*/journal.jsonl"))
@@ -207,6 +214,11 @@ def test_sigkill_the_watchdog_closes_every_slot_journal(tmp_path: Path) -> None:
         assert events[-1]["reason"] == KILLED_REASON
         assert rebuild(journal).outcome is Outcome.ABORTED
         assert events_lost(journal) == (0, [])
+    # the watchdog adopted them while making the station safe, then freed them
+    deadline = time.monotonic() + 10
+    while registry.holders():
+        assert time.monotonic() < deadline, registry.holders()
+        time.sleep(0.1)
 
 
 def test_a_slot_whose_label_does_not_match_is_error_alone(tmp_path: Path) -> None:

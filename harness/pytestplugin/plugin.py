@@ -633,7 +633,8 @@ class HilPlugin:
 
         runs = list(self.runs.values()) or [self.run]
         journals = [r.journal.path for r in runs if r.journal is not None]
-        return start_watchdog(self.station_config.source, journals)
+        leases = self.station.leases if self.station is not None else None
+        return start_watchdog(self.station_config.source, journals, leases=leases)
 
     def _stop_watchdog(self) -> None:
         watchdog, self.watchdog = self.watchdog, None

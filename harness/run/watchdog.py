@@ -16,6 +16,11 @@ for a test left open, an ``error`` saying what it did, and ``run_end`` ABORTED w
 "runner killed; watchdog applied the safe state". The journal stays append-only, so
 :func:`harness.evidence.journal.rebuild` gives the ABORTED record.
 
+The runner's leases on shared instruments (:mod:`harness.station.lease`) name the watchdog
+their guardian, so they stay held when the runner dies; at its death the watchdog adopts them
+(renewing them itself), makes the instruments safe, and only then frees them: another process
+of the machine cannot take an instrument the watchdog is still making safe.
+
 On a simulated station the protocol simulators live in the runner and die with it; the
 watchdog says so in the journal instead of pretending it reached them.
 """
@@ -25,13 +30,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.station.lease import Held
 
 DONE = b"done\n"
 KILLED_REASON = "runner killed; watchdog applied the safe state"
@@ -68,9 +77,10 @@ class Watchdog:
 
 def start_watchdog(station_file: str | Path,
                    journal: str | Path | Sequence[str | Path] | None = None,
-                   pid: int | None = None) -> Watchdog:
+                   pid: int | None = None, leases: Held | None = None) -> Watchdog:
     """Start the watchdog for this process (``pid``) and the station in ``station_file``;
-    ``journal``: the run's journal, or every slot's on a multi-up station.
+    ``journal``: the run's journal, or every slot's on a multi-up station; ``leases``: the
+    station's leases, which the watchdog guards (see the module docstring).
 
     It runs in its own session so that a Ctrl-C at the terminal reaches only the runner.
     """
@@ -79,9 +89,29 @@ def start_watchdog(station_file: str | Path,
     journals = [journal] if isinstance(journal, str | Path) else list(journal or ())
     for path in journals:
         args += ["--journal", str(path)]
+    if leases is not None and leases.resources:
+        args += ["--lease-db", str(leases.manager.path), "--lease-token", leases.token,
+                 "--lease-ttl", repr(leases.ttl_s)]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    if leases is not None:
+        leases.guard_with(proc.pid)
     return Watchdog(proc)
+
+
+@dataclass(frozen=True)
+class GuardedLeases:
+    """The dead runner's leases the watchdog adopts: registry, token and ttl."""
+
+    db: Path
+    token: str
+    ttl_s: float
+
+    def adopt(self, pid: int) -> Held:
+        from harness.station.lease import LeaseManager
+
+        return LeaseManager(self.db, ttl_s=self.ttl_s).adopt(
+            self.token, f"watchdog of pid {pid} (safe state)")
 
 
 def _alive(pid: int) -> bool:
@@ -178,19 +208,29 @@ def close_journal(journal: str | Path, pid: int, reached: list[str],
 
 def watch(stream: IO[bytes], station_file: str | Path, pid: int,
           journal: str | Path | Sequence[str | Path] | None = None,
-          grace_s: float = 10.0) -> bool:
+          grace_s: float = 10.0, leases: GuardedLeases | None = None) -> bool:
     """Block until the runner says ``done`` (return False) or dies (act, return True: the
-    safe state, then each journal closed)."""
+    runner's leases adopted, the safe state, each journal closed, the leases freed)."""
     line = stream.readline()
     if line == DONE:
         return False
-    deadline = time.monotonic() + grace_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    reached, failed = apply_safe_state(station_file)
-    for path in [journal] if isinstance(journal, str | Path) else list(journal or ()):
-        if Path(path).exists():
-            close_journal(path, pid, reached, failed)
+    held: Held | None = None
+    if leases is not None:
+        try:
+            held = leases.adopt(pid)
+        except sqlite3.Error:
+            held = None  # the registry is gone: the leases expire by themselves
+    try:
+        deadline = time.monotonic() + grace_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reached, failed = apply_safe_state(station_file)
+        for path in [journal] if isinstance(journal, str | Path) else list(journal or ()):
+            if Path(path).exists():
+                close_journal(path, pid, reached, failed)
+    finally:
+        if held is not None:
+            held.release()
     return True
 
 
@@ -200,11 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, required=True)
     parser.add_argument("--journal", action="append", default=[],
                         help="a journal to close (repeat for every slot's run)")
+    parser.add_argument("--lease-db", type=Path, default=None)
+    parser.add_argument("--lease-token", default=None)
+    parser.add_argument("--lease-ttl", type=float, default=10.0)
     ns = parser.parse_args(argv)
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner handles Ctrl-C; we wait for it
-    watch(sys.stdin.buffer, ns.station, ns.pid, ns.journal)
+    leases = GuardedLeases(ns.lease_db, ns.lease_token, ns.lease_ttl) \
+        if ns.lease_db is not None and ns.lease_token else None
+    watch(sys.stdin.buffer, ns.station, ns.pid, ns.journal, leases=leases)
     return 0
 
 
@@ -212,5 +257,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["KILLED_REASON", "Watchdog", "apply_safe_state", "close_journal", "main",
-           "start_watchdog", "watch"]
+__all__ = ["KILLED_REASON", "GuardedLeases", "Watchdog", "apply_safe_state", "close_journal",
+           "main", "start_watchdog", "watch"]

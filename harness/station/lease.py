@@ -15,8 +15,11 @@ Rules:
 * While the holder lives, a thread renews its expiry every ``ttl_s / 3``. A lease whose expiry
   has passed is free: its holder died (SIGKILL), hung or lost the registry.
 * A lease whose holder ran on this machine (same kernel boot and pid namespace) and whose
-  process is gone, a zombie, or a new process under a reused pid is free at once. On any other
-  host only the expiry frees it.
+  process is gone, a zombie, or a new process under a reused pid is free at once, unless its
+  *guardian* lives: the runner names its SIGKILL watchdog (:meth:`Held.guard_with`), which on
+  the runner's death adopts the leases (:meth:`LeaseManager.adopt`), keeps renewing them while
+  it brings the instruments to their safe state, and then frees them; so nobody drives an
+  instrument the watchdog is still making safe. On any other host only the expiry frees it.
 * Expiry is wall-clock time (``time.time``), so hosts sharing a registry need synchronised
   clocks (NTP); the ttl must exceed their skew.
 
@@ -28,6 +31,7 @@ system it is correct for every process of the host.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -71,14 +75,16 @@ CREATE TABLE IF NOT EXISTS leases (
     node     TEXT NOT NULL,
     started  TEXT NOT NULL,
     acquired REAL NOT NULL,
-    expires  REAL NOT NULL
+    expires  REAL NOT NULL,
+    guardian TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS leases_token ON leases(token);
 """
-_COLUMNS = "resource, holder, token, pid, host, node, started, acquired, expires"
+_COLUMNS = "resource, holder, token, pid, host, node, started, acquired, expires, guardian"
 _SELECT_ALL = f"SELECT {_COLUMNS} FROM leases ORDER BY resource"
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM leases WHERE resource = ?"
-_REPLACE = f"INSERT OR REPLACE INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+_REPLACE = f"INSERT OR REPLACE INTO leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_ADD_GUARDIAN = "ALTER TABLE leases ADD COLUMN guardian TEXT NOT NULL DEFAULT ''"
 
 
 def default_lease_db(lock_dir: Path | None = None) -> Path:
@@ -159,6 +165,9 @@ class Lease:
     token: str = ""
     node: str = ""
     started: str = ""
+    guardian: str = ""
+    """``<pid>:<start time>`` of a process of the holder's node that keeps the lease held
+    after the holder died (its watchdog), or ``""``."""
 
     def describe(self, now: float | None = None) -> str:
         left = self.expires - (time.time() if now is None else now)
@@ -268,6 +277,12 @@ class Held:
             log.error("could not release the leases of %s (%s); they expire in %.0f s",
                       self.holder, exc, self.ttl_s)
 
+    def guard_with(self, pid: int) -> None:
+        """Name process ``pid`` of this machine (the runner's watchdog) the guardian of these
+        leases: while it lives they are not free, even if this process dies."""
+        if self.resources and not self._released:
+            self.manager._set_guardian(self.token, f"{pid}:{_started(pid)}")
+
     def __enter__(self) -> Held:
         return self
 
@@ -296,6 +311,10 @@ class LeaseManager:
         conn = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None)
         try:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(leases)")}
+            if "guardian" not in columns:  # a registry made before guardians
+                with contextlib.suppress(sqlite3.OperationalError):  # another process did
+                    conn.execute(_ADD_GUARDIAN)
             yield conn
         finally:
             conn.close()
@@ -311,7 +330,10 @@ class LeaseManager:
     def _free(self, lease: Lease, now: float) -> bool:
         if lease.expires <= now:
             return True
-        return lease.node == self.node and _process_gone(lease.pid, lease.started)
+        if lease.node != self.node or not _process_gone(lease.pid, lease.started):
+            return False
+        pid, _, started = lease.guardian.partition(":")
+        return not pid.isdigit() or _process_gone(int(pid), started)
 
     def _try(self, keys: tuple[str, ...], holder: str, token: str
              ) -> Lease | tuple[Lease, ...]:
@@ -331,7 +353,7 @@ class LeaseManager:
                 conn.executemany(
                     _REPLACE,
                     [(k, holder, token, pid, self.host, self.node, _started(pid), now,
-                      now + self.ttl_s) for k in keys])
+                      now + self.ttl_s, "") for k in keys])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -391,15 +413,41 @@ class LeaseManager:
                 raise
         return kept
 
+    def _set_guardian(self, token: str, guardian: str) -> None:
+        with self._connect() as conn:
+            conn.execute("UPDATE leases SET guardian = ? WHERE token = ?", (guardian, token))
+
+    def adopt(self, token: str, holder: str) -> Held:
+        """Take over the leases of ``token`` (a dead runner's, by its watchdog): this process
+        becomes their holder and renews them until :meth:`Held.release`. The resources that
+        another holder took meanwhile are not adopted (``Held.resources`` lists the rest)."""
+        holder = _check_text(holder, "holder")
+        pid = os.getpid()
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE leases SET holder = ?, pid = ?, host = ?, node = ?, "
+                             "started = ?, expires = ? WHERE token = ?",
+                             (holder, pid, self.host, self.node, _started(pid),
+                              time.time() + self.ttl_s, token))
+                kept = tuple(sorted(r[0] for r in conn.execute(
+                    "SELECT resource FROM leases WHERE token = ?", (token,))))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return Held(self, kept, holder, token, 0.0, ())
+
     def _delete(self, token: str) -> None:
         with self._connect() as conn:
             conn.execute("DELETE FROM leases WHERE token = ?", (token,))
 
 
 def _lease(row: tuple[Any, ...]) -> Lease:
-    resource, holder, token, pid, host, node, started, acquired, expires = row
+    resource, holder, token, pid, host, node, started, acquired, expires, guardian = row
     return Lease(str(resource), str(holder), int(pid), str(host), float(acquired),
-                 float(expires), str(token), str(node), str(started))
+                 float(expires), str(token), str(node), str(started), str(guardian or ""))
 
 
 def lease_keys(config: StationConfig) -> list[str]:
