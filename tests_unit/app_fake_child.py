@@ -4,7 +4,9 @@ would (through :class:`harness.evidence.journal.Journal`), fast and scripted by 
 ``python app_fake_child.py EVIDENCE STATION MODE OPERATOR DUT`` with MODE one of ``pass``,
 ``fail``, ``hang`` (waits for SIGTERM, then journals ABORTED), ``prompt`` (journals the label
 prompt note and reads one line from stdin: PASS if it is the camera's serial, else ERROR),
-``crash`` (exits 3 before any journal), ``slots`` (two journals, slots A and B; B fails).
+``crash`` (exits 3 before any journal), ``slots`` (two journals, slots A and B; B fails),
+``slots4`` (four journals, slots A-D as on stations/sim-4up.yaml: A and B pass, C is
+MARGINAL, D fails), ``marginal`` (one MARGINAL limit and one FAIL limit).
 """
 
 from __future__ import annotations
@@ -48,9 +50,16 @@ def capture(j: Journal, evidence: Path) -> None:
     j.capture(TEST, frames=[sha], capture_set=str(folder), sequence="power_streaming")
 
 
-def judged(j: Journal, value: float, test_id: str = TEST) -> None:
-    j.measurement(Measurement.judged("module_current_idle_a", value, "A", high=0.25,
-                                     limit_id="PWR-IDLE", test_id=test_id))
+def judged(j: Journal, value: float, test_id: str = TEST) -> Outcome:
+    """PWR-IDLE: at most 0.25 A, MARGINAL above 0.2 A."""
+    m = Measurement.judged("module_current_idle_a", value, "A", high=0.25, marginal_high=0.2,
+                           limit_id="PWR-IDLE", test_id=test_id)
+    j.measurement(m)
+    return m.outcome
+
+
+SLOT_CURRENT = {"A": 0.1, "B": 0.4}
+SLOT4_CURRENT = {"A": 0.1, "B": 0.12, "C": 0.22, "D": 0.4}
 
 
 def main() -> int:
@@ -59,13 +68,14 @@ def main() -> int:
     if mode == "crash":
         print("harness: error: the station cannot be opened (fake)", flush=True)
         return 3
-    if mode == "slots":
-        journals = {s: journal(out, station, operator, "", s) for s in ("A", "B")}
+    if mode in ("slots", "slots4"):
+        currents = SLOT_CURRENT if mode == "slots" else SLOT4_CURRENT
+        journals = {s: journal(out, station, operator, "", s) for s in currents}
         for slot, j in journals.items():
             j.test_start(f"{TEST}[{slot}]", title="current")
             capture(j, out)
-            judged(j, 0.1 if slot == "A" else 0.4, f"{TEST}[{slot}]")
-            j.test_end(f"{TEST}[{slot}]", Outcome.PASS if slot == "A" else Outcome.FAIL)
+            outcome = judged(j, currents[slot], f"{TEST}[{slot}]")
+            j.test_end(f"{TEST}[{slot}]", outcome)
             j.unjudged([])
             j.run_end(Outcome.PASS)
         return 0
@@ -88,8 +98,13 @@ def main() -> int:
         signal.signal(signal.SIGTERM, stop)
         time.sleep(60)
         return 0
-    judged(j, 0.4 if mode == "fail" else 0.1)
-    j.test_end(TEST, Outcome.FAIL if mode == "fail" else Outcome.PASS)
+    outcome = judged(j, 0.4 if mode == "fail" else 0.22 if mode == "marginal" else 0.1)
+    if mode == "marginal":
+        m = Measurement.judged("module_current_streaming_a", 0.9, "A", high=0.5,
+                               limit_id="PWR-STREAM", test_id=TEST)
+        j.measurement(m)
+        outcome = m.outcome
+    j.test_end(TEST, outcome)
     j.unjudged([])
     j.run_end(Outcome.PASS)
     return 0

@@ -27,7 +27,9 @@ def make_config(tmp_path: Path, slots: tuple[str, ...] = (), **kw: Any) -> AppCo
     return AppConfig(station=tmp_path / "station.yaml", limits=tmp_path / "limits.yaml",
                      station_id="fake-st", slots=slots, evidence_dir=tmp_path / "evidence",
                      rootdir=tmp_path, abort_timeout_s=kw.pop("abort_timeout_s", 5.0),
-                     settle_s=2.0, keepalive_s=0.2, **kw)
+                     settle_s=2.0, keepalive_s=0.2, reports=tmp_path / "report",
+                     allure_results=tmp_path / "allure-results",
+                     build_reports=kw.pop("build_reports", False), **kw)
 
 
 def fake(mode: str) -> Callable[[AppConfig, str | None, str], list[str]]:
@@ -221,10 +223,16 @@ def test_a_frame_path_outside_the_evidence_folder_is_not_served(client_for) -> N
     wait_done(client, run_id)
     manager = client.app.state.manager
     view = next(iter(manager.runs[run_id].views.values()))
-    view.last_frame = str(Path("/etc/passwd"))
+    (real,) = view.frames
+    view.frames.clear()
+    view.frames.append(str(Path("/etc/passwd")))
     assert client.get(f"/api/runs/{run_id}/thumbnail.png").status_code == 404
-    view.last_frame = str(manager.config.evidence_dir / ".." / "station.yaml")
+    view.frames[0] = str(manager.config.evidence_dir / ".." / "station.yaml")
     assert client.get(f"/api/runs/{run_id}/thumbnail.png").status_code == 404
+    # a newer capture whose file is not on disk yet: the last frame that is stays shown
+    view.frames[0] = real
+    view.frames.append(str(Path(real).with_name("f" * 64 + ".tiff")))
+    assert client.get(f"/api/runs/{run_id}/thumbnail.png").status_code == 200
 
 
 def test_the_event_stream_carries_the_run_and_keep_alives(tmp_path: Path) -> None:
@@ -232,7 +240,7 @@ def test_the_event_stream_carries_the_run_and_keep_alives(tmp_path: Path) -> Non
 
     async def collect() -> list[str]:
         chunks: list[str] = []
-        stream = sse_stream(bus, 0.05, hello={"type": "hello"})
+        stream = sse_stream(bus, 0.05, first=lambda: {"type": "state", "n": bus.subscribers})
         chunks.append(await anext(stream))
         chunks.append(await anext(stream))
         while bus.subscribers == 0:
@@ -246,7 +254,7 @@ def test_the_event_stream_carries_the_run_and_keep_alives(tmp_path: Path) -> Non
 
     chunks = asyncio.run(collect())
     assert chunks[0] == "retry: 2000\n\n"
-    assert chunks[1].startswith("id: \ndata: {\"type\":\"hello\"}")
+    assert chunks[1] == 'id: \ndata: {"type":"state","n":1}\n\n'  # made once subscribed
     assert chunks[2] == ": keep-alive\n\n"
     assert chunks[3] == 'id: 1\ndata: {"seq":1,"type":"test_started","run_id":"r1","test_id":"t"}\n\n'
     assert len(chunks) == 4 and bus.subscribers == 0
@@ -263,3 +271,109 @@ def test_the_kiosk_page_and_its_assets_are_served(client_for) -> None:
     assert "EventSource" in client.get("/static/kiosk.js").text
     assert client.get("/api/runs").json() == {"station_id": "fake-st", "slots": [],
                                               "current": None, "runs": []}
+
+
+def test_a_page_that_connects_mid_run_gets_the_run_at_once(client_for) -> None:
+    """The first event of ``/api/events`` is the current run's state (a reload mid-run shows
+    its progress without waiting for the next journal event)."""
+    import json
+
+    client = client_for("hang")
+    run_id = client.post("/api/runs", json={"operator": "Ana"}).json()["run_id"]
+    wait_for(client, run_id, lambda b: bool(b["tests"]) and b["slots"][0]["captures"] == 1)
+    with client.stream("GET", "/api/events") as res:
+        assert res.headers["content-type"].startswith("text/event-stream")
+        data = next(line for line in res.iter_lines() if line.startswith("data: "))
+    first = json.loads(data.removeprefix("data: "))
+    assert first["type"] == "state" and first["current"] == run_id
+    run = first["run"]
+    assert run["run_id"] == run_id and run["state"] == "running" and run["phase"] == "testing"
+    assert [t["test_id"] for t in run["tests"]] == ["tests_hil/test_fake.py::test_current"]
+    assert run["slots"][0]["captures"] == 1 and run["slots"][0]["serial"] == "CAM-0001"
+    client.post(f"/api/runs/{run_id}/abort", json={})
+    wait_done(client, run_id)
+
+
+def test_marginal_limits_are_listed_apart_from_failed_ones(client_for) -> None:
+    client = client_for("marginal")
+    run_id = client.post("/api/runs", json={"operator": "Ana"}).json()["run_id"]
+    body = wait_done(client, run_id)
+    assert body["outcome"] == "FAIL"
+    assert [(f["limit_id"], f["value"], f["outcome"]) for f in body["failed_limits"]] == \
+        [("PWR-STREAM", "0.9", "FAIL")]
+    assert [(f["limit_id"], f["value"], f["outcome"]) for f in body["marginal_limits"]] == \
+        [("PWR-IDLE", "0.22", "MARGINAL")]
+    past = client.get(f"/api/runs/{body['record_run_ids'][0]}").json()  # from the journal
+    assert past["failed_limits"] == body["failed_limits"]
+    assert past["marginal_limits"] == body["marginal_limits"]
+
+
+def test_the_four_up_station_has_a_lane_per_slot(tmp_path: Path) -> None:
+    """stations/sim-4up.yaml as ``harness serve`` loads it: four lanes, one journal each."""
+    from harness.app.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    loaded = load_config(station=root / "stations" / "sim-4up.yaml",
+                         limits=root / "tests_hil" / "limits" / "cm12.yaml",
+                         evidence_dir=tmp_path / "evidence", rootdir=root,
+                         build_reports=False)
+    assert loaded.slots == ("A", "B", "C", "D")
+    config = AppConfig(**{**loaded.__dict__, "settle_s": 2.0})
+    with TestClient(create_app(config, argv_builder=fake("slots4"))) as client:
+        page = client.get("/").text
+        assert [f'data-slot="{s}"' in page for s in "ABCD"] == [True] * 4
+        assert 'id="serial"' not in page  # each slot's serial is read from its camera
+        run_id = client.post("/api/runs", json={"operator": "Ana"}).json()["run_id"]
+        body = wait_done(client, run_id)
+        assert [(s["slot"], s["serial"], s["outcome"]) for s in body["slots"]] == [
+            ("A", "CAM-0001A", "PASS"), ("B", "CAM-0001B", "PASS"),
+            ("C", "CAM-0001C", "MARGINAL"), ("D", "CAM-0001D", "FAIL")]
+        assert body["outcome"] == "FAIL" and len(body["record_run_ids"]) == 4
+        assert [(f["slot"], f["limit_id"]) for f in body["failed_limits"]] == [("D", "PWR-IDLE")]
+        assert [(f["slot"], f["limit_id"]) for f in body["marginal_limits"]] == \
+            [("C", "PWR-IDLE")]
+        for slot in "ABCD":
+            png = client.get(f"/api/runs/{run_id}/thumbnail.png", params={"slot": slot})
+            assert png.status_code == 200
+        history = client.get("/api/history").json()["runs"]
+        assert sorted((r["slot"], r["outcome"]) for r in history) == [
+            ("A", "PASS"), ("B", "PASS"), ("C", "MARGINAL"), ("D", "FAIL")]
+
+
+def test_each_run_gets_its_allure_report_in_the_servers_folders(tmp_path: Path) -> None:
+    """After the verdict the run's report is built (a stand-in for Allure's ``generate``
+    writes the page) into ``<reports>/<run id>``, results into ``<allure_results>/<run id>``,
+    served at ``/reports/<run id>``; nothing lands in the working folder's out/."""
+    import json
+    import os
+
+    allure = tmp_path / "fake_allure.py"  # not allure.py: the cwd shadows the package
+    allure.write_text(
+        "import json, pathlib, sys\n"
+        "args = sys.argv[1:]\n"
+        "results, out = pathlib.Path(args[1]), pathlib.Path(args[args.index('--output') + 1])\n"
+        "out.mkdir(parents=True)\n"
+        "n = len(list(results.glob('*-result.json')))\n"
+        "(out / 'index.html').write_text(f'<html>fake allure: {n} results</html>')\n"
+        "(out / 'summary.json').write_text(json.dumps({'stats': {'total': n}}))\n")
+    env = {**os.environ, "HARNESS_ALLURE": f"{sys.executable} {allure}"}
+    config = make_config(tmp_path, build_reports=True)
+    before = set(Path.cwd().glob("out/report/*"))
+    with TestClient(create_app(config, argv_builder=fake("pass"), env=env)) as client:
+        run_id = client.post("/api/runs", json={"operator": "Ana"}).json()["run_id"]
+        wait_done(client, run_id)
+        body = wait_for(client, run_id, lambda b: b["slots"][0]["report"] not in
+                        ("", "building"), timeout_s=30)
+        record_id = body["record_run_ids"][0]
+        assert body["slots"][0]["report"] == "ready", body["slots"][0]
+        assert body["slots"][0]["report_url"] == f"/reports/{record_id}"
+        page = client.get(f"/reports/{record_id}")
+        assert page.status_code == 200 and page.text == "<html>fake allure: 1 results</html>"
+        assert client.get("/reports/..%2Fevidence").status_code == 404
+        assert client.get("/reports/nope").status_code == 404
+        past = client.get(f"/api/runs/{record_id}").json()
+        assert past["slots"][0]["report_url"] == f"/reports/{record_id}"
+    results = list((tmp_path / "allure-results" / record_id).glob("*-result.json"))
+    assert len(results) == 1 and json.loads(results[0].read_text())["status"] == "passed"
+    assert (tmp_path / "report" / record_id / "index.html").is_file()
+    assert set(Path.cwd().glob("out/report/*")) == before

@@ -23,7 +23,7 @@ def test_status_answers_within_100_ms_while_a_12_mp_run_captures(tmp_path: Path)
     station = write_station(tmp_path, "sim12", "golden.yaml", base=ROOT / "stations" / "sim.yaml")
     spec = ROOT / "tests_hil" / "limits" / "cm12.yaml"
     server = start_server(tmp_path, "sim12", station, spec, tmp_path / "records.sqlite",
-                          tests=("tests_hil/test_uniformity.py",))
+                          tests=("tests_hil/test_uniformity.py",), extra=("--no-report",))
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             run_id = client.post("/api/runs", json={"operator": "Responsiveness"}).json()["run_id"]
@@ -43,7 +43,7 @@ def test_status_answers_within_100_ms_while_a_12_mp_run_captures(tmp_path: Path)
                 assert res.status_code == 200 and res.json()["state"] == "running"
                 time.sleep(0.05)
             png = client.get(f"/api/runs/{run_id}/thumbnail.png")
-            assert png.status_code == 200
+            assert png.status_code == 200, png.text
             image = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_UNCHANGED)
             assert image.dtype == np.uint8 and image.shape[1] == 320  # of a 4000 px frame
             assert client.post(f"/api/runs/{run_id}/abort", json={}).status_code == 202

@@ -149,3 +149,16 @@ def test_serve_refuses_bad_input_with_one_line_and_exit_2(args: list[str], needl
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "error:" in lines[0] and needle in lines[0], result.output
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "192.168.1.20"])
+def test_a_loopback_server_refuses_requests_addressed_to_another_name(client, host: str
+                                                                      ) -> None:
+    """DNS rebinding: a page of evil.example re-points its name at 127.0.0.1; the browser then
+    sends same-origin requests with ``Host: evil.example``, which a loopback server refuses."""
+    assert client.get("/api/runs", headers={"host": host}).status_code == 400
+    res = client.post("/api/runs", json={"operator": "Ana"},
+                      headers={"host": host, "origin": f"http://{host}"})
+    assert res.status_code == 400 and client.app.state.manager.runs == {}
+    assert client.get("/api/runs", headers={"host": "127.0.0.1:8080"}).status_code == 200
+    assert client.get("/api/runs", headers={"host": "localhost:8080"}).status_code == 200

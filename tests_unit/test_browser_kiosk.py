@@ -2,11 +2,15 @@
 children on the simulated station, the Debian Chromium driven by Playwright.
 
 (a) a run started from the kiosk (label prompt answered in its dialog) shows PASS; (b) a faulty
-module (high supply current) shows FAIL with its failed limits, their figures exactly as
-journaled; (c) Abort mid-test shows ABORTED, the journal ends ABORTED with no safe-state
-failure and the simulators' final state is safe (light off, supply off, dark chart, focus
-parked); (d) the fleet page lists the runs just made. Screenshots go to ``$HARNESS_SCREENSHOTS``
-if set, else into the test's temporary folder.
+module (high supply current), its serial left empty, shows FAIL with its failed limits, their
+figures exactly as journaled, and the serial read from the camera; (c) a page reloaded mid-run
+shows the run at once, and Abort mid-test shows ABORTED, the journal ends ABORTED with no
+safe-state failure and the simulators' final state is safe (light off, supply off, dark chart,
+focus parked); (d) the fleet page lists the runs just made and links the PASS run's Allure
+report, built after its verdict; (e) a four-slot station (stations/sim-4up.yaml, a stand-in
+child writing a journal per slot) shows a lane per slot and its MARGINAL limit apart from the
+FAIL one. Screenshots go to ``$HARNESS_SCREENSHOTS`` if set, else into the test's temporary
+folder.
 
 Kept fast: three servers (golden with label confirmation; high-current; golden with the
 camera's clock slowed so a test lasts long enough to abort) start together, each run is the
@@ -39,6 +43,7 @@ TESTS = ("tests_hil/test_power.py", "tests_hil/test_interface.py")
 LIMIT_IDS = ("PWR-IDLE", "PWR-STREAM", "IF-EXPOSURE-MIN", "IF-EXPOSURE-MAX", "IF-GAIN-MAX",
              "IF-FRAME-RATE", "IF-DROPPED", "IF-INCOMPLETE")
 GOLDEN_SERIAL = "SIMVGA-G0001"
+FAULTY_SERIAL = "SIM12M-F0007"  # fixtures/modules/high-current.yaml
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -93,7 +98,7 @@ class Server:
 
 
 def start_server(folder: Path, name: str, station: Path, spec: Path, records: Path,
-                 tests: tuple[str, ...] = TESTS) -> Server:
+                 tests: tuple[str, ...] = TESTS, extra: tuple[str, ...] = ()) -> Server:
     port = free_port()
     evidence = folder / "evidence"
     state_file = folder / f"{name}-simulators.json"
@@ -102,7 +107,7 @@ def start_server(folder: Path, name: str, station: Path, spec: Path, records: Pa
     harness = Path(sys.executable).with_name("harness")
     argv = [str(harness), "serve", f"--station={station}", f"--limits={spec}",
             f"--records={records}", f"--port={port}", f"--evidence-dir={evidence}",
-            f"--rootdir={ROOT}", *[f"--tests={t}" for t in tests]]
+            f"--rootdir={ROOT}", *[f"--tests={t}" for t in tests], *extra]
     log = (folder / f"{name}-server.log").open("w")
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             text=True)
@@ -152,9 +157,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     stations = {"golden": golden, "faulty": faulty, "slow": slow}
     for name in stations:
         (folder / name).mkdir()
-    with ThreadPoolExecutor(3) as pool:
+    with ThreadPoolExecutor(3) as pool:  # only the PASS run builds its Allure report
         started = dict(zip(stations, pool.map(
-            lambda kv: start_server(folder / kv[0], kv[0], kv[1], spec, records),
+            lambda kv: start_server(folder / kv[0], kv[0], kv[1], spec, records,
+                                    extra=() if kv[0] == "golden" else ("--no-report",)),
             stations.items()), strict=True))
     try:
         yield started
@@ -229,11 +235,14 @@ def test_a_run_from_the_kiosk_passes(servers: dict[str, Server], page: Any, shot
 def test_a_faulty_module_fails_with_its_limits(servers: dict[str, Server], page: Any,
                                                shots: Path) -> None:
     server = servers["faulty"]
-    start_from_kiosk(page, server)
+    start_from_kiosk(page, server)  # the serial left empty: read from the camera
     page.wait_for_selector("#verdict.FAIL", state="visible")
     page.screenshot(path=str(shots / "kiosk-fail.png"))
     run = last_run(server)
-    assert run["outcome"] == "FAIL"
+    assert run["outcome"] == "FAIL" and run["dut"] is None
+    assert run["slots"][0]["serial"] == FAULTY_SERIAL
+    assert page.text_content("#verdict-serial") == FAULTY_SERIAL
+    assert page.locator("#verdict-marginal").is_hidden() and run["marginal_limits"] == []
     failed = {f["limit_id"]: f for f in run["failed_limits"]}
     assert set(failed) == {"PWR-IDLE", "PWR-STREAM"}
     rows = page.locator("#verdict-limits tbody tr")
@@ -253,7 +262,12 @@ def test_abort_mid_run_is_aborted_and_leaves_the_station_safe(servers: dict[str,
                                                               page: Any, shots: Path) -> None:
     server = servers["slow"]
     start_from_kiosk(page, server)
+    page.wait_for_selector(".lane .step:text('Starting: opening the station')", timeout=5000)
     page.wait_for_selector("li.running[data-test-id*='test_frame_rate']")
+    page.reload()  # a reload mid-run shows the run at once (the stream's first event)
+    page.wait_for_selector("li.running[data-test-id*='test_frame_rate']", timeout=3000)
+    assert page.locator("#abort").is_enabled() and page.locator("#start").is_disabled()
+    assert page.locator(".lane li").count() >= 3
     page.click("#abort")
     page.wait_for_selector("#verdict.ABORTED", state="visible")
     page.screenshot(path=str(shots / "kiosk-aborted.png"))
@@ -282,3 +296,89 @@ def test_the_fleet_page_lists_the_runs_just_made(servers: dict[str, Server], pag
     links = page.locator("a.run-link").all_text_contents()
     for run_id in made.values():
         assert run_id in links
+    # the PASS run's Allure report, built after its verdict into the server's report folder
+    golden = servers["golden"]
+    deadline = time.monotonic() + 60
+    while (slot := last_run(golden)["slots"][0])["report"] in ("", "building"):
+        assert time.monotonic() < deadline, slot
+        time.sleep(0.2)
+    assert slot["report"] == "ready", slot
+    assert (golden.evidence.parent / "report" / made["golden"] / "index.html").is_file()
+    page.goto(f"{golden.url}/fleet/runs/{made['golden']}")
+    page.screenshot(path=str(shots / "fleet-run.png"), full_page=True)
+    href = page.get_attribute("a#report", "href")
+    assert href == f"/fleet/runs/{made['golden']}/report"
+    report = httpx.get(golden.url + href, timeout=10)
+    assert report.status_code == 200 and "allure" in report.text[:5000].lower()
+
+
+@pytest.fixture
+def four_up(tmp_path: Path) -> Iterator[str]:
+    """The app of stations/sim-4up.yaml served in this process (uvicorn in a thread), its
+    runs made by the stand-in child (tests_unit/app_fake_child.py, mode slots4)."""
+    import threading
+
+    import uvicorn
+
+    from harness.app.config import AppConfig, load_config
+    from harness.app.server import create_app
+
+    fake = Path(__file__).with_name("app_fake_child.py")
+
+    def argv(config: AppConfig, dut: str | None, operator: str) -> list[str]:
+        return [sys.executable, str(fake), str(config.evidence_dir), config.station_id,
+                "slots4", operator, dut or ""]
+
+    config = load_config(station=ROOT / "stations" / "sim-4up.yaml",
+                         limits=ROOT / "tests_hil" / "limits" / "cm12.yaml",
+                         evidence_dir=tmp_path / "evidence", rootdir=ROOT,
+                         port=free_port(), build_reports=False)
+    server = uvicorn.Server(uvicorn.Config(create_app(config, argv_builder=argv),
+                                           host="127.0.0.1", port=config.port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_four_slot_station_shows_a_lane_per_slot(four_up: str, page: Any, shots: Path
+                                                   ) -> None:
+    page.goto(four_up + "/")
+    assert page.locator("#serial").count() == 0  # each slot's serial comes from its camera
+    assert [page.get_attribute(f".lane >> nth={i}", "data-slot") for i in range(4)] == \
+        ["A", "B", "C", "D"]
+    page.fill("#operator", "Night Shift")
+    page.click("#start")
+    page.wait_for_selector("#verdict.FAIL", state="visible")
+    page.screenshot(path=str(shots / "kiosk-4up-verdict.png"))
+    failed = page.locator("#verdict-limits tbody tr")
+    marginal = page.locator("#verdict-marginal tbody tr")
+    assert [failed.nth(i).inner_text().split("\t")[:2] for i in range(failed.count())] == \
+        [["D", "PWR-IDLE"]]
+    assert [marginal.nth(i).inner_text().split("\t")[:2] for i in range(marginal.count())] \
+        == [["C", "PWR-IDLE"]]
+    assert "0.22" in marginal.nth(0).inner_text() and "MARGINAL" in marginal.nth(0).inner_text()
+    assert page.locator("#verdict-serial .slot-verdict").all_inner_texts() == [
+        "A · CAM-0001A · PASS", "B · CAM-0001B · PASS", "C · CAM-0001C · MARGINAL",
+        "D · CAM-0001D · FAIL"]  # each DUT's own verdict, to bin it
+    page.keyboard.press("Enter")  # Next has the focus (no serial field): the lanes show
+    assert page.locator("#verdict").is_hidden()
+    outcomes = {page.get_attribute(f".lane >> nth={i}", "data-slot"):
+                page.text_content(f".lane >> nth={i} >> .lane-outcome") for i in range(4)}
+    assert outcomes == {"A": "PASS", "B": "PASS", "C": "MARGINAL", "D": "FAIL"}
+    serials = [page.text_content(f".lane >> nth={i} >> .serial") for i in range(4)]
+    assert serials == ["CAM-0001A", "CAM-0001B", "CAM-0001C", "CAM-0001D"]
+    for i in range(4):  # each lane's thumbnail of its own last frame
+        page.wait_for_selector(f".lane >> nth={i} >> img.thumb:not([hidden])")
+        assert f"slot={'ABCD'[i]}" in (page.get_attribute(f".lane >> nth={i} >> img.thumb",
+                                                           "src") or "")
+    page.screenshot(path=str(shots / "kiosk-4up-lanes.png"), full_page=True)

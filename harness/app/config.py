@@ -57,6 +57,12 @@ class AppConfig:
     history_size: int = 20
     """How many of the station's last runs ``/api/history`` lists."""
     label_timeout_s: float = 60.0
+    reports: Path = Path("out/report")
+    """Where each run's Allure report goes (``<reports>/<run id>/index.html``)."""
+    allure_results: Path = Path("out/allure-results")
+    """Where each run's Allure results go (``<allure_results>/<run id>``)."""
+    build_reports: bool = True
+    """Build each kiosk run's Allure report after its verdict (``--no-report``: don't)."""
 
 
 def read_token(path: Path) -> str:
@@ -78,8 +84,13 @@ def read_token(path: Path) -> str:
 def load_config(*, station: Path, limits: Path, records: str | None = None,
                 host: str = "127.0.0.1", port: int = 8080, token_file: Path | None = None,
                 evidence_dir: Path = Path("out/evidence"), tests: Sequence[str] = ("tests_hil",),
-                rootdir: Path | None = None) -> AppConfig:
-    """Validate the inputs of ``harness serve`` and resolve its paths (one-line errors)."""
+                rootdir: Path | None = None, reports: Path | None = None,
+                allure_results: Path | None = None, build_reports: bool = True) -> AppConfig:
+    """Validate the inputs of ``harness serve`` and resolve its paths (one-line errors).
+
+    Relative paths are taken from ``rootdir`` (default: the working folder); the report and
+    Allure results folders default to ``report`` and ``allure-results`` beside the evidence
+    folder (``out/evidence`` -> ``out/report``, as ``harness report`` and ``make qualify``)."""
     if not 0 < port < 65536:
         raise ConfigError(f"port {port} is out of range; allowed: 1..65535", field="--port")
     token = read_token(token_file) if token_file is not None else None
@@ -96,12 +107,22 @@ def load_config(*, station: Path, limits: Path, records: str | None = None,
     for test in resolved_tests:
         if not Path(test.split("::")[0]).exists():
             raise ConfigError("no such test file or folder", source=test, field="--tests")
-    evidence = evidence_dir if evidence_dir.is_absolute() else root / evidence_dir
+    evidence = (evidence_dir if evidence_dir.is_absolute() else root / evidence_dir).resolve()
+
+    def beside(given: Path | None, name: str) -> Path:
+        path = evidence.parent / name if given is None else given
+        return (path if path.is_absolute() else root / path).resolve()
+
+    if records and "://" not in records:
+        records = str(root / Path(records).expanduser())  # the child (cwd = root) agrees
     return AppConfig(station=station.resolve(), limits=limits.resolve(),
                      station_id=station_config.id, slots=tuple(station_config.slots),
                      records=records, host=host, port=port, token=token,
-                     evidence_dir=evidence.resolve(), tests=resolved_tests, rootdir=root,
-                     label_timeout_s=station_config.settings.label_timeout_s)
+                     evidence_dir=evidence, tests=resolved_tests, rootdir=root,
+                     label_timeout_s=station_config.settings.label_timeout_s,
+                     reports=beside(reports, "report"),
+                     allure_results=beside(allure_results, "allure-results"),
+                     build_reports=build_reports)
 
 
 __all__ = ["LOOPBACK_NAMES", "AppConfig", "is_loopback", "load_config", "read_token"]

@@ -122,15 +122,17 @@ def format_sse(event: dict[str, Any]) -> str:
 
 async def sse_stream(bus: EventBus, keepalive_s: float,
                      disconnected: Callable[[], Any] | None = None,
-                     hello: dict[str, Any] | None = None) -> AsyncIterator[str]:
-    """The body of ``GET /api/events``: a retry hint, ``hello``, then every event, with a
-    ``: keep-alive`` comment after ``keepalive_s`` of silence; ends when the bus closes or
-    the client goes away."""
+                     first: Callable[[], dict[str, Any]] | None = None
+                     ) -> AsyncIterator[str]:
+    """The body of ``GET /api/events``: a retry hint, the event ``first()`` makes (the
+    server's ``state``: where the station is now), then every event, with a ``: keep-alive``
+    comment after ``keepalive_s`` of silence; ends when the bus closes or the client goes
+    away. ``first`` is called after subscribing, so nothing that happens after it is missed."""
     queue = bus.subscribe()
     try:
         yield "retry: 2000\n\n"
-        if hello is not None:
-            yield format_sse(hello)
+        if first is not None:
+            yield format_sse(first())
         while not bus.closed:
             try:
                 event = await asyncio.wait_for(queue.get(), timeout=keepalive_s)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.evidence.model import Artefact, RunRecord
-from harness.evidence.records import RecordStore, StoredRun
+from harness.evidence.records import RecordStore
 from harness.paths import safe_component
 
 ENVIRONMENT = "environment.properties"
@@ -68,18 +68,13 @@ def find_report(run_id: str, reports: Path | None, results: Path | None) -> Path
     return None
 
 
-def chain_head(store: RecordStore, station: str) -> StoredRun | None:
-    """The station's newest run in its chain (the sign-off page prints it)."""
-    newest = max(store.runs(station=station), key=lambda r: r.chain_seq or 0, default=None)
-    return store.chain_info(newest.run_id) if newest is not None else None
-
-
 def signoff_page(store: RecordStore, record: RunRecord, *, allow_incomplete: bool) -> str:
     """The run's sign-off page (HTML), as ``harness signoff RUN_ID`` writes it without
     ``--keys`` (the signature is not checked), generated in a temporary folder.
     :class:`~harness.evidence.signoff.NotSignable` when the verdict was not earned."""
     from harness.evidence.signoff import (
         PageFacts,
+        chain_head,
         check_signable,
         spec_version,
         today,
@@ -98,5 +93,5 @@ def signoff_page(store: RecordStore, record: RunRecord, *, allow_incomplete: boo
         return path.read_text(encoding="utf-8")
 
 
-__all__ = ["ENVIRONMENT", "CaptureSet", "capture_sets", "chain_head", "find_report",
+__all__ = ["ENVIRONMENT", "CaptureSet", "capture_sets", "find_report",
            "signoff_page"]

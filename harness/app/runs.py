@@ -51,6 +51,12 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 POLL_S = 0.1
 NOT_OK = (Outcome.FAIL, Outcome.MARGINAL, Outcome.ERROR)
+FAILED = (Outcome.FAIL, Outcome.ERROR)
+"""Limits the verdict screen lists as failed; MARGINAL ones (held, inside the guard band) are
+listed apart."""
+RECENT_FRAMES = 8
+"""Captures whose last frame the thumbnail may fall back to: a capture is journaled as soon
+as its frames are hashed, and its files reach disk a moment later (the set's writer thread)."""
 
 
 class RunBusy(Exception):
@@ -123,14 +129,16 @@ class SlotView:
     current_test: str = ""
     step: str = ""
     captures: int = 0
-    last_frame: str = ""
-    """The last captured frame's file (from the journal's last ``capture`` event)."""
+    frames: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
+    """The last frame file of each of the latest ``capture`` events, oldest first."""
     not_ok: list[dict[str, Any]] = field(default_factory=list)
     prompt: dict[str, Any] | None = None
     ended: bool = False
     outcome: Outcome | None = None
     reason: str = ""
     unjudged: list[dict[str, str]] = field(default_factory=list)
+    report: str = ""
+    """The Allure report: "" (none asked), "building", "ready" or "not built: why"."""
 
     def apply(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Take one journal event in; return the app events it makes."""
@@ -170,8 +178,8 @@ class SlotView:
             frames = [f for f in event.get("frames") or [] if isinstance(f, str)]
             self.captures += 1
             if frames and SHA256.match(frames[-1]):
-                self.last_frame = str(Path(str(event.get("capture_set", ""))) / "frames"
-                                      / f"{frames[-1]}.tiff")
+                self.frames.append(str(Path(str(event.get("capture_set", ""))) / "frames"
+                                       / f"{frames[-1]}.tiff"))
             self.step = f"captured {len(frames)} frame(s) {event.get('sequence', '')}".strip()
             out.append({"type": "capture", **base, "test_id": test_id, "frames": len(frames),
                         "captures": self.captures, "step": self.step})
@@ -229,7 +237,20 @@ class SlotView:
                 "outcome": self.outcome.value if self.outcome else None,
                 "current_test": self.current_test, "step": self.step,
                 "captures": self.captures, "reason": self.reason, "prompt": prompt,
+                "report": self.report,
+                "report_url": (f"/reports/{self.record_run_id}"
+                               if self.report == "ready" else ""),
                 "tests": list(self.tests.values())}
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """The FAIL and ERROR limits (see :data:`FAILED`)."""
+        return [r for r in self.not_ok if r["outcome"] in {o.value for o in FAILED}]
+
+    @property
+    def marginal(self) -> list[dict[str, Any]]:
+        """The MARGINAL limits: held, but inside the guard band."""
+        return [r for r in self.not_ok if r["outcome"] == Outcome.MARGINAL.value]
 
 
 def _prompt_facts(event: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -264,13 +285,18 @@ class AppRun:
             views = sorted(self.views.values(), key=lambda v: v.slot)
             slots = [v.snapshot() for v in views]
             prompts = [s["prompt"] for s in slots if s["prompt"] is not None]
+            phase = self.state
+            if self.state == "running":
+                phase = ("aborting" if self.aborting else
+                         "testing" if any(v.record_run_id for v in views) else "starting")
             return {
-                "run_id": self.run_id, "state": self.state,
+                "run_id": self.run_id, "state": self.state, "phase": phase,
                 "outcome": self.outcome.value if self.outcome else None,
                 "dut": self.dut, "operator": self.operator, "started": self.started,
                 "ended": self.ended, "aborting": self.aborting, "reason": self.reason,
                 "tests": [t for s in slots for t in s["tests"]],
-                "failed_limits": [r for v in views for r in v.not_ok],
+                "failed_limits": [r for v in views for r in v.failed],
+                "marginal_limits": [r for v in views for r in v.marginal],
                 "unjudged": [{"slot": v.slot, **u} for v in views for u in v.unjudged],
                 "slots": [{k: v for k, v in s.items() if k != "tests"} for s in slots],
                 "record_run_ids": [v.record_run_id for v in views if v.record_run_id],
@@ -346,15 +372,19 @@ def load_history(evidence_dir: Path, station_id: str, size: int,
     return rows
 
 
-def journal_snapshot(evidence_dir: Path, run_id: str) -> dict[str, Any] | None:
+def journal_snapshot(evidence_dir: Path, run_id: str, reports: Path | None = None
+                     ) -> dict[str, Any] | None:
     """A past run (by the record's run id) as ``GET /api/runs/{id}`` shows it, from its
-    journal; None if there is none. The id must be one file-name component."""
+    journal (and its report in ``reports``, if built); None if there is none. The id must be
+    one file-name component."""
     if not RUN_ID.match(run_id) or ".." in run_id:
         return None
     path = evidence_dir / run_id / "journal.jsonl"
     if not path.is_file():
         return None
     view = SlotView(slot="", journal=path, tail=JournalTail(path))
+    if reports is not None and (reports / run_id / "index.html").is_file():
+        view.report = "ready"
     for event in view.tail.read():
         view.apply(event)
     dut = {}
@@ -364,11 +394,13 @@ def journal_snapshot(evidence_dir: Path, run_id: str) -> dict[str, Any] | None:
         dut = {"serial": record.dut_serial, "operator": record.operator,
                "started": record.started, "ended": record.ended}
     snap = view.snapshot()
-    return {"run_id": run_id, "state": "done" if view.ended else "interrupted",
+    state = "done" if view.ended else "interrupted"
+    return {"run_id": run_id, "state": state, "phase": state,
             "outcome": snap["outcome"], "dut": dut.get("serial"),
             "operator": dut.get("operator", ""), "started": dut.get("started", ""),
             "ended": dut.get("ended", ""), "aborting": False, "reason": view.reason,
-            "tests": snap["tests"], "failed_limits": view.not_ok,
+            "tests": snap["tests"], "failed_limits": view.failed,
+            "marginal_limits": view.marginal,
             "unjudged": [{"slot": "", **u} for u in view.unjudged],
             "slots": [{k: v for k, v in snap.items() if k != "tests"}],
             "record_run_ids": [run_id], "prompt": None, "exit_code": None}
@@ -388,6 +420,8 @@ class RunManager:
         self.current: AppRun | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._reporting: subprocess.Popen[bytes] | None = None
+        self._closing = False
         config.evidence_dir.mkdir(parents=True, exist_ok=True)
         self.history: list[HistoryRow] = load_history(config.evidence_dir, config.station_id,
                                                       config.history_size)
@@ -430,7 +464,7 @@ class RunManager:
         for candidate in list(self.runs.values()):
             if run_id in (v.record_run_id for v in list(candidate.views.values())):
                 return candidate.snapshot()
-        past = journal_snapshot(self.config.evidence_dir, run_id)
+        past = journal_snapshot(self.config.evidence_dir, run_id, self.config.reports)
         if past is None:
             raise RunNotFound(run_id)
         return past
@@ -464,7 +498,13 @@ class RunManager:
         self.bus.publish({"type": "prompt_closed", "run_id": run_id, "slot": ""})
 
     def shutdown(self, timeout_s: float | None = None) -> None:
-        """Abort a running run and wait for it (server shutdown), then stop the threads."""
+        """Abort a running run and wait for it (server shutdown), then stop the threads; a
+        report being built is stopped (``harness report --from-journal`` rebuilds it)."""
+        self._closing = True
+        reporting = self._reporting
+        if reporting is not None:
+            with contextlib.suppress(ProcessLookupError):
+                reporting.terminate()
         run = self.current
         if run is not None and run.state == "running":
             with contextlib.suppress(RunNotRunning):
@@ -485,16 +525,16 @@ class RunManager:
             raise RunNotFound(run_id)
         with run.lock:
             views = [v for v in run.views.values() if not slot or v.slot == slot]
-            frame = next((v.last_frame for v in views if v.last_frame), "")
-        if not frame:
-            return None
-        path = Path(frame)
-        if not path.is_absolute():
-            path = self.config.rootdir / path
-        resolved = path.resolve()
-        if not resolved.is_relative_to(self.config.evidence_dir.resolve()):
-            return None
-        return resolved
+            frames = [f for v in views for f in reversed(v.frames)]
+        evidence = self.config.evidence_dir.resolve()
+        for frame in frames:  # the newest frame already on disk
+            path = Path(frame)
+            if not path.is_absolute():
+                path = self.config.rootdir / path
+            resolved = path.resolve()
+            if resolved.is_relative_to(evidence) and resolved.is_file():
+                return resolved
+        return None
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -609,6 +649,38 @@ class RunManager:
             self.history = (rows + self.history)[: max(self.config.history_size, len(rows))]
         self.bus.publish({"type": "run_ended", "run_id": run.run_id,
                           "outcome": run.outcome.value, "reason": run.reason})
+        if self.config.build_reports:
+            self._reports(run)
+
+    def _reports(self, run: AppRun) -> None:
+        """Build each journal's Allure report (after the verdict; a child at low priority)."""
+        from harness.app.reports import NICENESS, report_argv
+
+        for view in sorted(run.views.values(), key=lambda v: v.slot):
+            if self._closing or not view.record_run_id:
+                continue
+            with run.lock:
+                view.report = "building"
+            try:
+                proc = subprocess.Popen(  # an argv list, never a shell
+                    report_argv(self.config, view.journal, view.record_run_id),
+                    cwd=self.config.rootdir, env=self.env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            except (OSError, ConfigError) as exc:
+                state = f"not built: {exc}"
+            else:
+                self._reporting = proc
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, proc.pid, NICENESS)
+                output, _ = proc.communicate()
+                self._reporting = None
+                lines = output.decode(errors="replace").strip().splitlines()
+                state = ("ready" if proc.returncode == 0 else
+                         (lines[-1] if lines else f"not built (exit {proc.returncode})")[:300])
+            with run.lock:
+                view.report = state
+            self.bus.publish({"type": "report", "run_id": run.run_id, "slot": view.slot,
+                              "record_run_id": view.record_run_id, "report": state})
 
 
 def describe(runs: Sequence[AppRun]) -> list[dict[str, Any]]:
@@ -618,7 +690,7 @@ def describe(runs: Sequence[AppRun]) -> list[dict[str, Any]]:
             for r in sorted(runs, key=lambda r: r.started, reverse=True)]
 
 
-__all__ = ["NOT_OK", "POLL_S", "RUN_ID", "SHA256", "AppRun", "ArgvBuilder", "HistoryRow",
-           "RunBusy", "RunManager", "RunNotFound", "RunNotRunning", "SlotView", "child_env",
-           "describe", "history_row", "journal_snapshot", "load_history", "now_iso",
-           "pytest_argv"]
+__all__ = ["FAILED", "NOT_OK", "POLL_S", "RECENT_FRAMES", "RUN_ID", "SHA256", "AppRun",
+           "ArgvBuilder", "HistoryRow", "RunBusy", "RunManager", "RunNotFound", "RunNotRunning",
+           "SlotView", "child_env", "describe", "history_row", "journal_snapshot", "load_history",
+           "now_iso", "pytest_argv"]

@@ -9,10 +9,15 @@ and the API:
 * ``GET /api/runs`` (current run and this session's runs), ``GET /api/runs/{id}`` (state,
   outcome, tests, failed limits, slots, prompt; also a past run by its record's run id);
 * ``POST /api/runs/{id}/abort``, ``POST /api/runs/{id}/prompt`` ``{"answer"}``;
-* ``GET /api/events`` (server-sent events), ``GET /api/history``,
-  ``GET /api/runs/{id}/thumbnail.png``.
+* ``GET /api/events`` (server-sent events; the first one, ``state``, is the current run as
+  ``GET /api/runs/{id}`` gives it, so a page that (re)connects mid-run shows it at once),
+  ``GET /api/history``, ``GET /api/runs/{id}/thumbnail.png``;
+* ``GET /reports/{run id}``: a run's Allure report, built after its verdict
+  (:mod:`harness.app.reports`).
 
-Every POST goes through :func:`~harness.app.security.check_post` (token, JSON, origin).
+Every POST goes through :func:`~harness.app.security.check_post` (token, JSON, origin). On
+loopback the server answers only requests addressed to a loopback name (``Host``), so a page
+of another site cannot reach it by re-pointing its own name at 127.0.0.1 (DNS rebinding).
 The handlers only read the run manager's state (a lock held for microseconds): the journal
 tailing, the child process and the thumbnails run off the event loop, so a status request
 answers at once while a 12 MP run captures.
@@ -29,8 +34,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from harness.app.config import AppConfig
+from harness.app.config import AppConfig, is_loopback
 from harness.app.events import EventBus, sse_stream
 from harness.app.runs import (
     ArgvBuilder,
@@ -46,6 +52,8 @@ from harness.app.security import PromptAnswer, StartRequest, check_post
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+#: The Host names a loopback server answers ("testserver": Starlette's test client).
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "testserver"]
 
 
 def create_app(config: AppConfig, *, argv_builder: ArgvBuilder = pytest_argv,
@@ -71,8 +79,13 @@ def create_app(config: AppConfig, *, argv_builder: ArgvBuilder = pytest_argv,
     app.state.bus = bus
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app.state.templates = templates
+    if is_loopback(config.host):
+        # a page of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding)
+        # reaches a loopback server under its own Host name: only loopback names are served
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.include_router(fleet_router(config.records))
+    app.include_router(fleet_router(config.records, reports=config.reports,
+                                    allure_results=config.allure_results))
 
     def guard(request: Request) -> None:
         check_post(request, config.token)
@@ -148,21 +161,39 @@ def create_app(config: AppConfig, *, argv_builder: ArgvBuilder = pytest_argv,
             raise HTTPException(404, f"the frame cannot be read: {exc}") from None
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
+    @app.get("/reports/{run_id}", response_model=None)
+    def report(run_id: str) -> Response:
+        from fastapi.responses import FileResponse
+
+        from harness.app.reports import report_folder
+        from harness.errors import ConfigError
+
+        try:
+            index = report_folder(config, run_id) / "index.html"
+        except ConfigError:
+            raise HTTPException(404, f"no run {run_id[:80]!r}") from None
+        if not index.is_file():
+            raise HTTPException(404, f"no Allure report for run {run_id} (yet)")
+        return FileResponse(index, media_type="text/html")
+
     @app.get("/api/history")
     def history() -> dict[str, Any]:
         return {"station_id": config.station_id, "runs": manager.history_rows()}
 
     @app.get("/api/events")
     async def events(request: Request) -> StreamingResponse:
-        current = manager.current
-        hello = {"type": "hello", "station_id": config.station_id,
-                 "current": current.run_id if current is not None else None}
+        def state() -> dict[str, Any]:
+            current = manager.current
+            return {"type": "state", "station_id": config.station_id,
+                    "current": current.run_id if current is not None else None,
+                    "run": current.snapshot() if current is not None else None}
+
         return StreamingResponse(
-            sse_stream(bus, config.keepalive_s, request.is_disconnected, hello),
+            sse_stream(bus, config.keepalive_s, request.is_disconnected, state),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return app
 
 
-__all__ = ["HERE", "STATIC", "TEMPLATES", "create_app"]
+__all__ = ["HERE", "LOOPBACK_HOSTS", "STATIC", "TEMPLATES", "create_app"]

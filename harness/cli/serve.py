@@ -37,7 +37,16 @@ def serve_cmd(
         "--tests", help="Test files or folders to run (repeatable; default tests_hil).")
     ] = None,
     rootdir: Annotated[Path | None, typer.Option(
-        "--rootdir", help="Folder the runs start in (default: the current folder).")] = None,
+        "--rootdir", help="Folder the runs start in (default: the current folder); relative "
+                          "paths below are taken from it.")] = None,
+    report_dir: Annotated[Path | None, typer.Option(
+        "--report-dir", help="Where each run's Allure report goes, <dir>/<run id>/index.html "
+                             "(default: report beside the evidence folder).")] = None,
+    results_dir: Annotated[Path | None, typer.Option(
+        "--results-dir", help="Where each run's Allure results go (default: allure-results "
+                              "beside the evidence folder).")] = None,
+    no_report: Annotated[bool, typer.Option(
+        "--no-report", help="Do not build an Allure report after each run.")] = False,
 ) -> None:
     """Serve the station app: the operator's kiosk, the fleet pages and the JSON API."""
     with error_boundary({"station": "--station", "limits": "--limits"}):
@@ -45,7 +54,9 @@ def serve_cmd(
 
         config = load_config(station=station, limits=limits, records=records, host=host,
                              port=port, token_file=token_file, evidence_dir=evidence_dir,
-                             tests=tuple(tests or ("tests_hil",)), rootdir=rootdir)
+                             tests=tuple(tests or ("tests_hil",)), rootdir=rootdir,
+                             reports=report_dir, allure_results=results_dir,
+                             build_reports=not no_report)
         import uvicorn
 
         from harness.app.server import create_app
@@ -54,6 +65,7 @@ def serve_cmd(
         where = f"http://{host}:{port}/"
         console.print(f"harness station app for {config.station_id} on {where} "
                       f"(evidence {config.evidence_dir}; "
+                      f"reports {config.reports if config.build_reports else 'off'}; "
                       f"{'token required' if config.token else 'loopback only'})",
                       highlight=False, soft_wrap=True)
         uvicorn.run(web, host=host, port=port, log_level="warning",

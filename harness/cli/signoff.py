@@ -5,23 +5,13 @@ The records database and the page writer are imported when the command runs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from harness.cli.app import app, console, error_boundary
 from harness.cli.records import RecordsOpt, open_existing
 from harness.paths import DEFAULT_RECORDS, safe_component
-
-if TYPE_CHECKING:
-    from harness.evidence.records import RecordStore, StoredRun
-
-
-def chain_head(store: RecordStore, station: str) -> StoredRun | None:
-    """The station's newest run in its chain (what deleting the latest runs would change)."""
-    runs = store.runs(station=station)
-    newest = max(runs, key=lambda r: r.chain_seq or 0, default=None)
-    return store.chain_info(newest.run_id) if newest is not None else None
 
 
 @app.command("signoff")
@@ -60,6 +50,7 @@ def signoff_cmd(
     from harness.evidence.signoff import (
         PageFacts,
         Signature,
+        chain_head,
         check_signable,
         spec_version,
         today,
@@ -87,4 +78,4 @@ def signoff_cmd(
                       highlight=False)
 
 
-__all__ = ["chain_head", "signoff_cmd"]
+__all__ = ["signoff_cmd"]

@@ -41,7 +41,7 @@ from typing import Any
 
 from harness.errors import ConfigError, EvidenceError
 from harness.evidence.model import RunRecord, TestRecord
-from harness.evidence.records import StoredRun, VerifyReport, canonical_json
+from harness.evidence.records import RecordStore, StoredRun, VerifyReport, canonical_json
 from harness.measurement import Measurement, Outcome, worst
 
 OTHER_FAMILY = "Other tests"
@@ -517,6 +517,13 @@ def print_one_page(page: str, pdf_path: Path) -> Path:
     return pdf_path
 
 
+def chain_head(store: RecordStore, station: str) -> StoredRun | None:
+    """The station's newest run in its chain (what deleting the latest runs would change):
+    the page prints it so that a later truncation of the chain shows."""
+    newest = max(store.runs(station=station), key=lambda r: r.chain_seq or 0, default=None)
+    return store.chain_info(newest.run_id) if newest is not None else None
+
+
 def today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
@@ -548,6 +555,7 @@ def print_pdf(html_path: Path, pdf_path: Path, timeout_s: float = 60.0) -> Path:
 
 
 __all__ = ["FamilyTable", "LimitRow", "NotSignable", "PageFacts", "Signature", "TestNote",
-           "check_signable", "chromium_binary", "condition_text", "family_tables", "frames_digest",
-           "info_figures", "limit_rows", "margin_text", "pdf_pages", "print_one_page", "print_pdf",
-           "signoff_html", "software_hash", "spec_version", "today", "write_signoff"]
+           "chain_head", "check_signable", "chromium_binary", "condition_text", "family_tables",
+           "frames_digest", "info_figures", "limit_rows", "margin_text", "pdf_pages",
+           "print_one_page", "print_pdf", "signoff_html", "software_hash", "spec_version", "today",
+           "write_signoff"]

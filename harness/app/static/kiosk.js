@@ -129,11 +129,16 @@ function laneFor(slot) {
          document.querySelector(".lane");
 }
 
+const STARTING = "Starting: opening the station…";
+
 function render(run) {
   const running = run.state === "running";
   startButton.disabled = running;
   abortButton.disabled = !running || run.aborting;
   if (running && run.aborting) message.textContent = "Aborting: the station is being made safe…";
+  if (running && run.phase === "starting") {
+    for (const lane of document.querySelectorAll(".lane")) lane.querySelector(".step").textContent = STARTING;
+  }
   for (const s of run.slots) {
     const lane = laneFor(s.slot);
     // the camera's serial is not shown while the operator is asked to scan the label
@@ -144,10 +149,14 @@ function render(run) {
     lane.querySelector(".step").textContent = running ? (s.current_test ? shortName(s.current_test) + (s.step ? " · " + s.step : "") : s.step) : "";
     if (s.captures && thumbs[s.slot] !== s.captures) {
       thumbs[s.slot] = s.captures;
+      // loaded aside, shown once it arrives: a frame not yet on disk keeps the last one
+      const url = "/api/runs/" + encodeURIComponent(run.run_id) + "/thumbnail.png?slot=" +
+                  encodeURIComponent(s.slot) + "&n=" + s.captures;
+      const next = new Image();
       const img = lane.querySelector(".thumb");
-      img.src = "/api/runs/" + encodeURIComponent(run.run_id) + "/thumbnail.png?slot=" +
-                encodeURIComponent(s.slot) + "&n=" + s.captures;
-      img.hidden = false;
+      next.onload = () => { if (current === run.run_id) { img.src = url; img.hidden = false; } };
+      next.onerror = () => { if (thumbs[s.slot] === s.captures) delete thumbs[s.slot]; };
+      next.src = url;
     }
   }
   for (const lane of document.querySelectorAll(".lane")) {
@@ -184,12 +193,26 @@ function showVerdict(run) {
   const box = $("verdict");
   box.className = "verdict " + run.outcome;
   $("verdict-outcome").textContent = run.outcome;
-  const serials = run.slots.map((s) => (s.slot ? s.slot + ": " : "") + (s.serial || "")).join("  ");
-  $("verdict-serial").textContent = serials;
+  const serialLine = $("verdict-serial");
+  serialLine.textContent = "";
+  for (const s of run.slots) {  // on a multi-slot station: each DUT's own verdict, to bin it
+    const span = document.createElement("span");
+    span.className = multi ? "slot-verdict " + (s.outcome || "") : "";
+    span.textContent = multi ? s.slot + " · " + (s.serial || "?") + " · " + (s.outcome || "") : (s.serial || "");
+    serialLine.appendChild(span);
+  }
   $("verdict-reason").textContent = run.reason || "";
-  const body = $("verdict-limits").querySelector("tbody");
+  const failed = run.failed_limits.concat(run.unjudged.map((u) => ({ slot: u.slot, limit_id: u.limit_id, figure: u.figure, value: "not judged", limit: "", unit: "", outcome: "INCOMPLETE" })));
+  limitTable($("verdict-limits"), failed);
+  limitTable($("verdict-marginal"), run.marginal_limits || []);
+  box.hidden = false;
+  // a scan (serial + Enter) clears it; without a serial field, Enter on the Next button
+  (multi ? $("next-form").querySelector("button") : $("next-serial")).focus();
+}
+
+function limitTable(table, rows) {
+  const body = table.querySelector("tbody");
   body.textContent = "";
-  const rows = run.failed_limits.concat(run.unjudged.map((u) => ({ slot: u.slot, limit_id: u.limit_id, figure: u.figure, value: "not judged", limit: "", unit: "", outcome: "INCOMPLETE" })));
   for (const l of rows) {
     const tr = document.createElement("tr");
     tr.className = "limit";
@@ -200,9 +223,7 @@ function showVerdict(run) {
     }
     body.appendChild(tr);
   }
-  $("verdict-limits").hidden = rows.length === 0;
-  box.hidden = false;
-  $("next-serial").focus();
+  table.hidden = rows.length === 0;
 }
 
 function hideVerdict() { $("verdict").hidden = true; }
@@ -230,6 +251,11 @@ function closePrompt() {
   if (countdownTimer) { clearInterval(countdownTimer); countdownTimer = null; }
 }
 
+function localTime(iso) {  // the station's clock, not UTC: what the operator's watch says
+  const d = new Date(iso || "");
+  return isNaN(d) ? (iso || "") : d.toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+}
+
 async function loadHistory() {
   const res = await fetch("/api/history");
   if (!res.ok) return;
@@ -238,7 +264,7 @@ async function loadHistory() {
   body.textContent = "";
   for (const r of data.runs) {
     const tr = document.createElement("tr");
-    for (const [text, cls] of [[(r.started || "").replace("T", " ").slice(0, 19), ""], [r.slot, ""], [r.serial, ""], [r.operator, ""], [r.outcome, r.outcome]]) {
+    for (const [text, cls] of [[localTime(r.started), ""], [r.slot, ""], [r.serial, ""], [r.operator, ""], [r.outcome, r.outcome]]) {
       const td = document.createElement("td");
       td.textContent = text || "";
       if (cls) td.className = cls;
@@ -250,10 +276,20 @@ async function loadHistory() {
 
 function connect() {
   const source = new EventSource("/api/events");
+  source.onopen = () => { $("offline").hidden = true; };
+  source.onerror = () => { $("offline").hidden = false; };  // EventSource reconnects itself
   source.onmessage = (msg) => {
     let ev;
     try { ev = JSON.parse(msg.data); } catch (e) { return; }
-    if (ev.type === "hello") { if (ev.current) follow(ev.current); return; }
+    $("offline").hidden = true;
+    if (ev.type === "state") {  // on every (re)connect: where the station is now
+      if (ev.run) {
+        if (current !== ev.run.run_id) follow(ev.run.run_id);
+        render(ev.run);
+      }
+      loadHistory();
+      return;
+    }
     if (ev.type === "run_started") { follow(ev.run_id); return; }
     if (ev.run_id !== current) return;
     if (ev.type === "run_ended") refresh(); else scheduleRefresh();
