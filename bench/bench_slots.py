@@ -5,9 +5,10 @@ a whole pytest process, measured in the same run.
 Reports modules per hour for one and four slots (slots x 3600 / wall time), the speed-up, the
 shared-state changes the runs made (the same for both: they are made once per station, not
 per slot), and each slot's time spent waiting for the other slots at those changes, apart
-from its working time (from the runs' journals). The four-slot run is measured again with the analysis in the run's
-own process (``settings.analysis_workers: 0``) against the analysis workers (the default), at
-640 x 480 and at 1280 x 960, where the analysis weighs more against the capture.
+from its working time (from the runs' journals). The four-slot run is measured again with
+the analysis in the run's own process (``settings.analysis_workers: 0``) against the analysis
+workers (the default), at 640 x 480 and at 1280 x 960, where the analysis weighs more against
+the capture.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ enters the original station's hash chain.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from harness.evidence.journal import read_journal, rebuild
 from harness.evidence.model import RunRecord
 from harness.measurement import Measurement, Outcome
 from harness.paths import safe_component
+from harness.station.lease import LEASE_DB_ENV
 
 JOURNAL = "journal.jsonl"
 REPLAYED_ROLES = ("power", "light", "meter", "radiometer", "focus", "chart")
@@ -114,6 +116,20 @@ def _tests_run(folder: Path) -> list[str]:
     return ids
 
 
+def _started_as_rejudging_of(journal: Path) -> str | None:
+    """The ``rejudged_from`` of a journal's ``run_start`` (its first line), or None when it has
+    no complete first line yet: another re-judging may be writing it in the same folder."""
+    try:
+        with journal.open("rb") as fh:
+            first = fh.readline()
+        event = json.loads(first) if first.endswith(b"\n") else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(event, dict) or event.get("type") != "run_start":
+        return None
+    return str(event.get("rejudged_from") or "")
+
+
 def _key(m: Measurement) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     return (m.limit_id, m.name, tuple(sorted((str(k), str(v)) for k, v in m.condition.items())))
 
@@ -181,7 +197,9 @@ def rejudge(run: str, limits: Path, *, evidence_dir: Path, records: str | None =
         cmd.append(f"--dut={original.dut_serial}")
     if records:
         cmd.append(f"--records={records}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # a replay station shares no instrument: its leases stay in its own work folder
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST_") and k != LEASE_DB_ENV}
     before = set(evidence_dir.glob(f"*/{JOURNAL}")) if evidence_dir.is_dir() else set()
     with subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
@@ -194,9 +212,8 @@ def rejudge(run: str, limits: Path, *, evidence_dir: Path, records: str | None =
         if evidence_dir.is_dir() else []
     rejudged = None
     for journal in sorted(new):
-        candidate = rebuild(journal)
-        if candidate.rejudged_from == original.run_id:
-            rejudged = candidate
+        if _started_as_rejudging_of(journal) == original.run_id:
+            rejudged = rebuild(journal)
     changes = verdict_changes(original, rejudged) if rejudged is not None else ()
     return Rejudged(original, rejudged, code, changes)
 

@@ -1,12 +1,16 @@
-"""The run selection every query shares: ``--product``, ``--station``, ``--since``."""
+"""The run selection every query shares: ``--product``, ``--station``, ``--since`` (and
+``--until``, ``--outcome`` for the commands that take them)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.evidence.records.tables import T
+from harness.measurement import Outcome
 
 
 def parse_since(since: str) -> str:
@@ -27,9 +31,45 @@ def parse_since(since: str) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+def parse_until(until: str) -> str:
+    """``--until`` as a fixed-width ISO UTC string; a bare date ``YYYY-MM-DD`` means the end of
+    that day (runs started on it are in)."""
+    try:
+        moment = parse_since(until)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, field="--until") from None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", until.strip()):
+        end = dt.datetime.fromisoformat(moment) + dt.timedelta(days=1)
+        return end.isoformat(timespec="microseconds")
+    return moment
+
+
+def parse_outcomes(outcomes: str | Iterable[str]) -> tuple[Outcome, ...]:
+    """``--outcome`` as run outcomes: one name or several (``FAIL,MARGINAL``), any case."""
+    names = outcomes.split(",") if isinstance(outcomes, str) else \
+        [n for o in outcomes for n in str(o).split(",")]
+    found: list[Outcome] = []
+    for name in (n.strip() for n in names):
+        try:
+            outcome = Outcome(name.upper())
+        except ValueError:
+            raise ConfigError(f"{name!r} is not a run outcome; allowed: "
+                              f"{', '.join(o.value for o in Outcome)}",
+                              field="--outcome") from None
+        if outcome not in found:
+            found.append(outcome)
+    if not found:
+        raise ConfigError(f"no outcome given; allowed: {', '.join(o.value for o in Outcome)}",
+                          field="--outcome")
+    return tuple(found)
+
+
 def run_filters(product: str | None = None, station: str | None = None,
-                since: str | None = None) -> list[Any]:
-    """WHERE clauses on ``runs`` for the given selection (bound parameters, never text)."""
+                since: str | None = None, *, until: str | None = None,
+                outcome: str | Iterable[str] | None = None) -> list[Any]:
+    """WHERE clauses on ``runs`` for the given selection (bound parameters, never text):
+    runs started at or after ``since`` and before ``until`` (:func:`parse_until`), whose
+    outcome is one of ``outcome`` (:func:`parse_outcomes`)."""
     runs = T["runs"]
     where: list[Any] = []
     if product:
@@ -38,7 +78,11 @@ def run_filters(product: str | None = None, station: str | None = None,
         where.append(runs.c.station == station)
     if since:
         where.append(runs.c.started >= parse_since(since))
+    if until:
+        where.append(runs.c.started < parse_until(until))
+    if outcome:
+        where.append(runs.c.outcome.in_([o.value for o in parse_outcomes(outcome)]))
     return where
 
 
-__all__ = ["parse_since", "run_filters"]
+__all__ = ["parse_outcomes", "parse_since", "parse_until", "run_filters"]

@@ -25,9 +25,7 @@ unless ``rejudged`` is asked for, and then the newest re-judging of a run stands
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from sqlalchemy import Connection, select
 from harness.analysis.grr import GaugeRR, measure_gauge_rr
 from harness.errors import ConfigError
 from harness.evidence.records.chain import canonical_json
-from harness.evidence.records.filters import parse_since, run_filters
+from harness.evidence.records.filters import parse_until, run_filters
 from harness.evidence.records.stats import _chunked, _sort_key
 from harness.evidence.records.tables import T
 from harness.measurement import Outcome
@@ -117,19 +115,6 @@ class GaugeStudy:
                 "anova": [{"source": a.source, "df": a.df, "ss": a.ss, "ms": a.ms, "f": a.f,
                            "p": a.p} for a in r.anova]}
         return out
-
-
-def parse_until(until: str) -> str:
-    """``--until`` as a fixed-width ISO UTC string; a bare date ``YYYY-MM-DD`` means the end of
-    that day (runs started on it are in)."""
-    try:
-        moment = parse_since(until)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, field="--until") from None
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", until.strip()):
-        end = dt.datetime.fromisoformat(moment) + dt.timedelta(days=1)
-        return end.isoformat(timespec="microseconds")
-    return moment
 
 
 @dataclass(frozen=True)
@@ -281,4 +266,4 @@ def gauge_rr(store: RecordStore, *, product: str, since: str | None = None,
                              alpha=alpha)
 
 
-__all__ = ["BY", "CHARACTERISATION", "GaugeStudy", "gauge_rr", "gauge_studies", "parse_until"]
+__all__ = ["BY", "CHARACTERISATION", "GaugeStudy", "gauge_rr", "gauge_studies"]
