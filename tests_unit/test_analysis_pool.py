@@ -216,3 +216,20 @@ def test_without_slots_analysed_runs_here_once(tmp_path: Path) -> None:
         pid, total = session.analysed("sum", "flat_stack", pid_and_sum, lambda s: {"scale": 1.0})
         assert pid == os.getpid() and total == 6.0 * 48
     assert calls == ["flat_stack"]
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("analysis_workers", "-1"), ("analysis_workers", "two"), ("analysis_workers", "1.5"),
+    ("shared_focus_step_um", "0"), ("shared_focus_step_um", "-1"),
+    ("shared_focus_step_um", ".nan"),
+])
+def test_a_bad_analysis_or_focus_setting_is_a_one_line_load_error(tmp_path: Path, setting: str,
+                                                                  value: str) -> None:
+    from harness.station.schema import load_station_file
+
+    path = tmp_path / "st.yaml"
+    path.write_text(f"id: st-1\nlock_dir: {tmp_path}\nsettings: {{{setting}: {value}}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_station_file(path)
+    assert f"settings.{setting}" in str(err.value) and "\n" not in str(err.value)
+    assert str(path) in str(err.value)

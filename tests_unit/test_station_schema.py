@@ -165,8 +165,8 @@ SIMULATORS = SECTIONS[SECTIONS.index("simulators:"):].replace("{{", "{").replace
 TYPOS = [
     ("confirm_label: true", "confirm_lable: true", 6,
      "settings.confirm_lable: unknown key 'confirm_lable' (did you mean 'confirm_label'?); "
-     "allowed: camera_link_mbps, confirm_label, label_timeout_s, lease, "
-     "light_calibration_max_age_days, signing_key, watchdog"),
+     "allowed: analysis_workers, camera_link_mbps, confirm_label, label_timeout_s, lease, "
+     "light_calibration_max_age_days, shared_focus_step_um, signing_key, watchdog"),
     ("ambient_c: 20", "ambiant_c: 20", 10,
      "bench.ambiant_c: unknown key 'ambiant_c' (did you mean 'ambient_c'?); "
      "allowed: ambient_c, chart, focus_um, light, powered"),
