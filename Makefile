@@ -13,7 +13,7 @@ NODE_STAMP := node_modules/.installed
 # Chromium (the report test opens the Allure report headless).
 APT_PACKAGES := postgresql chromium
 
-.PHONY: venv system node test unit hil qualify lint bench clean
+.PHONY: venv system node test unit hil qualify lint bench screenshots clean
 
 venv: $(STAMP) $(SYSTEM_STAMP) $(NODE_STAMP)
 
@@ -67,6 +67,11 @@ lint: venv
 
 bench: venv
 	$(PY) -m bench
+
+# The station app's browser tests, their screenshots kept in out/screenshots (the kiosk's
+# prompt, PASS, FAIL, ABORTED and four-slot screens, the fleet and run pages).
+screenshots: venv
+	HARNESS_SCREENSHOTS=out/screenshots $(PY) -m pytest tests_unit/test_browser_kiosk.py -q
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
