@@ -168,8 +168,8 @@ class Records:
         store = self.store()
         if store is None:
             raise FleetProblem("no runs recorded yet", 404)
-        with store.engine.connect() as conn:
-            yield conn.execution_options(harness_read=True)
+        with store.reading() as conn:
+            yield conn
 
     def close(self) -> None:
         if self._store is not None:

@@ -76,8 +76,8 @@ def select_runs(store: RecordStore, selection: Selection) -> list[ArchivedRun]:
                     runs.c.started, runs.c.outcome, folder.c.path)
              .select_from(runs.outerjoin(folder, folder.c.run_pk == runs.c.id))
              .where(*where).order_by(runs.c.id))
-    with store.engine.connect() as conn:
-        rows = conn.execution_options(harness_read=True).execute(query).all()
+    with store.reading() as conn:
+        rows = conn.execute(query).all()
     return [ArchivedRun(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]),
                         str(Path(r[6]).parent.parent) if r[6] else "") for r in rows]
 
@@ -88,8 +88,7 @@ def already_rejudged(store: RecordStore, run_ids: Sequence[str], limits_hash: st
     and software :func:`software_key` ``key``."""
     runs = T["runs"]
     done: set[str] = set()
-    with store.engine.connect() as plain:
-        conn = plain.execution_options(harness_read=True)  # a reader: never the write lock
+    with store.reading() as conn:
         for chunk in _chunks(run_ids):
             rows = conn.execute(select(runs.c.rejudged_from, runs.c.software).where(
                 runs.c.rejudged_from.in_(chunk), runs.c.limits_hash == limits_hash))

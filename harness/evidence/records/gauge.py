@@ -256,7 +256,7 @@ def gauge_rr(store: RecordStore, *, product: str, since: str | None = None,
         where.append(runs.c.characterisation.is_(True))
     elif characterisation == "exclude":
         where.append(runs.c.characterisation.is_(False))
-    with store._read() as conn:
+    with store.reading() as conn:
         if conn.execute(select(runs.c.id).where(*where).limit(1)).first() is None:
             known = sorted(p for (p,) in conn.execute(select(runs.c.product).distinct()))
             shown = ", ".join(repr(p) for p in known[:20]) or "none"

@@ -155,7 +155,9 @@ class RecordStore:
         self.engine.dispose()
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def reading(self) -> Iterator[Connection]:
+        """A connection that only reads: on SQLite it never takes the write lock, so readers
+        (the fleet pages, an archive selection) never wait for, nor hold up, a writer."""
         with self.engine.connect() as conn:
             yield conn.execution_options(harness_read=True)
 
@@ -184,7 +186,7 @@ class RecordStore:
                         version=step.version, applied=_now(), description=step.description))
 
     def version(self) -> int:
-        with self._read() as conn:
+        with self.reading() as conn:
             return int(conn.execute(select(func.max(schema_version.c.version))).scalar() or 0)
 
     # Writing --------------------------------------------------------------------------
@@ -269,11 +271,11 @@ class RecordStore:
         return int(pk)
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._read() as conn:
+        with self.reading() as conn:
             return read_run(conn, self._pk(conn, run_id))
 
     def chain_info(self, run_id: str) -> StoredRun:
-        with self._read() as conn:
+        with self.reading() as conn:
             row = conn.execute(_link_query().where(T["runs"].c.run_id == run_id)).first()
         if row is None:
             raise ConfigError(f"no run {run_id!r} in the records", source=self.display)
@@ -290,7 +292,7 @@ class RecordStore:
                  .order_by(runs.c.started.desc(), runs.c.id.desc()))
         if limit:
             query = query.limit(limit)
-        with self._read() as conn:
+        with self.reading() as conn:
             return [RunSummary(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7],
                                int(r[8]), r[9], r[10], r[11]) for r in conn.execute(query)]
 
@@ -298,7 +300,7 @@ class RecordStore:
                    since: str | None = None, rejudged: bool = False) -> stats.YieldReport:
         """Units tested, first-pass and final yield per product and station, and per limit the
         units failing it (:func:`.stats.unit_yield`)."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return stats.unit_yield(conn, run_filters(product, station, since),
                                     rejudged=rejudged)
 
@@ -317,7 +319,7 @@ class RecordStore:
         if limits_hash is not None:
             where.append(T["runs"].c.limits_hash.startswith(_hex_prefix(limits_hash),
                                                             autoescape=True))
-        with self._read() as conn:
+        with self.reading() as conn:
             return stats.cpk(conn, where, name=name, limit_id=limit_id,
                              attempt=Pick.parse(attempt), rejudged=rejudged)
 
@@ -325,7 +327,7 @@ class RecordStore:
               since: str | None = None, measurement: str | None = None
               ) -> list[stats.TrendRow]:
         """Per station and UTC day: run outcomes, and a measurement's mean/min/max if named."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return stats.trend(conn, run_filters(product, station, since), measurement)
 
     def records(self, *, product: str | None = None, station: str | None = None,
@@ -338,7 +340,7 @@ class RecordStore:
                         runs.c.record_hash, runs.c.attempt, runs.c.rejudged_from,
                         runs.c.signature, runs.c.signing_key)
                  .where(*run_filters(product, station, since)).order_by(runs.c.id))
-        with self._read() as conn:
+        with self.reading() as conn:
             for r in conn.execute(query).all():
                 summary = RunSummary(r[1], r[2], r[3], r[4], r[5], Outcome(r[6]), r[7], r[8],
                                      int(r[9]), r[10], r[11], r[12])
@@ -347,7 +349,7 @@ class RecordStore:
     def output_states(self, run_ids: Iterable[str] | None = None
                       ) -> dict[str, dict[str, OutputState]]:
         """Which outputs took which runs: ``{run_id: {output name: state}}``."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return output_log.output_states(conn, run_ids)
 
     def mark_output(self, run_id: str, name: str, status: str, error: str = ""
@@ -365,7 +367,7 @@ class RecordStore:
         """Recompute every run's hash, check each station's chain links and numbering and
         every run's attempt number, then run ``checks`` (e.g. signatures) on each run."""
         runs = T["runs"]
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(_link_query().order_by(runs.c.station, runs.c.chain_seq)).all()
             pks = {row[1]: int(row[0]) for row in rows}
             keys = conn.execute(select(runs.c.id, runs.c.run_id, runs.c.product,
