@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -210,44 +210,42 @@ class HilPlugin:
             return
         if self.analysis_pool is None:
             self.analysis_pool = AnalysisPool(workers or default_workers(len(self.slots)))
-        for other in [slot, *(s for s in capture.live if s != slot)]:
-            run = self.runs.get(other)
-            done = capture.sessions[other].capture_of(sequence)
-            if run is None or other in self.refused or key in run.results or done is None:
+        sets = {s: capture.sessions[s].capture_of(sequence) for s in capture.live}
+        wanted = self._per_slot(slot, test_id, params, keep=lambda other: (
+            sets.get(other) is not None and key not in self.runs[other].results))
+        for other, kwargs in wanted.items():
+            self.runs[other].results[key] = self.analysis_pool.submit(
+                analyse, sets[other].root, **kwargs)
+
+    def _per_slot(self, slot: str, test_id: str, values_of: Any,
+                  keep: Callable[[str], bool] = lambda other: True) -> dict[str, dict[str, Any]]:
+        """``values_of(session)`` (None: no values) of this slot and of each other live,
+        unrefused slot that ``keep`` keeps, this slot first, each from its own session. A
+        slot whose values cannot be had is left to its own test, which then raises."""
+        out: dict[str, dict[str, Any]] = {}
+        for other in [slot, *(s for s in self.slot_capture.live if s != slot)]:
+            if other in self.refused or other not in self.runs or not keep(other):
                 continue
             try:
-                kwargs = dict(params(run.view(sibling_id(test_id, slot, other)))) \
-                    if params is not None else {}
+                out[other] = {} if values_of is None else dict(values_of(
+                    self.runs[other].view(sibling_id(test_id, slot, other))))
             except HarnessError:
                 if other == slot:
                     raise
-                continue
-            run.results[key] = self.analysis_pool.submit(analyse, done.root, **kwargs)
+        return out
 
     def _slot_overrides(self, slot: str, test_id: str, override_of: Any
                         ) -> dict[str, dict[str, Any]]:
-        """Each live slot's overrides (``override_of`` of its own session), this slot's
-        first; a ``focus_um`` on a focus stage the slots share is rounded to the station's
-        ``shared_focus_step_um``. A slot whose overrides cannot be had is left to its own
-        test, which then raises."""
+        """Each live slot's overrides (:meth:`_per_slot`); a ``focus_um`` on a focus stage
+        the slots share is rounded to the station's ``shared_focus_step_um``."""
         from harness.run.slots import shared_focus_position
 
         step = self.station_config.settings.shared_focus_step_um
-        out: dict[str, dict[str, Any]] = {}
-        for other in [slot, *(s for s in self.slot_capture.live if s != slot)]:
-            if other in self.refused or other not in self.runs:
-                continue
-            try:
-                own = dict(override_of(self.runs[other].view(sibling_id(test_id, slot,
-                                                                       other))))
-            except HarnessError:
-                if other == slot:
-                    raise
-                continue
+        out = self._per_slot(slot, test_id, override_of)
+        for other, own in out.items():
             shared = self.station is not None and not self.station.has(f"focus.{other}")
             if "focus_um" in own and shared:
                 own["focus_um"] = shared_focus_position(float(own["focus_um"]), step)
-            out[other] = own
         return out
 
     def _slot_sequence_for(self, slot: str, name: str, test_id: str, override_of: Any) -> Any:
