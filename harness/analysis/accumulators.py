@@ -282,7 +282,9 @@ class StackAccumulator:
         if self.frames >= self._limit:
             raise ConfigError(f"spatial stack longer than {self._limit} frames would overflow "
                               "the exact accumulators")
-        cv2.add(self._sum, frame, dst=self._sum, dtype=cv2.CV_32S)
+        # int32 += uint16 in place: numpy's mixed-type loop, 1.2x (12 MP) to 5x (0.5 MP)
+        # faster than cv2.add with dtype=CV_32S (bench/bench_emva.py)
+        np.add(self._sum, frame, out=self._sum)
         cv2.accumulateSquare(frame, self._sumsq)
         self.frames += 1
 

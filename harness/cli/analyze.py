@@ -1,7 +1,7 @@
 """``harness analyze``: run the pure analysis on recorded data.
 
-Commands are added by :mod:`harness.cli.analyze_sensor` (EMVA 1288, defects, uniformity) and
-:mod:`harness.cli.analyze_optics` (slanted-edge SFR, focus, colour).
+Each command is added by the module :data:`ANALYZE_MODULES` names, imported when the command
+is used (:mod:`harness.cli.lazy_group`).
 """
 
 from __future__ import annotations
@@ -9,18 +9,27 @@ from __future__ import annotations
 import typer
 
 from harness.cli.app import app
+from harness.cli.lazy_group import lazy_group
 
-analyze_app = typer.Typer(
+#: ``harness analyze`` command -> the module that registers it on :data:`analyze_app`.
+ANALYZE_MODULES: dict[str, tuple[str, ...]] = {
+    "blemish": ("harness.cli.analyze_blemish",),
+    "chromatic": ("harness.cli.analyze_chromatic",),
+    "colour": ("harness.cli.analyze_optics",),
+    "defects": ("harness.cli.analyze_sensor",),
+    "distortion": ("harness.cli.analyze_distortion",),
+    "emva1288": ("harness.cli.analyze_sensor",),
+    "focus": ("harness.cli.analyze_optics",),
+    "geometry": ("harness.cli.analyze_geometry",),
+    "sfr": ("harness.cli.analyze_optics",),
+    "uniformity": ("harness.cli.analyze_sensor",),
+}
+
+analyze_app: typer.Typer = typer.Typer(
+    cls=lazy_group(lambda: analyze_app, ANALYZE_MODULES),
     help="Analyse captured data (EMVA 1288, defects, uniformity, SFR, focus, colour).",
     no_args_is_help=True,
 )
 app.add_typer(analyze_app, name="analyze")
 
-from harness.cli import analyze_blemish as _blemish  # noqa: E402,F401
-from harness.cli import analyze_chromatic as _chromatic  # noqa: E402,F401
-from harness.cli import analyze_distortion as _distortion  # noqa: E402,F401
-from harness.cli import analyze_geometry as _geometry  # noqa: E402,F401
-from harness.cli import analyze_optics as _optics  # noqa: E402,F401
-from harness.cli import analyze_sensor as _sensor  # noqa: E402,F401
-
-__all__ = ["analyze_app"]
+__all__ = ["ANALYZE_MODULES", "analyze_app"]

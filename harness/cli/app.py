@@ -10,10 +10,30 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from harness.cli.lazy_group import lazy_group
 from harness.errors import Aborted, ConfigError, HarnessError, one_line
 
-app = typer.Typer(
+#: Each top-level command or group -> the modules that register it on :data:`app`, imported
+#: when the command is used (:mod:`harness.cli.lazy_group`).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "analyze": ("harness.cli.analyze",),
+    "capture": ("harness.cli.capture",),
+    "devices": ("harness.cli.devices",),
+    "limits": ("harness.cli.limits",),
+    "msa": ("harness.cli.msa",),
+    "records": ("harness.cli.records",),
+    "rejudge": ("harness.cli.rejudge",),
+    "reliability": ("harness.cli.reliability",),
+    "report": ("harness.cli.report",),
+    "serve": ("harness.cli.serve",),
+    "signoff": ("harness.cli.signoff",),
+    "sim": ("harness.cli.sim",),
+    "station": ("harness.cli.station", "harness.cli.station_calibrate"),
+}
+
+app: typer.Typer = typer.Typer(
     name="harness",
+    cls=lazy_group(lambda: app, COMMAND_MODULES),
     help="Camera-module qualification harness: stations, devices, capture, analysis, evidence.",
     no_args_is_help=True,
     add_completion=False,
@@ -107,5 +127,6 @@ def main() -> None:
         sys.exit(EXIT_ABORTED)
 
 
-__all__ = ["EXIT_ABORTED", "EXIT_BAD_INPUT", "EXIT_DEVICE", "EXIT_PROBLEM", "app", "as_typed",
-           "console", "err_console", "error_boundary", "fail", "guarded", "main", "root"]
+__all__ = ["COMMAND_MODULES", "EXIT_ABORTED", "EXIT_BAD_INPUT", "EXIT_DEVICE", "EXIT_PROBLEM",
+           "app", "as_typed", "console", "err_console", "error_boundary", "fail", "guarded", "main",
+           "root"]

@@ -14,7 +14,7 @@ from harness.errors import ConfigError
 
 sim_app = typer.Typer(name="sim", help="Simulated camera modules: ground truth, rendering.",
                       no_args_is_help=True)
-app.add_typer(sim_app)
+app.add_typer(sim_app, name="sim")
 
 ModuleArg = Annotated[Path, typer.Argument(
     help="Module file, or the name of one in fixtures/modules (e.g. golden).")]

@@ -27,6 +27,7 @@ import tifffile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import ConfigError
+from harness.inputs.image_guard import guard_image_size
 from harness.inputs.tiff_layout import LayoutCache, read_into_array
 from harness.paths import safe_relative
 
@@ -99,53 +100,6 @@ class Manifest(BaseModel):
     pixel_area_um2: float | None = None
     frames: list[FrameRecord] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
-
-
-#: The most pixel data one frame (one TIFF page, one PNG) may declare: 1 GiB is a 512 MP 16-bit
-#: mono or a 170 MP 16-bit RGB image, far beyond any camera module, while a corrupt header (a
-#: flipped bit in ImageLength) that declares 8 GiB or 128 GiB is refused before a decoder
-#: allocates, and fills, that much memory.
-MAX_FRAME_BYTES = 1 << 30
-#: Above 64 MiB a page may not declare more than 4096 x the file's size: lossless compression
-#: of real frames stays far below that (a flat 12 MP frame deflates ~1000:1), while a 1.6 kB file
-#: declaring 512 MiB is a corrupt header whose decoding costs seconds.
-MAX_RATIO_ABOVE = 64 << 20
-MAX_RATIO = 4096
-
-
-def guard_image_size(path: Path) -> None:
-    """Refuse a TIFF whose pages, or a PNG whose header, declare more than MAX_FRAME_BYTES.
-
-    Reads headers only (TIFF IFDs via tifffile, the PNG IHDR chunk, PNG spec 11.2.2). Files
-    that are not readable TIFF/PNG pass: the decoder then reports what is wrong with them.
-    """
-    declared: list[tuple[tuple[int, ...], int]] = []
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(33)
-        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-            width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-            depth, colour = head[24], head[25]
-            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
-            declared.append(((height, width, channels), max(depth, 8) // 8))
-        elif head[:2] in (b"II", b"MM"):
-            with tifffile.TiffFile(path) as tif:
-                for page in tif.pages:
-                    dtype = getattr(page, "dtype", None)
-                    shape = tuple(int(n) for n in getattr(page, "shape", ()))
-                    declared.append((shape, dtype.itemsize if dtype is not None else 1))
-    except Exception:  # not a TIFF/PNG header we can read: leave it to the decoder
-        return
-    for shape, itemsize in declared:
-        nbytes = itemsize
-        for n in shape:
-            nbytes *= n
-        if nbytes > MAX_FRAME_BYTES or (nbytes > MAX_RATIO_ABOVE and nbytes > MAX_RATIO * size):
-            raise ConfigError(f"image declares {'x'.join(map(str, shape))} pixels of {itemsize} "
-                              f"byte(s) = {nbytes / 2**20:.4g} MiB in a {size}-byte file; at "
-                              f"most {MAX_FRAME_BYTES >> 30} GiB per frame and {MAX_RATIO}:1 "
-                              "compression are accepted (corrupt header?)", source=str(path))
 
 
 class CaptureSet:
@@ -235,4 +189,4 @@ class CaptureSet:
 
 
 __all__ = ["CFA", "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST", "CaptureSet", "FrameRecord",
-           "Manifest", "guard_image_size"]
+           "Manifest"]

@@ -25,7 +25,7 @@ import numpy as np
 import tifffile
 
 from harness.errors import ConfigError
-from harness.inputs.captureset import guard_image_size
+from harness.inputs.image_guard import guard_image_size
 from harness.inputs.tiff_layout import LayoutCache
 from harness.paths import safe_relative
 

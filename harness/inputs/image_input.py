@@ -22,7 +22,7 @@ import tifffile
 from numpy.typing import NDArray
 
 from harness.errors import ConfigError
-from harness.inputs.captureset import guard_image_size
+from harness.inputs.image_guard import guard_image_size
 
 FloatArray = NDArray[np.float64]
 Encoding = Literal["linear", "srgb"]

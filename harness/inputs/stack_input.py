@@ -27,8 +27,8 @@ from harness.analysis.accumulators import StackAccumulator, StackStats
 from harness.analysis.defects import CFA_PATTERNS
 from harness.analysis.emva1288 import EmvaData, EmvaReducer
 from harness.errors import ConfigError
-from harness.inputs.captureset import guard_image_size
 from harness.inputs.emva_descriptor import EmvaDescriptor, load_image, read_descriptor
+from harness.inputs.image_guard import guard_image_size
 from harness.inputs.tiff_layout import LayoutCache
 
 MANIFEST = "manifest.json"
