@@ -8,7 +8,7 @@ rich and the standard library at its top, and the machinery inside the command f
 Timing on a shared machine: each command runs 3 times, interleaved with the numpy reference so
 that a burst of load falls on both, and the *best* of each is compared (the least disturbed
 run; noise only ever adds time). Measured here: numpy 0.08-0.10 s, --version 0.10 s (the root
-group builds no command it is not asked for, harness.cli.lazy_group), --help 0.24-0.27 s, so
+group builds no command it is not asked for, harness.cli.lazy_group), --help 0.17-0.20 s, so
 the bound holds with room for noise; a regression that imports colour, scipy or SQLAlchemy
 again costs 0.5-2 s and fails it.
 """
