@@ -41,15 +41,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The suites' evidence goes to a temporary folder: tests never write into the checkout's out/
+# The unit tests run on TEST_JOBS pytest-xdist workers (each test owns its temporary folders,
+# ports and processes); the HIL suite runs in one process, since it holds the station. The
+# suites' evidence goes to a temporary folder: tests never write into the checkout's out/
 # (tests_unit/conftest.py fails the session if any test wrote into the checkout).
+TEST_JOBS ?= 2
 test: venv
 	@ev=$$(mktemp -d -t harness-test-evidence-XXXXXX); \
-	$(PY) -m pytest tests_unit tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
-	status=$$?; rm -rf $$ev; exit $$status
+	$(PY) -m pytest tests_unit -n $(TEST_JOBS) -q $(PYTEST_ARGS); unit=$$?; \
+	$(PY) -m pytest tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
+	hil=$$?; rm -rf $$ev; echo "unit tests: exit $$unit; HIL suite: exit $$hil"; \
+	[ $$unit -eq 0 ] && [ $$hil -eq 0 ]
 
 unit: venv
-	$(PY) -m pytest tests_unit -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests_unit -n $(TEST_JOBS) -q $(PYTEST_ARGS)
 
 # The qualification suite on the simulated 12 MP station, then the single-file Allure report
 # (out/report/index.html); the suite's exit status is kept.
