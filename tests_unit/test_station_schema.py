@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import textwrap
 from pathlib import Path
 
@@ -166,7 +167,8 @@ TYPOS = [
     ("confirm_label: true", "confirm_lable: true", 6,
      "settings.confirm_lable: unknown key 'confirm_lable' (did you mean 'confirm_label'?); "
      "allowed: analysis_workers, camera_link_mbps, confirm_label, label_timeout_s, lease, "
-     "light_calibration_max_age_days, shared_focus_step_um, signing_key, watchdog"),
+     "light_calibration_max_age_days, light_settle, shared_focus_step_um, signing_key, "
+     "watchdog"),
     ("ambient_c: 20", "ambiant_c: 20", 10,
      "bench.ambiant_c: unknown key 'ambiant_c' (did you mean 'ambient_c'?); "
      "allowed: ambient_c, chart, focus_um, light, powered"),
@@ -349,3 +351,43 @@ def test_a_lower_floor_registers_its_own_section(tmp_path: Path,
     assert message.endswith(":3: rig.amr: unknown key 'amr' (did you mean 'arm'?); allowed: arm")
     with pytest.raises(ValueError, match="already registered"):
         registry.register_section("rig")(lambda doc, raw: raw)
+
+
+# ---- settings.light_settle: the settle criterion a capture waits for --------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{window_s: 0.05}", "settings.light_settle: Value error, window_s 0.05 holds fewer than "
+                         "three readings 0.05 s apart; allowed: window_s >= 2 x interval_s"),
+    ("{tolerance_pct: 0}", "settings.light_settle.tolerance_pct: Input should be greater than 0"),
+    ("{timeout_s: .nan}", "settings.light_settle.timeout_s: Input should be a finite number"),
+    ("{windows_s: 1}", "settings.light_settle.windows_s: unknown key 'windows_s' (did you mean "
+                       "'window_s'?); allowed: interval_s, timeout_s, tolerance_pct, window_s"),
+])
+def test_a_bad_light_settle_is_one_line(tmp_path: Path, value: str, expected: str) -> None:
+    message = load_error(tmp_path, GOOD + f"settings:\n  light_settle: {value}\n")
+    assert f":9: {expected}" in message, message
+
+
+def test_the_capture_waits_by_the_station_s_light_settle(tmp_path: Path) -> None:
+    """A station's ``light_settle`` is the criterion the capture's settle hook judges by (its
+    trace says so); a station file without it gets the defaults (0.5 %, 0.5 s)."""
+    from types import SimpleNamespace
+
+    from harness.station.stability import station_meter_settle
+
+    class Meter:
+        def read(self) -> SimpleNamespace:
+            return SimpleNamespace(value=100.0)
+
+    tuned = load_station_file(write(tmp_path, GOOD + "settings:\n  light_settle: "
+                                    "{window_s: 0.1, interval_s: 0.02, tolerance_pct: 0.2}\n"),
+                              env={})
+    trace = station_meter_settle(Meter(), tuned)()["stability"]
+    assert (trace["window_s"], trace["tolerance_pct"]) == (0.1, 0.2)
+    assert trace["stable"] and 0.1 <= trace["settled_s"] < 0.5
+    times = [t for t, _ in trace["samples"]]
+    assert all(0.015 <= b - a < 0.2 for a, b in itertools.pairwise(times))
+    plain = load_station_file(write(tmp_path, GOOD, "plain.yaml"), env={})
+    default = station_meter_settle(Meter(), plain)()["stability"]
+    assert (default["window_s"], default["tolerance_pct"]) == (0.5, 0.5)
+    assert default["settled_s"] >= 0.5

@@ -184,9 +184,10 @@ class CaptureSession:
             if self.settle_factory is not None:
                 settle = self.settle_factory(station.device("meter"))
             else:
-                from harness.station.stability import meter_settle
+                from harness.station.stability import station_meter_settle
 
-                settle = meter_settle(station.device("meter"))
+                settle = station_meter_settle(station.device("meter"),
+                                              getattr(station, "config", None))
         header = {"station": {"id": station.id, "site": getattr(station.config, "site", "")},
                   "bits": bits, "cfa": cfa,
                   "instruments": {r: d.identity().as_dict() for r, d in station.devices.items()

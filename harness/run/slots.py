@@ -112,9 +112,10 @@ class SlotCapture:
     def _settle_factory(self, slot: str) -> Callable[[Any], Callable[[], dict[str, Any] | None]]:
         """A light settle made once for every slot (its result handed to each)."""
         def factory(meter: Any) -> Callable[[], dict[str, Any] | None]:
-            from harness.station.stability import meter_settle
+            from harness.station.stability import station_meter_settle
 
-            settle = meter_settle(getattr(meter, "shared_device", meter))
+            settle = station_meter_settle(getattr(meter, "shared_device", meter),
+                                          getattr(self.station, "config", None))
             return lambda: shared_call(self.rendezvous, slot, "settle", settle)
         return factory
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.errors import CalibrationExpired, ConfigError
 from harness.registry import (
@@ -76,6 +76,33 @@ class LeaseSettings(BaseModel):
                                      "is free; renewed every ttl_s / 3")
 
 
+class LightSettleSettings(BaseModel):
+    """``settings: light_settle:``: when the light counts as settled after a change, before a
+    capture (:func:`harness.station.stability.meter_settle`; EMVA 1288 assumes a constant
+    irradiance during each measurement). The meter is read every ``interval_s``; the light is
+    settled when the readings of the last ``window_s`` spread by at most ``tolerance_pct`` of
+    their mean; after ``timeout_s`` the test is an ERROR. An LED settles in milliseconds, a
+    halogen lamp in seconds: set the window to what the light needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance_pct: float = Field(0.5, gt=0.0, allow_inf_nan=False,
+                                 description="largest peak-to-peak spread, % of the mean")
+    window_s: float = Field(0.5, gt=0.0, allow_inf_nan=False,
+                            description="the readings of this last stretch are judged")
+    timeout_s: float = Field(30.0, gt=0.0, allow_inf_nan=False,
+                             description="not settled after this long: the test is an ERROR")
+    interval_s: float = Field(0.05, gt=0.0, allow_inf_nan=False,
+                              description="time between meter readings")
+
+    @model_validator(mode="after")
+    def _window_holds_readings(self) -> LightSettleSettings:
+        if self.interval_s * 2 > self.window_s:
+            raise ValueError(f"window_s {self.window_s:g} holds fewer than three readings "
+                             f"{self.interval_s:g} s apart; allowed: window_s >= 2 x interval_s")
+        return self
+
+
 class StationSettings(BaseModel):
     """The ``settings:`` section: how the harness behaves on this station.
 
@@ -104,6 +131,9 @@ class StationSettings(BaseModel):
         "throughput exceeds 90 % of it; none: not checked")
     lease: LeaseSettings = Field(default_factory=LeaseSettings,
                                  description="leases on the shared instruments")
+    light_settle: LightSettleSettings = Field(
+        default_factory=LightSettleSettings,
+        description="when the light counts as settled after a change, before a capture")
     shared_focus_step_um: float = Field(
         1.0, gt=0.0, allow_inf_nan=False, description="on a multi-up station whose slots "
         "share one focus stage, each slot's best focus is rounded to a multiple of this and "
@@ -359,5 +389,5 @@ def require_station_file(path: str | Path) -> StationConfig:
 
 
 __all__ = ["DEFAULT_LIGHT_CALIBRATION_MAX_AGE_DAYS", "ID_PATTERN", "SLOT_DEVICES", "Calibration",
-           "DeviceSpec", "LeaseSettings", "StationConfig", "StationHeader", "StationSettings",
-           "load_station_file", "require_station_file"]
+           "DeviceSpec", "LeaseSettings", "LightSettleSettings", "StationConfig", "StationHeader",
+           "StationSettings", "load_station_file", "require_station_file"]

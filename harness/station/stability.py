@@ -109,7 +109,8 @@ def meter_settle(meter: Any, *, tolerance_pct: float = 0.5, window_s: float = 0.
                  timeout_s: float = 30.0, interval_s: float = 0.05
                  ) -> Callable[[], dict[str, Any]]:
     """A ``settle`` hook for capture sequences: wait until ``meter`` is stable, return the trace
-    (for the record); raises :class:`StabilityError` when it is not."""
+    (for the record); raises :class:`StabilityError` when it is not. The defaults are those of
+    a station file's ``settings.light_settle`` (:func:`station_meter_settle`)."""
     def settle() -> dict[str, Any]:
         trace = wait_stable(lambda: float(meter.read().value), tolerance_pct, window_s,
                             timeout_s, interval_s=interval_s, device=getattr(meter, "name", None),
@@ -119,4 +120,16 @@ def meter_settle(meter: Any, *, tolerance_pct: float = 0.5, window_s: float = 0.
     return settle
 
 
-__all__ = ["StabilityError", "StabilityTrace", "meter_settle", "wait_stable"]
+def station_meter_settle(meter: Any, config: Any) -> Callable[[], dict[str, Any]]:
+    """:func:`meter_settle` with the criterion of the station file's ``settings.light_settle``
+    (``config``: the station's loaded file; the defaults when it has none)."""
+    criterion = getattr(getattr(config, "settings", None), "light_settle", None)
+    if criterion is None:
+        return meter_settle(meter)
+    return meter_settle(meter, tolerance_pct=criterion.tolerance_pct,
+                        window_s=criterion.window_s, timeout_s=criterion.timeout_s,
+                        interval_s=criterion.interval_s)
+
+
+__all__ = ["StabilityError", "StabilityTrace", "meter_settle", "station_meter_settle",
+           "wait_stable"]
