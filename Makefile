@@ -42,13 +42,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The unit tests run on TEST_JOBS pytest-xdist workers (each test owns its temporary folders,
-# ports and processes); the HIL suite runs in one process, since it holds the station. The
+# ports and processes), each test stopped with a stack dump after 20 min instead of hanging CI;
+# the HIL suite runs in one process, since it holds the station. The
 # suites' evidence goes to a temporary folder: tests never write into the checkout's out/
 # (tests_unit/conftest.py fails the session if any test wrote into the checkout).
 TEST_JOBS ?= 2
 test: venv
 	@ev=$$(mktemp -d -t harness-test-evidence-XXXXXX); \
-	$(PY) -m pytest tests_unit -n $(TEST_JOBS) -q $(PYTEST_ARGS); unit=$$?; \
+	$(PY) -m pytest tests_unit -n $(TEST_JOBS) --timeout 1200 --timeout-method thread -q $(PYTEST_ARGS); unit=$$?; \
 	$(PY) -m pytest tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
 	hil=$$?; rm -rf $$ev; echo "unit tests: exit $$unit; HIL suite: exit $$hil"; \
 	[ $$unit -eq 0 ] && [ $$hil -eq 0 ]

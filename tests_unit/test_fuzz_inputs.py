@@ -397,6 +397,29 @@ def test_truncated_or_bitflipped_tiffs(tmp_path: Path, data: st.DataObject) -> N
         loads_or_refuses(read, path)
 
 
+def test_a_tiff_whose_ifd_chain_loops_is_refused_at_once(tmp_path: Path) -> None:
+    """Found by the fuzz test above: one flipped bit made the first IFD's next-IFD offset point
+    back at itself, and every reader walked that chain for ever (tifffile does not notice).
+    The header check refuses a chain longer than the file can hold, with one line, at once."""
+    import struct
+    import time
+
+    path = workdir(tmp_path, "loop") / "frame.tif"
+    tifffile.imwrite(path, np.zeros((24, 32), np.uint16), photometric="minisblack")
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"II*\x00"
+    first = struct.unpack_from("<I", data, 4)[0]
+    entries = struct.unpack_from("<H", data, first)[0]
+    struct.pack_into("<I", data, first + 2 + 12 * entries, first)  # next IFD: itself
+    path.write_bytes(bytes(data))
+    for read in tiff_readers(path):
+        start = time.monotonic()
+        with pytest.raises(ConfigError, match=r"chain of image file directories loops") as info:
+            read()
+        assert time.monotonic() - start < 2.0
+        one_line_naming(info.value, path)
+
+
 @FEW
 @given(raw=st.binary(max_size=300))
 def test_tiff_readers_on_random_bytes(tmp_path: Path, raw: bytes) -> None:

@@ -23,15 +23,23 @@ MAX_FRAME_BYTES = 1 << 30
 #: declaring 512 MiB is a corrupt header whose decoding costs seconds.
 MAX_RATIO_ABOVE = 64 << 20
 MAX_RATIO = 4096
+#: The smallest image file directory: a 2-byte entry count, one 12-byte entry and a 4-byte
+#: next-IFD offset (TIFF 6.0, section 2; BigTIFF's are larger). A file of n bytes holds at most
+#: n // 18 of them, so a longer chain of pages revisits IFDs: a next-IFD offset pointing back
+#: (one flipped bit suffices) would otherwise make every reader walk the chain forever.
+MIN_IFD_BYTES = 18
 
 
 def guard_image_size(path: Path) -> None:
     """Refuse a TIFF whose pages, or a PNG whose header, declare more than MAX_FRAME_BYTES.
 
     Reads headers only (TIFF IFDs via tifffile, the PNG IHDR chunk, PNG spec 11.2.2). Files
-    that are not readable TIFF/PNG pass: the decoder then reports what is wrong with them.
+    that are not readable TIFF/PNG pass: the decoder then reports what is wrong with them. A
+    TIFF whose chain of IFDs is longer than the file can hold (:data:`MIN_IFD_BYTES`) loops and
+    is refused.
     """
     declared: list[tuple[tuple[int, ...], int]] = []
+    looping, most = False, 0
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -42,13 +50,21 @@ def guard_image_size(path: Path) -> None:
             channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 4)
             declared.append(((height, width, channels), max(depth, 8) // 8))
         elif head[:2] in (b"II", b"MM"):
+            most = max(1, size // MIN_IFD_BYTES)
             with tifffile.TiffFile(path) as tif:
-                for page in tif.pages:
+                for count, page in enumerate(tif.pages, 1):
+                    if count > most:
+                        looping = True
+                        break
                     dtype = getattr(page, "dtype", None)
                     shape = tuple(int(n) for n in getattr(page, "shape", ()))
                     declared.append((shape, dtype.itemsize if dtype is not None else 1))
     except Exception:  # not a TIFF/PNG header we can read: leave it to the decoder
         return
+    if looping:
+        raise ConfigError(f"TIFF has more than {most} page(s) in a {size}-byte "
+                          "file: its chain of image file directories loops (corrupt file?)",
+                          source=str(path))
     for shape, itemsize in declared:
         nbytes = itemsize
         for n in shape:
@@ -60,4 +76,5 @@ def guard_image_size(path: Path) -> None:
                               "compression are accepted (corrupt header?)", source=str(path))
 
 
-__all__ = ["MAX_FRAME_BYTES", "MAX_RATIO", "MAX_RATIO_ABOVE", "guard_image_size"]
+__all__ = ["MAX_FRAME_BYTES", "MAX_RATIO", "MAX_RATIO_ABOVE", "MIN_IFD_BYTES",
+           "guard_image_size"]
