@@ -42,9 +42,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The unit tests run on TEST_JOBS pytest-xdist workers (each test owns its temporary folders,
-# ports and processes), each test stopped with a stack dump after 20 min instead of hanging CI;
-# the HIL suite runs in one process, since it holds the station. The
-# suites' evidence goes to a temporary folder: tests never write into the checkout's out/
+# ports and processes); a test still running after 20 min is stopped with a stack dump rather
+# than hanging CI. The HIL suite runs after them in one process, since it holds the station.
+# The suites' evidence goes to a temporary folder: tests never write into the checkout's out/
 # (tests_unit/conftest.py fails the session if any test wrote into the checkout).
 TEST_JOBS ?= 2
 test: venv
