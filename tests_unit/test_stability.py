@@ -84,6 +84,8 @@ def test_meter_settle_hook_returns_the_trace() -> None:
         def read(self) -> MeterReading:
             return MeterReading(250.0, "lx")
 
-    record = meter_settle(Meter(), window_s=0.02, interval_s=0.005)()
+    from harness.station.schema import LightSettleSettings
+
+    record = meter_settle(Meter(), LightSettleSettings(window_s=0.02, interval_s=0.005))()
     assert record["stability"]["stable"] is True
     assert record["stability"]["samples"][-1][1] == 250.0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import InstrumentError
+from harness.station.schema import LightSettleSettings
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,17 @@ def wait_stable(read: Callable[[], float], tolerance_pct: float, window_s: float
         sleep(interval_s)
 
 
-def meter_settle(meter: Any, *, tolerance_pct: float = 0.5, window_s: float = 0.5,
-                 timeout_s: float = 30.0, interval_s: float = 0.05
+def meter_settle(meter: Any, criterion: LightSettleSettings | None = None
                  ) -> Callable[[], dict[str, Any]]:
-    """A ``settle`` hook for capture sequences: wait until ``meter`` is stable, return the trace
-    (for the record); raises :class:`StabilityError` when it is not. The defaults are those of
-    a station file's ``settings.light_settle`` (:func:`station_meter_settle`)."""
+    """A ``settle`` hook for capture sequences: wait until ``meter`` is stable by ``criterion``
+    (a station file's ``settings.light_settle``; its defaults when None), return the trace (for
+    the record); raises :class:`StabilityError` when it is not."""
+    c = criterion if criterion is not None else LightSettleSettings()
+
     def settle() -> dict[str, Any]:
-        trace = wait_stable(lambda: float(meter.read().value), tolerance_pct, window_s,
-                            timeout_s, interval_s=interval_s, device=getattr(meter, "name", None),
-                            what="meter reading")
+        trace = wait_stable(lambda: float(meter.read().value), c.tolerance_pct, c.window_s,
+                            c.timeout_s, interval_s=c.interval_s,
+                            device=getattr(meter, "name", None), what="meter reading")
         return {"stability": trace.as_dict()}
 
     return settle
@@ -123,12 +125,7 @@ def meter_settle(meter: Any, *, tolerance_pct: float = 0.5, window_s: float = 0.
 def station_meter_settle(meter: Any, config: Any) -> Callable[[], dict[str, Any]]:
     """:func:`meter_settle` with the criterion of the station file's ``settings.light_settle``
     (``config``: the station's loaded file; the defaults when it has none)."""
-    criterion = getattr(getattr(config, "settings", None), "light_settle", None)
-    if criterion is None:
-        return meter_settle(meter)
-    return meter_settle(meter, tolerance_pct=criterion.tolerance_pct,
-                        window_s=criterion.window_s, timeout_s=criterion.timeout_s,
-                        interval_s=criterion.interval_s)
+    return meter_settle(meter, getattr(getattr(config, "settings", None), "light_settle", None))
 
 
 __all__ = ["StabilityError", "StabilityTrace", "meter_settle", "station_meter_settle",
