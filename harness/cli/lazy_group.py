@@ -65,10 +65,8 @@ def _build(owner: typer.Typer, name: str) -> click.Command | None:
         if info.callback is not None and (
                 info.name or get_command_name(info.callback.__name__)) == name:
             return get_command_from_info(info, **options)
-    for group in owner.registered_groups:
-        group_name = group.name or (group.typer_instance.info.name
-                                    if group.typer_instance is not None else None)
-        if group_name == name:
+    for group in owner.registered_groups:  # each added by add_typer with its name
+        if group.name == name:
             return get_group_from_info(group, suggest_commands=owner.suggest_commands,
                                        **options)
     return None
