@@ -16,7 +16,9 @@ is the harness's own method (docs/standards.md#blemishes):
    sigma-clipping in place of its mode): smoothed with a Gaussian "twiced" (Tukey 1977,
    bias of order sigma^4 on a curved background), the border padded by point reflection so
    a gradient is kept to the corners; blocks off it by more than 3 sigma and a quarter of
-   ``min_contrast_pct`` (the spots) are masked and filled in from their neighbours.
+   ``min_contrast_pct`` (the spots) are masked and filled in from their neighbours: by
+   diffusion inside the frame, by a locally fitted plane on the border (where the point
+   reflection would hold a masked block at its own value).
 3. **Detection** on the contrast 1 - plane / background at 8 px per pixel: Gaussian matched
    filters at three scales (normalised convolution, so unbiased up to the border), each
    divided by its local noise (the mesh map of the median residual of step 1 times the
@@ -174,13 +176,60 @@ def _smooth(img: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(out[pad:-pad, pad:-pad])
 
 
+def _fill_holes(mesh: np.ndarray, bad: np.ndarray, sigma: float) -> np.ndarray:
+    """``mesh`` with its ``bad`` blocks replaced by a plane fitted, by least squares under
+    Gaussian weights of ``sigma`` blocks, to the good blocks around each (polynomial normalised
+    convolution, Knutsson & Westin 1993, CVPR, 515), so a hole on the border is filled from the
+    side that has data with the background's slope kept. A block with less than a quarter of a
+    full window of good blocks in reach waits for its neighbours to be filled (a large hole
+    fills from its rim in). Used for the border blocks only: inside the frame a plane
+    extrapolates the flank of a wide spot into its hole (measured: an 80 px, 1.5 % spot missed),
+    where diffusion, which interpolates, does not."""
+    r = math.ceil(3 * sigma)
+    u = np.arange(-r, r + 1, dtype=np.float32)
+    g = np.exp(-0.5 * (u / sigma) ** 2).astype(np.float32)
+    terms = [(0, 0), (1, 0), (0, 1)]  # 1, x, y
+    nt = len(terms)
+    powers = {(a1 + a2, b1 + b2) for a1, b1 in terms for a2, b2 in terms}
+    full = float(g.sum()) ** 2
+    out = mesh.astype(np.float32).copy()
+    todo = bad.copy()
+    for _ in range(20):
+        good = (~todo).astype(np.float32)
+        mom = {pw: cv2.sepFilter2D(good, cv2.CV_32F, g * u**pw[0], g * u**pw[1],
+                                   borderType=cv2.BORDER_CONSTANT) for pw in powers}
+        ys, xs = np.nonzero(todo & (mom[0, 0] >= 0.25 * full))
+        if ys.size == 0:
+            break
+        data = out * good
+        gram = np.empty((ys.size, nt, nt))
+        vec = np.empty((ys.size, nt))
+        for i, (a1, b1) in enumerate(terms):
+            vec[:, i] = cv2.sepFilter2D(data, cv2.CV_32F, g * u**a1, g * u**b1,
+                                        borderType=cv2.BORDER_CONSTANT)[ys, xs]
+            for j, (a2, b2) in enumerate(terms):
+                gram[:, i, j] = mom[a1 + a2, b1 + b2][ys, xs]
+        gram[:, np.arange(1, nt), np.arange(1, nt)] += 1e-6 * gram[:, :1, 0]
+        out[ys, xs] = np.linalg.solve(gram, vec[:, :, None])[:, 0, 0]
+        todo[ys, xs] = False
+    return out.astype(mesh.dtype)
+
+
 def _background(mesh: np.ndarray, noise: float, floor: float) -> np.ndarray:
     """Smooth background of the mesh of block means with the spots clipped out: blocks off
-    by more than 3 robust sigmas, and more than ``floor`` (relative), are replaced."""
+    by more than 3 robust sigmas, and more than ``floor`` (relative), are replaced, inside the
+    frame by diffusion from the blocks around (repeated smoothing), on the border by
+    :func:`_fill_holes`. Diffusion cannot reach a border block: :func:`_smooth` point-reflects
+    the border, which holds every border block at its own value, so a spot on the border kept
+    up to 0.7 % of its depth in the background (measured: a 77 px spot 4 px off centre)."""
     sigma = 1.5
     bg = _smooth(mesh, sigma)
     work = mesh.copy()
     bad = np.zeros(mesh.shape, bool)
+    ring = np.ones(mesh.shape, bool)
+    ring[1:-1, 1:-1] = False
+    edge = np.zeros(mesh.shape, bool)
+    fixed = mesh
     for it in range(20):
         if it < 4:  # the mask settles in a few passes; the holes then fill in by diffusion
             dev = mesh / bg - 1.0
@@ -190,7 +239,11 @@ def _background(mesh: np.ndarray, noise: float, floor: float) -> np.ndarray:
             if not bad.any():
                 break
             np.copyto(work, mesh)
+            edge = bad & ring
+            if edge.any():
+                fixed = _fill_holes(mesh, bad, sigma)
         np.copyto(work, bg, where=bad)
+        np.copyto(work, fixed, where=edge)
         bg = _smooth(work, sigma)
     return bg
 
