@@ -149,7 +149,7 @@ def test_cli_calibrate_then_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     station.write_text(STATION)
     runner = CliRunner()
     result = runner.invoke(app, ["station", "calibrate", str(station), "--points", "4",
-                                 "--window-s", "0.05", "--tolerance-pct", "0.3"])
+                                 "--window-s", "0.1", "--tolerance-pct", "0.3"])
     assert result.exit_code == 0, result.output
     cal = LightCalibration.load(calibration_path(station))
     assert [p.level_pct for p in cal.points] == [5.0, 36.667, 68.333, 100.0]
@@ -176,9 +176,45 @@ def test_cli_calibrate_bad_input_and_instrument_fault(tmp_path: Path,
                                       "meter: {type: cs100a, noise_pct: 0, faults: "
                                       "[{kind: error, after: 5, code: ER30}]}"))
     result = runner.invoke(app, ["station", "calibrate", str(faulty), "--points", "3",
-                                 "--window-s", "0.05"])
+                                 "--window-s", "0.1"])
     assert result.exit_code == 3 and "meter error ER30" in result.output
     assert not calibration_path(faulty).exists()
+
+
+def test_cli_calibrate_settles_by_the_station_light_settle(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calibration judges stability by the station's ``settings.light_settle``, the criterion
+    its captures use; an option overrides that part of it, and a bad one is a one-line error
+    naming the option (a window of one reading would always look stable)."""
+    import harness.station.light_calibration as light_calibration
+
+    monkeypatch.setenv("HARNESS_LOCK_DIR", str(tmp_path))
+    seen: list[dict[str, Any]] = []
+
+    def fake_calibrate(*_: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr(light_calibration, "calibrate", fake_calibrate)
+    station = tmp_path / "settle-st.yaml"
+    station.write_text(STATION.replace(
+        "settings: {light_calibration_max_age_days: 7}",
+        "settings: {light_settle: {tolerance_pct: 0.2, window_s: 0.4, timeout_s: 12, "
+        "interval_s: 0.1}}"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["station", "calibrate", str(station)]).exit_code == 2
+    assert runner.invoke(app, ["station", "calibrate", str(station), "--window-s", "0.6",
+                               "--timeout-s", "3"]).exit_code == 2
+    criteria = [(k["tolerance_pct"], k["window_s"], k["timeout_s"], k["interval_s"])
+                for k in seen]
+    assert criteria == [(0.2, 0.4, 12.0, 0.1), (0.2, 0.6, 3.0, 0.1)]
+    bad = runner.invoke(app, ["station", "calibrate", str(station), "--window-s", "0.1"])
+    assert bad.exit_code == 2 and len(seen) == 2
+    line = bad.output.strip()
+    assert "\n" not in line and "--window-s: window_s 0.1 holds fewer than three" in line
+    assert "allowed: window_s >= 2 x interval_s" in line
+    bad = runner.invoke(app, ["station", "calibrate", str(station), "--tolerance-pct", "0"])
+    assert bad.exit_code == 2 and "--tolerance-pct: Input should be greater than 0" in bad.output
 
 
 def test_calibrate_refuses_a_non_monotone_curve() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import InstrumentError
+from harness.errors import ConfigError, InstrumentError
 from harness.station.schema import LightSettleSettings
 
 
@@ -122,11 +122,28 @@ def meter_settle(meter: Any, criterion: LightSettleSettings | None = None
     return settle
 
 
+def settle_criterion(base: LightSettleSettings, **overrides: float | None
+                     ) -> LightSettleSettings:
+    """``base`` (a station's ``settings.light_settle``) with the ``overrides`` that are not
+    None, checked like the station file's section; a bad value is a
+    :class:`~harness.errors.ConfigError` naming the option (``window_s`` -> ``--window-s``)."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return LightSettleSettings.model_validate({**base.model_dump(), **given})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else next(iter(given), "window_s")
+        raise ConfigError(f"{err['msg'].removeprefix('Value error, ')}",
+                          field="--" + name.replace("_", "-")) from None
+
+
 def station_meter_settle(meter: Any, config: Any) -> Callable[[], dict[str, Any]]:
     """:func:`meter_settle` with the criterion of the station file's ``settings.light_settle``
     (``config``: the station's loaded file; the defaults when it has none)."""
     return meter_settle(meter, getattr(getattr(config, "settings", None), "light_settle", None))
 
 
-__all__ = ["StabilityError", "StabilityTrace", "meter_settle", "station_meter_settle",
-           "wait_stable"]
+__all__ = ["StabilityError", "StabilityTrace", "meter_settle", "settle_criterion",
+           "station_meter_settle", "wait_stable"]
