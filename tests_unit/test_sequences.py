@@ -148,7 +148,9 @@ def test_light_settle_is_skipped_only_when_nothing_changed(
     ctx.light_on(50.0)
     ctx.light_on(50.0)  # unchanged, and the meter agrees: no wait
     assert len(settles) == 1
-    assert [e for e, _ in ctx.events] == ["settle_skipped"]  # type: ignore[attr-defined]
+    events = ctx.events  # type: ignore[attr-defined]
+    assert [e for e, _ in events] == ["light_settled", "settle_skipped"]
+    assert events[0][1] == {"light": [True, 50.0, None], "mean": 500.0, "tolerance_pct": 0.5}
     ctx.light_on(60.0)  # another level
     assert len(settles) == 2
     lux["value"] = 510.0  # same state, but the light drifted (or was cycled) meanwhile

@@ -100,6 +100,12 @@ def test_a_limit_nobody_judged_makes_the_run_incomplete(tmp_path: Path) -> None:
     assert started == ended and {"saturation_level", "exposure_sweep", "dark_stack",
                                  "flat_stack", "focus_sweep", "edge", "colour",
                                  "dotgrid"} == set(started)
+    # every wait for the light is evidence: its state and every meter reading judged
+    settled = [e["data"] for e in events
+               if e["type"] == "sequence" and e["event"] == "light_settled"]
+    assert settled and all(d["stable"] and len(d["samples"]) >= 3 for d in settled)
+    on = [d for d in settled if d["light"][0]]
+    assert on and all(d["mean"] > 0 and d["tolerance_pct"] == 0.5 for d in on)
 
 
 def test_a_k_selection_is_incomplete(tmp_path: Path) -> None:

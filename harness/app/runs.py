@@ -113,6 +113,10 @@ def _step_text(event: str, data: Mapping[str, Any]) -> str:
         return f"capturing {sequence}"
     if event == "sequence_end":
         return f"{sequence} captured"
+    if event == "light_settled":
+        return "light settled"
+    if event == "settle_skipped":
+        return "light still settled"
     return f"{event} {sequence}".strip()
 
 

@@ -189,7 +189,9 @@ class CaptureContext:
         """Wait for the light to settle, unless nothing changed since the last settle: same
         on/off state, level and CCT, and one meter reading now within the settle tolerance of
         the mean that was judged stable then (a light switched off and on again behind the
-        sequence's back fails the reading or the state and is waited for)."""
+        sequence's back fails the reading or the state and is waited for). A settle is logged
+        (``light_settled``: the light's state and the trace, every reading with its time), a
+        skip too (``settle_skipped``: the state, the reading and the mean it agreed with)."""
         if self.settle is None:
             return
         state = self._light_state()
@@ -202,6 +204,8 @@ class CaptureContext:
                 return
         result = self.wait_settled() or {}
         trace = result.get("stability") or {}
+        if trace:  # the evidence that the light was steady before these frames
+            self.log("light_settled", light=None if state is None else list(state), **trace)
         last.clear()
         if state is not None and "mean" in trace:
             last.update(state=state, mean=trace["mean"], tolerance_pct=trace["tolerance_pct"])
