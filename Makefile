@@ -42,20 +42,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The unit tests run on TEST_JOBS pytest-xdist workers (each test owns its temporary folders,
-# ports and processes); a test still running after 20 min is stopped with a stack dump rather
-# than hanging CI. The HIL suite runs after them in one process, since it holds the station.
+# ports and processes), a whole module per worker (--dist loadfile): a module-scoped fixture
+# then runs once (the verdict map's runs the suite on 27 modules), and the kiosk browser
+# tests' fleet page finds the runs the module's earlier tests made. A test still running after
+# 20 min is stopped with a stack dump rather than hanging CI. The HIL suite runs after them in one process, since it holds the station.
 # The suites' evidence goes to a temporary folder: tests never write into the checkout's out/
 # (tests_unit/conftest.py fails the session if any test wrote into the checkout).
 TEST_JOBS ?= 2
 test: venv
 	@ev=$$(mktemp -d -t harness-test-evidence-XXXXXX); \
-	$(PY) -m pytest tests_unit -n $(TEST_JOBS) --timeout 1200 --timeout-method thread -q $(PYTEST_ARGS); unit=$$?; \
+	$(PY) -m pytest tests_unit -n $(TEST_JOBS) --dist loadfile --timeout 1200 --timeout-method thread -q $(PYTEST_ARGS); unit=$$?; \
 	$(PY) -m pytest tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
 	hil=$$?; rm -rf $$ev; echo "unit tests: exit $$unit; HIL suite: exit $$hil"; \
 	[ $$unit -eq 0 ] && [ $$hil -eq 0 ]
 
 unit: venv
-	$(PY) -m pytest tests_unit -n $(TEST_JOBS) -q $(PYTEST_ARGS)
+	$(PY) -m pytest tests_unit -n $(TEST_JOBS) --dist loadfile -q $(PYTEST_ARGS)
 
 # The qualification suite on the simulated 12 MP station, then the single-file Allure report
 # (out/report/index.html); the suite's exit status is kept.
