@@ -99,6 +99,19 @@ def test_spots_on_the_border_meet_the_issue_tolerances() -> None:
                                                                                    dd, dc)
 
 
+def test_a_spot_below_the_last_whole_mesh_block_is_measured() -> None:
+    """3024 rows are 94.5 mesh blocks: a spot centred 2.5 px from the bottom edge sits in the
+    part block. Noise-free, it is measured within 0.3 px, 2 % and 6 % (the noise-free
+    tolerances); before the part block was completed the mesh saw only its flank and the
+    contrast came out 25 % low."""
+    spot = Spot(3940.4, 3021.5, 49.0, 0.016, "gauss")
+    res = measure_blemishes(render_flat([spot], electrons=None, prnu=0.0, defects=0))
+    found, missed, false = match(res, [spot])
+    assert not missed and false == 0
+    [(_, dpos, dd, dc)] = found
+    assert dpos <= 0.3 and abs(dd) <= 0.02 and abs(dc) <= 0.06, (dpos, dd, dc)
+
+
 def test_bayer_mosaic_reports_full_frame_coordinates() -> None:
     """An RGGB mosaic with white-balance-like gains (R 0.5, B 0.7): the spots are achromatic,
     measured on the 2 x 2 luminance plane, and reported in mosaic pixels. Noise-free apart from

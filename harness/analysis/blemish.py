@@ -12,7 +12,7 @@ is the harness's own method (docs/standards.md#blemishes):
    ``defect_sigma`` robust sigmas and 2 % (the defect correction of an ISP): a defect is one
    or two pixels, the smooth profile of a blemish is not touched.
 2. **Background.** Shading is removed with a background from a mesh of 32 px block means
-   (the background mesh of SExtractor, Bertin & Arnouts 1996, A&AS 117, 393, with
+   covering the whole frame (the background mesh of SExtractor, Bertin & Arnouts 1996, A&AS 117, 393, with
    sigma-clipping in place of its mode): smoothed with a Gaussian "twiced" (Tukey 1977,
    bias of order sigma^4 on a curved background), the border padded by point reflection so
    a gradient is kept to the corners; blocks off it by more than 3 sigma and a quarter of
@@ -156,9 +156,11 @@ def _working_plane(flat: np.ndarray, defect_sigma: float,
     np.copyto(plane, med, where=bad)
     rel[bad] = 0
     blk = MESH_PX // 2
-    mh, mw = plane.shape[0] // blk, plane.shape[1] // blk
+    mh, mw = -(-plane.shape[0] // blk), -(-plane.shape[1] // blk)
     rel *= rel
-    var = cv2.resize(rel[: mh * blk, : mw * blk], (mw, mh), interpolation=cv2.INTER_AREA)
+    rel = np.pad(rel, ((0, mh * blk - rel.shape[0]), (0, mw * blk - rel.shape[1])),
+                 mode="symmetric")
+    var = cv2.resize(rel, (mw, mh), interpolation=cv2.INTER_AREA)
     return plane, sigma, var / np.float32(0.971**2)
 
 
@@ -461,8 +463,12 @@ def measure_blemishes(flat: np.ndarray, *, bayer: str | None = None,
     dh, dw = ph // _DET, pw // _DET
     det = cv2.resize(plane[: dh * _DET, : dw * _DET], (dw, dh), interpolation=cv2.INTER_AREA)
     blk = MESH_PX // (2 * _DET)
-    mh, mw = dh // blk, dw // blk
-    mesh = cv2.resize(det[: mh * blk, : mw * blk], (mw, mh), interpolation=cv2.INTER_AREA)
+    mh, mw = -(-dh // blk), -(-dw // blk)
+    # a part block at the far edges is completed by point reflection (exact for a linear
+    # background), so the mesh covers the whole frame: a spot in the last part block is seen
+    whole = np.pad(det, ((0, mh * blk - dh), (0, mw * blk - dw)), mode="reflect",
+                   reflect_type="odd")
+    mesh = cv2.resize(whole, (mw, mh), interpolation=cv2.INTER_AREA)
     if not float(np.median(mesh)) > 0:
         raise ConfigError("the flat has no signal (median <= 0)", field="flat")
     bg_mesh = _background(mesh.astype(np.float64), noise / (MESH_PX / 2),
