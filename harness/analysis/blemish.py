@@ -12,13 +12,13 @@ is the harness's own method (docs/standards.md#blemishes):
    ``defect_sigma`` robust sigmas and 2 % (the defect correction of an ISP): a defect is one
    or two pixels, the smooth profile of a blemish is not touched.
 2. **Background.** Shading is removed with a background from a mesh of 32 px block means
-   covering the whole frame (the background mesh of SExtractor, Bertin & Arnouts 1996, A&AS 117, 393, with
-   sigma-clipping in place of its mode): smoothed with a Gaussian "twiced" (Tukey 1977,
-   bias of order sigma^4 on a curved background), the border padded by point reflection so
-   a gradient is kept to the corners; blocks off it by more than 3 sigma and a quarter of
-   ``min_contrast_pct`` (the spots) are masked and filled in from their neighbours: by
-   diffusion inside the frame, by a locally fitted plane on the border (where the point
-   reflection would hold a masked block at its own value).
+   covering the whole frame (the background mesh of SExtractor, Bertin & Arnouts 1996, A&AS
+   117, 393, with sigma-clipping in place of its mode): smoothed with a Gaussian "twiced"
+   (Tukey 1977, bias of order sigma^4 on a curved background), the border padded by point
+   reflection so a gradient is kept to the corners; blocks off it by more than 3 sigma and a
+   quarter of ``min_contrast_pct`` (the spots) are masked and filled in from their
+   neighbours: by diffusion inside the frame, by a locally fitted plane on the border (where
+   the point reflection would hold a masked block at its own value).
 3. **Detection** on the contrast 1 - plane / background at 8 px per pixel: Gaussian matched
    filters at three scales (normalised convolution, so unbiased up to the border), each
    divided by its local noise (the mesh map of the median residual of step 1 times the
