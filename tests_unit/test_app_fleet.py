@@ -247,6 +247,40 @@ def test_bad_query_values_name_the_field(db: str, tmp_path: Path, url: str, stat
     assert r.status_code == status and text in r.text
 
 
+def test_runs_are_paged_newest_first(db: str, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run can be reached: RUNS_SHOWN a page (here 4 of the 6), newest first, with links
+    to the older and newer pages that keep the selection; the JSON twin lists the same."""
+    import harness.app.fleet as fleet
+
+    monkeypatch.setattr(fleet, "RUNS_SHOWN", 4)
+    c = client(db, tmp_path)
+    newest = sorted(RUNS, key=lambda r: r[4], reverse=True)
+    first = c.get("/fleet").text
+    links = re.findall(r'class="run-link" href="/fleet/runs/(\w+)"', first)
+    assert links == [r[0] for r in newest[:4]]
+    assert "1–4 of 6 (page 1 of 2)" in first and 'id="runs-newer"' not in first
+    older = re.search(r'id="runs-older" href="([^"]+)"', first)
+    assert older and html.unescape(older.group(1)) == "/fleet?page=2#runs"
+    second = c.get("/fleet", params={"page": "2"}).text
+    assert re.findall(r'class="run-link" href="/fleet/runs/(\w+)"', second) == \
+        [r[0] for r in newest[4:]]
+    assert "5–6 of 6 (page 2 of 2)" in second and 'id="runs-older"' not in second
+    assert 'id="runs-newer" href="/fleet?page=1#runs"' in second
+    one = c.get("/fleet", params={"station": "sim-2"}).text  # 2 runs: one page, no links
+    assert "1–2 of 2<" in one and "runs-older" not in one and "runs-newer" not in one
+    sel = c.get("/fleet", params={"station": "sim-1", "page": "2"}).text  # 4 runs, 1 page
+    assert "page 2 is past the last one (1); allowed: 1 to 1" in html.unescape(sel)
+    api = c.get("/api/fleet/runs", params={"page": "2"}).json()
+    assert [r["run_id"] for r in api["runs"]] == [r[0] for r in newest[4:]]
+    assert (api["runs_total"], api["page"], api["pages"], api["older"]) == (6, 2, 2, "")
+    for bad in ("0", "two", "-1", "1.5"):
+        r = c.get("/api/fleet/runs", params={"page": bad})
+        assert r.status_code == 422 and r.json()["field"] == "page", bad
+        assert "allowed: a whole number from 1" in r.json()["error"]
+    assert c.get("/fleet", params={"page": "3"}).status_code == 422
+
+
 def test_bad_values_in_the_api(db: str, tmp_path: Path) -> None:
     c = client(db, tmp_path)
     r = c.get("/api/fleet/yield", params={"since": "soon"})

@@ -1,9 +1,9 @@
 """The engineer's fleet pages (``/fleet``) and their JSON twins (``/api/fleet/...``), read from
 the records database (a SQLite file or a PostgreSQL URL; :class:`RecordStore`).
 
-* ``/fleet?product=&station=&since=``: yield and first-pass yield per product and station,
-  per day, the runs per station and day, Cpk per limit (each linking to its control chart),
-  the latest runs;
+* ``/fleet?product=&station=&since=&page=``: yield and first-pass yield per product and
+  station, per day, the runs per station and day, Cpk per limit (each linking to its control
+  chart), the runs newest first, :data:`RUNS_SHOWN` a page (``/api/fleet/runs`` lists them);
 * ``/fleet/chart?name=&condition=``: the individuals and moving-range chart of one
   measurement (:mod:`harness.evidence.records.control`), inline SVG;
 * ``/fleet/runs/{run_id}``: a run with every measurement, its limit and outcome, its capture
@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection
@@ -176,16 +176,48 @@ class Records:
             self._store.close()
 
 
-def overview(records: Records, sel: Selection) -> dict[str, Any]:
-    """What ``/fleet`` shows: yields, days, runs per station and day, Cpk, the latest runs."""
+def parse_page(value: str | None) -> int:
+    """The ``page`` query value: 1 (the newest runs) when absent."""
+    text = _text(value, "page", 12)
+    if not text:
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{text!r} is not a page; allowed: a whole number from 1",
+                          field="page")
+    return int(text)
+
+
+def runs_page(store: RecordStore, sel: Selection, page: int) -> dict[str, Any]:
+    """Page ``page`` of the selected runs, newest first, :data:`RUNS_SHOWN` a page, with the
+    links to the newer and older pages ("" where there is none)."""
+    filters = {"product": sel.product or None, "station": sel.station or None,
+               "since": sel.since or None}
+    total = store.count_runs(**filters)
+    pages = max(1, -(-total // RUNS_SHOWN))
+    if page > pages:
+        raise ConfigError(f"page {page} is past the last one ({pages}); allowed: 1 to {pages}",
+                          field="page")
+    first = (page - 1) * RUNS_SHOWN
+    runs = store.runs(**filters, limit=RUNS_SHOWN, offset=first)
+
+    def link(n: int) -> str:
+        return f"/fleet?{sel.query(page=str(n))}#runs" if 1 <= n <= pages else ""
+
+    return {"runs": runs, "runs_total": total, "page": page, "pages": pages,
+            "first": first + 1, "last": first + len(runs),
+            "newer": link(page - 1), "older": link(page + 1)}
+
+
+def overview(records: Records, sel: Selection, page: int = 1) -> dict[str, Any]:
+    """What ``/fleet`` shows: yields, days, runs per station and day, Cpk, and page ``page``
+    of the runs (:func:`runs_page`)."""
     store = records.store()
     if store is None:
         return {"empty": True, "note": f"{records.target} does not exist yet (the first "
                                        "stored run creates it)"}
     where = sel.where()
-    runs = store.runs(product=sel.product or None, station=sel.station or None,
-                      since=sel.since or None, limit=RUNS_SHOWN)
-    if not runs:
+    listed = runs_page(store, sel, page)
+    if not listed["runs"]:
         return {"empty": True, "note": "no runs in the records" +
                 (" for this selection" if sel.query() else "")}
     report = store.unit_yield(product=sel.product or None, station=sel.station or None,
@@ -201,7 +233,7 @@ def overview(records: Records, sel: Selection) -> dict[str, Any]:
             "more_days": len({d.day for d in days}) - len(shown_days),
             "trend": store.trend(product=sel.product or None, station=sel.station or None,
                                  since=sel.since or None),
-            "cpk": cpk, "runs": runs,
+            "cpk": cpk, **listed,
             "chart_links": [chart_link(Selection(r.product, sel.station, sel.since), r.name,
                                        r.condition) for r in cpk]}
 
@@ -288,10 +320,11 @@ def fleet_router(records: str | None, *, reports: Path | None = Path("out/report
 
     @router.get("/fleet", response_class=HTMLResponse)
     def fleet_page(request: Request, product: str | None = None, station: str | None = None,
-                   since: str | None = None) -> Response:
+                   since: str | None = None,
+                   page_no: Annotated[str | None, Query(alias="page")] = None) -> Response:
         def build() -> Mapping[str, Any]:
             sel = Selection.parse(product, station, since)
-            return {"sel": sel, **overview(db, sel)}
+            return {"sel": sel, **overview(db, sel, parse_page(page_no))}
         return page(request, "fleet.html", build)
 
     @router.get("/fleet/chart", response_class=HTMLResponse)
@@ -376,6 +409,20 @@ def fleet_router(records: str | None, *, reports: Path | None = Path("out/report
         return api(lambda: chart_of(db, Selection.parse(product, station, since), name,
                                     condition))
 
+    @router.get("/api/fleet/runs")
+    def runs_api(product: str | None = None, station: str | None = None,
+                 since: str | None = None, page: str | None = None) -> Response:
+        def build() -> Any:
+            sel = Selection.parse(product, station, since)
+            number = parse_page(page)
+            store = db.store()
+            if store is None:
+                return {"runs": [], "runs_total": 0, "page": 1, "pages": 1}
+            data = runs_page(store, sel, number)
+            return {k: data[k] for k in ("runs", "runs_total", "page", "pages", "newer",
+                                         "older")}
+        return api(build)
+
     @router.get("/api/fleet/runs/{run_id}")
     def run_api(run_id: str) -> Response:
         def build() -> Any:
@@ -390,4 +437,4 @@ def fleet_router(records: str | None, *, reports: Path | None = Path("out/report
 
 __all__ = ["DAYS_SHOWN", "FAILURES", "MAX_TEXT", "RUNS_SHOWN", "TEMPLATES", "FleetProblem",
            "Records", "Selection", "chart_link", "chart_of", "fleet_router", "make_templates",
-           "overview", "parse_condition", "plain", "run_detail"]
+           "overview", "parse_condition", "parse_page", "plain", "run_detail", "runs_page"]

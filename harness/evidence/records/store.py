@@ -281,8 +281,18 @@ class RecordStore:
             raise ConfigError(f"no run {run_id!r} in the records", source=self.display)
         return StoredRun(*row[1:])
 
+    def count_runs(self, *, product: str | None = None, station: str | None = None,
+                   since: str | None = None) -> int:
+        """How many runs :meth:`runs` would list without a ``limit``."""
+        query = (select(func.count()).select_from(T["runs"])
+                 .where(*run_filters(product, station, since)))
+        with self.reading() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def runs(self, *, product: str | None = None, station: str | None = None,
-             since: str | None = None, limit: int | None = None) -> list[RunSummary]:
+             since: str | None = None, limit: int | None = None, offset: int = 0
+             ) -> list[RunSummary]:
+        """The selected runs, newest first; ``limit`` of them after skipping ``offset``."""
         runs = T["runs"]
         query = (select(runs.c.run_id, runs.c.station, runs.c.product, runs.c.dut_serial,
                         runs.c.started, runs.c.outcome, runs.c.chain_seq, runs.c.record_hash,
@@ -292,6 +302,8 @@ class RecordStore:
                  .order_by(runs.c.started.desc(), runs.c.id.desc()))
         if limit:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self.reading() as conn:
             return [RunSummary(r[0], r[1], r[2], r[3], r[4], Outcome(r[5]), r[6], r[7],
                                int(r[8]), r[9], r[10], r[11]) for r in conn.execute(query)]
