@@ -45,19 +45,28 @@ $(STAMP): pyproject.toml
 # ports and processes), a whole module per worker (--dist loadfile): a module-scoped fixture
 # then runs once (the verdict map's runs the suite on 27 modules), and the kiosk browser
 # tests' fleet page finds the runs the module's earlier tests made. A test still running after
-# 20 min is stopped with a stack dump rather than hanging CI. The HIL suite runs after them in one process, since it holds the station.
+# 20 min is stopped with a stack dump rather than hanging CI. The HIL suite runs after them in
+# one process, since it holds the station.
 # The suites' evidence goes to a temporary folder: tests never write into the checkout's out/
 # (tests_unit/conftest.py fails the session if any test wrote into the checkout).
+# Bytecode, pytest's assertion-rewritten modules included, is cached in a temporary folder
+# (PYTHONPYCACHEPREFIX) shared by every Python process the tests start, and removed after:
+# with PYTHONDONTWRITEBYTECODE set, every pytest and harness process the tests start compiled
+# and rewrote every harness module it imports again (a simulated suite run: 10.7 s of CPU
+# against 8.0 s with the cache warm).
 TEST_JOBS ?= 2
+TEST_ENV = env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$$pyc
 test: venv
-	@ev=$$(mktemp -d -t harness-test-evidence-XXXXXX); \
-	$(PY) -m pytest tests_unit -n $(TEST_JOBS) --dist loadfile --timeout 1200 --timeout-method thread -q $(PYTEST_ARGS); unit=$$?; \
-	$(PY) -m pytest tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
-	hil=$$?; rm -rf $$ev; echo "unit tests: exit $$unit; HIL suite: exit $$hil"; \
+	@ev=$$(mktemp -d -t harness-test-evidence-XXXXXX); pyc=$$(mktemp -d -t harness-pyc-XXXXXX); \
+	$(TEST_ENV) $(PY) -m pytest tests_unit -n $(TEST_JOBS) --dist loadfile --timeout 1200 --timeout-method thread -q $(PYTEST_ARGS); unit=$$?; \
+	$(TEST_ENV) $(PY) -m pytest tests_hil --station $(STATION) --limits $(LIMITS) --evidence-dir $$ev -q $(PYTEST_ARGS); \
+	hil=$$?; rm -rf $$ev $$pyc; echo "unit tests: exit $$unit; HIL suite: exit $$hil"; \
 	[ $$unit -eq 0 ] && [ $$hil -eq 0 ]
 
 unit: venv
-	$(PY) -m pytest tests_unit -n $(TEST_JOBS) --dist loadfile -q $(PYTEST_ARGS)
+	@pyc=$$(mktemp -d -t harness-pyc-XXXXXX); \
+	$(TEST_ENV) $(PY) -m pytest tests_unit -n $(TEST_JOBS) --dist loadfile -q $(PYTEST_ARGS); \
+	status=$$?; rm -rf $$pyc; exit $$status
 
 # The qualification suite on the simulated 12 MP station, then the single-file Allure report
 # (out/report/index.html); the suite's exit status is kept.
