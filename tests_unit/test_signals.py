@@ -50,6 +50,7 @@ SEED = 1288
 def _env(state_file: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env[STATE_FILE_ENV] = str(state_file)
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hung run prints every thread's stack
     return env
 
 
@@ -78,10 +79,16 @@ def _signal_run(sig: signal.Signals, delay_s: float, folder: Path) -> dict[str, 
     time.sleep(delay_s)
     finished_first = proc.poll() is not None
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=60)
+    hung = False
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # the test says where it hung, instead of erroring
+        hung = True
+        proc.send_signal(signal.SIGABRT)
+        out, _ = proc.communicate(timeout=30)
     return {"journal": journal, "state": json.loads(state_file.read_text())
             if state_file.exists() else None, "code": proc.returncode, "out": out,
-            "finished_first": finished_first}
+            "finished_first": finished_first, "hung": hung}
 
 
 CASES = [(sig, round(random.Random(SEED + i).uniform(0.0, 2.5), 2))
@@ -101,6 +108,7 @@ def test_signal_aborts_safely_and_closes_the_journal(signal_runs, sig: signal.Si
                                                      delay_s: float) -> None:
     run = signal_runs[(sig.name, delay_s)]
     assert not run["finished_first"], "the run ended before the signal: pick earlier points"
+    assert not run["hung"], f"no exit 60 s after {sig.name}; its threads:\n{run['out'][-8000:]}"
     contents = read_journal(run["journal"])
     assert contents.events[-1]["type"] == "run_end", run["out"][-3000:]
     assert rebuild(contents).outcome is Outcome.ABORTED
