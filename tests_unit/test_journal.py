@@ -176,3 +176,44 @@ def test_sigkill_mid_run_keeps_every_event(tmp_path: Path) -> None:
     names = [m.name for m in rec.measurements]
     assert len(names) >= acknowledged
     assert names[:acknowledged] == [f"m{i}" for i in range(1, acknowledged + 1)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_between_a_line_and_its_count_waits_for_both(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals) -> None:
+    """A signal delivered the moment a journal line is out (here: raised from inside the
+    write) is acted on once the line is counted, so the next event takes the next number.
+    Without the hold the next event reused the number (test_signals saw ``seq 10 -> 9``)."""
+    import harness.evidence.journal as journal_module
+    from harness.evidence.interrupts import install, restore
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stop(signal.Signals(signum).name)
+
+    previous = install((sig,), stop)
+    j = Journal.create(tmp_path, "sig-run")
+    real_write = os.write
+    fired: list[int] = []
+
+    def write_then_signal(fd: int, data: bytes | memoryview) -> int:
+        n = real_write(fd, data)
+        if not fired:
+            fired.append(n)
+            signal.raise_signal(sig)  # its handler runs at the next bytecode, here
+        return n
+
+    try:
+        j.run_start(station="s", dut={"serial": "d"})
+        monkeypatch.setattr(journal_module.os, "write", write_then_signal)
+        with pytest.raises(Stop, match=sig.name):
+            j.test_start("t1", title="t", family="f")
+        monkeypatch.setattr(journal_module.os, "write", real_write)
+        j.test_end("t1", Outcome.PASS)
+    finally:
+        restore(previous)
+        j.close()
+    seqs = [e["seq"] for e in read_journal(j.path).events]
+    assert fired and seqs == [1, 2, 3]

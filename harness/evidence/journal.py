@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ConfigError, EvidenceError
+from harness.evidence.interrupts import held
 from harness.evidence.model import Artefact, RunRecord, TestRecord, Unjudged
 from harness.measurement import Measurement, Outcome, worst
 from harness.paths import safe_component
@@ -99,19 +100,21 @@ class Journal:
         return worst([derived, Outcome.ERROR]) if self.failed else derived
 
     def _write_line(self, line: bytes) -> None:
-        """Write ``line`` and fsync it. The sequence number is taken only once the first byte
-        is out: a signal (Ctrl-C, SIGTERM as Aborted) that lands before it leaves no trace, one
-        that lands after it cannot make the next event reuse the number."""
+        """Write ``line`` and fsync it. The sequence number is taken once the first byte is
+        out, and the signals of :mod:`harness.evidence.interrupts` (Ctrl-C, SIGTERM as Aborted
+        in a run) are held back until the line is written and counted: one landing between
+        the two made the next event reuse the number."""
         assert self._fd is not None
         view = memoryview(line)
         taken = False
-        while view:
-            n = os.write(self._fd, view)
-            if not taken:
-                self._seq += 1
-                taken = True
-            view = view[n:]
-        os.fsync(self._fd)
+        with held():  # a signal between the write and the count waits for both
+            while view:
+                n = os.write(self._fd, view)
+                if not taken:
+                    self._seq += 1
+                    taken = True
+                view = view[n:]
+            os.fsync(self._fd)
 
     def append(self, type_: EventType, **payload: Any) -> dict[str, Any]:
         """Write one event and fsync it; raise :class:`EvidenceError` if that fails."""

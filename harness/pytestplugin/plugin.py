@@ -97,7 +97,7 @@ class HilPlugin:
         self.interrupted = False
         self.current_test = ""
         self.current_runs: list[QualificationRun] = []
-        self.previous_sigterm: Any = None
+        self.previous_signals: dict[signal.Signals, Any] = {}
         self.no_run = False
         self.station_study: StationStudy | None = None
         self.slots: tuple[str, ...] = station_config.slots
@@ -298,7 +298,12 @@ class HilPlugin:
     # -- session hooks --------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.previous_sigterm = signal.signal(signal.SIGTERM, _raise_aborted)
+        from harness.evidence.interrupts import install
+
+        # SIGTERM raises Aborted, Ctrl-C KeyboardInterrupt, but never between a journal line
+        # and its count (harness.evidence.interrupts)
+        self.previous_signals = {**install((signal.SIGTERM,), _raise_aborted),
+                                 **install((signal.SIGINT,))}
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
         for item in items:
@@ -439,14 +444,16 @@ class HilPlugin:
     def close(self) -> None:
         """The one close path (idempotent): the station to its safe state and closed (if the
         session fixture's teardown did not run), the run finished, the watchdog stopped, the
-        SIGTERM handler given back."""
+        signal handlers given back."""
         if self.station is not None and self.station.is_open:
             self.safe_report = self.station.close()
         self.finish_run()
         self._stop_watchdog()
-        if self.previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self.previous_sigterm)
-            self.previous_sigterm = None
+        if self.previous_signals:
+            from harness.evidence.interrupts import restore
+
+            restore(self.previous_signals)
+            self.previous_signals = {}
 
     # -- what the fixtures ask for --------------------------------------------------------
 
