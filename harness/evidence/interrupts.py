@@ -41,7 +41,7 @@ def held() -> Iterator[None]:
     finally:
         _depth -= 1
         if _depth == 0 and _pending:
-            handler, signum = _pending.pop(0)
+            handler, signum = _pending[0]  # the first signal decides; repeats add nothing
             _pending.clear()
             handler(signum, None)
 
@@ -58,8 +58,8 @@ def deferring(handler: Handler) -> Handler:
     return deferred
 
 
-def install(signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
-            handler: Handler | None = None) -> dict[signal.Signals, Any]:
+def install(signals: tuple[signal.Signals, ...], handler: Handler | None = None
+            ) -> dict[signal.Signals, Any]:
     """Wrap the current handler of each of ``signals`` (or ``handler``) with :func:`deferring`;
     returns the previous handlers, for :func:`restore`."""
     previous: dict[signal.Signals, Any] = {}
